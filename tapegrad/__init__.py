@@ -1,0 +1,20 @@
+"""tapegrad: reverse-mode automatic differentiation on an explicit tape, built to be read.
+
+    import tapegrad as tg
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()          # two ops, two nodes on y.tape
+    y.backward()               # a reverse loop over the tape
+    x.grad                     # tensor([2., 4.])
+"""
+
+from .tensor import Tensor, tensor  # first: the ops it loads need Tensor
+from .anomaly import detect_anomaly
+from .function import Function
+from .gradcheck import GradcheckError, gradcheck
+from .tape import Node, Tape, is_grad_enabled, no_grad
+from . import ops
+
+__version__ = "0.1.0"
+
+__all__ = ["Tensor", "tensor", "Tape", "Node", "Function", "no_grad", "is_grad_enabled",
+           "gradcheck", "GradcheckError", "detect_anomaly", "ops"]

@@ -1,0 +1,160 @@
+"""`Function`: how an op is written, and how running it records a node.
+
+Every op, built-in or yours, is a subclass with two staticmethods, exactly
+as in torch::
+
+    class Square(tapegrad.Function):
+        '''y = x^2      dL/dx = dL/dy * 2x'''
+
+        @staticmethod
+        def forward(ctx, x):              # torch tensors in, a torch tensor out
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, grad_output):   # dL/dy in, one dL/d(input) per input out
+            x, = ctx.saved_tensors
+            return grad_output * 2 * x
+
+    y = Square.apply(x)
+
+`apply` unwraps the tapegrad tensors, runs `forward` on plain torch tensors
+(torch's autograd never sees a tensor that requires grad, so it records
+nothing), and, if any input needs a gradient, appends one node to the tape.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import anomaly
+from .tape import Node, Tape, _sequence, _state, merge, resolve
+from .tensor import Tensor
+
+
+class Function:
+    """Base class of every op. Subclass it; don't instantiate it.
+
+    forward(ctx, *inputs) -> torch.Tensor
+        Runs the op on torch tensors (and any plain Python arguments).
+        Saves what the derivative needs with ``ctx.save_for_backward``.
+    backward(ctx, grad_output) -> gradient or tuple of gradients
+        One gradient per input of `forward`, each shaped like that input,
+        or None where the input needs none (``ctx.needs_input_grad[i]`` is
+        False, or the input is not a tensor).
+
+    The docstring of an op states its maths; the teaching tools show it.
+    """
+
+    # The sweep checks that user ops return gradients shaped like their
+    # inputs; built-in ops are tested and skip that check.
+    check_grad_shapes = True
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        raise NotImplementedError("a Function subclass must define forward(ctx, *inputs)")
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        raise NotImplementedError("a Function subclass must define backward(ctx, grad_output)")
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError(f"{type(self).__name__} is used as {type(self).__name__}.apply(...), "
+                        "not instantiated (as with torch.autograd.Function)")
+
+    @classmethod
+    def apply(cls, *args):
+        """Run the op; record it on the tape if any input needs a gradient."""
+        raw = []
+        inputs = []
+        needs = []
+        tape = None
+        recording = _state.recording
+        for arg in args:
+            if isinstance(arg, Tensor):
+                raw.append(arg.data)
+                node = arg._node
+                if node is not None:
+                    inputs.append(node)
+                    needs.append(True)
+                    if recording:
+                        tape = _tape_of(arg, tape)
+                else:
+                    inputs.append(arg)
+                    needs.append(arg.requires_grad)
+            else:
+                raw.append(arg)
+                inputs.append(arg)
+                needs.append(False)
+
+        ctx = Node(cls)
+        ctx.needs_input_grad = tuple(needs) if recording else (False,) * len(needs)
+        try:
+            out = cls.forward(ctx, *raw)
+        except (RuntimeError, ValueError, TypeError, IndexError) as error:
+            raise type(error)(f"{cls.__name__}: {error}\n  inputs: {_describe(raw)}") from error
+        if cls.check_grad_shapes:
+            _check_reserved(cls, ctx)
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"{cls.__name__}.forward must return a torch.Tensor, "
+                            f"got {type(out).__name__}")
+
+        if not (recording and True in needs):
+            if _state.anomaly:
+                anomaly.check_forward(ctx, out, recorded=False)
+            return Tensor._wrap(out)
+
+        explicit = _state.tape
+        if explicit is not None:
+            if tape is not None and tape is not explicit:
+                merge(explicit, tape)
+            tape = explicit
+        elif tape is None:
+            tape = Tape(keep_values=False)
+        nodes = tape.nodes
+        ctx.inputs = tuple(inputs)
+        ctx.index = len(nodes)
+        ctx.seq = next(_sequence)
+        ctx.shape = out.shape
+        ctx.dtype = out.dtype
+        ctx.module = _state.module
+        ctx.value = out if tape.keep_values else None
+        if _state.anomaly:      # before appending: a refused node leaves the tape as it was
+            anomaly.check_forward(ctx, out, recorded=True)
+        nodes.append(ctx)
+        return Tensor._recorded(out, ctx, tape)
+
+
+def _tape_of(tensor: Tensor, tape: Tape | None) -> Tape:
+    """The tape an op with `tensor` among its inputs records into so far."""
+    own = tensor._tape
+    if own._merged_into is not None:
+        own = tensor._tape = resolve(own)
+    if tape is None or tape is own:
+        return own
+    # Inputs from two tapes: one op joins two computations into one tape.
+    if len(own.nodes) > len(tape.nodes):
+        return merge(own, tape)
+    return merge(tape, own)
+
+
+_RESERVED = ("inputs", "index", "seq", "shape", "dtype", "module", "value")
+
+
+def _check_reserved(cls, ctx) -> None:
+    """A user op must not overwrite the node's own fields (it would corrupt the tape)."""
+    for name in _RESERVED:
+        if hasattr(ctx, name):
+            raise AttributeError(f"{cls.__name__}.forward set ctx.{name}, a name the tape node uses "
+                                 f"itself; store it under another name (e.g. ctx.my_{name})")
+
+
+def _describe(raw) -> str:
+    parts = []
+    for value in raw:
+        if isinstance(value, torch.Tensor):
+            parts.append(f"tensor{tuple(value.shape)} {str(value.dtype).replace('torch.', '')}"
+                         f"{'' if value.device.type == 'cpu' else ' on ' + str(value.device)}")
+        else:
+            parts.append(repr(value))
+    return ", ".join(parts)

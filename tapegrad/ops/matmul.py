@@ -1,0 +1,53 @@
+"""Matrix product `a @ b`: 2-D, batched (with broadcast batch dimensions), and 1-D operands."""
+
+from ..function import Function
+from .broadcast import check_same_dtype, unbroadcast
+
+
+class MatMul(Function):
+    """y = a @ b
+
+    dL/da = dL/dy @ b^T,   dL/db = a^T @ dL/dy
+    (transposes swap the last two dimensions; batch dimensions that were
+    broadcast are summed back; a 1-D operand is treated as a row or column)
+    """
+
+    check_grad_shapes = False
+
+    @staticmethod
+    def forward(ctx, a, b):
+        if a.dim() == 0 or b.dim() == 0:
+            raise ValueError(f"@ needs operands of at least 1 dimension, got shapes "
+                             f"{tuple(a.shape)} and {tuple(b.shape)}; use * for scalars")
+        if a.shape[-1] != b.shape[-2 if b.dim() > 1 else 0]:
+            raise ValueError(f"@ shape mismatch: {tuple(a.shape)} @ {tuple(b.shape)}: the last "
+                             f"dimension of the left ({a.shape[-1]}) must equal the "
+                             f"{'second-to-last' if b.dim() > 1 else 'only'} dimension of the right "
+                             f"({b.shape[-2 if b.dim() > 1 else 0]})")
+        check_same_dtype(a, b)
+        need_a, need_b = ctx.needs_input_grad
+        ctx.save_for_backward(a if need_b else None, b if need_a else None)
+        ctx.shapes = (a.shape, b.shape)
+        return a @ b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        shape_a, shape_b = ctx.shapes
+        # Promote 1-D operands to matrices, as @ did, so one rule covers all cases.
+        if len(shape_a) == 1:
+            grad = grad.unsqueeze(-2)
+            a = None if a is None else a.unsqueeze(0)
+        if len(shape_b) == 1:
+            grad = grad.unsqueeze(-1)
+            b = None if b is None else b.unsqueeze(-1)
+        grad_a = grad_b = None
+        if b is not None:
+            grad_a = grad @ b.transpose(-1, -2)
+            grad_a = unbroadcast(grad_a, shape_a if len(shape_a) > 1 else (1,) + tuple(shape_a))
+            grad_a = grad_a.reshape(shape_a)
+        if a is not None:
+            grad_b = a.transpose(-1, -2) @ grad
+            grad_b = unbroadcast(grad_b, shape_b if len(shape_b) > 1 else tuple(shape_b) + (1,))
+            grad_b = grad_b.reshape(shape_b)
+        return grad_a, grad_b
