@@ -12,9 +12,11 @@ from .anomaly import detect_anomaly
 from .function import Function
 from .gradcheck import GradcheckError, gradcheck
 from .tape import Node, Tape, is_grad_enabled, no_grad
-from . import ops
+from . import data, nn, ops, optim
+from .serialization import load, save
 
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "Tape", "Node", "Function", "no_grad", "is_grad_enabled",
-           "gradcheck", "GradcheckError", "detect_anomaly", "ops"]
+           "gradcheck", "GradcheckError", "detect_anomaly", "ops", "nn", "optim", "data",
+           "save", "load"]

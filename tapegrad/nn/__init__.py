@@ -1,0 +1,12 @@
+"""tapegrad.nn: layers, losses and networks, with torch.nn's names."""
+
+from . import init
+from .activation import ReLU, Sigmoid, Tanh
+from .container import Sequential
+from .linear import Linear, LinearFunction
+from .loss import BCEFunction, BCELoss, LossMSE, MSEFunction, MSELoss
+from .module import Module
+from .parameter import Parameter
+
+__all__ = ["Module", "Parameter", "Sequential", "Linear", "LinearFunction", "ReLU", "Tanh",
+           "Sigmoid", "MSELoss", "LossMSE", "BCELoss", "MSEFunction", "BCEFunction", "init"]
