@@ -5,6 +5,8 @@ torch broadcasting; `unbroadcast` sums each gradient back to its operand's
 shape. Gradients are only computed for the inputs that need one.
 """
 
+import torch
+
 from ..function import Function
 from .broadcast import check_same_dtype, shape_of, unbroadcast
 
@@ -143,4 +145,6 @@ class Pow(Function):
         p = ctx.p
         if p == 2:
             return grad * 2 * x, None
+        if p == 0:      # y = 1 is constant; p * x^(p-1) would be 0 * inf = nan at x = 0
+            return torch.zeros_like(grad), None
         return grad * p * x ** (p - 1), None

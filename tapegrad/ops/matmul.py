@@ -35,12 +35,13 @@ class MatMul(Function):
         a, b = ctx.saved_tensors
         shape_a, shape_b = ctx.shapes
         # Promote 1-D operands to matrices, as @ did, so one rule covers all cases.
-        if len(shape_a) == 1:
-            grad = grad.unsqueeze(-2)
-            a = None if a is None else a.unsqueeze(0)
+        # b first: for vector @ vector, grad is 0-d and must become (1,) before (1, 1).
         if len(shape_b) == 1:
             grad = grad.unsqueeze(-1)
             b = None if b is None else b.unsqueeze(-1)
+        if len(shape_a) == 1:
+            grad = grad.unsqueeze(-2)
+            a = None if a is None else a.unsqueeze(0)
         grad_a = grad_b = None
         if b is not None:
             grad_a = grad @ b.transpose(-1, -2)

@@ -5,9 +5,10 @@ from ..function import Function
 
 def _reduced_dims(dim, ndim):
     """`dim` as a sorted tuple of non-negative ints (None: every dimension)."""
-    if dim is None:
-        return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    dims = (dim,) if isinstance(dim, int) else dim
+    if dims is None or len(dims) == 0:
+        return tuple(range(ndim))    # torch reads dim=() as every dimension, too
+    dims = tuple(dims)
     if ndim == 0:
         ndim = 1        # torch lets a 0-d tensor reduce over dim 0 or -1
     return tuple(sorted(d % ndim for d in dims))
