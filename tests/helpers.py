@@ -1,0 +1,120 @@
+"""Shared test helpers: hypothesis strategies for shapes, and the two gradient references.
+
+Every op is checked two ways (STYLE.md, principle 9):
+
+- against torch autograd, used here in the tests only, as the reference for
+  the forward value and for the gradient of every input;
+- against central finite differences in float64 (`tapegrad.gradcheck`).
+
+Values are not drawn element by element by hypothesis (slow, and it
+shrinks towards zeros, which sit on the kinks of relu and the poles of
+log and 1/x); hypothesis draws the shapes and a seed, and the values come
+from a seeded torch generator, moved away from those points where needed.
+"""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import strategies as st
+
+import tapegrad as tg
+
+SIDE = 4        # largest size of one dimension: keeps finite differences cheap
+
+
+# --- shapes --------------------------------------------------------------------
+
+def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: int = SIDE):
+    return st.lists(st.integers(min_side, max_side), min_size=min_dims,
+                    max_size=max_dims).map(tuple)
+
+
+@st.composite
+def broadcast_shapes(draw, min_dims: int = 0, max_dims: int = 3):
+    """Two shapes that torch broadcasts together, e.g. (3, 1) and (2, 1, 4).
+
+    Start from the result's shape; each operand keeps a suffix of it (it may
+    lack leading dimensions) and may shrink any dimension to 1.
+    """
+    result = draw(shapes(min_dims, max_dims))
+    pair = []
+    for _ in range(2):
+        keep = draw(st.integers(0, len(result)))
+        suffix = result[len(result) - keep:]
+        ones = draw(st.lists(st.booleans(), min_size=len(suffix), max_size=len(suffix)))
+        pair.append(tuple(1 if one else size for size, one in zip(suffix, ones)))
+    return tuple(pair)
+
+
+seeds = st.integers(0, 2**31 - 1)
+
+
+# --- values --------------------------------------------------------------------
+
+def randn(shape, seed: int, dtype=torch.float64, away_from_zero: float = 0.0,
+          device="cpu") -> torch.Tensor:
+    """Seeded normal values; |x| >= away_from_zero (for relu's kink and division)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g, dtype=torch.float64)
+    if away_from_zero:
+        x = torch.where(x < 0, x - away_from_zero, x + away_from_zero)
+    return x.to(dtype=dtype, device=device)
+
+
+def positive(shape, seed: int, low: float = 0.5, high: float = 2.0, dtype=torch.float64,
+             device="cpu") -> torch.Tensor:
+    """Seeded uniform values in [low, high) (for log and fractional powers)."""
+    g = torch.Generator().manual_seed(seed)
+    x = low + (high - low) * torch.rand(shape, generator=g, dtype=torch.float64)
+    return x.to(dtype=dtype, device=device)
+
+
+# --- the two references -----------------------------------------------------------
+
+def check_against_torch(fn, *values, requires=None, rtol=1e-7, atol=1e-7):
+    """Run `fn` on tapegrad leaves and on torch autograd leaves; compare output and gradients.
+
+    fn takes tensors (tapegrad or torch: it must use only operators and
+    methods both share). values: torch tensors; `requires[i]` says which
+    need a gradient (default: all). A non-scalar output is reduced with a
+    fixed random weighting, so that every output element is checked.
+    """
+    requires = requires or [True] * len(values)
+    ours = [tg.Tensor(v.clone(), requires_grad=r) for v, r in zip(values, requires)]
+    refs = [v.clone().requires_grad_(r) for v, r in zip(values, requires)]
+
+    out = fn(*ours)
+    expected = fn(*refs)
+    torch.testing.assert_close(out.data, expected.detach(), rtol=rtol, atol=atol)
+    assert out.data.grad_fn is None and not out.data.requires_grad
+
+    g = torch.Generator().manual_seed(1)
+    weights = torch.randn(expected.shape, generator=g, dtype=torch.float64)
+    weights = weights.to(dtype=expected.dtype, device=expected.device)
+    out.backward(weights)
+    wanted = [r for r in refs if r.requires_grad]
+    reference = torch.autograd.grad(expected, wanted, weights, allow_unused=True)
+    reference = iter(reference)
+    for position, (leaf, r) in enumerate(zip(ours, requires)):
+        if not r:
+            assert leaf.grad is None, f"input {position} needs no gradient but got one"
+            continue
+        want = next(reference)
+        if want is None:
+            want = torch.zeros_like(values[position])
+        assert leaf.grad is not None, f"input {position}: no gradient"
+        assert leaf.grad.shape == values[position].shape, f"input {position}: gradient shape"
+        assert leaf.grad.dtype == values[position].dtype, f"input {position}: gradient dtype"
+        assert leaf.grad.device == values[position].device, f"input {position}: gradient device"
+        torch.testing.assert_close(leaf.grad, want, rtol=rtol, atol=atol,
+                                   msg=lambda m: f"input {position}: {m}")
+    return out
+
+
+def check_both(fn, *values, requires=None):
+    """torch autograd and central differences (values must be float64)."""
+    check_against_torch(fn, *values, requires=requires)
+    requires = requires or [True] * len(values)
+    leaves = [tg.Tensor(v.clone(), requires_grad=r) for v, r in zip(values, requires)]
+    if any(requires):
+        assert tg.gradcheck(fn, *leaves)
