@@ -14,9 +14,11 @@ from .gradcheck import GradcheckError, gradcheck
 from .tape import Node, Tape, is_grad_enabled, no_grad
 from . import data, nn, ops, optim
 from .serialization import load, save
+from .check import check_tape
+from .steps import backward_steps, explain
 
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "Tape", "Node", "Function", "no_grad", "is_grad_enabled",
            "gradcheck", "GradcheckError", "detect_anomaly", "ops", "nn", "optim", "data",
-           "save", "load"]
+           "save", "load", "check_tape", "backward_steps", "explain"]

@@ -1,17 +1,35 @@
 """`print(tape)`: the Wengert list as text, one line per node.
 
-      %0 = Linear(x, 0.weight, 0.bias)     -> (100, 25)   mean 0.013  [-2.1, 2.4]
-      %1 = ReLU(%0)                        -> (100, 25)   ...
+    Tape of 7 nodes
+      %0 = LinearFunction(x, Linear0.weight, Linear0.bias)  -> (10, 25)  mean 0.0113  [-0.583, 0.585]
+      %1 = ReLU(%0)                                         -> (10, 25)  mean 0.0878  [0, 0.585]
+      ...
+      %6 = MSEFunction(%5, t, reduction=1)                  -> ()        0.246
 
-`%i` is the output of tape node i; leaves are shown by name where one is
-known (parameters of a module passed as `model=`), else as `leaf(shape)`.
+`%i` is the output of tape node i. A leaf is written by its name where one
+is known, else as ``leaf(shape)`` (requires grad) or ``input(shape)``:
+
+- a parameter of the module whose forward recorded the node (`node.module`)
+  is named automatically by its class and attribute, ``Linear0.weight``
+  (modules numbered per class in the order the tape meets them);
+- ``tape.format(model=model)`` uses the model's dotted names, ``0.weight``;
+- ``names={"x": x}`` names any tensor.
+
+Names are looked up only when printing: recording pays nothing for them.
+Non-tensor arguments of the op are shown by their name in `forward`'s
+signature, leaving out those at their default (``Mean(%3, dim=1)``).
 """
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from .tape import Node
+
+MAX_HEAD = 64           # longer `%i = Op(...)` parts push their own line's columns right
+_MAX_CONSTANT = 24      # a constant's repr is cut after this many characters
 
 
 def summarize(value) -> str:
@@ -28,6 +46,8 @@ def summarize(value) -> str:
     return f"mean {v.mean().item():.3g}  [{v.min().item():.3g}, {v.max().item():.3g}]"
 
 
+# --- names of leaves ------------------------------------------------------------
+
 def parameter_names(model) -> dict:
     """{id(parameter): dotted name} for a module, {} for None."""
     if model is None:
@@ -35,25 +55,120 @@ def parameter_names(model) -> dict:
     return {id(p): name for name, p in model.named_parameters()}
 
 
+def module_parameter_names(tape) -> dict:
+    """{id(parameter): 'Linear0.weight'} for the parameters that the tape's modules fed to their ops.
+
+    A node knows the module whose forward recorded it, and a module knows its
+    own parameters by attribute name; modules of one class are numbered in
+    the order the tape meets them (no number when the class appears once).
+    """
+    modules = []
+    for node in tape:
+        module = node.module
+        if module is not None and all(module is not m for m in modules) \
+                and getattr(module, "_parameters", None):
+            modules.append(module)
+    classes = [type(m).__name__ for m in modules]
+    names = {}
+    seen: dict = {}
+    for module, cls in zip(modules, classes):
+        number = seen.get(cls, 0)
+        seen[cls] = number + 1
+        label = cls if classes.count(cls) == 1 else f"{cls}{number}"
+        for attribute, param in module._parameters.items():
+            if param is not None:
+                names.setdefault(id(param), f"{label}.{attribute}")
+    return names
+
+
+def leaf_names(tape, model=None, names: dict | None = None) -> dict:
+    """{id(tensor): name} for printing `tape`'s leaves: automatic, then `model`'s, then `names`.
+
+    names: {"x": x, ...}, the caller's own names for any tensors.
+    """
+    found = module_parameter_names(tape)
+    found.update(parameter_names(model))
+    for name, tensor in (names or {}).items():
+        found[id(tensor)] = name
+    return found
+
+
 def input_label(item, names: dict) -> str:
-    """How an input of a node is written: %i, a parameter name, or a constant."""
+    """How an input of a node is written: %i, a leaf's name, or leaf(shape) / input(shape)."""
     if isinstance(item, Node):
         return f"%{item.index}"
-    data = getattr(item, "data", item)
     if id(item) in names:
         return names[id(item)]
+    data = getattr(item, "data", item)
     if isinstance(data, torch.Tensor):
         kind = "leaf" if getattr(item, "requires_grad", False) else "input"
         return f"{kind}{tuple(data.shape)}"
     return repr(item)
 
 
-def format_node(node: Node, names: dict | None = None) -> str:
+# --- constants --------------------------------------------------------------------
+
+_signatures: dict = {}
+
+
+def _argument_names(op) -> list | None:
+    """[(name, default)] of `op.forward`'s arguments after ctx (cached per op), None if unknown."""
+    if op not in _signatures:
+        try:
+            params = list(inspect.signature(op.forward).parameters.values())[1:]
+        except (TypeError, ValueError):
+            params = None
+        _signatures[op] = None if params is None or any(
+            p.kind is p.VAR_POSITIONAL for p in params) else [(p.name, p.default) for p in params]
+    return _signatures[op]
+
+
+def is_tensor_input(item) -> bool:
+    """A node, a tapegrad tensor or a torch tensor (as opposed to a constant like dim=1)."""
+    return isinstance(item, (Node, torch.Tensor)) or hasattr(item, "requires_grad")
+
+
+def constants_text(node: Node) -> list:
+    """The op's non-tensor arguments, ['dim=1'], leaving out those at their default."""
+    names = _argument_names(node.op)
+    parts = []
+    for position, item in enumerate(node.inputs):
+        if is_tensor_input(item):
+            continue
+        name, default = (names[position] if names and position < len(names)
+                         else (None, inspect.Parameter.empty))
+        if default is not inspect.Parameter.empty and _same(item, default):
+            continue
+        text = repr(item)
+        if len(text) > _MAX_CONSTANT:
+            text = text[:_MAX_CONSTANT - 1] + "…"
+        # a number operand reads best bare (Mul(%0, 2)); settings read best named (dim=1)
+        bare = name is None or (isinstance(item, (int, float)) and not isinstance(item, bool)
+                                and default is inspect.Parameter.empty and len(name) == 1)
+        parts.append(text if bare else f"{name}={text}")
+    return parts
+
+
+def _same(a, b) -> bool:
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:       # an argument whose == is not a plain bool: show it
+        return False
+
+
+# --- lines ----------------------------------------------------------------------------
+
+def node_call(node: Node, names: dict | None = None) -> str:
+    """'%3 = ReLU(%2)': the node as the assignment of a Wengert list."""
     names = names or {}
-    args = ", ".join(input_label(item, names) for item in node.inputs
-                     if isinstance(item, (Node, torch.Tensor)) or hasattr(item, "data"))
-    head = f"%{node.index} = {node.name}({args})"
-    line = f"{head:<40} -> {str(tuple(node.shape)):<12}"
+    args = [input_label(item, names) for item in node.inputs if is_tensor_input(item)]
+    args += constants_text(node)
+    return f"%{node.index} = {node.name}({', '.join(args)})"
+
+
+def format_node(node: Node, names: dict | None = None, width: int = 40) -> str:
+    """One line: the call, the output shape, its value and gradient where kept."""
+    line = f"{node_call(node, names):<{width}}  -> {str(tuple(node.shape)):<10}"
     if node.value is not None:
         line += "  " + summarize(node.value)
     if node.grad is not None:
@@ -63,8 +178,12 @@ def format_node(node: Node, names: dict | None = None) -> str:
     return line.rstrip()
 
 
-def format_tape(tape, model=None) -> str:
-    names = parameter_names(model)
-    lines = [f"Tape of {len(tape)} nodes"]
-    lines += ["  " + format_node(node, names) for node in tape]
-    return "\n".join(lines)
+def format_tape(tape, model=None, names: dict | None = None) -> str:
+    """The whole tape, one line per node; `model` and `names` name the leaves (see module doc)."""
+    labels = leaf_names(tape, model, names)
+    heads = [node_call(node, labels) for node in tape]
+    width = min(MAX_HEAD, max((len(h) for h in heads), default=0))
+    title = f"Tape of {len(tape)} nodes"
+    if len(tape) and not tape.keep_values:
+        title += " (values not kept: record inside `with tapegrad.Tape():` to see them)"
+    return "\n".join([title] + ["  " + format_node(node, labels, width) for node in tape])
