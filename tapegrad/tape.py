@@ -191,6 +191,11 @@ class Tape:
         from .printing import format_tape
         return format_tape(self)
 
+    def format(self, model=None, names=None) -> str:
+        """The text of ``print(tape)``, naming leaves by `model`'s parameter names and `names`."""
+        from .printing import format_tape
+        return format_tape(self, model=model, names=names)
+
     def backward_steps(self, loss, grad=None, retain_graph=False):
         """Run the reverse sweep from `loss` one node at a time (see `tapegrad.steps`)."""
         from .steps import backward_steps
