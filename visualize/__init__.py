@@ -1,0 +1,41 @@
+"""visualize: draw a tapegrad tape as a graph (SVG), the picture of what backprop walks.
+
+    import visualize
+    with tg.Tape() as tape:
+        loss = loss_fn(model(x), t)
+    loss.backward(keep_grads=True)
+    visualize.render(tape, "tape.svg", model=model, values=True, grads=True, group="cluster")
+    visualize.to_dot(loss, model=model)      # an unrendered graphviz.Digraph; shows inline in Jupyter
+
+The colours are explained in `visualize.graph`. Rendering uses the system
+Graphviz `dot` when there is one and otherwise Graphviz in WebAssembly
+(``pip install 'tapegrad[viz]'``). Only this package imports graphviz.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import engine
+from .engine import TapeGraph, pipe
+from .graph import COLOURS, GROUPS, to_dot
+
+try:
+    from .html import write_backprop_html   # the interactive backprop page (visualize/html.py)
+except ModuleNotFoundError as error:        # not written yet: everything else still works
+    if error.name != f"{__name__}.html":
+        raise
+
+
+def render(target, path, format: str = "svg", renderer: str = "auto", **to_dot_options) -> Path:
+    """Draw `target` (a Tape or a Tensor) with `to_dot(target, **to_dot_options)` and write it to `path`.
+
+    Returns the path written. renderer: "auto" (system `dot` if on PATH, else
+    WebAssembly), "dot" or "wasm".
+    """
+    return engine.render(to_dot(target, **to_dot_options), path, format=format, renderer=renderer)
+
+
+__all__ = ["to_dot", "render", "pipe", "TapeGraph", "COLOURS", "GROUPS"]
+if "write_backprop_html" in globals():
+    __all__.append("write_backprop_html")
