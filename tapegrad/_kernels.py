@@ -48,7 +48,9 @@ mse_loss_backward = _aten("mse_loss_backward") or _mse_loss_backward
 def _public_sgd(params, grads, momentum_buffers, *, lr, momentum, dampening, weight_decay,
                 nesterov, is_first_step):
     """torch.optim.SGD's update rule, one tensor at a time, in place."""
-    for p, g, buf in zip(params, grads, momentum_buffers):
+    # Without momentum there are no buffers: zip over [] would update nothing.
+    buffers = momentum_buffers if momentum else [None] * len(params)
+    for p, g, buf in zip(params, grads, buffers):
         if weight_decay:
             g = g.add(p, alpha=weight_decay)
         if momentum:

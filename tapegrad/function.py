@@ -91,8 +91,8 @@ class Function:
         ctx.needs_input_grad = tuple(needs) if recording else (False,) * len(needs)
         try:
             out = cls.forward(ctx, *raw)
-        except (RuntimeError, ValueError, TypeError, IndexError) as error:
-            raise type(error)(f"{cls.__name__}: {error}\n  inputs: {_describe(raw)}") from error
+        except (RuntimeError, ValueError, TypeError, IndexError, AttributeError) as error:
+            raise _forward_error(cls, error, raw) from error
         if cls.check_grad_shapes:
             _check_reserved(cls, ctx)
         if not isinstance(out, torch.Tensor):
@@ -147,6 +147,43 @@ def _check_reserved(cls, ctx) -> None:
         if hasattr(ctx, name):
             raise AttributeError(f"{cls.__name__}.forward set ctx.{name}, a name the tape node uses "
                                  f"itself; store it under another name (e.g. ctx.my_{name})")
+
+
+def _forward_error(cls, error: Exception, raw) -> Exception:
+    """The error of a failed forward: the op, its inputs and, for the common mistakes, the fix.
+
+    Runs only when a forward failed, so the checks cost the hot path nothing.
+    """
+    kind = type(error)
+    odd = [type(v).__name__ for v in raw if v is None or isinstance(v, (str, bytes, list, dict, set))]
+    hint = ""
+    if odd and isinstance(error, (TypeError, AttributeError)):
+        # e.g. x + "1", x @ [[1.0], [2.0]], or None from a function that forgot to return
+        kind = TypeError
+        hint = (f"\n  an input is a {odd[0]}, but ops take tapegrad Tensors or numbers; build a "
+                "tensor with tapegrad.tensor(...)")
+    else:
+        tensors = [v for v in raw if isinstance(v, torch.Tensor)]
+        devices = sorted({str(t.device) for t in tensors})
+        if len(devices) > 1:
+            hint = (f"\n  the inputs are on different devices ({', '.join(devices)}); move them to "
+                    "one device with .to(device) (for a model: model.to(device))")
+        elif isinstance(error, RuntimeError) and len(tensors) > 1 and not _broadcastable(tensors):
+            shapes = " and ".join(str(tuple(t.shape)) for t in tensors)
+            hint = (f"\n  shapes {shapes} do not broadcast: aligned from the right, each pair of "
+                    "sizes must be equal or one of them 1; reshape or index an input so they agree")
+    try:
+        return kind(f"{cls.__name__}: {error}\n  inputs: {_describe(raw)}{hint}")
+    except TypeError:       # an exception class with a constructor of its own
+        return RuntimeError(f"{cls.__name__}: {error}\n  inputs: {_describe(raw)}{hint}")
+
+
+def _broadcastable(tensors) -> bool:
+    try:
+        torch.broadcast_shapes(*(t.shape for t in tensors))
+    except RuntimeError:
+        return False
+    return True
 
 
 def _describe(raw) -> str:

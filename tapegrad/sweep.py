@@ -29,6 +29,9 @@ def backward(root, grad=None, retain_graph: bool = False, keep_grads: bool = Fal
                            "on has requires_grad=True, or it was computed under no_grad(). Create "
                            "the inputs with requires_grad=True and compute it outside no_grad()")
     seed = _seed(root, grad)
+    if _state.anomaly and anomaly._bad(seed):
+        raise RuntimeError(f"anomaly: the gradient passed to backward(grad=...) holds a NaN or "
+                           f"infinity (shape {tuple(seed.shape)}); check where it was computed")
     node = root._node
     if node is None:        # a leaf: dL/dL is the seed itself
         root._grad = seed if root._grad is None else root._grad + seed

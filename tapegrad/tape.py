@@ -110,12 +110,31 @@ class Node:
         for position, (t, version) in enumerate(zip(saved, self._versions)):
             if version is not None and t._version != version:
                 raise RuntimeError(
-                    f"{self.describe()}: saved tensor {position} (shape {tuple(t.shape)}) was "
+                    f"{self.describe()}: saved tensor {position} ({self._name_of(t)}, shape "
+                    f"{tuple(t.shape)}) was "
                     f"modified in place after it was recorded (version {version} -> "
                     f"{t._version}), so its gradient would be wrong. Typical cause: an "
                     "optimizer step or an in-place edit between forward and backward. "
                     "Run the forward again after the change, or clone the tensor first.")
         return saved
+
+    def _name_of(self, t: torch.Tensor) -> str:
+        """Which tensor `t` is, for an error: a parameter's name, an input, or an output."""
+        for position, holder in enumerate(self.inputs):
+            if getattr(holder, "data", None) is t:      # a leaf Tensor
+                module = self.module
+                if module is not None:
+                    for name, param in module.named_parameters():
+                        if param is holder:
+                            return f"parameter {name!r} of {module!r}"
+                return f"input {position}, a leaf tensor"
+            if holder is t:
+                return f"input {position}"
+            if isinstance(holder, Node) and holder.value is t:    # kept with keep_values
+                return f"input {position}, the output of {holder.describe()}"
+        if self.value is t:
+            return "its own output"
+        return "an input or output of the op"
 
     @property
     def released(self) -> bool:

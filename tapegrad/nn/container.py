@@ -15,8 +15,14 @@ class Sequential(Module):
             self.add_module(str(index), module)
 
     def forward(self, x):
-        for module in self._modules.values():
-            x = module(x)
+        for name, module in self._modules.items():
+            try:
+                x = module(x)
+            except (TypeError, ValueError, RuntimeError) as error:
+                # Several layers may print alike: say which one failed, by its dotted name
+                # (as in named_modules()). Python prints notes under the message.
+                _name_layer(error, name, type(self).__name__)
+                raise
         return x
 
     def __getitem__(self, index):
@@ -34,3 +40,16 @@ class Sequential(Module):
     def append(self, module: Module) -> "Sequential":
         self.add_module(str(len(self)), module)
         return self
+
+
+_NOTE = "  in layer "
+
+
+def _name_layer(error: BaseException, name: str, owner: str) -> None:
+    """Add (or, from a nested Sequential, extend) the note 'in layer 2.1 of Sequential'."""
+    notes = getattr(error, "__notes__", None)
+    if notes and notes[-1].startswith(_NOTE):
+        inner = notes[-1][len(_NOTE):].split(" ", 1)[0]
+        notes[-1] = f"{_NOTE}{name}.{inner} of {owner}"
+    else:
+        error.add_note(f"{_NOTE}{name} of {owner}")
