@@ -83,6 +83,8 @@ class Function:
                     inputs.append(arg)
                     needs.append(arg.requires_grad)
             else:
+                if isinstance(arg, torch.Tensor) and arg.requires_grad:
+                    arg = arg.detach()  # a torch-tracked constant would make torch record the forward
                 raw.append(arg)
                 inputs.append(arg)
                 needs.append(False)
