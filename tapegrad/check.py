@@ -174,6 +174,7 @@ def _check_node(node, ctx, out, inputs, row, eps, atol, rtol, max_elements, seed
                            f"of shape {tuple(x.shape)}")
             return
         analytic = analytic.to(torch.float64)
+        analytic_flat = analytic.reshape(-1)
         x = x.clone(memory_format=torch.contiguous_format)
         flat = x.view(-1)
         elements = range(flat.numel())
@@ -188,7 +189,7 @@ def _check_node(node, ctx, out, inputs, row, eps, atol, rtol, max_elements, seed
             minus = loss(position, x)
             flat[k] = original
             numerical = (plus - minus) / (2 * eps)
-            got = analytic.view(-1)[k].item()
+            got = analytic_flat[k].item()
             _compare(row, got, numerical, atol, rtol,
                      lambda: f"input {position} at {_unravel(k, x.shape)}")
 
