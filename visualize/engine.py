@@ -75,7 +75,7 @@ class TapeGraph(graphviz.Digraph):
     ``_repr_mimebundle_``, which calls `pipe`.
     """
 
-    renderer = "auto"
+    backend = "auto"       # which Graphviz renders it: "auto", "dot" or "wasm" (see `pipe`)
 
     def pipe(self, format=None, renderer=None, formatter=None, neato_no_op=None,
              quiet=False, *, engine=None, encoding=None):
@@ -85,7 +85,7 @@ class TapeGraph(graphviz.Digraph):
                              "renderer/formatter; use format= and encoding=")
         if engine not in (None, "dot"):
             raise ValueError(f"TapeGraph.pipe lays out with engine 'dot', got {engine!r}")
-        data = pipe(self.source, format or self.format, self.renderer)
+        data = pipe(self.source, format or self.format, self.backend)
         return data if encoding is None else data.decode(encoding)
 
 

@@ -28,7 +28,7 @@ from collections import Counter
 import torch
 
 from tapegrad import Tape, Tensor
-from tapegrad.printing import parameter_names
+from tapegrad.printing import constants_text, leaf_names, parameter_names
 from tapegrad.tape import Node, resolve
 
 from . import labels
@@ -50,7 +50,7 @@ NOT_FINITE = "#d62728"
 
 
 def to_dot(target, model=None, values: bool = False, grads: bool = False, group: str = "none",
-           depth: int = 1, rankdir: str = "TB") -> TapeGraph:
+           depth: int = 1, rankdir: str = "TB", names: dict | None = None) -> TapeGraph:
     """The picture of a tape as an unrendered `graphviz.Digraph` (a `TapeGraph`).
 
     target   a `tapegrad.Tape`, or a Tensor: then only the nodes its value depends on
@@ -63,6 +63,8 @@ def to_dot(target, model=None, values: bool = False, grads: bool = False, group:
     group    "none"; "cluster": a frame around the ops of each module; "collapse": one box
              per module, `depth` levels of dotted names deep (1: per child of `model`)
     rankdir  "TB" (inputs at the top, the loss at the bottom) or "LR"
+    names    {"x": x, ...}: names of your own for any leaf tensors (as for print(tape));
+             without `model`, parameters are named like print(tape) does ("Linear0.weight")
 
     No renderer is needed: ``.source`` is the DOT text; `visualize.render` writes a file.
     """
@@ -75,7 +77,7 @@ def to_dot(target, model=None, values: bool = False, grads: bool = False, group:
     if model is not None and not hasattr(model, "named_modules"):
         raise TypeError(f"to_dot: model must be a tapegrad.nn.Module, got {type(model).__name__}")
     nodes, ends = _select(target)
-    return _Drawing(nodes, ends, model, values, grads, group, depth, rankdir).graph
+    return _Drawing(nodes, ends, model, names, values, grads, group, depth, rankdir).graph
 
 
 def _select(target):
@@ -121,11 +123,12 @@ def _numel(shape) -> int:
 class _Drawing:
     """Builds the Digraph in one pass over the nodes (see `to_dot`)."""
 
-    def __init__(self, nodes, ends, model, values, grads, group, depth, rankdir):
+    def __init__(self, nodes, ends, model, names, values, grads, group, depth, rankdir):
         self.values, self.grads, self.group, self.depth = values, grads, group, depth
         self.ends = ends
         self.across = rankdir in ("LR", "RL")   # record fields then stack top to bottom
-        self.param_names = parameter_names(model)
+        self.param_names = parameter_names(model)     # dotted names: they place a parameter
+        self.leaf_names = leaf_names(nodes, model, names)   # every name print(tape) would use
         self.module_names = {}              # id(module) -> dotted name ('' for model itself)
         self.modules_by_name = {}
         if model is not None:
@@ -161,7 +164,7 @@ class _Drawing:
 
     def _op_attrs(self, node) -> dict:
         kind = self.ends.get(id(node), "op")
-        lines = [labels.shape_text(node.shape, node.dtype), labels.constants_text(node)]
+        lines = [labels.shape_text(node.shape, node.dtype), ", ".join(constants_text(node))]
         finite = True
         if self.values:
             if node.value is None:
@@ -201,8 +204,9 @@ class _Drawing:
                      "shape": "ellipse", "style": "filled,dashed", "fillcolor": COLOURS["constant"],
                      "class": "constant"}
             return attrs, None
-        name = self.param_names.get(id(item))
-        kind = "param" if name is not None else ("leaf" if item.requires_grad else "input")
+        name = self.leaf_names.get(id(item))
+        kind = "param" if name is not None and item.requires_grad else (
+            "leaf" if item.requires_grad else "input")
         lines = [labels.shape_text(item.shape, item.dtype)]
         finite = True
         if self.values:
@@ -217,8 +221,9 @@ class _Drawing:
                  "class": kind}
         if not finite:
             attrs.update(color=NOT_FINITE, penwidth="2.5")
-        # A named parameter sits in the frame of the module that owns it.
-        cluster = name.rpartition(".")[0] if name is not None and self.group == "cluster" else None
+        # A parameter of `model` sits in the frame of the module that owns it.
+        dotted = self.param_names.get(id(item))
+        cluster = dotted.rpartition(".")[0] if dotted is not None and self.group == "cluster" else None
         return attrs, cluster
 
     # --- clusters ----------------------------------------------------------------
@@ -347,7 +352,7 @@ class _Drawing:
         lines = [f"{len(members)} ops, tape %{members[0].index}…%{last.index}" if len(members) > 1
                  else f"1 op, tape %{last.index}",
                  top, "out " + labels.shape_text(last.shape, last.dtype)]
-        names = [self.param_names.get(id(p), "leaf " + labels.shape_text(p.shape, p.dtype))
+        names = [self.leaf_names.get(id(p), "leaf " + labels.shape_text(p.shape, p.dtype))
                  for p in params]
         if names:
             numbers = sum(p.data.numel() for p in params)

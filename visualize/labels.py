@@ -8,8 +8,6 @@ the tape is escaped here, in one place.
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 
 from tapegrad.printing import summarize
@@ -17,7 +15,6 @@ from tapegrad.printing import summarize
 NO_GRADIENT_YET = "no gradient yet"
 NOT_KEPT = "grad not kept: backward(keep_grads=True)"
 VALUE_NOT_KEPT = "value not kept: record in `with tg.Tape()`"
-_MAX_CONSTANT = 24      # longer constants are cut: the box shows the op, not a dump of its arguments
 
 
 def shape_text(shape, dtype) -> str:
@@ -38,46 +35,6 @@ def stats(value) -> str:
 def is_finite(value) -> bool:
     return not isinstance(value, torch.Tensor) or not value.is_floating_point() \
         or bool(torch.isfinite(value).all())
-
-
-_signatures: dict = {}
-
-
-def _argument_names(op) -> list | None:
-    """The names of `op.forward`'s arguments after ctx, and their defaults (cached per op)."""
-    if op not in _signatures:
-        try:
-            params = list(inspect.signature(op.forward).parameters.values())[1:]
-            _signatures[op] = [(p.name, p.default) for p in params]
-        except (TypeError, ValueError):
-            _signatures[op] = None
-    return _signatures[op]
-
-
-def constants_text(node) -> str:
-    """The op's non-tensor arguments, by name, leaving out those at their default: 'dim=1'."""
-    names = _argument_names(node.op)
-    parts = []
-    for position, item in enumerate(node.inputs):
-        if item is None or hasattr(item, "data") or isinstance(item, torch.Tensor) \
-                or item.__class__.__name__ == "Node":
-            continue
-        name, default = (names[position] if names and position < len(names)
-                         else (f"arg{position}", inspect.Parameter.empty))
-        if default is not inspect.Parameter.empty and _same(item, default):
-            continue
-        text = repr(item)
-        if len(text) > _MAX_CONSTANT:
-            text = text[:_MAX_CONSTANT - 1] + "…"
-        parts.append(f"{name}={text}")
-    return ", ".join(parts)
-
-
-def _same(a, b) -> bool:
-    try:
-        return bool(a == b) and type(a) is type(b)
-    except Exception:       # an argument whose == is not a plain bool: show it
-        return False
 
 
 def label(title: str, lines, record: bool = False, across: bool = False) -> str:
