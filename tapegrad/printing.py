@@ -23,6 +23,7 @@ signature, leaving out those at their default (``Mean(%3, dim=1)``).
 from __future__ import annotations
 
 import inspect
+from collections import Counter
 
 import torch
 
@@ -62,19 +63,20 @@ def module_parameter_names(tape) -> dict:
     own parameters by attribute name; modules of one class are numbered in
     the order the tape meets them (no number when the class appears once).
     """
-    modules = []
+    modules = {}            # id -> module, in the order the tape meets them (a set: deep tapes)
     for node in tape:
         module = node.module
-        if module is not None and all(module is not m for m in modules) \
+        if module is not None and id(module) not in modules \
                 and getattr(module, "_parameters", None):
-            modules.append(module)
-    classes = [type(m).__name__ for m in modules]
+            modules[id(module)] = module
+    classes = [type(m).__name__ for m in modules.values()]
+    totals = Counter(classes)
     names = {}
     seen: dict = {}
-    for module, cls in zip(modules, classes):
+    for module, cls in zip(modules.values(), classes):
         number = seen.get(cls, 0)
         seen[cls] = number + 1
-        label = cls if classes.count(cls) == 1 else f"{cls}{number}"
+        label = cls if totals[cls] == 1 else f"{cls}{number}"
         for attribute, param in module._parameters.items():
             if param is not None:
                 names.setdefault(id(param), f"{label}.{attribute}")
