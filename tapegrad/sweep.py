@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from . import anomaly
-from .tape import RELEASED, _state
+from .tape import RELEASED, Node, _state
 
 
 def backward(root, grad=None, retain_graph: bool = False, keep_grads: bool = False) -> None:
@@ -43,6 +43,7 @@ def backward(root, grad=None, retain_graph: bool = False, keep_grads: bool = Fal
     _state.sweeping = True
     try:
         _sweep(nodes, node.index, retain_graph, keep_grads, touched, kept)
+        _own_leaf_grads(touched, kept)
     except BaseException:
         for holder, previous in reversed(touched):
             holder._grad = previous
@@ -90,6 +91,27 @@ def _sweep(nodes, start, retain_graph, keep_grads, touched, kept):
             node.release()
 
 
+def _own_leaf_grads(touched, kept) -> None:
+    """Give each leaf a .grad of its own, as torch does.
+
+    A derivative may hand its incoming gradient straight through (+, reshape,
+    to(), the broadcast view of sum's derivative), so a leaf's gradient can be
+    a view, or the very tensor another leaf or a retained node holds. An
+    in-place edit of one (``p.grad.mul_(0.5)`` to clip) would change the
+    others, or fail on a broadcast view. Copy just those, once per sweep.
+    """
+    seen = {id(node.grad) for node, _ in kept}
+    done = set()
+    for holder, _ in touched:
+        if holder.__class__ is Node or id(holder) in done:
+            continue
+        done.add(id(holder))
+        grad = holder._grad
+        if grad._base is not None or id(grad) in seen or not grad.is_contiguous():
+            grad = holder._grad = grad.clone(memory_format=torch.contiguous_format)
+        seen.add(id(grad))
+
+
 def _check_grads(node, grads):
     for position, (holder, needed, grad_in) in enumerate(zip(node.inputs, node.needs_input_grad, grads)):
         if not needed or grad_in is None:
@@ -124,4 +146,4 @@ def _seed(root, grad):
     if grad.dtype != data.dtype or grad.device != data.device:
         raise TypeError(f"backward(grad=...): grad is {grad.dtype} on {grad.device} but the tensor "
                         f"is {data.dtype} on {data.device}; they must match")
-    return grad
+    return grad.clone()     # the caller keeps its tensor; a leaf's .grad must not share it
