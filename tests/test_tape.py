@@ -345,3 +345,39 @@ def test_no_grad_is_per_thread():
     done.set()
     worker.join(5)
     assert recorded
+
+
+# --- each leaf owns its gradient ----------------------------------------------------------
+
+def _shares_memory(a, b):
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
+
+def test_leaf_gradients_do_not_alias_each_other():
+    # + passes its gradient straight through, and sum's derivative is a broadcast view:
+    # each leaf must still get a gradient of its own, which in-place edits (clipping) can change
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    c, d = leaf([[1.0, 2.0]]), leaf([[3.0, 4.0]])
+    ((a + b).sum() + (c.reshape(2) - d.reshape(2)).mean()).backward()
+    grads = [a.grad, b.grad, c.grad, d.grad]
+    for i, g in enumerate(grads):
+        assert g.is_contiguous()
+        for other in grads[i + 1:]:
+            assert not _shares_memory(g, other)
+    a.grad.mul_(0.5)            # torch users clip gradients in place
+    c.grad.zero_()
+    assert a.grad.tolist() == [0.5, 0.5] and b.grad.tolist() == [1.0, 1.0]
+    assert c.grad.tolist() == [[0.0, 0.0]] and d.grad.tolist() == [[-0.5, -0.5]]
+
+
+def test_leaf_gradient_does_not_alias_the_callers_grad_or_a_retained_one():
+    x, z = leaf([1.0, 2.0]), leaf([1.0, 2.0])
+    seed = torch.ones(2, dtype=torch.float64)
+    y = x + 0.0
+    y.retain_grad()
+    y.backward(seed)
+    z.backward(seed)                # a leaf as the root: its gradient is the seed itself
+    seed.mul_(10)                   # the caller reuses its tensor
+    assert x.grad.tolist() == [1.0, 1.0] and z.grad.tolist() == [1.0, 1.0]
+    x.grad.add_(1)
+    assert y.grad.tolist() == [1.0, 1.0]
