@@ -141,7 +141,7 @@ def constants_text(node: Node) -> list:
                          else (None, inspect.Parameter.empty))
         if default is not inspect.Parameter.empty and _same(item, default):
             continue
-        text = repr(item)
+        text = _constant_repr(item)
         if len(text) > _MAX_CONSTANT:
             text = text[:_MAX_CONSTANT - 1] + "…"
         # a number operand reads best bare (Mul(%0, 2)); settings read best named (dim=1)
@@ -149,6 +149,16 @@ def constants_text(node: Node) -> list:
                                 and default is inspect.Parameter.empty and len(name) == 1)
         parts.append(text if bare else f"{name}={text}")
     return parts
+
+
+def _constant_repr(item) -> str:
+    """repr, but slices as Python writes them in an index: (1:, ::2) rather than (slice(1, None, None), ...)."""
+    if isinstance(item, slice):
+        parts = ["" if v is None else repr(v) for v in (item.start, item.stop, item.step)]
+        return ":".join(parts[:2] if item.step is None else parts)
+    if isinstance(item, tuple) and any(isinstance(i, slice) for i in item):
+        return "(" + ", ".join(_constant_repr(i) for i in item) + ")"
+    return repr(item)
 
 
 def _same(a, b) -> bool:

@@ -118,3 +118,13 @@ def test_a_user_op_prints_by_its_class_name():
     _, rows = parse(tape.format(names={"w": w}))
     assert rows[0][:3] == ("0", "Square", "w")
     assert rows[0][4] == "mean 2.5  [1, 4]"
+
+
+def test_indexing_reads_like_python():
+    x = tg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    with tg.Tape() as tape:
+        x[1:, ::2]
+        x[:, 0]
+        x[0]
+    assert [constants_text(node) for node in tape] == [["index=(1:, ::2)"], ["index=(:, 0)"],
+                                                        ["index=0"]]
