@@ -88,7 +88,7 @@ def _forward_step(node: Node, labels: dict) -> dict:
     return {"phase": "forward", "index": node.index, "node": f"n{node.index}",
             "call": node_call(node, labels), "computes": forward_rule(node.op),
             "value": tensor_text(node.value) if node.value is not None else None,
-            "receivers": []}
+            "receivers": [], "leaf_receivers": []}
 
 
 def _backward_step(step, labels: dict) -> dict:
@@ -100,7 +100,9 @@ def _backward_step(step, labels: dict) -> dict:
             "value": tensor_text(node.value) if node.value is not None else None,
             "grad": tensor_text(step.grad_output), "rule": rule_text(node.op), "sends": sends,
             "receivers": [f"n{holder.index}" for holder, _ in step.contributions
-                          if isinstance(holder, Node)]}
+                          if isinstance(holder, Node)],
+            "leaf_receivers": [input_label(holder, labels) for holder, _ in step.contributions
+                               if not isinstance(holder, Node)]}
 
 
 def _json(data) -> str:
@@ -176,9 +178,12 @@ _SCRIPT = r"""
   var panel = document.getElementById("panel");
   var counter = document.getElementById("counter");
   var boxes = {};     // graph node name ("n3") -> its <g> in the SVG
+  var leafBoxes = {}; // a leaf's name as its box shows it ("0.weight") -> its <g>
   document.querySelectorAll("#picture g.node").forEach(function (g) {
     var title = g.querySelector("title");
     if (title) { boxes[title.textContent] = g; }
+    var text = g.querySelector("text");
+    if (text && title && title.textContent.charAt(0) === "t") { leafBoxes[text.textContent] = g; }
   });
   var tape = document.getElementById("tape");
   var lines = {};     // tape index -> its line in the list
@@ -247,6 +252,9 @@ _SCRIPT = r"""
     lines[step.index].classList.add("current");
     step.receivers.forEach(function (name) {
       if (boxes[name]) { boxes[name].classList.add("receiver"); }
+    });
+    (step.leaf_receivers || []).forEach(function (name) {
+      if (leafBoxes[name]) { leafBoxes[name].classList.add("receiver"); }
     });
   }
 
