@@ -134,7 +134,10 @@ def _tape_of(tensor: Tensor, tape: Tape | None) -> Tape:
         own = tensor._tape = resolve(own)
     if tape is None or tape is own:
         return own
-    # Inputs from two tapes: one op joins two computations into one tape.
+    # Inputs from two tapes: one op joins two computations into one tape. Move the
+    # smaller one's nodes, but never empty a tape the user holds from `with Tape()`.
+    if own._named != tape._named:
+        return merge(own, tape) if own._named else merge(tape, own)
     if len(own.nodes) > len(tape.nodes):
         return merge(own, tape)
     return merge(tape, own)

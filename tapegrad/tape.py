@@ -172,13 +172,14 @@ class Tape:
     of ordinary training do not (they only keep what derivatives need).
     """
 
-    __slots__ = ("nodes", "keep_values", "_merged_into", "_outer", "__weakref__")
+    __slots__ = ("nodes", "keep_values", "_merged_into", "_outer", "_named", "__weakref__")
 
     def __init__(self, keep_values: bool = True):
         self.nodes: list[Node] = []
         self.keep_values = keep_values
         self._merged_into = None   # set when another tape absorbed this one
         self._outer = None
+        self._named = False        # entered with `with Tape() as tape`: merges keep it whole
 
     # --- recording context ----------------------------------------------
     def __enter__(self) -> Tape:
@@ -186,6 +187,7 @@ class Tape:
             raise RuntimeError("this Tape was merged into another one; record into a new Tape()")
         self._outer = _state.tape
         _state.tape = self
+        self._named = True
         return self
 
     def __exit__(self, *exc):
