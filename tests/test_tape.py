@@ -381,3 +381,19 @@ def test_leaf_gradient_does_not_alias_the_callers_grad_or_a_retained_one():
     assert x.grad.tolist() == [1.0, 1.0] and z.grad.tolist() == [1.0, 1.0]
     x.grad.add_(1)
     assert y.grad.tolist() == [1.0, 1.0]
+
+
+def test_a_named_tape_keeps_its_nodes_when_a_bigger_tape_joins_it():
+    # the user holds `tape`: a later op that meets a longer default tape must not empty it
+    x = leaf([1.0, 2.0])
+    with tg.Tape() as tape:
+        y = x * 2
+    longer = x
+    for _ in range(5):
+        longer = longer * 1.5       # a default tape of 5 nodes
+    z = (y + longer).sum()
+    assert z.tape is tape and y.tape is tape and longer.tape is tape
+    assert len(tape) == 8 and tape[0] is y.node
+    assert [node.index for node in tape] == list(range(8))
+    z.backward()
+    assert x.grad.tolist() == [2.0 + 1.5 ** 5] * 2
