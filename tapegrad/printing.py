@@ -1,10 +1,10 @@
 """`print(tape)`: the Wengert list as text, one line per node.
 
     Tape of 7 nodes
-      %0 = LinearFunction(x, Linear0.weight, Linear0.bias)  -> (10, 25)  mean 0.0113  [-0.583, 0.585]
-      %1 = ReLU(%0)                                         -> (10, 25)  mean 0.0878  [0, 0.585]
+      %0 = LinearFunction(input(10, 2), Linear0.weight, Linear0.bias)  -> (10, 25)    mean 0.0113  [-0.583, 0.585]
+      %1 = ReLU(%0)                                                    -> (10, 25)    mean 0.0878  [0, 0.585]
       ...
-      %6 = MSEFunction(%5, t, reduction=1)                  -> ()        0.246
+      %6 = MSEFunction(%5, input(10, 1), reduction=1)                  -> ()          0.666
 
 `%i` is the output of tape node i. A leaf is written by its name where one
 is known, else as ``leaf(shape)`` (requires grad) or ``input(shape)``:
