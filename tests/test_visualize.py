@@ -288,6 +288,21 @@ def test_cluster_frames_each_modules_ops_and_parameters(no_dot):
             assert where[name] == []
 
 
+def test_without_a_model_modules_and_parameters_are_named_as_print_tape_names_them(no_dot):
+    _, tape, _, _, _ = disk_step()
+    graph = visualize.to_dot(tape, group="cluster")
+    root = parse(graph.pipe("svg"))
+    assert cluster_labels(root) == ["Linear0", "ReLU0", "Linear1", "ReLU1", "Linear2", "Tanh0",
+                                    "Linear3", "Tanh1", "MSELoss"]
+    params = [b["lines"][0] for b in boxes(root).values() if b["classes"] == {"param"}]
+    assert sorted(params) == sorted(f"Linear{i}.{p}" for i in range(4) for p in ("weight", "bias"))
+    printed = str(tape)
+    assert all(name in printed for name in params)
+    where = clusters_of(graph.source)
+    assert all(where[n] == [b.rpartition(".")[0]] for n, b in
+               ((n, b["lines"][0]) for n, b in boxes(root).items() if b["classes"] == {"param"}))
+
+
 def test_nested_modules_give_nested_clusters(no_dot):
     model = nn.Sequential(nn.Sequential(nn.Linear(3, 4), nn.ReLU()), nn.Linear(4, 1))
     x = tg.tensor(torch.randn(5, 3))

@@ -22,13 +22,14 @@ plain iteration over the tape, so a tape of any depth can be drawn.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections import Counter
 
 import torch
 
 from tapegrad import Tape, Tensor
-from tapegrad.printing import constants_text, leaf_names, parameter_names
+from tapegrad.printing import constants_text, leaf_names
 from tapegrad.tape import Node, resolve
 
 from . import labels
@@ -127,7 +128,6 @@ class _Drawing:
         self.values, self.grads, self.group, self.depth = values, grads, group, depth
         self.ends = ends
         self.across = rankdir in ("LR", "RL")   # record fields then stack top to bottom
-        self.param_names = parameter_names(model)     # dotted names: they place a parameter
         self.leaf_names = leaf_names(nodes, model, names)   # every name print(tape) would use
         self.module_names = {}              # id(module) -> dotted name ('' for model itself)
         self.modules_by_name = {}
@@ -135,7 +135,13 @@ class _Drawing:
             for name, module in model.named_modules():
                 self.module_names[id(module)] = name
                 self.modules_by_name[name] = module
-        self.unnamed = {}                   # id(module) -> label, for modules outside `model`
+        self.unnamed = _unnamed_labels(nodes, self.module_names)
+        # The module whose frame a parameter sits in (group="cluster"): its owner.
+        self.owner = {id(p): name.rpartition(".")[0] for name, p in _named_parameters(model)}
+        for module in _modules_of(nodes):
+            if id(module) in self.unnamed:
+                for _, param in module.named_parameters(recurse=False):
+                    self.owner.setdefault(id(param), "\0" + self.unnamed[id(module)])
         self.items = {}                     # graph node name -> (attributes, cluster key or None)
         self.leaves = {}                    # id(leaf tensor or constant) -> graph node name
         self.graph = TapeGraph(
@@ -221,9 +227,7 @@ class _Drawing:
                  "class": kind}
         if not finite:
             attrs.update(color=NOT_FINITE, penwidth="2.5")
-        # A parameter of `model` sits in the frame of the module that owns it.
-        dotted = self.param_names.get(id(item))
-        cluster = dotted.rpartition(".")[0] if dotted is not None and self.group == "cluster" else None
+        cluster = self.owner.get(id(item)) if self.group == "cluster" else None
         return attrs, cluster
 
     # --- clusters ----------------------------------------------------------------
@@ -237,14 +241,7 @@ class _Drawing:
         name = self.module_names.get(id(module))
         if name is not None:
             return name
-        label = self.unnamed.get(id(module))
-        if label is None:
-            label = type(module).__name__
-            taken = sum(1 for other in self.unnamed.values() if other.split(" #")[0] == label)
-            if taken:
-                label += f" #{taken + 1}"
-            self.unnamed[id(module)] = label
-        return "\0" + label                 # never a dotted name of `model`
+        return "\0" + self.unnamed[id(module)]     # never a dotted name of `model`
 
     def _module_title(self, key: str) -> str:
         if key.startswith("\0"):
@@ -374,6 +371,35 @@ class _Drawing:
         return attrs
 
 
+def _named_parameters(model):
+    return () if model is None else model.named_parameters()
+
+
+def _modules_of(nodes) -> list:
+    """The modules that recorded `nodes`, each once, in tape order."""
+    modules = {}
+    for node in nodes:
+        module = node.module
+        if module is not None:
+            modules.setdefault(id(module), module)
+    return list(modules.values())
+
+
+def _unnamed_labels(nodes, named) -> dict:
+    """{id(module): 'Linear1'} for the modules outside `model`, named as print(tape) names them:
+    by class, numbered in tape order when a class appears more than once."""
+    modules = {id(m): m for m in _modules_of(nodes) if id(m) not in named}
+    totals = Counter(type(m).__name__ for m in modules.values())
+    seen = Counter()
+    labels_ = {}
+    for key, module in modules.items():
+        cls = type(module).__name__
+        labels_[key] = cls if totals[cls] == 1 else f"{cls}{seen[cls]}"
+        seen[cls] += 1
+    return labels_
+
+
+@functools.lru_cache(maxsize=None)
 def _maths(op) -> str:
     """The op's own docstring (its maths) as the box's tooltip, in DOT's escapes."""
     doc = op.__dict__.get("__doc__")
