@@ -372,3 +372,17 @@ def test_expression_mixing_ops(pair, seed):
         return (z.sigmoid() * x.exp()).relu().mean() - (-z).sum() / 3
 
     check_both(fn, a, b)
+
+
+# --- other dtypes ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float16, 2e-3),
+                                        (torch.bfloat16, 2e-2)])
+def test_gradients_keep_the_dtype_and_match_torch_in_it(dtype, tol):
+    # torch autograd in the same dtype is the reference: same kernels, same rounding, up to tol
+    def fn(x, w):
+        h = (x @ w).tanh().sigmoid().relu() * 2
+        return (h - x.exp().log().mean(0, keepdim=True).T ** 2).sum() / 3 + x[torch.tensor([0, 0])].sum()
+    x = randn((2, 2), 0, dtype=dtype)
+    w = randn((2, 1), 1, dtype=dtype)
+    check_against_torch(fn, x, w, rtol=tol, atol=tol)
