@@ -101,6 +101,47 @@ def test_linear_on_batches_of_any_rank_matches_torch(shape, bias):
     torch.testing.assert_close(x_ours.grad, x_ref.grad, **TOL)
 
 
+@pytest.mark.parametrize("loss_name", ["mse", "bce"])
+def test_losses_without_reduction_match_torch(loss_name):
+    p = torch.rand(5, 2, dtype=torch.float64) * 0.8 + 0.1
+    t = torch.rand(5, 2, dtype=torch.float64)
+    seed = torch.randn(5, 2, dtype=torch.float64)
+    ours, theirs = LOSSES[loss_name][0]("none"), LOSSES[loss_name][1](reduction="none")
+    p_ours, t_ours = tg.Tensor(p.clone(), requires_grad=True), tg.Tensor(t.clone(), requires_grad=True)
+    loss = ours(p_ours, t_ours)
+    loss.backward(seed)
+    p_ref, t_ref = p.clone().requires_grad_(True), t.clone().requires_grad_(True)
+    reference = theirs(p_ref, t_ref)
+    reference.backward(seed)
+    torch.testing.assert_close(loss.data, reference.detach(), **TOL)
+    torch.testing.assert_close(p_ours.grad, p_ref.grad, **TOL)
+    torch.testing.assert_close(t_ours.grad, t_ref.grad, **TOL)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_bce_at_saturated_predictions_matches_torch_exactly(reduction):
+    """p = 0 or 1: torch clamps the logs at -100 and p (1 - p) at a float32 1e-12."""
+    p = torch.tensor([[0.0], [1.0], [0.3], [1.0], [0.0]], dtype=torch.float64)
+    t = torch.tensor([[0.0], [1.0], [1.0], [0.0], [0.5]], dtype=torch.float64)
+    p_ours, t_ours = tg.Tensor(p.clone(), requires_grad=True), tg.Tensor(t.clone(), requires_grad=True)
+    loss = nn.BCELoss(reduction)(p_ours, t_ours)
+    loss.backward()
+    p_ref, t_ref = p.clone().requires_grad_(True), t.clone().requires_grad_(True)
+    reference = torch.nn.BCELoss(reduction=reduction)(p_ref, t_ref)
+    reference.backward()
+    assert torch.equal(loss.data, reference.detach())
+    torch.testing.assert_close(p_ours.grad, p_ref.grad, **TOL)
+    # dL/dt = log(1 - p) - log(p) with both logs clamped at -100, as in the loss: torch's target
+    # gradient skips the clamp and gives +-inf at p = 0 or 1; ours is the derivative of the loss
+    # that was computed, +-100 (scaled).
+    inside = (p > 0) & (p < 1)
+    torch.testing.assert_close(t_ours.grad[inside], t_ref.grad[inside], **TOL)
+    assert torch.isinf(t_ref.grad[~inside]).all()
+    scale = 1 / len(p) if reduction == "mean" else 1.0
+    expected = torch.where(p == 0, 100.0, -100.0).to(torch.float64) * scale
+    assert torch.equal(t_ours.grad[~inside], expected[~inside])
+
+
 def test_linear_is_one_fused_node_on_the_tape():
     layer = nn.Linear(3, 2)
     with tg.Tape() as tape:

@@ -49,6 +49,8 @@ class BCEFunction(Function):
     """L = mean (or sum) of -(t log p + (1 - t) log(1 - p))   (logs clamped at -100, as torch)
 
     dL/dp = (p - t) / (p (1 - p)) / n
+    dL/dt = (log(1 - p) - log p) / n      (the clamped logs: +-100 / n at p = 0 or 1, where
+                                           torch's target gradient is +-inf)
     """
 
     check_grad_shapes = False
@@ -64,7 +66,7 @@ class BCEFunction(Function):
     def backward(ctx, grad):
         prediction, target = ctx.saved_tensors
         need_p, need_t, _ = ctx.needs_input_grad
-        eps = 1e-12
+        eps = _BCE_EPS
         scale = 1.0 / prediction.numel() if ctx.reduction == 1 else 1.0
         grad_p = grad * scale * (prediction - target) / (prediction * (1 - prediction)).clamp_min(eps)
         grad_t = None
@@ -72,6 +74,11 @@ class BCEFunction(Function):
             grad_t = -grad * scale * (torch.log(prediction).clamp_min(-100)
                                       - torch.log1p(-prediction).clamp_min(-100))
         return (grad_p if need_p else None), grad_t, None
+
+
+# torch's clamp of p (1 - p) in the derivative: 1e-12 stored as a float32, so that a saturated
+# prediction (p = 0 or 1) gets torch's gradient to the last digit.
+_BCE_EPS = float(torch.tensor(1e-12, dtype=torch.float32))
 
 
 class _Loss(Module):
