@@ -124,6 +124,10 @@ def _check_grads(node, grads):
             raise RuntimeError(f"{node.describe()}: backward returned a gradient of shape "
                                f"{tuple(grad_in.shape)} for input {position}, whose shape is "
                                f"{tuple(shape)}; each gradient must have its input's shape")
+        dtype = holder.dtype
+        if grad_in.dtype != dtype:
+            raise TypeError(f"{node.describe()}: backward returned a {grad_in.dtype} gradient for "
+                            f"input {position}, which is {dtype}; return it in its input's dtype")
         if _state.anomaly:
             anomaly.check_backward(node, position, grad_in)
 

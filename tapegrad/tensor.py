@@ -80,6 +80,11 @@ class Tensor:
             if not isinstance(value, torch.Tensor) or value.shape != self.data.shape:
                 raise ValueError(f"grad must be a torch.Tensor of shape {tuple(self.shape)}, "
                                  f"got {getattr(value, 'shape', type(value).__name__)}")
+            if value.dtype != self.data.dtype or value.device != self.data.device:
+                # else an optimizer step would fail half-way, some parameters already updated
+                raise TypeError(f"grad must be {self.data.dtype} on {self.data.device} like the "
+                                f"tensor, got {value.dtype} on {value.device}; convert it with "
+                                ".to(tensor.dtype)")
         self._grad = value
 
     @property

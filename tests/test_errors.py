@@ -317,6 +317,48 @@ def test_setting_grad_of_the_wrong_shape():
     assert x.grad is None
 
 
+def test_setting_grad_of_the_wrong_dtype():
+    x = leaf(3)
+    with pytest.raises(TypeError, match=r"grad must be torch.float32 on cpu like the tensor, got "
+                                        r"torch.float64"):
+        x.grad = torch.ones(3, dtype=torch.float64)
+    assert x.grad is None
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1),
+                                  lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: optim.Adam(ps, lr=0.1)])
+def test_a_wrong_dtype_grad_cannot_half_update_a_model(make):
+    # Were it accepted, the step would update the first parameters and then fail.
+    model = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
+    opt = make(model.parameters())
+    params = list(model.parameters())
+    for p in params:
+        p.grad = torch.ones_like(p.data)
+    with pytest.raises(TypeError):
+        params[-1].grad = torch.ones(params[-1].shape, dtype=torch.float64)
+    before = [p.data.clone() for p in params]
+    opt.step()
+    assert all(not torch.equal(b, p.data) for b, p in zip(before, params))
+
+
+def test_user_function_returning_gradient_of_wrong_dtype():
+    class Bad(tg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            return (grad * 2).double()
+
+    x = leaf(3)
+    with pytest.raises(TypeError, match=r"Bad \(tape index 0\): backward returned a torch.float64 "
+                                        r"gradient for input 0, which is torch.float32"):
+        Bad.apply(x).sum().backward()
+    assert x.grad is None
+
+
 def test_second_sweep_over_a_released_tape():
     x = leaf(3)
     y = (x * x).sum()
