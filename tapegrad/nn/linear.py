@@ -82,7 +82,15 @@ class Linear(Module):
             raise TypeError(f"{self!r}: input is {data.dtype} but the weights are "
                             f"{self.weight.data.dtype}; convert the input (x.to(dtype)) or the "
                             "model (model.double() / model.float())")
-        return LinearFunction.apply(x, self.weight, self.bias)
+        try:
+            return LinearFunction.apply(x, self.weight, self.bias)
+        except RuntimeError:
+            # Checked only after a failure, so the hot path pays nothing for it.
+            if data.device != self.weight.data.device:
+                raise RuntimeError(f"{self!r}: input is on {data.device} but the weights are on "
+                                   f"{self.weight.data.device}; move the input (x.to(device)) or "
+                                   "the model (model.to(device)) so both agree") from None
+            raise
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
