@@ -38,9 +38,11 @@ class Optimizer:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"{owner}: {name} must be a finite number, got {value!r}")
         if value < low or (high is not None and (value >= high if high_open else value > high)):
-            bound = f"[{low}, {high})" if high_open else (f"[{low}, {high}]" if high is not None
-                                                          else f">= {low}")
-            raise ValueError(f"{owner}: {name} must be in {bound}, got {value!r}")
+            if high is None:
+                bound = f">= {low}"
+            else:
+                bound = f"in [{low}, {high}{')' if high_open else ']'}"
+            raise ValueError(f"{owner}: {name} must be {bound}, got {value!r}")
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.params:
