@@ -127,7 +127,6 @@ class _Drawing:
     def __init__(self, nodes, ends, model, names, values, grads, group, depth, rankdir):
         self.values, self.grads, self.group, self.depth = values, grads, group, depth
         self.ends = ends
-        self.across = rankdir in ("LR", "RL")   # record fields then stack top to bottom
         self.leaf_names = leaf_names(nodes, model, names)   # every name print(tape) would use
         self.module_names = {}              # id(module) -> dotted name ('' for model itself)
         self.modules_by_name = {}
@@ -181,8 +180,8 @@ class _Drawing:
         if self.grads:
             lines.append(labels.grad_line(node.grad, node.released))
             finite = finite and labels.is_finite(node.grad)
-        attrs = {"label": labels.label(f"%{node.index} {node.name}", lines, True, self.across),
-                 "shape": "Mrecord", "fillcolor": COLOURS[kind],
+        attrs = {"label": labels.label(f"%{node.index} {node.name}", lines),
+                 "shape": "box", "style": "filled,rounded", "fillcolor": COLOURS[kind],
                  "class": kind, "tooltip": _maths(node.op)}
         if kind == "loss":
             attrs["penwidth"] = "2"
@@ -221,9 +220,8 @@ class _Drawing:
         if self.grads and item.requires_grad:
             lines.append(labels.grad_line(item._grad, released=False, leaf=True))
             finite = finite and labels.is_finite(item._grad)
-        boxed = kind != "input"
-        attrs = {"label": labels.label(name or kind, lines, boxed, self.across),
-                 "shape": "record" if boxed else "ellipse", "fillcolor": COLOURS[kind],
+        attrs = {"label": labels.label(name or kind, lines),
+                 "shape": "ellipse" if kind == "input" else "box", "fillcolor": COLOURS[kind],
                  "class": kind}
         if not finite:
             attrs.update(color=NOT_FINITE, penwidth="2.5")
@@ -254,10 +252,13 @@ class _Drawing:
         members = {}
         for name, (attrs, cluster) in self.items.items():
             members.setdefault(cluster, []).append((name, attrs))
-        paths = {key: self._cluster_path(key, "" in members) for key in members if key is not None}
-        for path in list(paths.values()):
-            for i in range(1, len(path)):
-                paths.setdefault(path[i - 1], path[:i])
+        # Every frame and the frames around it, in the order the tape first enters them.
+        paths = {}
+        for key in members:
+            if key is not None:
+                path = self._cluster_path(key, "" in members)
+                for i in range(1, len(path) + 1):
+                    paths.setdefault(path[i - 1], path[:i])
         subgraphs = {}
         for key in paths:
             sub = subgraphs[key] = TapeGraph(name=f"cluster_{len(subgraphs)}", graph_attr={
@@ -265,6 +266,7 @@ class _Drawing:
                 "fontcolor": "#555555", "labeljust": "l"})
             for name, attrs in members.get(key, ()):
                 sub.node(name, **attrs)
+            sub.body.extend(_beside(members.get(key, ()), edges))
         for name, attrs in members.get(None, ()):
             self.graph.node(name, **attrs)
         # Deepest first: a cluster is complete when it is copied into its parent.
@@ -273,11 +275,13 @@ class _Drawing:
             parent = subgraphs[path[-2]] if len(path) > 1 else self.graph
             parent.subgraph(subgraphs[key])
         for source, target in edges:
+            attrs = {}
             count = edge_counts.get((source, target), 1) if edge_counts else 1
             if count > 1:
-                self.graph.edge(source, target, label=f"×{count}", fontsize="9")
-            else:
-                self.graph.edge(source, target)
+                attrs.update(label=f"×{count}", fontsize="9")
+            if source[0] != "t":    # op to op: the main line of the computation, kept straight
+                attrs["weight"] = "4"
+            self.graph.edge(source, target, **attrs)
 
     def _cluster_path(self, key: str, root_has_members: bool) -> list:
         """The keys of the clusters from the outermost to `key`: '3', '3.17' for '3.17'."""
@@ -353,22 +357,41 @@ class _Drawing:
                  for p in params]
         if names:
             numbers = sum(p.data.numel() for p in params)
-            lines.append(("params " + ", ".join(names)) if len(names) <= 4
-                         else f"{len(names)} parameters")
-            lines.append(f"{numbers:,} numbers")
+            listed = ", ".join(names) if len(names) <= 4 else f"{len(names)} parameters"
+            lines.append(f"params {listed} ({numbers:,} numbers)")
         kind = "loss" if any(self.ends.get(id(n)) == "loss" for n in members) else "module"
         finite = True
         if self.values and last.value is not None:
             lines.append("out " + labels.stats(last.value))
             finite = labels.is_finite(last.value)
         if self.grads:
-            lines.append(labels.grad_line(last.grad, last.released))
+            lines.append("out " + labels.grad_line(last.grad, last.released))
             finite = finite and labels.is_finite(last.grad)
         attrs = {"label": labels.label(self._module_title(key), lines), "shape": "box3d",
                  "fillcolor": COLOURS[kind], "class": "module" if kind != "loss" else "module loss"}
         if not finite:
             attrs.update(color=NOT_FINITE, penwidth="2.5")
         return attrs
+
+
+def _beside(members, edges) -> list:
+    """'{rank=same; n2; t3; t4}': inside a module's frame, its parameters level with their op.
+
+    Above it they would share a rank with the previous layer's op, and the
+    frames (which cannot overlap) would march across the page in a staircase.
+    """
+    inside = {name for name, _ in members}
+    feeds = {}
+    for source, target in edges:
+        if source in inside and source[0] == "t":
+            feeds.setdefault(source, set()).add(target)
+    rows = {}
+    for source, targets in feeds.items():
+        if len(targets) == 1:
+            (target,) = targets
+            if target in inside:
+                rows.setdefault(target, []).append(source)
+    return [f"\t{{rank=same; {op}; {'; '.join(params)}}}\n" for op, params in rows.items()]
 
 
 def _named_parameters(model):

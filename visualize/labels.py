@@ -1,9 +1,10 @@
 """The text inside the boxes of a tape picture: op, tape index, shape, value and gradient summaries.
 
-Labels are plain Graphviz labels (HTML-like labels need an XML parser that the
-WebAssembly Graphviz is built without). Ops and parameters are record boxes:
-the title in one field, the summaries in the next. Everything that comes from
-the tape is escaped here, in one place.
+Labels are plain Graphviz labels, one fact a line. Not HTML-like labels: the
+WebAssembly Graphviz is built without the XML parser they need. Not record
+shapes either: Graphviz drops a flat edge between a record and its neighbour,
+and a parameter drawn level with its op is exactly that. Everything that comes
+from the tape is escaped here, in one place.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ VALUE_NOT_KEPT = "value not kept: record in `with tg.Tape()`"
 
 
 def shape_text(shape, dtype) -> str:
-    """'(100, 25)', plus the dtype when it is not torch's default ('(3,) float64')."""
-    text = str(tuple(shape))
+    """'(100, 25)' ('scalar' for shape ()), plus the dtype when not torch's default: '(3,) float64'."""
+    text = str(tuple(shape)) if len(shape) else "scalar"
     if dtype is not None and dtype != torch.get_default_dtype():
         text += " " + str(dtype).removeprefix("torch.")
     return text
@@ -37,29 +38,14 @@ def is_finite(value) -> bool:
         or bool(torch.isfinite(value).all())
 
 
-def label(title: str, lines, record: bool = False, across: bool = False) -> str:
-    """A Graphviz label: `title`, then `lines` (plain text; empty ones are skipped).
-
-    record=True: for shape=record/Mrecord boxes, the title in its own field above the
-    lines (beside them when `across`, since records turn with rankdir=TB/LR).
-    """
-    lines = [line for line in lines if line]
-    if not record:
-        return "\\n".join(_escape(text) for text in [title, *lines])
-    fields = [_escape(title, record=True)]
-    if lines:
-        fields.append("\\n".join(_escape(line, record=True) for line in lines))
-    body = "|".join(fields)
-    return body if across else "{" + body + "}"
+def label(title: str, lines) -> str:
+    """A Graphviz label: `title`, then `lines` (plain text; empty ones are skipped), one a line."""
+    return "\\n".join(_escape(text) for text in [title, *lines] if text)
 
 
-def _escape(text: str, record: bool = False) -> str:
-    """Make `text` literal inside a DOT label (backslashes start escapes like \\n)."""
-    text = text.replace("\\", "\\\\")
-    if record:
-        for char in "{}|<>":
-            text = text.replace(char, "\\" + char)
-    return text
+def _escape(text: str) -> str:
+    """Make `text` literal inside a DOT label (a backslash would start an escape like \\n)."""
+    return text.replace("\\", "\\\\")
 
 
 def grad_line(grad, released: bool, leaf: bool = False) -> str:
