@@ -165,8 +165,8 @@ def _forward_error(cls, error: Exception, raw) -> Exception:
     if odd and isinstance(error, (TypeError, AttributeError)):
         # e.g. x + "1", x @ [[1.0], [2.0]], or None from a function that forgot to return
         kind = TypeError
-        hint = (f"\n  an input is a {odd[0]}, but ops take tapegrad Tensors or numbers; build a "
-                "tensor with tapegrad.tensor(...)")
+        hint = (f"\n  an input is a {odd[0]}: where a tensor is expected, pass a tapegrad Tensor "
+                "or a number (build one with tapegrad.tensor(...))")
     else:
         tensors = [v for v in raw if isinstance(v, torch.Tensor)]
         devices = sorted({str(t.device) for t in tensors})

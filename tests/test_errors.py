@@ -207,6 +207,13 @@ def test_loss_refuses_non_tensor_target(bad):
         nn.MSELoss()(leaf(1, 1), bad)
 
 
+@pytest.mark.parametrize("op", ["sum", "mean"])
+def test_reduction_over_a_non_integer_dim(op):
+    with pytest.raises(TypeError, match=rf"{op.capitalize()}: dim must be None, an int or a tuple "
+                                        r"of ints, got 'rows'"):
+        getattr(leaf(3, 4), op)("rows")
+
+
 @pytest.mark.parametrize("bad", ["abc", None, [[1.0, 2.0], [3.0]], object()])
 def test_tensor_factory_refuses_non_numeric_data(bad):
     with pytest.raises(TypeError, match=r"tapegrad.tensor\(\): cannot build a tensor from"):

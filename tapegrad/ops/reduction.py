@@ -11,7 +11,10 @@ def _reduced_dims(dim, ndim):
     dims = tuple(dims)
     if ndim == 0:
         ndim = 1        # torch lets a 0-d tensor reduce over dim 0 or -1
-    return tuple(sorted(d % ndim for d in dims))
+    try:
+        return tuple(sorted(d % ndim for d in dims))
+    except TypeError:
+        raise TypeError(f"dim must be None, an int or a tuple of ints, got {dim!r}") from None
 
 
 def _spread(grad, ctx):
