@@ -319,6 +319,12 @@ def test_nested_modules_give_nested_clusters(no_dot):
     assert where["n3"] == []                                # the sum ran outside any module
     assert parse(visualize.to_dot(tape, model=model, group="cluster").pipe("svg")) is not None
 
+    def collapsed(depth):
+        root = parse(visualize.to_dot(tape, model=model, group="collapse", depth=depth).pipe("svg"))
+        return sorted(b["lines"][0] for b in boxes(root).values() if "module" in b["classes"])
+    assert collapsed(1) == ["0: Sequential", "1: Linear"]
+    assert collapsed(2) == ["0.0: Linear", "0.1: ReLU", "1: Linear"]
+
 
 def test_collapse_draws_one_box_per_module(no_dot):
     model, tape, _, _, _ = disk_step()

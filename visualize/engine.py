@@ -72,7 +72,9 @@ class TapeGraph(graphviz.Digraph):
 
     Everything else is graphviz's: ``.source``, ``.body``, ``.node(...)``,
     ``.save(...)``. Rendered inline in a notebook through
-    ``_repr_mimebundle_``, which calls `pipe`.
+    ``_repr_mimebundle_``, which calls `pipe`. To write a file use
+    `visualize.render` (graphviz's own ``.render()`` and ``.view()`` run the
+    system `dot` and fail without it).
     """
 
     backend = "auto"       # which Graphviz renders it: "auto", "dot" or "wasm" (see `pipe`)

@@ -22,7 +22,6 @@ plain iteration over the tape, so a tape of any depth can be drawn.
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections import Counter
 
@@ -143,6 +142,7 @@ class _Drawing:
                     self.owner.setdefault(id(param), "\0" + self.unnamed[id(module)])
         self.items = {}                     # graph node name -> (attributes, cluster key or None)
         self.leaves = {}                    # id(leaf tensor or constant) -> graph node name
+        self.tooltips = {}                  # op -> its maths, once per op per drawing
         self.graph = TapeGraph(
             name="tape",
             graph_attr={"rankdir": rankdir, "bgcolor": "white", "fontname": "Helvetica",
@@ -182,12 +182,18 @@ class _Drawing:
             finite = finite and labels.is_finite(node.grad)
         attrs = {"label": labels.label(f"%{node.index} {node.name}", lines),
                  "shape": "box", "style": "filled,rounded", "fillcolor": COLOURS[kind],
-                 "class": kind, "tooltip": _maths(node.op)}
+                 "class": kind, "tooltip": self._maths(node.op)}
         if kind == "loss":
             attrs["penwidth"] = "2"
         if not finite:
             attrs.update(color=NOT_FINITE, penwidth="2.5")
         return attrs
+
+    def _maths(self, op) -> str:
+        tooltip = self.tooltips.get(op)
+        if tooltip is None:
+            tooltip = self.tooltips[op] = _maths(op)
+        return tooltip
 
     def _source(self, item) -> str | None:
         """The graph node an input comes from (drawing leaves and constants once each)."""
@@ -422,7 +428,6 @@ def _unnamed_labels(nodes, named) -> dict:
     return labels_
 
 
-@functools.lru_cache(maxsize=None)
 def _maths(op) -> str:
     """The op's own docstring (its maths) as the box's tooltip, in DOT's escapes."""
     doc = op.__dict__.get("__doc__")
