@@ -65,32 +65,37 @@ class Function:
     @classmethod
     def apply(cls, *args):
         """Run the op; record it on the tape if any input needs a gradient."""
+        # This is the hot path of every forward pass: one pass over the
+        # arguments, then the forward, then a handful of slot writes.
+        recording = _state.recording
         raw = []
-        inputs = []
+        inputs = []     # per input: its Node, a leaf Tensor, or the constant itself
         needs = []
         tape = None
-        recording = _state.recording
         for arg in args:
             if isinstance(arg, Tensor):
                 raw.append(arg.data)
                 node = arg._node
-                if node is not None:
+                if node is None:
+                    inputs.append(arg)
+                    needs.append(arg.requires_grad)
+                else:
                     inputs.append(node)
                     needs.append(True)
                     if recording:
-                        tape = _tape_of(arg, tape)
-                else:
-                    inputs.append(arg)
-                    needs.append(arg.requires_grad)
+                        own = arg._tape
+                        if own is not tape:
+                            tape = _tape_of(arg, tape)
             else:
                 if isinstance(arg, torch.Tensor) and arg.requires_grad:
                     arg = arg.detach()  # a torch-tracked constant would make torch record the forward
                 raw.append(arg)
                 inputs.append(arg)
                 needs.append(False)
+        record = recording and True in needs
 
         ctx = Node(cls)
-        ctx.needs_input_grad = tuple(needs) if recording else (False,) * len(needs)
+        ctx.needs_input_grad = tuple(needs) if record else (False,) * len(needs)
         try:
             out = cls.forward(ctx, *raw)
         except (RuntimeError, ValueError, TypeError, IndexError, AttributeError) as error:
@@ -101,7 +106,7 @@ class Function:
             raise TypeError(f"{cls.__name__}.forward must return a torch.Tensor, "
                             f"got {type(out).__name__}")
 
-        if not (recording and True in needs):
+        if not record:
             if _state.anomaly:
                 anomaly.check_forward(ctx, out, recorded=False)
             return Tensor._wrap(out)

@@ -72,15 +72,16 @@ def _sweep(nodes, start, retain_graph, keep_grads, touched, kept):
                 f"backward() through {node.describe()} a second time: the tape's saved tensors "
                 "were freed by the first backward(). Pass retain_graph=True to the first "
                 "backward() to sweep the same tape again")
-        grads = node.op.backward(node, grad)
+        op = node.op
+        grads = op.backward(node, grad)
         if grads.__class__ is not tuple:
             grads = (grads,)
         inputs = node.inputs
         if len(grads) != len(inputs):
-            raise RuntimeError(f"{node.op.__name__}.backward returned {len(grads)} gradient(s) "
+            raise RuntimeError(f"{op.__name__}.backward returned {len(grads)} gradient(s) "
                                f"for {len(inputs)} input(s); return one per input of forward "
                                "(None where there is none)")
-        if node.op.check_grad_shapes or check:
+        if op.check_grad_shapes or check:
             _check_grads(node, grads)
         for holder, needed, grad_in in zip(inputs, node.needs_input_grad, grads):
             if needed and grad_in is not None:
@@ -88,7 +89,8 @@ def _sweep(nodes, start, retain_graph, keep_grads, touched, kept):
                 touched.append((holder, previous))
                 holder._grad = grad_in if previous is None else previous + grad_in
         if not retain_graph:
-            node.release()
+            node._saved = RELEASED      # node.release(), inlined: this loop is the hot path
+            node._versions = ()
 
 
 def _own_leaf_grads(touched, kept) -> None:

@@ -97,7 +97,9 @@ class Node:
         was changed in place after recording and refuse to use it.
         """
         self._saved = tensors
-        self._versions = [t._version if isinstance(t, torch.Tensor) else None for t in tensors]
+        # (`is not None` first: isinstance(x, torch.Tensor) is slow when x is not a tensor)
+        self._versions = [t._version if t is not None and isinstance(t, torch.Tensor) else None
+                          for t in tensors]
 
     @property
     def saved_tensors(self) -> tuple:
@@ -107,16 +109,23 @@ class Node:
                 f"{self.describe()}: its saved tensors were already freed by an earlier "
                 "backward(). Pass retain_graph=True to the first backward() to sweep the "
                 "same tape again.")
-        for position, (t, version) in enumerate(zip(saved, self._versions)):
+        for t, version in zip(saved, self._versions):
             if version is not None and t._version != version:
-                raise RuntimeError(
+                raise self._stale_error()
+        return saved
+
+    def _stale_error(self) -> RuntimeError:
+        """The error for a saved tensor that was changed in place after it was recorded."""
+        for position, (t, version) in enumerate(zip(self._saved, self._versions)):
+            if version is not None and t._version != version:
+                return RuntimeError(
                     f"{self.describe()}: saved tensor {position} ({self._name_of(t)}, shape "
                     f"{tuple(t.shape)}) was "
                     f"modified in place after it was recorded (version {version} -> "
                     f"{t._version}), so its gradient would be wrong. Typical cause: an "
                     "optimizer step or an in-place edit between forward and backward. "
                     "Run the forward again after the change, or clone the tensor first.")
-        return saved
+        raise AssertionError("_stale_error() called with no stale saved tensor")
 
     def _name_of(self, t: torch.Tensor) -> str:
         """Which tensor `t` is, for an error: a parameter's name, an input, or an output."""

@@ -177,8 +177,7 @@ class Tensor:
         retain_graph: keep the saved tensors, to sweep the same tape again.
         keep_grads: keep every node's gradient (``node.grad``), for pictures and teaching.
         """
-        from .sweep import backward
-        backward(self, grad, retain_graph=retain_graph, keep_grads=keep_grads)
+        sweep.backward(self, grad, retain_graph=retain_graph, keep_grads=keep_grads)
 
     def __repr__(self):
         body = repr(self.data)
@@ -331,4 +330,4 @@ def tensor(data, requires_grad: bool = False, dtype=None, device=None) -> Tensor
     return Tensor(data, requires_grad=requires_grad)
 
 
-from . import ops  # noqa: E402  (the ops need Tensor defined first)
+from . import ops, sweep  # noqa: E402  (the ops need Tensor defined first)

@@ -72,25 +72,30 @@ class Linear(Module):
             init.zeros_(self.bias)
 
     def forward(self, x):
-        data = x.data if isinstance(x, Tensor) else x
-        if not isinstance(data, torch.Tensor):
-            raise TypeError(f"{self!r} takes a tensor, got {type(x).__name__}")
-        if data.dim() == 0 or data.shape[-1] != self.in_features:
-            raise ValueError(f"{self!r}: expected input with {self.in_features} features in its last "
-                             f"dimension, got shape {tuple(data.shape)}")
-        if data.dtype != self.weight.data.dtype:
-            raise TypeError(f"{self!r}: input is {data.dtype} but the weights are "
-                            f"{self.weight.data.dtype}; convert the input (x.to(dtype)) or the "
-                            "model (model.double() / model.float())")
         try:
             return LinearFunction.apply(x, self.weight, self.bias)
-        except RuntimeError:
-            # Checked only after a failure, so the hot path pays nothing for it.
-            if data.device != self.weight.data.device:
-                raise RuntimeError(f"{self!r}: input is on {data.device} but the weights are on "
-                                   f"{self.weight.data.device}; move the input (x.to(device)) or "
-                                   "the model (model.to(device)) so both agree") from None
+        except (TypeError, ValueError, RuntimeError):
+            # The input is checked only after a failure, so the hot path pays nothing for
+            # it; the check raises an error that names this layer and the fix.
+            self._check_input(x)
             raise
+
+    def _check_input(self, x) -> None:
+        data = x.data if isinstance(x, Tensor) else x
+        weight = self.weight.data
+        if not isinstance(data, torch.Tensor):
+            raise TypeError(f"{self!r} takes a tensor, got {type(x).__name__}") from None
+        if data.dim() == 0 or data.shape[-1] != self.in_features:
+            raise ValueError(f"{self!r}: expected input with {self.in_features} features in its last "
+                             f"dimension, got shape {tuple(data.shape)}") from None
+        if data.dtype != weight.dtype:
+            raise TypeError(f"{self!r}: input is {data.dtype} but the weights are "
+                            f"{weight.dtype}; convert the input (x.to(dtype)) or the "
+                            "model (model.double() / model.float())") from None
+        if data.device != weight.device:
+            raise RuntimeError(f"{self!r}: input is on {data.device} but the weights are on "
+                               f"{weight.device}; move the input (x.to(device)) or "
+                               "the model (model.to(device)) so both agree") from None
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -110,7 +110,7 @@ class _Loss(Module):
         if p.dtype != t.dtype:
             raise TypeError(f"{type(self).__name__}: prediction is {p.dtype} but target is "
                             f"{t.dtype}; convert the target with .to(prediction.dtype)")
-        self._last_inputs = (prediction, target)
+        self.__dict__["_last_inputs"] = (prediction, target)     # plain attribute: skip __setattr__
         return self.function.apply(prediction, target, self._code)
 
     def backward(self, grad_output=None):

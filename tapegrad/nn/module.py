@@ -78,7 +78,9 @@ class Module:
             out = self.forward(*inputs, **kwargs)
         finally:
             _state.module = outer
-        self._last_output = out
+        # A plain attribute, not a parameter or a submodule: skip __setattr__'s registration
+        # (this runs once per layer per step).
+        self.__dict__["_last_output"] = out
         return out
 
     def backward(self, grad_output):

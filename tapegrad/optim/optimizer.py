@@ -45,10 +45,12 @@ class Optimizer:
             raise ValueError(f"{owner}: {name} must be {bound}, got {value!r}")
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.params:
-            if set_to_none:
+        if set_to_none:
+            for p in self.params:
                 p._grad = None
-            elif p._grad is not None:
+            return
+        for p in self.params:
+            if p._grad is not None:
                 p._grad = torch.zeros_like(p._grad)
 
     def step(self):

@@ -36,22 +36,21 @@ class SGD(Optimizer):
         self._buffers: dict[int, torch.Tensor] = {}
 
     def step(self) -> None:
-        params, grads, buffers, fresh = [], [], [], []
-        for p in self.params:
-            if p._grad is None:
-                continue
-            params.append(p.data)
-            grads.append(p._grad)
-            if self.momentum:
-                buf = self._buffers.get(id(p))
-                if buf is None:
-                    buf = self._buffers[id(p)] = torch.empty_like(p.data)
-                    self.state[id(p)] = {"momentum_buffer": buf}
-                    fresh.append(len(buffers))
-                buffers.append(buf)
-        if not params:
+        live = [p for p in self.params if p._grad is not None]
+        if not live:
             return
-        if fresh and len(fresh) != len(params):
+        params = [p.data for p in live]
+        grads = [p._grad for p in live]
+        if not self.momentum:
+            self._update(params, grads, [], False)
+            return
+        buffers = [self._buffers.get(id(p)) for p in live]
+        fresh = [i for i, buf in enumerate(buffers) if buf is None]
+        for i in fresh:
+            p = live[i]
+            buffers[i] = self._buffers[id(p)] = torch.empty_like(p.data)
+            self.state[id(p)] = {"momentum_buffer": buffers[i]}
+        if fresh and len(fresh) != len(live):
             # Some buffers start now, some carry on: two calls, as the kernel
             # takes one first-step flag for all.
             new = set(fresh)
