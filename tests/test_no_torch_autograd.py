@@ -165,7 +165,9 @@ def test_package_source_never_uses_torch_autograd():
     found = []
     for path in files:
         found += violations(path.read_text(), str(path.relative_to(PACKAGE.parent)))
-    assert found == [], "torch autograd used in tapegrad/:\n" + "\n".join(found)
+    assert found == [], ("torch autograd used in tapegrad/:\n" + "\n".join(found) +
+                         "\n(a tapegrad constructor taking requires_grad=: add its name to "
+                         "TAPEGRAD_CONSTRUCTORS in tests/test_no_torch_autograd.py)")
 
 
 def _forbid(name):
