@@ -8,6 +8,10 @@ way torchrun's processes would over TCP.
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -277,3 +281,39 @@ def test_two_processes_on_the_gpu_train_like_one_on_the_cpu(tmp_path):
     """Both ranks on cuda:0 (gloo reduces CUDA tensors too); the reference runs on the CPU."""
     ranks = _spawn_two(tmp_path, device="cuda:0")
     _check_two_processes_match_one(ranks, tolerance=1e-9)
+
+
+# --- the example, launched the way a user launches it ----------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+NUMBERS = re.compile(r"\d+\.\d+")
+
+
+def _numbers(lines):
+    return [[float(v) for v in NUMBERS.findall(line)[:3]] for line in lines
+            if line.startswith(("epoch", "train error"))]
+
+
+@pytest.mark.slow
+def test_the_example_under_torchrun_prints_once_and_follows_the_single_process_run():
+    flags = ["--epochs", "3", "--train-size", "200", "--test-size", "200", "--seed", "3"]
+    launched = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+         "--standalone", str(ROOT / "examples" / "disk_circle_ddp.py"), *flags],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert launched.returncode == 0, launched.stderr
+    lines = launched.stdout.splitlines()
+    assert lines[0].startswith("2 process(es), backend gloo")
+    assert len(lines) == 1 + 3 + 1, lines       # rank 0 alone prints: header, 3 epochs, result
+
+    single = subprocess.run([sys.executable, str(ROOT / "examples" / "disk_circle.py"), *flags],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert single.returncode == 0, single.stderr
+    # Same global batches, so the same numbers up to float rounding: losses printed to 1e-4,
+    # and an error may differ by one point of 200 (0.5%) should a point sit on the boundary.
+    ours, theirs = _numbers(lines), _numbers(single.stdout.splitlines())
+    assert len(ours) == len(theirs) == 4
+    for mine, reference in zip(ours, theirs):
+        assert mine == pytest.approx(reference, abs=0.51)
+    for mine, reference in zip(ours[:3], theirs[:3]):
+        assert mine[1] == pytest.approx(reference[1], abs=2e-4)     # the epoch's loss
