@@ -9,13 +9,16 @@ run the reverse sweep from it.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 
 import torch
 
 from ..tape import _state, no_grad
 from ..tensor import Tensor
 from .parameter import Parameter
+
+# What load_state_dict returns, with torch's names (it unpacks as a pair).
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
 class Module:
@@ -216,7 +219,7 @@ class Module:
                 if name in own:
                     value = value.data if isinstance(value, Tensor) else value
                     own[name].data.copy_(value)
-        return missing, unexpected
+        return IncompatibleKeys(missing, unexpected)
 
     # --- printing -------------------------------------------------------------
     def extra_repr(self) -> str:
