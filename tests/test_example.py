@@ -118,3 +118,20 @@ def test_bad_flags_are_refused(disk_circle, argv, capsys):
     with pytest.raises(SystemExit):
         disk_circle.parse_args(argv)
     assert re.search(r"--[a-z-]+ must be (a )?positive", capsys.readouterr().err)
+
+
+def test_device_cuda_without_a_gpu_says_so(disk_circle, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(SystemExit):
+        disk_circle.parse_args(["--device", "cuda"])
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+@pytest.mark.cuda
+def test_short_run_on_cuda(disk_circle, tmp_path, capsys):
+    report = disk_circle.main(["--device", "cuda", "--epochs", "2", "--train-size", "200",
+                               "--test-size", "100", "--out", str(tmp_path)])
+    assert len(report["test_errors"]) == 1
+    assert (tmp_path / "disk_circle.png").exists()
+    assert "train error" in capsys.readouterr().out
