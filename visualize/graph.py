@@ -67,6 +67,7 @@ def to_dot(target, model=None, values: bool = False, grads: bool = False, group:
              without `model`, parameters are named like print(tape) does ("Linear0.weight")
 
     No renderer is needed: ``.source`` is the DOT text; `visualize.render` writes a file.
+    The colours are listed at the top of this module (`visualize.graph`).
     """
     if group not in GROUPS:
         raise ValueError(f"to_dot: group must be one of {', '.join(map(repr, GROUPS))}, got {group!r}")
