@@ -317,3 +317,24 @@ def test_the_example_under_torchrun_prints_once_and_follows_the_single_process_r
         assert mine == pytest.approx(reference, abs=0.51)
     for mine, reference in zip(ours[:3], theirs[:3]):
         assert mine[1] == pytest.approx(reference[1], abs=2e-4)     # the epoch's loss
+
+
+@pytest.mark.slow
+def test_the_ddp_benchmark_trains_what_one_process_trains():
+    """benchmarks/ddp.py on a small workload: both contestants reach the same loss (no timing checked)."""
+    import dataclasses
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))       # benchmarks/ is a package at the repository root
+    from benchmarks import ddp
+    from benchmarks.contestants import WORKLOAD_B
+
+    small = dataclasses.replace(WORKLOAD_B, widths=(2, 32, 32, 32, 1), points=400, batch_size=100,
+                                epochs=2)
+    result = ddp.run(repeats=1, workload=small)
+    single, parallel = result["1 process final loss"], result["2 processes final loss"]
+    assert single == pytest.approx(parallel, rel=1e-5)
+    assert result["ratio 2 processes / 1 process"] == pytest.approx(
+        result["2 processes s"] / result["1 process s"])
+    with pytest.raises(ValueError, match="evenly"):
+        ddp.run(workload=dataclasses.replace(small, batch_size=99))

@@ -163,5 +163,5 @@ class DistributedDataParallel(Module):
                                  "backend for CPU training")
 
     def extra_repr(self) -> str:
-        return (f"world_size={self.world_size}, buckets={len(self.buckets)}, "
-                f"bucket_cap_mb={self.bucket_cap_mb}")
+        # no collective call here: a repr must work after the process group is gone
+        return f"buckets={len(self.buckets)}, bucket_cap_mb={self.bucket_cap_mb}"
