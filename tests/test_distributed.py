@@ -212,9 +212,12 @@ def _train(name, model, rank=0, world_size=1, ddp=None, sync=True):
     return [p.data.clone() for p in model.parameters()]
 
 
-def _worker(rank, world_size, store, out_dir, device):
+def _worker(rank, world_size, store, out_dir, device, backend):
     torch.set_num_threads(1)    # two processes on a small machine: don't oversubscribe its cores
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank,
+    device = device.format(rank=rank)
+    if device.startswith("cuda"):
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend, init_method=f"file://{store}", rank=rank,
                             world_size=world_size)
     try:
         results = {}
@@ -240,9 +243,9 @@ def _worker(rank, world_size, store, out_dir, device):
         dist.destroy_process_group()
 
 
-def _spawn_two(tmp_path, device="cpu"):
-    mp.spawn(_worker, args=(2, str(tmp_path / "store"), str(tmp_path), device), nprocs=2,
-             join=True)
+def _spawn_two(tmp_path, device="cpu", backend="gloo"):
+    mp.spawn(_worker, args=(2, str(tmp_path / "store"), str(tmp_path), device, backend),
+             nprocs=2, join=True)
     return [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
 
 
@@ -280,6 +283,14 @@ def test_two_processes_train_exactly_like_one(tmp_path):
 def test_two_processes_on_the_gpu_train_like_one_on_the_cpu(tmp_path):
     """Both ranks on cuda:0 (gloo reduces CUDA tensors too); the reference runs on the CPU."""
     ranks = _spawn_two(tmp_path, device="cuda:0")
+    _check_two_processes_match_one(ranks, tolerance=1e-9)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(torch.cuda.device_count() < 2 or not dist.is_nccl_available(),
+                    reason="nccl needs one GPU per process: two GPUs")
+def test_two_gpus_with_nccl_train_like_one_process_on_the_cpu(tmp_path):
+    ranks = _spawn_two(tmp_path, device="cuda:{rank}", backend="nccl")
     _check_two_processes_match_one(ranks, tolerance=1e-9)
 
 
