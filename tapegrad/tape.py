@@ -143,7 +143,7 @@ class Node:
                 return f"input {position}, the output of {holder.describe()}"
         if self.value is t:
             return "its own output"
-        return "an input or output of the op"
+        return "an intermediate result: the output of this op or of an earlier one"
 
     @property
     def released(self) -> bool:

@@ -94,6 +94,17 @@ def test_nan_appearing_only_in_the_sweep_names_the_node():
     assert torch.equal(x.grad, torch.tensor([1.0, 1.0]))      # rolled back
 
 
+def test_sweep_anomaly_undoes_gradients_accumulated_before_it():
+    x = tg.tensor([0.0, 1.0], requires_grad=True)
+    w = tg.tensor([1.0, 2.0], requires_grad=True)
+    w.grad = torch.full((2,), 10.0)
+    with tg.detect_anomaly():
+        y = (Sqrt.apply(x) + w).sum()           # the sweep reaches w (Add) before Sqrt
+        with pytest.raises(RuntimeError, match=r"derivative of Sqrt \(tape index 0\)"):
+            y.backward()
+    assert torch.equal(w.grad, torch.full((2,), 10.0)) and x.grad is None
+
+
 def test_without_anomaly_mode_the_sweep_returns_inf():
     # The control for the test above: the same graph gives an infinite gradient silently.
     x = tg.tensor([0.0, 4.0], requires_grad=True)

@@ -185,6 +185,23 @@ def test_rollback_restores_retained_intermediate_grads():
     assert torch.equal(w.grad, torch.tensor([2.0, 4.0]))    # from the first sweep only
 
 
+def test_rollback_undoes_gradients_accumulated_before_the_failure():
+    x = tg.tensor([0.0, 1.0], requires_grad=True)
+    w = tg.tensor([1.0, 2.0], requires_grad=True)
+    v = tg.tensor([3.0, 4.0], requires_grad=True)
+    w.grad = torch.full((2,), 10.0)
+    h = x.exp()                                 # tape index 0: saves its output h
+    y = (h + w).sum() + (v * 3).sum()           # later nodes reach w and v first in the sweep
+    assert [node.name for node in y.tape] == ["Exp", "Add", "Sum", "Mul", "Sum", "Add"]
+    h.data.add_(1)
+    with pytest.raises(RuntimeError, match=r"Exp \(tape index 0\): saved tensor 0 \(an "
+                                           r"intermediate result"):
+        y.backward()
+    # Add and Mul had already added into w.grad and v.grad when Exp failed: undone.
+    assert torch.equal(w.grad, torch.full((2,), 10.0))
+    assert v.grad is None and x.grad is None
+
+
 def test_what_the_check_prevents():
     # Without the version check, the sweep would have used the new weights:
     # this computes that wrong gradient by hand and shows it differs.
