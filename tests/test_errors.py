@@ -293,13 +293,13 @@ def test_user_function_returning_gradient_of_wrong_shape_names_op_and_index():
         def backward(ctx, grad):
             return grad.sum(0)          # (4,) for an input of shape (3, 4)
 
-    x = leaf(3, 4)
+    x, w = leaf(3, 4), leaf(3, 4)
     x.grad = torch.ones(3, 4)
-    y = (Bad.apply(x * 1.0)).sum()
+    y = (Bad.apply(x * 1.0) + w * x).sum()      # the sweep adds into w and x before reaching Bad
     with pytest.raises(RuntimeError, match=r"Bad \(tape index 1\): backward returned a gradient of "
                                            r"shape \(4,\) for input 0, whose shape is \(3, 4\)"):
         y.backward()
-    assert torch.equal(x.grad, torch.ones(3, 4))    # rolled back
+    assert torch.equal(x.grad, torch.ones(3, 4)) and w.grad is None    # rolled back
 
 
 def test_user_function_returning_wrong_number_of_gradients():
@@ -425,7 +425,7 @@ def test_backward_from_inside_another_sweep():
 
     x = leaf(2)
     x.grad = torch.full((2,), 7.0)
-    y = (Nested.apply(x) * 3).sum()
+    y = (Nested.apply(x) * 3 + x).sum()         # the sweep adds into x before reaching Nested
     with pytest.raises(RuntimeError, match=r"called from inside another backward\(\)"):
         y.backward()
     assert torch.equal(x.grad, torch.full((2,), 7.0))     # rolled back
