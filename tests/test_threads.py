@@ -30,6 +30,7 @@ def make_data(seed, n=32):
 
 
 def live_nodes():
+    gc.collect()        # garbage of earlier tests (e.g. kept tracebacks) must not count
     return sum(1 for obj in gc.get_objects() if type(obj) is tg.Node)
 
 
