@@ -167,7 +167,7 @@ def op_reshape(p):
 def op_transpose(p):
     a, ta = p.pick()
     if a.dim() < 2:
-        p.record(a.T, ta.T if ta.dim() == 2 else ta, "T")
+        p.record(a.T, ta, "T (the tensor itself below 2-D)")
         return
     if a.dim() == 2 and p.draw(st.booleans(), "use .T"):
         p.record(a.T, ta.T, "T")
