@@ -94,7 +94,8 @@ class DistributedDataParallel(Module):
         num_samples: this rank's number of samples in the step. Given (on every
         rank), gradients are weighted by each rank's share of the global batch,
         which is exact for mean losses even when the shards differ in size.
-        A parameter with no gradient on some rank counts as zeros there.
+        A parameter with no gradient on some rank counts as zeros there (so
+        afterwards every parameter has a .grad).
         """
         if num_samples is not None and (isinstance(num_samples, bool) or
                                         not isinstance(num_samples, int) or num_samples < 0):
@@ -109,7 +110,7 @@ class DistributedDataParallel(Module):
                 flat[:bucket.numel].mul_(num_samples)
                 if extra:
                     flat[-1] = num_samples   # summed across ranks: the global batch size N
-            # All buckets in flight at once; gloo and nccl run them in order.
+            # Every bucket in flight at once (async); ranks issue them in the same order.
             works.append(dist.all_reduce(flat, group=self.process_group, async_op=True))
             flats.append(flat)
         for work in works:
