@@ -15,7 +15,8 @@ not timed) and the contestants alternate inside them: in each round rank 0
 trains alone while rank 1 waits at a barrier (waiting costs no CPU), then
 both ranks train data-parallel. A run is timed on rank 0 from a barrier to
 a barrier, so it includes the slower rank. Medians of the warm runs; the
-cold first run is reported apart. Each process uses `threads` torch
+cold first run is reported apart, and so is the time rank 0 spends in
+`sync_gradients` (the all_reduce, plus any wait for the slower rank). Each process uses `threads` torch
 threads, so with 2 processes the machine needs 2 x threads cores for a
 fair race: on fewer cores, expect little or no speed-up.
 """
@@ -53,6 +54,7 @@ def ddp_setup(workload, weights, x, t, rank: int, world_size: int, bucket_cap_mb
     batch_size, epochs = workload.batch_size, workload.epochs
 
     def train() -> float:
+        syncing = 0.0
         for _ in range(epochs):
             total = torch.zeros((), dtype=x.dtype)
             for xb, tb in tg.data.batches(inputs, targets, batch_size):
@@ -60,12 +62,16 @@ def ddp_setup(workload, weights, x, t, rank: int, world_size: int, bucket_cap_mb
                 loss = loss_fn(ddp(xb), tb)
                 optimizer.zero_grad()
                 loss.backward()
-                ddp.sync_gradients()
+                start = time.perf_counter()
+                ddp.sync_gradients()        # includes waiting for the slower rank
+                syncing += time.perf_counter() - start
                 optimizer.step()
                 total += loss.data
+        train.sync_seconds = syncing
         dist.all_reduce(total)      # the ranks' mean losses, averaged: the global batch's
         return float(total) / world_size / -(-len(x) // batch_size)
 
+    train.sync_seconds = 0.0
     return train
 
 
@@ -84,7 +90,7 @@ def _worker(rank, world_size, store, out_path, workload, repeats, threads):
     try:
         x, t = workload.data()
         weights = workload.initial_weights()
-        times = {"1 process": [], f"{world_size} processes": []}
+        times = {"1 process": [], f"{world_size} processes": [], "sync": []}
         losses = {}
         for round_ in range(repeats + 1):         # round 0: the cold runs
             # one process: rank 0 alone, the others wait at the closing barrier
@@ -95,6 +101,7 @@ def _worker(rank, world_size, store, out_path, workload, repeats, threads):
             parallel = ddp_setup(workload, weights, x, t, rank, world_size)
             seconds, loss = _timed(parallel)
             times[f"{world_size} processes"].append(seconds)
+            times["sync"].append(parallel.sync_seconds)
             losses[f"{world_size} processes"] = loss
         if rank == 0:
             with open(out_path, "w") as f:
@@ -131,6 +138,7 @@ def run(epochs: int | None = None, repeats: int = 3, threads: int = 1, workload=
         f"{one} s": single,
         f"{many} s": parallel,
         f"ratio {many} / {one}": parallel / single,
+        "of which sync_gradients s (rank 0)": statistics.median(times["sync"][1:]),
         f"{one} cold s": times[one][0],
         f"{many} cold s": times[many][0],
         f"{one} final loss": losses[one],
