@@ -16,9 +16,10 @@ trains alone while rank 1 waits at a barrier (waiting costs no CPU), then
 both ranks train data-parallel. A run is timed on rank 0 from a barrier to
 a barrier, so it includes the slower rank. Medians of the warm runs; the
 cold first run is reported apart, and so is the time rank 0 spends in
-`sync_gradients` (the all_reduce, plus any wait for the slower rank). Each process uses `threads` torch
-threads, so with 2 processes the machine needs 2 x threads cores for a
-fair race: on fewer cores, expect little or no speed-up.
+`sync_gradients` (the all_reduce, plus any wait for the slower rank).
+Each process uses `threads` torch threads, so with 2 processes the machine
+needs 2 x threads cores for a fair race: on fewer, expect little or no
+speed-up.
 """
 
 from __future__ import annotations
