@@ -76,16 +76,13 @@ class Function:
             if isinstance(arg, Tensor):
                 raw.append(arg.data)
                 node = arg._node
-                if node is None:
-                    inputs.append(arg)
-                    needs.append(arg.requires_grad)
-                else:
-                    inputs.append(node)
-                    needs.append(True)
-                    if recording:
-                        own = arg._tape
-                        if own is not tape:
-                            tape = _tape_of(arg, tape)
+                inputs.append(arg if node is None else node)    # a leaf, or the op that made it
+                needs.append(arg.requires_grad)                 # (always True for an op's output)
+                if node is not None and recording:
+                    own = arg._tape
+                    if own is not tape:     # the first input's tape, or two tapes meeting
+                        fresh = tape is None and own._merged_into is None
+                        tape = own if fresh else _tape_of(arg, tape)
             else:
                 if isinstance(arg, torch.Tensor) and arg.requires_grad:
                     arg = arg.detach()  # a torch-tracked constant would make torch record the forward

@@ -37,7 +37,7 @@ def backward(root, grad=None, retain_graph: bool = False, keep_grads: bool = Fal
         root._grad = seed if root._grad is None else root._grad + seed
         return
     nodes = root.tape.nodes
-    touched = []            # (holder, previous gradient): to undo a sweep that fails half-way
+    touched = []            # (leaf, previous gradient): to undo a sweep that fails half-way
     kept = []
     node._grad = seed
     _state.sweeping = True
@@ -76,17 +76,13 @@ def _sweep(nodes, start, retain_graph, keep_grads, touched, kept):
         grads = op.backward(node, grad)
         if grads.__class__ is not tuple:
             grads = (grads,)
-        inputs = node.inputs
-        if len(grads) != len(inputs):
-            raise RuntimeError(f"{op.__name__}.backward returned {len(grads)} gradient(s) "
-                               f"for {len(inputs)} input(s); return one per input of forward "
-                               "(None where there is none)")
-        if op.check_grad_shapes or check:
+        if op.check_grad_shapes or check:   # user ops (built-in ones are tested instead)
             _check_grads(node, grads)
-        for holder, needed, grad_in in zip(inputs, node.needs_input_grad, grads):
+        for holder, needed, grad_in in zip(node.inputs, node.needs_input_grad, grads):
             if needed and grad_in is not None:
                 previous = holder._grad
-                touched.append((holder, previous))
+                if holder.__class__ is not Node:    # a leaf (a failed sweep clears the nodes)
+                    touched.append((holder, previous))
                 holder._grad = grad_in if previous is None else previous + grad_in
         if not retain_graph:
             node._saved = RELEASED      # node.release(), inlined: this loop is the hot path
@@ -104,8 +100,8 @@ def _own_leaf_grads(touched, kept) -> None:
     """
     seen = {id(node.grad) for node, _ in kept}
     done = set()
-    for holder, _ in touched:
-        if holder.__class__ is Node or id(holder) in done:
+    for holder, _ in touched:       # leaves only
+        if id(holder) in done:
             continue
         done.add(id(holder))
         grad = holder._grad
@@ -115,6 +111,11 @@ def _own_leaf_grads(touched, kept) -> None:
 
 
 def _check_grads(node, grads):
+    """One gradient per input, each a tensor shaped like its input (and finite, in anomaly mode)."""
+    if len(grads) != len(node.inputs):
+        raise RuntimeError(f"{node.op.__name__}.backward returned {len(grads)} gradient(s) "
+                           f"for {len(node.inputs)} input(s); return one per input of forward "
+                           "(None where there is none)")
     for position, (holder, needed, grad_in) in enumerate(zip(node.inputs, node.needs_input_grad, grads)):
         if not needed or grad_in is None:
             continue
