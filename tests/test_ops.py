@@ -39,6 +39,15 @@ def test_binary_tensor_tensor_broadcast(op, pair, seed, requires):
 
 
 @pytest.mark.parametrize("op", BINARY)
+@pytest.mark.parametrize("shape_a, shape_b", [((3, 1), (2, 1, 4)), ((), (2, 3)), ((1,), (3,)),
+                                              ((2, 1, 1), (1, 3, 1)), ((4,), (2, 3, 1))])
+def test_binary_named_broadcast_cases(op, shape_a, shape_b):
+    # the pairs hypothesis should find, pinned: leading dims added, 1s stretched, 0-d operands
+    check_both(BINARY[op], randn(shape_a, 0), randn(shape_b, 1, away_from_zero=0.5))
+    check_both(BINARY[op], randn(shape_b, 2), randn(shape_a, 3, away_from_zero=0.5))
+
+
+@pytest.mark.parametrize("op", BINARY)
 @EXAMPLES
 @given(shape=shapes(), seed=seeds, number=st.floats(0.5, 3.0) | st.floats(-3.0, -0.5) | st.integers(1, 3),
        number_on_left=st.booleans())
