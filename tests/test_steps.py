@@ -335,3 +335,18 @@ def test_explain_prints_every_node_and_accumulates_like_backward():
     tail = text.split("Gradients accumulated into the leaves (.grad):")[1]
     assert [line.split()[0] for line in tail.strip().splitlines()] == \
            ["6.weight", "6.bias", "4.weight", "4.bias", "2.weight", "2.bias", "0.weight", "0.bias"]
+
+
+def test_leaves_own_their_gradients_as_after_backward():
+    # sum's derivative is a broadcast view and + hands it straight through: without a copy,
+    # w.grad would be that view, and v.grad the very same tensor
+    w1, v1 = (tg.tensor([1.0, 2.0, 3.0], requires_grad=True) for _ in range(2))
+    w2, v2 = (tg.tensor([1.0, 2.0, 3.0], requires_grad=True) for _ in range(2))
+    list(tg.backward_steps((w1 + v1).sum()))
+    (w2 + v2).sum().backward()
+    for stepped, swept in ((w1, w2), (v1, v2)):
+        assert torch.equal(stepped.grad, swept.grad)
+        assert stepped.grad._base is None and stepped.grad.is_contiguous()
+    assert w1.grad is not v1.grad
+    w1.grad.mul_(2)                             # an in-place edit of one leaf's gradient...
+    assert v1.grad.tolist() == [1.0, 1.0, 1.0]  # ...leaves the other alone
