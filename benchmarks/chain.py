@@ -9,7 +9,6 @@ thousand. torch.autograd runs the same chain as a reference.
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import torch
@@ -49,23 +48,28 @@ def _autograd_chain(n: int) -> tuple:
 
 
 def run(sizes=SIZES, repeats: int = 3) -> list:
-    """[{n, record_us, sweep_us, per_node_us, autograd_per_node_us}, ...]: medians per node.
+    """[{n, record_us, sweep_us, per_node_us, autograd_per_node_us}, ...]: time per node.
 
-    Short chains are repeated more (up to 20 times), so that every size
-    gets a comparable amount of time and an occasional garbage collection
-    or scheduler hiccup does not decide a median.
+    Per node means total time over total nodes (the mean, not the median):
+    Python's cyclic garbage collector runs a full collection each time the
+    number of surviving objects grows by a quarter, and that cost is spread
+    over every node recorded. A median over short chains would leave out the
+    run that paid for it, and make short chains look cheaper than they are.
+    Short chains are repeated more (up to 20 times), so every size is timed
+    over a comparable number of nodes.
     """
     rows = []
     _tapegrad_chain(1000)               # warm up both
     _autograd_chain(1000)
     for n in sizes:
-        ours, theirs = [], []
-        for _ in range(max(repeats, min(20, 200_000 // n))):
-            ours.append(_tapegrad_chain(n)[:2])
-            theirs.append(sum(_autograd_chain(n)[:2]))
-        record = statistics.median(r for r, _ in ours) / n * 1e6
-        sweep = statistics.median(s for _, s in ours) / n * 1e6
-        total = statistics.median(r + s for r, s in ours) / n * 1e6
-        rows.append(dict(n=n, record_us=record, sweep_us=sweep, per_node_us=total,
-                         autograd_per_node_us=statistics.median(theirs) / n * 1e6))
+        count = max(repeats, min(20, 200_000 // n))
+        record = sweep = theirs = 0.0
+        for _ in range(count):
+            r, s, _ = _tapegrad_chain(n)
+            record, sweep = record + r, sweep + s
+            r, s, _ = _autograd_chain(n)
+            theirs += r + s
+        scale = 1e6 / (n * count)
+        rows.append(dict(n=n, record_us=record * scale, sweep_us=sweep * scale,
+                         per_node_us=(record + sweep) * scale, autograd_per_node_us=theirs * scale))
     return rows

@@ -98,7 +98,7 @@ def chain_table(sizes, repeats: int, out) -> list:
     torch.set_num_threads(1)
     rows = chain.run(sizes, repeats)
     out("\nworkload C: chain of N tanh ops on 16 elements, record + sweep, torch threads = 1 "
-        "(median per node)")
+        "(total time / total nodes)")
     out(f"  {'N':>8}{'record us':>11}{'sweep us':>10}{'total us':>10}{'x N=first':>11}"
         f"{'autograd us':>13}")
     first = rows[0]["per_node_us"]
