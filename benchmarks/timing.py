@@ -33,6 +33,11 @@ class Timings:
     def median_cpu(self) -> float:
         return statistics.median(self.warm_cpu)
 
+    @property
+    def best(self) -> float:
+        """The fastest warm run: the least disturbed by other processes on a shared machine."""
+        return min(self.warm)
+
 
 def alternate(setups: dict, repeats: int) -> dict:
     """Time ``setups[name]()()`` (setup untimed, run timed) `repeats` + 1 times each.

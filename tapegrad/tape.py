@@ -38,7 +38,7 @@ class _ThreadState(threading.local):
     def __init__(self):
         self.recording = True   # False under no_grad()
         self.tape = None        # the explicit Tape of an enclosing `with Tape()`, if any
-        self.module = None      # the innermost Module whose forward is running (for pictures)
+        self.module = None      # weakref to the innermost Module whose forward is running (for pictures)
         self.sweeping = False   # a reverse sweep is running on this thread
         self.anomaly = False    # detect_anomaly() is on
 
@@ -79,7 +79,7 @@ class Node:
     """
 
     __slots__ = ("op", "inputs", "needs_input_grad", "index", "seq", "shape", "dtype",
-                 "module", "value", "grad", "retains_grad", "_grad", "_saved", "_versions",
+                 "_module", "value", "grad", "retains_grad", "_grad", "_saved", "_versions",
                  "__dict__")
 
     def __init__(self, op):
@@ -89,6 +89,21 @@ class Node:
         self.grad = None
         self.retains_grad = False
 
+    @property
+    def module(self):
+        """The Module whose forward recorded this node, or None.
+
+        Held by a weak reference (a module keeps its latest output, whose
+        tape holds this node: a strong reference back would be a cycle).
+        """
+        ref = self._module
+        return None if ref is None else ref()
+
+    @module.setter
+    def module(self, value):
+        raise AttributeError("ctx.module is the tape node's own field (the module that recorded "
+                             "it); store your value under another name, e.g. ctx.my_module")
+
     # --- torch's ctx API -------------------------------------------------
     def save_for_backward(self, *tensors):
         """Keep `tensors` (torch tensors; None or plain numbers pass through) for the derivative.
@@ -97,9 +112,11 @@ class Node:
         was changed in place after recording and refuse to use it.
         """
         self._saved = tensors
-        # (`is not None` first: isinstance(x, torch.Tensor) is slow when x is not a tensor)
-        self._versions = [t._version if t is not None and isinstance(t, torch.Tensor) else None
-                          for t in tensors]
+        # A tuple, not a list: a tuple of numbers drops out of Python's cycle collector, which
+        # then has one object less per node to walk on a long tape. (`is not None` first:
+        # isinstance(x, torch.Tensor) is slow when x is not a tensor.)
+        self._versions = tuple([t._version if t is not None and isinstance(t, torch.Tensor)
+                                else None for t in tensors])
 
     @property
     def saved_tensors(self) -> tuple:
