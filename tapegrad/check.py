@@ -141,7 +141,7 @@ def _fresh_ctx(node: Node) -> Node:
     ctx = Node(node.op)
     ctx.needs_input_grad = node.needs_input_grad
     ctx.index = node.index          # so that errors from the op name the node
-    ctx.module = node.module
+    ctx._module = node._module
     return ctx
 
 

@@ -121,7 +121,7 @@ class Function:
         ctx.seq = next(_sequence)
         ctx.shape = out.shape
         ctx.dtype = out.dtype
-        ctx.module = _state.module
+        ctx._module = _state.module
         ctx.value = out if tape.keep_values else None
         if _state.anomaly:      # before appending: a refused node leaves the tape as it was
             anomaly.check_forward(ctx, out, recorded=True)
@@ -145,7 +145,7 @@ def _tape_of(tensor: Tensor, tape: Tape | None) -> Tape:
     return merge(tape, own)
 
 
-_RESERVED = ("inputs", "index", "seq", "shape", "dtype", "module", "value")
+_RESERVED = ("inputs", "index", "seq", "shape", "dtype", "value")  # (ctx.module refuses itself)
 
 
 def _check_reserved(cls, ctx) -> None:

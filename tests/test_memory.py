@@ -171,9 +171,6 @@ def test_a_deep_tape_is_freed_at_once(no_cycle_collector):
     assert tape() is None
 
 
-@pytest.mark.xfail(strict=True, reason="known: Module._last_output -> output -> node.module -> "
-                   "Module is a reference cycle; a dropped model's last tape waits for the "
-                   "cycle collector (bounded: one tape per model)")
 def test_a_dropped_model_frees_its_last_tape_by_reference_counting(no_cycle_collector):
     model = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1))
     out = model(tg.tensor(torch.randn(3, 2)))

@@ -89,12 +89,17 @@ def norm(text: str) -> str:
 
 # --- the disk network, one step --------------------------------------------------------
 
+# Kept alive: a node names the module that recorded it only while that module exists
+# (node.module is a weak reference).
+LOSS = nn.MSELoss()
+
+
 def disk_step(batch=8, sweep=True, keep_grads=True, dtype=torch.float32):
     generator = torch.Generator().manual_seed(0)
     model = disk_network(generator=generator).to(dtype=dtype)
     x, t = tg.data.generate_disc_set(batch, generator, dtype=dtype)
     with tg.Tape() as tape:
-        loss = nn.MSELoss()(model(x), t)
+        loss = LOSS(model(x), t)
     if sweep:
         loss.backward(keep_grads=keep_grads)
     return model, tape, loss, x, t
@@ -293,7 +298,7 @@ def test_cluster_frames_each_modules_ops_and_parameters(no_dot):
 
 
 def test_without_a_model_modules_and_parameters_are_named_as_print_tape_names_them(no_dot):
-    _, tape, _, _, _ = disk_step()
+    model, tape, _, _, _ = disk_step()      # the model stays alive: nodes hold modules weakly
     graph = visualize.to_dot(tape, group="cluster")
     root = parse(graph.pipe("svg"))
     assert cluster_labels(root) == ["Linear0", "ReLU0", "Linear1", "ReLU1", "Linear2", "Tanh0",

@@ -109,8 +109,9 @@ def main(argv=None) -> int:
         x = tg.Tensor(torch.rand(args.batch, model[0].in_features, generator=generator, dtype=dtype))
     if model[-2].out_features != 1:
         t = tg.Tensor(t.data.expand(-1, model[-2].out_features).contiguous())
+    loss_fn = nn.MSELoss()      # kept in a variable: the picture names the module that recorded each op
     with tg.Tape() as tape:
-        loss = nn.MSELoss()(model(x), t)
+        loss = loss_fn(model(x), t)
     loss.backward(keep_grads=True)
     try:
         path = render(tape, args.out, format=Path(args.out).suffix.lstrip(".") or "svg", model=model, values=args.values, grads=args.grads,

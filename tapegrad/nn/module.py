@@ -9,6 +9,7 @@ run the reverse sweep from it.
 
 from __future__ import annotations
 
+import weakref
 from collections import OrderedDict, namedtuple
 
 import torch
@@ -35,6 +36,9 @@ class Module:
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_last_output", None)
+        # What the tape nodes recorded in forward point at: a weak reference, as this
+        # module keeps its latest output (and so that output's tape) alive.
+        object.__setattr__(self, "_weakref", weakref.ref(self))
 
     # --- registration -------------------------------------------------------
     def __setattr__(self, name, value):
@@ -76,7 +80,7 @@ class Module:
 
     def __call__(self, *inputs, **kwargs):
         outer = _state.module
-        _state.module = self
+        _state.module = self._weakref
         try:
             out = self.forward(*inputs, **kwargs)
         finally:
