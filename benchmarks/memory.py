@@ -11,11 +11,12 @@ tracemalloc does not see it):
   tape still holding saved tensors (must be 0);
 - the peak on workload B: each contestant trains in a fresh subprocess
   while a thread samples RSS every millisecond; the peak is the highest
-  sample minus the RSS just before training (weights, data and momentum
-  buffers are allocated before it, so what is left is activations,
-  gradients and temporaries). torch releases the GIL in its kernels, so
-  the sampler runs during them. glibc may keep freed memory mapped, so RSS
-  is an upper bound of live memory; both contestants are measured alike.
+  sample minus the RSS just before training (weights and data are
+  allocated before it; what is left is activations, gradients,
+  temporaries, momentum buffers and each engine's lazily built state). torch releases the GIL in its kernels, so
+  the sampler runs during them. glibc's mmap threshold is fixed at 64 KiB
+  there (MALLOC_MMAP_THRESHOLD_), so that a freed tensor leaves RSS at once
+  instead of staying in the allocator's heap; small allocations still may.
 - the bytes each engine saves for backward in one step of workload B:
   tapegrad's from its tape's nodes, torch.autograd's through
   `torch.autograd.graph.saved_tensors_hooks` (storage bytes, each storage
@@ -139,10 +140,8 @@ def _peak_in_this_process(name: str, steps: int) -> dict:
     import dataclasses
     w = dataclasses.replace(w, epochs=epochs)
     train = CONTESTANTS[name](w, w.initial_weights(), x, t)
-    train_warm = CONTESTANTS[name](dataclasses.replace(w, epochs=1, points=w.batch_size),
-                                   w.initial_weights(), x[:w.batch_size], t[:w.batch_size])
-    train_warm()          # one step first: momentum buffers and lazy state exist before the baseline
-    del train_warm
+    # No warm-up step before the baseline: memory that a first step frees stays in the
+    # allocator's free lists and would hide the peak of the steps after it.
     gc.collect()
     base = rss()
     peak = [base]
@@ -161,6 +160,13 @@ def _peak_in_this_process(name: str, steps: int) -> dict:
     return dict(name=name, base=base, peak=peak[0], increase=peak[0] - base)
 
 
+# glibc serves allocations above its mmap threshold with their own mappings, returned to the
+# system when freed; but it raises that threshold as the program frees large blocks, and then
+# keeps freed tensors in its heap, so RSS would remember old peaks. A fixed threshold keeps
+# every tensor above 64 KiB in its own mapping: RSS then follows live tensor memory.
+_MALLOC_ENV = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+
+
 def peak(names=("tapegrad", "torch.autograd", "floor"), steps: int = 10) -> dict:
     """{name: peak RSS increase in bytes during `steps` steps of workload B}, each in a fresh process."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -168,7 +174,7 @@ def peak(names=("tapegrad", "torch.autograd", "floor"), steps: int = 10) -> dict
     for name in names:
         result = subprocess.run(
             [sys.executable, "-m", "benchmarks.memory", "--peak", name, str(steps)],
-            cwd=root, capture_output=True, text=True, check=True)
+            cwd=root, capture_output=True, text=True, check=True, env=_MALLOC_ENV)
         out[name] = json.loads(result.stdout.strip().splitlines()[-1])["increase"]
     return out
 

@@ -85,9 +85,12 @@ class Module:
             out = self.forward(*inputs, **kwargs)
         finally:
             _state.module = outer
-        # A plain attribute, not a parameter or a submodule: skip __setattr__'s registration
-        # (this runs once per layer per step).
-        self.__dict__["_last_output"] = out
+        if outer is None:
+            # Called by the user, not from another module's forward: keep the output for
+            # the course API's backward(). Layers inside a model keep nothing, or every
+            # layer's output would stay alive until the next step. (A plain attribute:
+            # __setattr__'s registration is skipped.)
+            self.__dict__["_last_output"] = out
         return out
 
     def backward(self, grad_output):
@@ -95,11 +98,14 @@ class Module:
 
         ``model.backward(loss_fn.backward())`` accumulates the same
         gradients into the parameters as ``loss.backward()``. Returns None.
+        The latest output is that of the latest call made directly, not from
+        inside another module's forward (call it on the whole model).
         """
         out = self._last_output
         if out is None:
             raise RuntimeError(f"{type(self).__name__}.backward(): this module has not been called "
-                               "yet; run a forward pass first")
+                               "directly yet (a layer called by its model keeps no output); run a "
+                               "forward pass first, and call backward() on the module you called")
         if not isinstance(out, Tensor) or not out.requires_grad:
             raise RuntimeError(f"{type(self).__name__}.backward(): its latest output was not "
                                "recorded (computed under no_grad, or nothing required grad)")
