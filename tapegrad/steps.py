@@ -27,9 +27,8 @@ from dataclasses import dataclass
 
 import torch
 
-from . import anomaly
 from .printing import input_label, leaf_names, node_call, summarize
-from .sweep import _check_grads, _own_leaf_grads, _seed
+from .sweep import _check_grads, _own_leaf_grads, _seed, begin_sweep
 from .tape import Node, _state
 
 
@@ -129,17 +128,7 @@ def backward_steps(loss, grad=None, retain_graph: bool = False, accumulate: bool
     accumulate=False: only look, as the interactive page does: write no
     gradient and free no saved tensor, even at the end.
     """
-    if _state.sweeping:
-        raise RuntimeError("backward_steps() was called from inside a backward() (from an op's "
-                           "derivative); finish that sweep first")
-    if not getattr(loss, "requires_grad", False):
-        raise RuntimeError("backward_steps() on a tensor that does not require grad: nothing it "
-                           "depends on has requires_grad=True, or it was computed under no_grad(). "
-                           "Create the inputs with requires_grad=True and compute it outside no_grad()")
-    seed = _seed(loss, grad)
-    if _state.anomaly and anomaly._bad(seed):
-        raise RuntimeError(f"anomaly: the gradient passed to backward_steps(grad=...) holds a NaN "
-                           f"or infinity (shape {tuple(seed.shape)}); check where it was computed")
+    seed = begin_sweep(loss, grad, "backward_steps")
     return _steps(loss, seed, retain_graph, commit=accumulate)
 
 

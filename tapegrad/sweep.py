@@ -21,17 +21,7 @@ from .tape import RELEASED, Node, _state
 
 def backward(root, grad=None, retain_graph: bool = False, keep_grads: bool = False) -> None:
     """Accumulate dL/d(leaf) into every leaf that `root` depends on; see Tensor.backward."""
-    if _state.sweeping:
-        raise RuntimeError("backward() was called from inside another backward() (from an op's "
-                           "derivative or a hook); finish the first sweep, then start the next")
-    if not root.requires_grad:
-        raise RuntimeError("backward() on a tensor that does not require grad: nothing it depends "
-                           "on has requires_grad=True, or it was computed under no_grad(). Create "
-                           "the inputs with requires_grad=True and compute it outside no_grad()")
-    seed = _seed(root, grad)
-    if _state.anomaly and anomaly._bad(seed):
-        raise RuntimeError(f"anomaly: the gradient passed to backward(grad=...) holds a NaN or "
-                           f"infinity (shape {tuple(seed.shape)}); check where it was computed")
+    seed = begin_sweep(root, grad, "backward")
     node = root._node
     if node is None:        # a leaf: dL/dL is the seed itself
         root._grad = seed if root._grad is None else root._grad + seed
@@ -54,6 +44,22 @@ def backward(root, grad=None, retain_graph: bool = False, keep_grads: bool = Fal
         raise
     finally:
         _state.sweeping = False
+
+
+def begin_sweep(root, grad, caller: str):
+    """The checks every sweep begins with (`caller` names it in errors); returns dL/d(root)."""
+    if _state.sweeping:
+        raise RuntimeError(f"{caller}() was called from inside a backward() (from an op's "
+                           "derivative or a hook); finish that sweep first, then start the next")
+    if not getattr(root, "requires_grad", False):
+        raise RuntimeError(f"{caller}() on a tensor that does not require grad: nothing it depends "
+                           "on has requires_grad=True, or it was computed under no_grad(). Create "
+                           "the inputs with requires_grad=True and compute it outside no_grad()")
+    seed = _seed(root, grad)
+    if _state.anomaly and anomaly._bad(seed):
+        raise RuntimeError(f"anomaly: the gradient passed to {caller}(grad=...) holds a NaN or "
+                           f"infinity (shape {tuple(seed.shape)}); check where it was computed")
+    return seed
 
 
 def _sweep(nodes, start, retain_graph, keep_grads, touched, kept):
