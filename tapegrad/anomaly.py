@@ -14,31 +14,15 @@ import traceback
 
 import torch
 
-from .tape import _state
+from .tape import ThreadSwitch
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
 
-class detect_anomaly:
+class detect_anomaly(ThreadSwitch):
     """Context manager (and decorator) turning anomaly checks on for this thread."""
 
-    def __enter__(self):
-        self._previous = _state.anomaly
-        _state.anomaly = True
-        return self
-
-    def __exit__(self, *exc):
-        _state.anomaly = self._previous
-        return False
-
-    def __call__(self, function):
-        import functools
-
-        @functools.wraps(function)
-        def wrapper(*args, **kwargs):
-            with detect_anomaly():
-                return function(*args, **kwargs)
-        return wrapper
+    attribute, value = "anomaly", True
 
 
 def user_frame() -> str:

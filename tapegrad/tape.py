@@ -26,6 +26,7 @@ Recording state (explicit tape, ``no_grad``, anomaly mode) is per thread.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 
@@ -287,29 +288,40 @@ def _by_sequence(node: Node) -> int:
     return node.seq
 
 
-class no_grad:
+class ThreadSwitch:
+    """A per-thread setting of `_state`, set inside ``with`` and restored after; also a decorator.
+
+    Subclasses name the `attribute` and the `value` it takes inside.
+    """
+
+    attribute: str
+    value: bool
+
+    def __enter__(self):
+        self._previous = getattr(_state, self.attribute)
+        setattr(_state, self.attribute, self.value)
+        return self
+
+    def __exit__(self, *exc):
+        setattr(_state, self.attribute, self._previous)
+        return False
+
+    def __call__(self, function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            with type(self)():
+                return function(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(ThreadSwitch):
     """Record nothing inside: ``with tapegrad.no_grad():`` or ``@tapegrad.no_grad()``.
 
     For evaluation and for in-place updates of parameters. Results of ops
     inside need no gradient and hold no tape.
     """
 
-    def __enter__(self):
-        self._previous = _state.recording
-        _state.recording = False
-
-    def __exit__(self, *exc):
-        _state.recording = self._previous
-        return False
-
-    def __call__(self, function):
-        import functools
-
-        @functools.wraps(function)
-        def wrapper(*args, **kwargs):
-            with no_grad():
-                return function(*args, **kwargs)
-        return wrapper
+    attribute, value = "recording", False
 
 
 def is_grad_enabled() -> bool:
