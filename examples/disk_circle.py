@@ -164,31 +164,23 @@ def plot_classes(trained: Trained, path_stem: Path) -> list[Path]:
 
 def draw_tape(trained: Trained, out_dir: Path) -> list[Path]:
     """The trained network's tape on a few points: as SVG, and as a page that steps through backprop."""
-    try:
-        import visualize
-    except ImportError:
-        return []
+    import visualize
+
     model, loss_fn = trained.model, nn.MSELoss()
     x, t = trained.prepare(trained.test_x[:4]), tg.Tensor(trained.test_t[:4])
-    written = []
-    if hasattr(visualize, "render"):
-        # One forward on an explicit tape (which keeps every value), then a sweep that keeps every
-        # node's gradient, so the picture shows both.
-        with tg.Tape() as tape:
-            loss = loss_fn(model(x), t)
-        loss.backward(keep_grads=True)
-        path = out_dir / "disk_circle_tape.svg"
-        visualize.render(tape, path, format="svg", model=model, values=True, grads=True,
-                         group="cluster")
-        written.append(path)
-    if hasattr(visualize, "write_backprop_html"):
-        with tg.Tape():
-            loss = loss_fn(model(x), t)     # a fresh forward: the page runs the sweep itself
-        path = out_dir / "disk_circle_backprop.html"
-        visualize.write_backprop_html(loss, path, model=model)
-        written.append(path)
+    # One forward on an explicit tape (which keeps every value), then a sweep that keeps every
+    # node's gradient, so the picture shows both.
+    with tg.Tape() as tape:
+        loss = loss_fn(model(x), t)
+    loss.backward(keep_grads=True)
+    picture = visualize.render(tape, out_dir / "disk_circle_tape.svg", format="svg", model=model,
+                               values=True, grads=True, group="cluster")
+    with tg.Tape():
+        loss = loss_fn(model(x), t)     # a fresh forward: the page runs the sweep itself
+    page = out_dir / "disk_circle_backprop.html"
+    visualize.write_backprop_html(loss, page, model=model)
     model.zero_grad()
-    return written
+    return [Path(picture), page]
 
 
 # --- command line ------------------------------------------------------------------

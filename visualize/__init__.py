@@ -19,12 +19,7 @@ from pathlib import Path
 from . import engine
 from .engine import TapeGraph, pipe
 from .graph import COLOURS, GROUPS, to_dot
-
-try:
-    from .html import write_backprop_html   # the interactive backprop page (visualize/html.py)
-except ModuleNotFoundError as error:        # not written yet: everything else still works
-    if error.name != f"{__name__}.html":
-        raise
+from .html import write_backprop_html       # the interactive page that steps through backprop
 
 
 def render(target, path, format: str = "svg", renderer: str = "auto", **to_dot_options) -> Path:
@@ -36,6 +31,4 @@ def render(target, path, format: str = "svg", renderer: str = "auto", **to_dot_o
     return engine.render(to_dot(target, **to_dot_options), path, format=format, renderer=renderer)
 
 
-__all__ = ["to_dot", "render", "pipe", "TapeGraph", "COLOURS", "GROUPS"]
-if "write_backprop_html" in globals():
-    __all__.append("write_backprop_html")
+__all__ = ["to_dot", "render", "write_backprop_html", "pipe", "TapeGraph", "COLOURS", "GROUPS"]
