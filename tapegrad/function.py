@@ -49,6 +49,11 @@ class Function:
     # The sweep checks that user ops return gradients shaped like their
     # inputs; built-in ops are tested and skip that check.
     check_grad_shapes = True
+    # An op whose backward always returns new tensors, each its own (no view of
+    # grad_output, no tensor returned twice), sets this: the sweep can then hand
+    # them to leaves as they are. Otherwise a leaf's .grad is copied when it
+    # would share memory with another gradient.
+    fresh_grads = False
 
     @staticmethod
     def forward(ctx, *inputs):

@@ -180,7 +180,7 @@ def _commit(leaves, kept, passed, retain_graph: bool) -> None:
     for node, grad in kept:
         node.grad = grad if node.grad is None else node.grad + grad
     # as the sweep does: a leaf's .grad must not be a view or another's tensor
-    _own_leaf_grads([(leaf, None) for leaf, _, _ in leaves], [(node, None) for node, _ in kept])
+    _own_leaf_grads([leaf for leaf, _, _ in leaves], [(node, None) for node, _ in kept])
     if not retain_graph:
         for node in passed:
             node.release()

@@ -28,12 +28,14 @@ def backward(root, grad=None, retain_graph: bool = False, keep_grads: bool = Fal
         return
     nodes = root.tape.nodes
     touched = []            # (leaf, previous gradient): to undo a sweep that fails half-way
+    shared = []             # leaves given, as is, a gradient that may be shared or a view
     kept = []
     node._grad = seed
     _state.sweeping = True
     try:
-        _sweep(nodes, node.index, retain_graph, keep_grads, touched, kept)
-        _own_leaf_grads(touched, kept)
+        _sweep(nodes, node.index, retain_graph, keep_grads, touched, shared, kept)
+        if shared:
+            _own_leaf_grads(shared, kept)
     except BaseException:
         for holder, previous in reversed(touched):
             holder._grad = previous
@@ -62,7 +64,7 @@ def begin_sweep(root, grad, caller: str):
     return seed
 
 
-def _sweep(nodes, start, retain_graph, keep_grads, touched, kept):
+def _sweep(nodes, start, retain_graph, keep_grads, touched, shared, kept):
     check = _state.anomaly
     for index in range(start, -1, -1):
         node = nodes[index]
@@ -84,29 +86,34 @@ def _sweep(nodes, start, retain_graph, keep_grads, touched, kept):
             grads = (grads,)
         if op.check_grad_shapes or check:   # user ops (built-in ones are tested instead)
             _check_grads(node, grads)
+        fresh = op.fresh_grads
         for holder, needed, grad_in in zip(node.inputs, node.needs_input_grad, grads):
             if needed and grad_in is not None:
                 previous = holder._grad
                 if holder.__class__ is not Node:    # a leaf (a failed sweep clears the nodes)
                     touched.append((holder, previous))
+                    if previous is None and not fresh:
+                        shared.append(holder)
                 holder._grad = grad_in if previous is None else previous + grad_in
         if not retain_graph:
             node._saved = RELEASED      # node.release(), inlined: this loop is the hot path
             node._versions = ()
 
 
-def _own_leaf_grads(touched, kept) -> None:
-    """Give each leaf a .grad of its own, as torch does.
+def _own_leaf_grads(leaves, kept) -> None:
+    """Give each of `leaves` a .grad of its own, as torch does.
 
     A derivative may hand its incoming gradient straight through (+, reshape,
     to(), the broadcast view of sum's derivative), so a leaf's gradient can be
     a view, or the very tensor another leaf or a retained node holds. An
     in-place edit of one (``p.grad.mul_(0.5)`` to clip) would change the
     others, or fail on a broadcast view. Copy just those, once per sweep.
+    The sweep passes only the leaves that took such a gradient as it was
+    (from an op without `fresh_grads`); `kept` is [(node, ...)] of kept gradients.
     """
     seen = {id(node.grad) for node, _ in kept}
     done = set()
-    for holder, _ in touched:       # leaves only
+    for holder in leaves:
         if id(holder) in done:
             continue
         done.add(id(holder))

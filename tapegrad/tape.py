@@ -85,7 +85,7 @@ class Node:
 
     def __init__(self, op):
         self.op = op
-        self._saved = ()
+        self._saved = self._versions = ()
         self._grad = None      # the gradient being gathered during a sweep
         self.grad = None
         self.retains_grad = False

@@ -26,6 +26,7 @@ class MSEFunction(Function):
     """
 
     check_grad_shapes = False
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, prediction, target, reduction):
@@ -54,6 +55,7 @@ class BCEFunction(Function):
     """
 
     check_grad_shapes = False
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, prediction, target, reduction):

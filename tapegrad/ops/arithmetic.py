@@ -62,6 +62,7 @@ class Mul(Function):
     """
 
     check_grad_shapes = False
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -86,6 +87,7 @@ class Div(Function):
     """
 
     check_grad_shapes = False
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -112,6 +114,7 @@ class Neg(Function):
     """
 
     check_grad_shapes = False
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, x):
@@ -129,6 +132,7 @@ class Pow(Function):
     """
 
     check_grad_shapes = False
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, x, p):

@@ -13,6 +13,7 @@ class MatMul(Function):
     """
 
     check_grad_shapes = False
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, a, b):

@@ -65,6 +65,7 @@ class GetItem(Function):
     """
 
     check_grad_shapes = False
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, x, index):

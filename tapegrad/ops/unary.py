@@ -18,6 +18,7 @@ class Exp(Function):
     """
 
     check_grad_shapes = False
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, x):
@@ -38,6 +39,7 @@ class Log(Function):
     """
 
     check_grad_shapes = False
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, x):
@@ -57,6 +59,7 @@ class ReLU(Function):
     """
 
     check_grad_shapes = False
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, x):
@@ -77,6 +80,7 @@ class Tanh(Function):
     """
 
     check_grad_shapes = False
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, x):
@@ -97,6 +101,7 @@ class Sigmoid(Function):
     """
 
     check_grad_shapes = False
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, x):
