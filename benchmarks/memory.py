@@ -91,7 +91,7 @@ def held_after_sweep() -> dict:
     holding_before = sum(1 for node in tape if any(s is not None for s in node._saved))
     loss.backward()
     holding_after = sum(1 for node in tape if not node.released)
-    gathering = sum(1 for node in tape if node._grad is not None)
+    gathering = sum(1 for node in tape if node._gathered is not None)
     return dict(nodes=len(tape), holding_before=holding_before, holding_after=holding_after,
                 grads_left=gathering)
 

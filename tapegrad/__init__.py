@@ -9,9 +9,10 @@
 
 from .tensor import Tensor, tensor  # first: the ops it loads need Tensor
 from .anomaly import detect_anomaly
-from .function import Function
+from .function import Function, once_differentiable
 from .gradcheck import GradcheckError, gradcheck
-from .tape import Node, Tape, is_grad_enabled, no_grad
+from .sweep import backward, grad
+from .tape import Node, Tape, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from . import data, nn, ops, optim
 from .serialization import load, save
 from .check import check_tape
@@ -19,6 +20,7 @@ from .steps import backward_steps, explain
 
 __version__ = "0.1.0"
 
-__all__ = ["Tensor", "tensor", "Tape", "Node", "Function", "no_grad", "is_grad_enabled",
+__all__ = ["Tensor", "tensor", "Tape", "Node", "Function", "once_differentiable", "backward",
+           "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
            "gradcheck", "GradcheckError", "detect_anomaly", "ops", "nn", "optim", "data",
            "save", "load", "check_tape", "backward_steps", "explain"]

@@ -25,10 +25,12 @@ nothing), and, if any input needs a gradient, appends one node to the tape.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from . import anomaly
-from .tape import Node, Tape, _sequence, _state, merge, resolve
+from .tape import Node, Tape, _sequence, _state, home_in_blocks, join, note_in_blocks, resolve
 from .tensor import Tensor
 
 
@@ -60,6 +62,11 @@ class Function:
         raise NotImplementedError("a Function subclass must define forward(ctx, *inputs)")
 
     @staticmethod
+    def returns_view(node) -> bool:
+        """Can the output of `node` share memory with its input (a view)? In-place edits check it."""
+        return False
+
+    @staticmethod
     def backward(ctx, grad_output):
         raise NotImplementedError("a Function subclass must define backward(ctx, grad_output)")
 
@@ -79,10 +86,10 @@ class Function:
         tape = None
         for arg in args:
             if isinstance(arg, Tensor):
-                raw.append(arg.data)
+                raw.append(arg._data)
                 node = arg._node
                 inputs.append(arg if node is None else node)    # a leaf, or the op that made it
-                needs.append(arg.requires_grad)                 # (always True for an op's output)
+                needs.append(arg._requires_grad)                # (always True for an op's output)
                 if node is not None and recording:
                     own = arg._tape
                     if own is not tape:     # the first input's tape, or two tapes meeting
@@ -113,13 +120,11 @@ class Function:
                 anomaly.check_forward(ctx, out, recorded=False)
             return Tensor._wrap(out)
 
-        explicit = _state.tape
-        if explicit is not None:
-            if tape is not None and tape is not explicit:
-                merge(explicit, tape)
-            tape = explicit
+        blocks = _state.blocks
+        if blocks:
+            tape = home_in_blocks(tape, blocks)
         elif tape is None:
-            tape = Tape(keep_values=False)
+            tape = Tape._computation()
         nodes = tape.nodes
         ctx.inputs = tuple(inputs)
         ctx.index = len(nodes)
@@ -127,27 +132,43 @@ class Function:
         ctx.shape = out.shape
         ctx.dtype = out.dtype
         ctx._module = _state.module
+        ctx._out_id = id(out)   # which saved tensor is this output: see sweep's create_graph
         ctx.value = out if tape.keep_values else None
         if _state.anomaly:      # before appending: a refused node leaves the tape as it was
             anomaly.check_forward(ctx, out, recorded=True)
         nodes.append(ctx)
+        if blocks:
+            note_in_blocks(ctx, out, tape, blocks)
         return Tensor._recorded(out, ctx, tape)
 
 
 def _tape_of(tensor: Tensor, tape: Tape | None) -> Tape:
-    """The tape an op with `tensor` among its inputs records into so far."""
+    """The computation tape an op with `tensor` among its inputs records onto so far."""
     own = tensor._tape
     if own._merged_into is not None:
         own = tensor._tape = resolve(own)
     if tape is None or tape is own:
         return own
-    # Inputs from two tapes: one op joins two computations into one tape. Move the
-    # smaller one's nodes, but never empty a tape the user holds from `with Tape()`.
-    if own._named != tape._named:
-        return merge(own, tape) if own._named else merge(tape, own)
-    if len(own.nodes) > len(tape.nodes):
-        return merge(own, tape)
-    return merge(tape, own)
+    return join(resolve(tape), own)     # inputs from two computations: one op joins them
+
+
+def once_differentiable(backward):
+    """Mark an op's ``backward`` as differentiable only once, as torch's decorator of that name.
+
+        class Clip(tapegrad.Function):
+            @staticmethod
+            @tapegrad.once_differentiable
+            def backward(ctx, grad_output): ...   # may use any torch code
+
+    A ``create_graph=True`` sweep runs such a backward on plain torch tensors;
+    a second-order sweep that then reaches its result raises an error naming
+    the op, instead of giving a silently wrong (zero) second derivative.
+    """
+    @functools.wraps(backward)
+    def wrapper(*args, **kwargs):
+        return backward(*args, **kwargs)
+    wrapper.once_differentiable = True
+    return wrapper
 
 
 _RESERVED = ("inputs", "index", "seq", "shape", "dtype", "value")  # (ctx.module refuses itself)
@@ -207,3 +228,25 @@ def _describe(raw) -> str:
         else:
             parts.append(repr(value))
     return ", ".join(parts)
+
+
+class OnceDifferentiable(Function):
+    """z = a gradient that an op's backward computed on plain torch tensors (create_graph=True)
+
+    dL/d(anything) = an error: that backward cannot be differentiated again
+    """
+
+    check_grad_shapes = False
+
+    @staticmethod
+    def forward(ctx, result, reason, *dependencies):
+        ctx.reason = reason
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError(f"a second-order sweep reached the derivative of {ctx.reason}: that "
+                           "derivative was computed outside the tape, so it can't be "
+                           "differentiated again. Write the op's backward with tensor methods "
+                           "and operators on what it gets (ctx.saved_tensors, grad_output) so that "
+                           "tapegrad can record it")

@@ -1,32 +1,57 @@
-"""The tape: an explicit Wengert list of the ops that ran, in the order they ran.
+"""The tape: an explicit Wengert list of the ops that ran.
 
 Every op on a tensor that needs a gradient appends one `Node` to a `Tape`.
-Because nodes are appended as they run, the tape is already a topological
-order of the computation: the reverse sweep (`tapegrad.backward`, in
-`sweep.py`) is a plain loop over it backwards.
+Nodes are appended as they run, after the nodes they read, so a tape is
+already a topological order of its computation: the reverse sweep
+(`sweep.py`) is a plain loop over it backwards.
 
-Who owns what (there are no reference cycles, so reference counting frees a
-tape the moment the last tensor that needs it goes):
+Who owns what (no reference cycles: reference counting frees a tape the
+moment the last tensor that needs it goes):
 
     Tensor ──> its Node (the op that made it)      Tensor ──> its Tape
     Tape   ──> its Nodes, in order                 Node   ──> its input Nodes / leaf Tensors
-    Node   ─/─> its output Tensor (never held: that would be a cycle)
+    Node   ─/─> its output Tensor, its Tape (never held: that would be a cycle)
 
-Which tape an op records into:
+The rules of ownership
+----------------------
+A *computation tape* holds one connected computation; ``y.tape`` is the one
+that holds y's, and the sweep walks it.
 
-- inside ``with Tape() as tape:``, always that tape;
-- otherwise the tape of its inputs. Inputs that are all leaves start a fresh
-  tape; inputs from two tapes merge them (keeping execution order). So each
-  independent computation has its own tape, which lives exactly as long as
-  the tensors that need it: an evaluation loop that keeps ``out = model(x)``
-  holds one step's tape, not every step's.
+1. An op records onto the computation tape of its inputs. Inputs that are
+   all leaves start a new one.
+2. An op whose inputs come from several computation tapes *joins* them:
+   the nodes of the smaller are appended to the larger (which keeps the
+   order topological: until this op the two shared nothing) and the smaller
+   forwards to the larger. A node moves only to a tape at least twice the
+   size it left, so it moves at most log2(n) times: O(n log n) for any
+   pattern of joins.
+3. Forwarding links only ever point from an emptied tape to a live one that
+   is larger or newer, so following them always ends (`resolve`), and they
+   are shortened as they are followed.
 
-Recording state (explicit tape, ``no_grad``, anomaly mode) is per thread.
+A *block tape* is the one you hold from ``with Tape() as tape:``. It keeps
+every node recorded inside its block on this thread (and inside nested
+blocks), in execution order, and nothing joins or empties it:
+
+4. While its block records one computation that started in it, the block
+   tape *is* that computation's tape (``y.tape is tape``), and after the
+   block it grows with that computation like any computation tape.
+5. When the block's computation must join another tape (an op in the block
+   reads a tensor from outside it, a later op joins it with another
+   computation, or blocks are nested), the block tape hands its computation
+   on to a computation tape (a copy of its list, made once) and from then on
+   is a *record*: it keeps its nodes and receives the further nodes recorded
+   inside its block. Its nodes keep their numbers (``%i``, ``node.index``:
+   the position on their computation tape); inputs recorded outside the
+   block appear by their number.
+
+Recording state (open blocks, ``no_grad``, anomaly mode) is per thread.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import itertools
 import threading
 
@@ -38,14 +63,14 @@ class _ThreadState(threading.local):
 
     def __init__(self):
         self.recording = True   # False under no_grad()
-        self.tape = None        # the explicit Tape of an enclosing `with Tape()`, if any
+        self.blocks = ()        # the open `with Tape()` block tapes, innermost last
         self.module = None      # weakref to the innermost Module whose forward is running (for pictures)
         self.sweeping = False   # a reverse sweep is running on this thread
         self.anomaly = False    # detect_anomaly() is on
 
 
 _state = _ThreadState()
-_sequence = itertools.count()   # global execution order, used only to merge tapes in order
+_sequence = itertools.count()   # global execution order of nodes
 
 
 class _Released:
@@ -71,22 +96,30 @@ class Node:
         inputs          per input: the Node that produced it, a leaf Tensor,
                         or a constant (number or plain torch tensor)
         needs_input_grad  per input: does a gradient flow back to it
-        index           position on its tape
+        index           position on its computation tape
         shape, dtype    of the output
         grad            the gradient of the output, kept after a sweep only
                         for ``retain_grad()`` tensors or ``keep_grads=True``
-        value           the output itself, kept only when the tape was made
-                        with ``keep_values=True``
+        value           the output itself, kept only when recorded in a tape
+                        made with ``keep_values=True`` (``with Tape()``)
+        hooks           functions registered with ``register_hook`` on its output
+        derivative_of   for a node recorded by a ``create_graph=True`` sweep: the
+                        node whose derivative recorded it (None otherwise)
     """
 
     __slots__ = ("op", "inputs", "needs_input_grad", "index", "seq", "shape", "dtype",
-                 "_module", "value", "grad", "retains_grad", "_grad", "_saved", "_versions",
-                 "__dict__")
+                 "_module", "value", "grad", "retains_grad", "_gathered", "_saved", "_versions",
+                 "_out_id", "__dict__")
+
+    # Rarely set, so they live in the instance __dict__ with these class defaults: a node
+    # pays nothing for them until one is set.
+    hooks = None            # [fn, ...] from Tensor.register_hook
+    derivative_of = None    # the Node whose derivative recorded this one (create_graph=True)
 
     def __init__(self, op):
         self.op = op
         self._saved = self._versions = ()
-        self._grad = None      # the gradient being gathered during a sweep
+        self._gathered = None  # the gradient being gathered during a sweep
         self.grad = None
         self.retains_grad = False
 
@@ -110,14 +143,17 @@ class Node:
         """Keep `tensors` (torch tensors; None or plain numbers pass through) for the derivative.
 
         Their version counters are noted, so that a sweep can tell when one
-        was changed in place after recording and refuse to use it.
+        was changed in place after recording and refuse to use it. A node
+        that saved no tensor (only numbers or None) has nothing to free, and
+        can be swept any number of times, as in torch.
         """
         self._saved = tensors
         # A tuple, not a list: a tuple of numbers drops out of Python's cycle collector, which
         # then has one object less per node to walk on a long tape. (`is not None` first:
         # isinstance(x, torch.Tensor) is slow when x is not a tensor.)
-        self._versions = tuple([t._version if t is not None and isinstance(t, torch.Tensor)
-                                else None for t in tensors])
+        versions = tuple([t._version if t is not None and isinstance(t, torch.Tensor)
+                          else None for t in tensors])
+        self._versions = versions if versions.count(None) != len(versions) else ()
 
     @property
     def saved_tensors(self) -> tuple:
@@ -157,9 +193,9 @@ class Node:
                 return f"input {position}, a leaf tensor"
             if holder is t:
                 return f"input {position}"
-            if isinstance(holder, Node) and holder.value is t:    # kept with keep_values
+            if isinstance(holder, Node) and (holder.value is t or holder._out_id == id(t)):
                 return f"input {position}, the output of {holder.describe()}"
-        if self.value is t:
+        if self.value is t or self._out_id == id(t):
             return "its own output"
         return "an intermediate result: the output of this op or of an earlier one"
 
@@ -169,8 +205,9 @@ class Node:
 
     def release(self):
         """Drop the saved tensors (what a sweep does unless retain_graph=True)."""
-        self._saved = RELEASED
-        self._versions = ()
+        if self._versions:
+            self._saved = RELEASED
+            self._versions = ()
 
     # --- reading --------------------------------------------------------
     @property
@@ -188,52 +225,71 @@ class Node:
 
 
 class Tape:
-    """An explicit, ordered list of nodes: ``len(tape)``, ``tape[i]``, ``for node in tape``.
+    """An ordered list of nodes: ``len(tape)``, ``tape[i]``, ``for node in tape``.
 
-    ``with Tape() as tape:`` records every op of the block (on this thread)
-    into `tape`. Tensors made inside keep a reference to it, so
-    ``y.tape`` finds it later.
+    ``with Tape() as tape:`` gives `tape` every node recorded in the block
+    (on this thread), in execution order; see the rules at the top of this
+    module. Printing it gives the Wengert list.
 
     keep_values: also keep every node's output, for printing and pictures.
-    Explicit tapes keep them by default; the implicit per-computation tapes
-    of ordinary training do not (they only keep what derivatives need).
+    Block tapes keep them by default; the computation tapes of ordinary
+    training do not (they only keep what derivatives need).
     """
 
-    __slots__ = ("nodes", "keep_values", "_merged_into", "_outer", "_named", "__weakref__")
+    __slots__ = ("nodes", "keep_values", "_merged_into", "_block", "_record", "__weakref__")
 
     def __init__(self, keep_values: bool = True):
         self.nodes: list[Node] = []
         self.keep_values = keep_values
-        self._merged_into = None   # set when another tape absorbed this one
-        self._outer = None
-        self._named = False        # entered with `with Tape() as tape`: merges keep it whole
+        self._merged_into = None   # the tape that now holds this one's computation
+        self._block = True         # made by the user for `with Tape()`
+        self._record = False       # a block tape that handed its computation on (rule 5)
+
+    @classmethod
+    def _computation(cls) -> Tape:
+        """A new computation tape (rule 1): what ops record onto outside any block."""
+        tape = cls(keep_values=False)
+        tape._block = False
+        return tape
 
     # --- recording context ----------------------------------------------
     def __enter__(self) -> Tape:
-        if self._merged_into is not None:
-            raise RuntimeError("this Tape was merged into another one; record into a new Tape()")
-        self._outer = _state.tape
-        _state.tape = self
-        self._named = True
+        if not self._block:
+            raise RuntimeError("this Tape holds a computation recorded outside `with`; "
+                               "record a block into a new Tape(): `with tapegrad.Tape() as tape:`")
+        if self in _state.blocks:
+            raise RuntimeError("this Tape is already recording (its `with` block is open); "
+                               "use a new Tape() for the inner block")
+        _state.blocks = _state.blocks + (self,)
         return self
 
     def __exit__(self, *exc):
-        _state.tape = self._outer
-        self._outer = None
+        blocks = _state.blocks
+        _state.blocks = tuple(b for b in blocks if b is not self)
         return False
 
     # --- the list -------------------------------------------------------
+    def _list(self) -> list:
+        # A block tape reads as its own list; a computation tape that was joined into
+        # another reads as the tape now holding its nodes.
+        return self.nodes if self._block else resolve(self).nodes
+
     def __len__(self):
-        return len(self.nodes)
+        return len(self._list())
 
     def __iter__(self):
-        return iter(self.nodes)
+        return iter(self._list())
 
     def __getitem__(self, index):
-        return self.nodes[index]
+        return self._list()[index]
+
+    @property
+    def is_record(self) -> bool:
+        """True for a block tape that handed its computation on (rule 5 of this module)."""
+        return self._record
 
     def __repr__(self):
-        return f"<Tape of {len(self.nodes)} nodes>"
+        return f"<Tape of {len(self)} nodes>"
 
     def __str__(self):
         from .printing import format_tape
@@ -244,84 +300,210 @@ class Tape:
         from .printing import format_tape
         return format_tape(self, model=model, names=names)
 
-    def backward_steps(self, loss, grad=None, retain_graph=False):
+    def backward_steps(self, loss, grad=None, retain_graph: bool = False):
         """Run the reverse sweep from `loss` one node at a time (see `tapegrad.steps`)."""
         from .steps import backward_steps
         return backward_steps(loss, grad=grad, retain_graph=retain_graph)
 
 
 def resolve(tape: Tape) -> Tape:
-    """Follow merges to the tape that now holds `tape`'s nodes."""
-    while tape._merged_into is not None:
-        tape = tape._merged_into
+    """The live computation tape that now holds `tape`'s computation (rule 3)."""
+    root = tape
+    while root._merged_into is not None:
+        root = root._merged_into
+    while tape is not root:         # shorten the path for the next lookup
+        tape._merged_into, tape = root, tape._merged_into
+    return root
+
+
+def join(a: Tape, b: Tape) -> Tape:
+    """One computation tape holding the computations of live tapes `a` and `b` (rule 2)."""
+    if a is b:
+        return a
+    if a._block and not a._record:
+        a = hand_on(a)
+    if b._block and not b._record:
+        b = hand_on(b)
+    if len(a.nodes) < len(b.nodes):
+        a, b = b, a
+    nodes = a.nodes
+    start = len(nodes)
+    nodes.extend(b.nodes)
+    for index in range(start, len(nodes)):
+        nodes[index].index = index
+    b.nodes = []
+    b._merged_into = a
+    return a
+
+
+def hand_on(block: Tape) -> Tape:
+    """Make live block tape `block` a record; return the computation tape that takes over (rule 5).
+
+    The new tape starts as a copy of the block's list, so every node keeps
+    its index; tensors that pointed at the block now resolve to it.
+    """
+    tape = Tape._computation()
+    tape.nodes = list(block.nodes)
+    block._merged_into = tape
+    block._record = True
     return tape
 
 
-def merge(into: Tape, other: Tape) -> Tape:
-    """Move `other`'s nodes into `into`, keeping execution order; return `into`.
-
-    Two tapes meet when one op takes inputs from both. They are independent
-    computations until then, so any interleaving is a valid topological
-    order; we keep the one in which the ops actually ran. In the common case
-    (`other` is newer) that is a plain append.
-    """
-    moved = other.nodes
-    if not moved:
-        other._merged_into = into
-        return into
-    if into.nodes and moved[0].seq < into.nodes[-1].seq:
-        nodes = sorted(into.nodes + moved, key=_by_sequence)
-        start = 0
-    else:
-        nodes = into.nodes
-        start = len(nodes)
-        nodes.extend(moved)
-    for index in range(start, len(nodes)):
-        nodes[index].index = index
-    into.nodes = nodes
-    other.nodes = []
-    other._merged_into = into
-    return into
+def home_in_blocks(tape: Tape | None, blocks: tuple) -> Tape:
+    """The computation tape for an op recorded inside `blocks`, given its inputs' tape (or None)."""
+    inner = blocks[-1]
+    if len(blocks) == 1 and not inner._record and (tape is None or tape is inner):
+        return inner                    # rule 4: the block tape is its computation's tape
+    for block in blocks:                # rule 5: every open block must receive this node,
+        if not block._record:           # and one list can't be two: all become records
+            hand_on(block)
+    home = None if tape is None else resolve(tape)
+    for block in blocks:
+        own = resolve(block)
+        home = own if home is None else join(home, own)
+    return home
 
 
-def _by_sequence(node: Node) -> int:
-    return node.seq
+def note_in_blocks(node: Node, out: torch.Tensor, home: Tape, blocks: tuple) -> None:
+    """Give `node` (already on `home`) to every open block that is a record, and keep its value."""
+    for block in blocks:
+        if block is not home:
+            block.nodes.append(node)
+        if block.keep_values:
+            node.value = out
 
 
 class ThreadSwitch:
     """A per-thread setting of `_state`, set inside ``with`` and restored after; also a decorator.
 
-    Subclasses name the `attribute` and the `value` it takes inside.
+    Subclasses name the `attribute` and the `value` it takes inside. As a
+    decorator (``@no_grad()`` or ``@no_grad``) it also covers generator
+    functions: the setting holds while the generator runs, not only while
+    it is created (torch's behaviour).
     """
 
     attribute: str
     value: bool
 
+    def __new__(cls, function=None):
+        self = super().__new__(cls)
+        if function is None:
+            return self
+        if not callable(function):
+            raise TypeError(f"{cls.__name__}() takes no arguments, or a function to decorate; "
+                            f"got {type(function).__name__}")
+        return self(function)        # used bare, as @no_grad
+
     def __enter__(self):
         self._previous = getattr(_state, self.attribute)
-        setattr(_state, self.attribute, self.value)
+        setattr(_state, self.attribute, self._value())
         return self
 
     def __exit__(self, *exc):
         setattr(_state, self.attribute, self._previous)
         return False
 
+    def _value(self):
+        return self.value
+
+    def _fresh(self):
+        """A new switch like this one, for one call of a decorated function."""
+        return type(self)()
+
     def __call__(self, function):
+        if inspect.isgeneratorfunction(function):
+            return self._wrap_generator(function)
+
         @functools.wraps(function)
         def wrapper(*args, **kwargs):
-            with type(self)():
+            with self._fresh():
                 return function(*args, **kwargs)
+        return wrapper
+
+    def _wrap_generator(self, function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            generator = function(*args, **kwargs)
+            try:
+                with self._fresh():             # every resumption runs under the setting
+                    response = generator.send(None)
+                while True:
+                    try:
+                        request = yield response
+                    except GeneratorExit:
+                        with self._fresh():
+                            generator.close()
+                        raise
+                    except BaseException as error:
+                        with self._fresh():
+                            response = generator.throw(error)
+                    else:
+                        with self._fresh():
+                            response = generator.send(request)
+            except StopIteration as stop:
+                return stop.value
         return wrapper
 
 
 class no_grad(ThreadSwitch):
-    """Record nothing inside: ``with tapegrad.no_grad():`` or ``@tapegrad.no_grad()``.
+    """Record nothing inside: ``with tapegrad.no_grad():``, ``@tapegrad.no_grad()`` or ``@no_grad``.
 
     For evaluation and for in-place updates of parameters. Results of ops
     inside need no gradient and hold no tape.
     """
 
     attribute, value = "recording", False
+
+
+class enable_grad(ThreadSwitch):
+    """Record again inside, e.g. within a ``no_grad`` block: ``with tapegrad.enable_grad():``."""
+
+    attribute, value = "recording", True
+
+
+class set_grad_enabled(ThreadSwitch):
+    """``set_grad_enabled(False)``: recording on or off, as a function call or a context manager.
+
+    Called as a function it switches recording at once (like torch); used
+    with ``with`` it also restores the previous setting at the end.
+    """
+
+    attribute = "recording"
+
+    def __new__(cls, mode):
+        return object.__new__(cls)
+
+    def __init__(self, mode: bool):
+        if not isinstance(mode, bool):
+            raise TypeError(f"set_grad_enabled(mode) takes a bool, got {type(mode).__name__}")
+        self.mode = mode
+        self._previous = _state.recording
+        _state.recording = mode       # takes effect now, like torch.set_grad_enabled(...)
+
+    def __enter__(self):
+        return self                   # already set by the call; __exit__ restores
+
+    def __call__(self, function):
+        _state.recording = self._previous   # as a decorator it sets the mode per call only
+        return super().__call__(function)
+
+    def _fresh(self):
+        return _GradMode(self.mode)
+
+
+class _GradMode(ThreadSwitch):
+    """set_grad_enabled(mode) as a decorator: `mode` for each call of the function."""
+
+    attribute = "recording"
+
+    def __new__(cls, mode):
+        return object.__new__(cls)
+
+    def __init__(self, mode):
+        self.mode = mode
+
+    def _value(self):
+        return self.mode
 
 
 def is_grad_enabled() -> bool:

@@ -4,13 +4,30 @@ A tensor that needs a gradient is either a *leaf* (made by the user, e.g. a
 parameter: its gradient accumulates in `.grad`) or the output of an op (it
 points at the tape node that made it, and at that tape). Arithmetic on
 tensors runs the ops of `tapegrad.ops`, which record onto the tape.
+
+Operands that are not tapegrad tensors follow one rule, on either side of
+an operator and as exponents: Python numbers and numpy scalars are plain
+numbers (they take the tensor's dtype, as in torch); numpy arrays and torch
+tensors are constant tensors, which must have the same floating dtype as
+the tensor they meet (tapegrad refuses float32 with float64 rather than
+promote silently).
 """
 
 from __future__ import annotations
 
 import torch
 
-from .tape import _check_no_torch_grad, resolve
+from .errors import DtypeError, ShapeError
+from .tape import _check_no_torch_grad, _state, resolve
+
+
+def _can_require_grad(data: torch.Tensor) -> bool:
+    return data.is_floating_point() or data.is_complex()
+
+
+def _refuse_integer_grad(data: torch.Tensor, fix: str) -> None:
+    raise DtypeError(f"only floating-point and complex tensors can require gradients, got "
+                     f"{data.dtype}; {fix}")
 
 
 class Tensor:
@@ -19,52 +36,80 @@ class Tensor:
     data            the torch.Tensor holding the values (never tracked by torch autograd)
     requires_grad   does a gradient flow back to this tensor
     grad            dL/d(this), after backward(): accumulated for leaves; for
-                    op outputs only after retain_grad() or backward(keep_grads=True)
+                    op outputs only after retain_grad() or backward(keep_grads=True).
+                    A torch.Tensor, or a tapegrad Tensor after backward(create_graph=True)
     tape, node      the tape that recorded this tensor and its entry (None for leaves)
     """
 
-    __slots__ = ("data", "requires_grad", "_grad", "_node", "_tape", "__weakref__")
+    __slots__ = ("_data", "_requires_grad", "_grad", "_node", "_tape", "_gathered",
+                 "__weakref__")
     __hash__ = object.__hash__          # like torch: == is elementwise, hashing by identity
     __array_priority__ = 1000           # so that numpy defers to our reflected operators
 
     def __init__(self, data, requires_grad: bool = False):
         if isinstance(data, Tensor):
-            data = data.data
+            data = data._data
         if not isinstance(data, torch.Tensor):
             raise TypeError(f"Tensor(data): data must be a torch.Tensor, got {type(data).__name__}; "
                             "use tapegrad.tensor(...) to build one from a list or a number")
-        if requires_grad and not (data.is_floating_point() or data.is_complex()):
-            raise TypeError(f"only floating-point tensors can require gradients, got {data.dtype}; "
-                            "build it with dtype=torch.float32 (or float64)")
-        self.data = _check_no_torch_grad(data)
-        self.requires_grad = bool(requires_grad)
+        if requires_grad and not _can_require_grad(data):
+            _refuse_integer_grad(data, "build it with dtype=torch.float32 (or float64)")
+        self._data = _check_no_torch_grad(data)
+        self._requires_grad = bool(requires_grad)
         self._grad = None
         self._node = None
         self._tape = None
+        self._gathered = None           # the gradient being gathered during a sweep
 
     @classmethod
     def _wrap(cls, data: torch.Tensor) -> Tensor:
         """A tensor that needs no gradient (the fast path of ops that record nothing)."""
         t = object.__new__(Tensor)
-        t.data = data
-        t.requires_grad = False
+        t._data = data
+        t._requires_grad = False
         t._grad = None
         t._node = None
         t._tape = None
+        t._gathered = None
         return t
 
     @classmethod
     def _recorded(cls, data: torch.Tensor, node, tape) -> Tensor:
         """The output of a recorded op."""
         t = object.__new__(Tensor)
-        t.data = data
-        t.requires_grad = True
+        t._data = data
+        t._requires_grad = True
         t._grad = None
         t._node = node
         t._tape = tape
+        t._gathered = None
         return t
 
     # --- what torch users reach for ------------------------------------
+    @property
+    def data(self) -> torch.Tensor:
+        """The values, a plain torch.Tensor; assigning replaces them (no gradient flows through that)."""
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        if isinstance(value, Tensor):
+            value = value._data
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f".data must be set to a torch.Tensor, got {type(value).__name__}")
+        if self._requires_grad and not _can_require_grad(value):
+            _refuse_integer_grad(value, "this tensor requires grad, so its .data must stay "
+                                        "floating-point: convert the new value with .to(dtype)")
+        self._data = _check_no_torch_grad(value)
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        self.requires_grad_(value)
+
     @property
     def grad(self):
         node = self._node
@@ -76,15 +121,22 @@ class Tensor:
             raise RuntimeError("only a leaf tensor's .grad can be set; this tensor is the output "
                                f"of {self._node.describe()}")
         if value is not None:
-            value = value.data if isinstance(value, Tensor) else value
-            if not isinstance(value, torch.Tensor) or value.shape != self.data.shape:
-                raise ValueError(f"grad must be a torch.Tensor of shape {tuple(self.shape)}, "
-                                 f"got {getattr(value, 'shape', type(value).__name__)}")
-            if value.dtype != self.data.dtype or value.device != self.data.device:
+            if isinstance(value, Tensor) and value._node is None:
+                value = value._data         # a plain gradient: kept as a torch tensor
+            data = value._data if isinstance(value, Tensor) else value
+            if not isinstance(data, torch.Tensor):
+                raise TypeError(f"assigned grad must be a tensor or None, got "
+                                f"{type(value).__name__}")
+            if data.shape != self._data.shape:
+                raise ShapeError(f"assigned grad has shape {tuple(data.shape)}, but the tensor "
+                                 f"has shape {tuple(self._data.shape)}; they must be the same")
+            if data.dtype != self._data.dtype:
                 # else an optimizer step would fail half-way, some parameters already updated
-                raise TypeError(f"grad must be {self.data.dtype} on {self.data.device} like the "
-                                f"tensor, got {value.dtype} on {value.device}; convert it with "
-                                ".to(tensor.dtype)")
+                raise DtypeError(f"assigned grad is {data.dtype} but the tensor is "
+                                 f"{self._data.dtype}; convert it with .to(tensor.dtype)")
+            if data.device != self._data.device:
+                raise RuntimeError(f"assigned grad is on {data.device} but the tensor is on "
+                                   f"{self._data.device}; move it with .to(tensor.device)")
         self._grad = value
 
     @property
@@ -100,7 +152,7 @@ class Tensor:
 
     @property
     def tape(self):
-        """The Tape that recorded this tensor (None for leaves and untracked tensors)."""
+        """The computation tape that holds this tensor's computation (None for leaves and untracked tensors)."""
         tape = self._tape
         if tape is not None and tape._merged_into is not None:
             tape = self._tape = resolve(tape)
@@ -108,85 +160,119 @@ class Tensor:
 
     @property
     def shape(self) -> torch.Size:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def device(self) -> torch.device:
-        return self.data.device
+        return self._data.device
 
     @property
     def ndim(self) -> int:
-        return self.data.dim()
+        return self._data.dim()
 
     def size(self, dim=None):
-        return self.data.size() if dim is None else self.data.size(dim)
+        return self._data.size() if dim is None else self._data.size(dim)
 
     def dim(self) -> int:
-        return self.data.dim()
+        return self._data.dim()
 
     def numel(self) -> int:
-        return self.data.numel()
+        return self._data.numel()
 
     def __len__(self):
-        return len(self.data)
+        return len(self._data)
 
     def item(self):
-        return self.data.item()
+        return self._data.item()
 
     def tolist(self):
-        return self.data.tolist()
+        return self._data.tolist()
 
     def numpy(self):
-        return self.data.numpy()
+        if self._requires_grad:
+            raise RuntimeError("can't call numpy() on a tensor that requires grad (as in torch); "
+                               "use tensor.detach().numpy()")
+        return self._data.numpy()
 
     def __float__(self):
-        return float(self.data)
+        return float(self._data)
+
+    def __int__(self):
+        return int(self._data)
+
+    def __index__(self):
+        return self._data.__index__()
 
     def __bool__(self):
-        return bool(self.data)
+        return bool(self._data)
 
     def detach(self) -> Tensor:
         """The same values, cut from the tape (shares storage, like torch)."""
-        return Tensor._wrap(self.data)
+        return Tensor._wrap(self._data)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Make this leaf require (or not) a gradient; torch's rules and errors."""
+        requires_grad = bool(requires_grad)
         if self._node is not None:
-            raise RuntimeError("requires_grad_() is for leaf tensors; this tensor is the output of "
-                               f"{self._node.describe()}. Use .detach().requires_grad_() for a new leaf")
-        if requires_grad and not (self.data.is_floating_point() or self.data.is_complex()):
-            raise TypeError(f"only floating-point tensors can require gradients, got {self.dtype}; "
-                            "convert it first with .float() or .double()")
-        self.requires_grad = requires_grad
+            if requires_grad:
+                return self         # an op's output already requires grad
+            raise RuntimeError("you can only change requires_grad flags of leaf tensors; this "
+                               f"tensor is the output of {self._node.describe()}. To use it "
+                               "without a gradient, take tensor.detach()")
+        if requires_grad and not _can_require_grad(self._data):
+            _refuse_integer_grad(self._data, "convert it first with .float() or .double()")
+        self._requires_grad = requires_grad
         return self
 
     def retain_grad(self) -> None:
         """Keep this op output's gradient in `.grad` after backward() (leaves always keep it)."""
         if self._node is not None:
             self._node.retains_grad = True
-        elif not self.requires_grad:
+        elif not self._requires_grad:
             raise RuntimeError("retain_grad() on a tensor that does not require grad")
 
-    def backward(self, grad=None, retain_graph: bool = False, keep_grads: bool = False) -> None:
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` with this tensor's gradient when a sweep has it complete.
+
+        The hook may return a tensor to use instead (same shape), or None to
+        keep the gradient. On a leaf it runs before the gradient is added to
+        `.grad`. Returns a handle: ``handle.remove()`` unregisters it.
+        """
+        from .hooks import register
+        return register(self, hook)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False,
+                 inputs=None, *, keep_grads: bool = False, grad=None) -> None:
         """Sweep the tape backwards from this tensor, accumulating dL/d(leaf) into leaves' .grad.
 
-        grad: dL/d(this tensor); may be omitted for a single-element tensor.
-        retain_graph: keep the saved tensors, to sweep the same tape again.
+        gradient: dL/d(this tensor); may be omitted for a single-element
+            tensor (torch's name; ``grad=`` is accepted too).
+        retain_graph: keep the saved tensors, to sweep the same tape again
+            (default: `create_graph`).
+        create_graph: record the sweep itself, so that the gradients have a
+            tape of their own and can be differentiated again.
+        inputs: only accumulate into these leaves (torch's `inputs=`).
         keep_grads: keep every node's gradient (``node.grad``), for pictures and teaching.
         """
-        sweep.backward(self, grad, retain_graph=retain_graph, keep_grads=keep_grads)
+        if grad is not None:
+            if gradient is not None:
+                raise TypeError("backward(): pass the gradient once, as gradient= (or grad=)")
+            gradient = grad
+        sweep.backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph,
+                       inputs=inputs, keep_grads=keep_grads)
 
     def __repr__(self):
-        body = repr(self.data)
+        body = repr(self._data)
         if body.startswith("tensor("):
             body = body[len("tensor("):-1]
         extra = ""
         if self._node is not None:
             extra = f", grad_fn=<{self._node.describe()}>"
-        elif self.requires_grad:
+        elif self._requires_grad:
             extra = ", requires_grad=True"
         return f"tensor({body}{extra})"
 
@@ -200,50 +286,162 @@ class Tensor:
     def double(self) -> Tensor:
         return self.to(torch.float64)
 
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self, device=None) -> Tensor:
+        return self.to("cuda" if device is None else device)
+
     # --- arithmetic -------------------------------------------------------
     def __add__(self, other):
-        return ops.Add.apply(self, other)
+        return ops.Add.apply(self, as_operand(other))
 
     def __radd__(self, other):
-        return ops.Add.apply(other, self)
+        return ops.Add.apply(as_operand(other), self)
 
     def __sub__(self, other):
-        return ops.Sub.apply(self, other)
+        return ops.Sub.apply(self, as_operand(other))
 
     def __rsub__(self, other):
-        return ops.Sub.apply(other, self)
+        return ops.Sub.apply(as_operand(other), self)
 
     def __mul__(self, other):
-        return ops.Mul.apply(self, other)
+        return ops.Mul.apply(self, as_operand(other))
 
     def __rmul__(self, other):
-        return ops.Mul.apply(other, self)
+        return ops.Mul.apply(as_operand(other), self)
 
     def __truediv__(self, other):
-        return ops.Div.apply(self, other)
+        return ops.Div.apply(self, as_operand(other))
 
     def __rtruediv__(self, other):
-        return ops.Div.apply(other, self)
+        return ops.Div.apply(as_operand(other), self)
 
     def __neg__(self):
         return ops.Neg.apply(self)
 
     def __pow__(self, exponent):
-        return ops.Pow.apply(self, exponent)
+        return ops.pow(self, as_operand(exponent))
 
     def __rpow__(self, base):
-        raise TypeError("number ** Tensor is not supported: ** takes a Tensor base and a number "
-                        "exponent. Write exp(log(base) * x) for base ** x")
+        return ops.pow(as_operand(base), self)
 
     def __matmul__(self, other):
-        return ops.MatMul.apply(self, other)
+        return ops.MatMul.apply(self, as_operand(other))
 
     def __rmatmul__(self, other):
-        return ops.MatMul.apply(other, self)
+        return ops.MatMul.apply(as_operand(other), self)
+
+    def add(self, other, *, alpha=1):
+        return self + (other if alpha == 1 else as_operand(other) * alpha)
+
+    def sub(self, other, *, alpha=1):
+        return self - (other if alpha == 1 else as_operand(other) * alpha)
+
+    def mul(self, other):
+        return self * other
+
+    def div(self, other):
+        return self / other
+
+    def neg(self):
+        return -self
+
+    def pow(self, exponent):
+        return self ** exponent
 
     def matmul(self, other):
-        return ops.MatMul.apply(self, other)
+        return self @ other
 
+    def mm(self, other):
+        if self.dim() != 2 or getattr(other, "ndim", 0) != 2:
+            raise ShapeError(f"mm takes two 2-D tensors, got shapes {tuple(self.shape)} and "
+                             f"{tuple(getattr(other, 'shape', ()))}; use @ (matmul) for others")
+        return self @ other
+
+    # --- in place: torch's rules (see _in_place) ----------------------------
+    def __iadd__(self, other):
+        return self._in_place("add_", ops.Add.apply, other)
+
+    def __isub__(self, other):
+        return self._in_place("sub_", ops.Sub.apply, other)
+
+    def __imul__(self, other):
+        return self._in_place("mul_", ops.Mul.apply, other)
+
+    def __itruediv__(self, other):
+        return self._in_place("div_", ops.Div.apply, other)
+
+    def add_(self, other, *, alpha=1):
+        return self._in_place("add_", ops.Add.apply, other if alpha == 1 else as_operand(other) * alpha)
+
+    def sub_(self, other, *, alpha=1):
+        return self._in_place("sub_", ops.Sub.apply, other if alpha == 1 else as_operand(other) * alpha)
+
+    def mul_(self, other):
+        return self._in_place("mul_", ops.Mul.apply, other)
+
+    def div_(self, other):
+        return self._in_place("div_", ops.Div.apply, other)
+
+    def zero_(self):
+        return self._in_place("zero_", ops.Fill.apply, 0)
+
+    def fill_(self, value):
+        return self._in_place("fill_", ops.Fill.apply, value)
+
+    def copy_(self, src):
+        return self._in_place("copy_", ops.CopyInto.apply, src)
+
+    def clamp_(self, min=None, max=None):
+        return self._in_place("clamp_", ops.Clamp.apply, min, max)
+
+    def __setitem__(self, index, value):
+        return self._in_place("__setitem__", ops.SetItem.apply, index, value)
+
+    def _in_place(self, method: str, record, *operands):
+        """``self.method(*operands)`` in place, with torch's rules.
+
+        - When nothing needs recording (under ``no_grad()``, or when neither
+          this tensor nor an operand requires grad), torch's in-place method
+          changes ``.data`` and bumps its version counter: a tape that saved
+          the old values then refuses to sweep.
+        - A leaf that requires grad is refused, as torch refuses it.
+        - Otherwise the op is recorded in its out-of-place form on a copy of
+          the old values, and the result is written into this tensor's memory
+          (views of it see the new values, and nodes that saved the old ones
+          go stale, as in torch); the tensor then is that node's output.
+        """
+        operands = tuple(as_operand(o) for o in operands)
+        needs = _state.recording and (self._requires_grad or any(
+            isinstance(o, Tensor) and o._requires_grad for o in operands))
+        name = "x[index] = value" if method == "__setitem__" else f"{method}()"
+        if not needs:
+            raw = [o._data if isinstance(o, Tensor) else o for o in operands]
+            for o in raw:
+                if isinstance(o, torch.Tensor):
+                    _check_same_float(self._data, o, name)
+            getattr(self._data, method)(*raw)
+            return self
+        if self._node is None and self._requires_grad:
+            raise RuntimeError(f"{name}: a leaf tensor that requires grad can't be changed in place "
+                               "while recording (as in torch): the change would not be on the tape. "
+                               "For an update such as an optimizer step, do it inside "
+                               "`with tapegrad.no_grad():`; otherwise use the out-of-place form "
+                               "(x = x + y)")
+        if self._node is not None:
+            _check_in_place_allowed(self, name)
+            old = Tensor._recorded(self._data.clone(), self._node, self.tape)
+        else:
+            old = Tensor._wrap(self._data.clone())
+        result = record(old, *operands)
+        if result.shape != self.shape:
+            raise ShapeError(f"{name}: the result has shape {tuple(result.shape)}, which can't be "
+                             f"written into this tensor of shape {tuple(self.shape)}")
+        _rebase(self, result)
+        return self
+
+    # --- reductions, elementwise, shape ----------------------------------------
     def sum(self, dim=None, keepdim: bool = False):
         return ops.Sum.apply(self, dim, keepdim)
 
@@ -256,6 +454,9 @@ class Tensor:
     def log(self):
         return ops.Log.apply(self)
 
+    def log1p(self):
+        return ops.Log1p.apply(self)
+
     def relu(self):
         return ops.ReLU.apply(self)
 
@@ -264,6 +465,17 @@ class Tensor:
 
     def sigmoid(self):
         return ops.Sigmoid.apply(self)
+
+    def clamp(self, min=None, max=None):
+        return ops.Clamp.apply(self, as_operand(min), as_operand(max))
+
+    clip = clamp
+
+    def clamp_min(self, min):
+        return ops.Clamp.apply(self, as_operand(min), None)
+
+    def clamp_max(self, max):
+        return ops.Clamp.apply(self, None, as_operand(max))
 
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list, torch.Size)):
@@ -275,22 +487,35 @@ class Tensor:
     def transpose(self, dim0: int, dim1: int):
         return ops.Transpose.apply(self, dim0, dim1)
 
+    def t(self):
+        if self._data.dim() > 2:
+            raise ShapeError(f"t() is for tensors of at most 2 dimensions, this one has shape "
+                             f"{tuple(self.shape)}; use .transpose(dim0, dim1)")
+        return self if self._data.dim() < 2 else ops.Transpose.apply(self, 0, 1)
+
     @property
     def T(self):
-        if self.data.dim() > 2:
-            raise ValueError(f".T is for tensors of at most 2 dimensions, this one has shape "
+        if self._data.dim() > 2:
+            raise ShapeError(f".T is for tensors of at most 2 dimensions, this one has shape "
                              f"{tuple(self.shape)}; use .transpose(dim0, dim1)")
-        if self.data.dim() < 2:
-            return self
-        return ops.Transpose.apply(self, 0, 1)
+        return self.t()
+
+    def unsqueeze(self, dim: int):
+        return ops.Unsqueeze.apply(self, dim)
+
+    def expand(self, *sizes):
+        if len(sizes) == 1 and isinstance(sizes[0], (tuple, list, torch.Size)):
+            sizes = tuple(sizes[0])
+        return ops.Expand.apply(self, tuple(sizes))
 
     def __getitem__(self, index):
         return ops.GetItem.apply(self, index)
 
     # --- comparisons: plain values, no gradient ---------------------------
     def _compare(self, other, compare):
-        other = other.data if isinstance(other, Tensor) else other
-        return Tensor._wrap(compare(self.data, other))
+        other = as_operand(other)
+        other = other._data if isinstance(other, Tensor) else other
+        return Tensor._wrap(compare(self._data, other))
 
     def __lt__(self, other):
         return self._compare(other, torch.lt)
@@ -311,6 +536,71 @@ class Tensor:
         return self._compare(other, torch.ne)
 
 
+def as_operand(value):
+    """An operand as an op takes it: tensors and numbers as they are, numpy converted.
+
+    numpy scalars become Python numbers; numpy arrays become torch tensors
+    (constants, with their dtype). Anything else is passed on for the op to
+    accept or refuse.
+    """
+    if value.__class__ in _PLAIN:
+        return value
+    if type(value).__module__ == "numpy":
+        import numpy
+        if isinstance(value, numpy.generic):
+            return value.item()
+        if isinstance(value, numpy.ndarray):
+            return torch.from_numpy(value) if value.flags.writeable else torch.tensor(value)
+    return value
+
+
+_PLAIN = {Tensor, torch.Tensor, float, int, bool, type(None)}
+
+
+def _check_same_float(target: torch.Tensor, operand: torch.Tensor, name: str) -> None:
+    if (operand.dtype != target.dtype and operand.is_floating_point()
+            and target.is_floating_point()):
+        raise DtypeError(f"{name}: the tensor is {target.dtype} but the operand is "
+                         f"{operand.dtype}; convert one with .float() or .double() so both agree")
+
+
+def _check_in_place_allowed(tensor: Tensor, name: str) -> None:
+    """Refuse in-place ops on recorded tensors where torch's view tracking would be needed."""
+    if tensor._data._base is not None:
+        raise RuntimeError(f"{name}: this tensor is a view of another recorded tensor's memory "
+                           f"(the output of {tensor._node.describe()}); changing it in place "
+                           "would change the other tensor behind the tape's back. Use the "
+                           "out-of-place form (x = x + y), or for a slice, x[index] = new_value")
+    node = tensor._node
+    tape = tensor.tape
+    for later in tape.nodes[node.index + 1:]:
+        if any(item is node for item in later.inputs) and later.op.returns_view(later):
+            raise RuntimeError(f"{name}: {later.describe()} took a view of this tensor earlier; "
+                               "changing it in place now would change that view behind the "
+                               "tape's back. Change it before taking views, or use the "
+                               "out-of-place form (x = x + y)")
+
+
+def _rebase(tensor: Tensor, result: Tensor) -> None:
+    """Write `result` into `tensor`'s memory and make `tensor` the output of result's node."""
+    data = tensor._data
+    data.copy_(result._data)        # bumps data's version: nodes that saved the old values go stale
+    node = result._node
+    if node is None:
+        tensor._node = tensor._tape = None
+        tensor._requires_grad = False
+        return
+    old = result._data
+    if any(t is old for t in node._saved):      # what the node saved of its output: now `data`
+        node._saved = tuple(data if t is old else t for t in node._saved)
+        node._versions = tuple(None if not isinstance(t, torch.Tensor) else t._version
+                               for t in node._saved)
+    node._out_id = id(data)
+    if node.value is old:
+        node.value = data
+    tensor._node, tensor._tape, tensor._requires_grad = node, result._tape, True
+
+
 def tensor(data, requires_grad: bool = False, dtype=None, device=None) -> Tensor:
     """Build a Tensor from a number, a (nested) list, a numpy array or a torch tensor.
 
@@ -318,7 +608,7 @@ def tensor(data, requires_grad: bool = False, dtype=None, device=None) -> Tensor
     A torch tensor is used as is when dtype and device already match.
     """
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if isinstance(data, torch.Tensor):
         data = data.detach().to(dtype=dtype, device=device)
     else:

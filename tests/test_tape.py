@@ -106,7 +106,7 @@ def test_intermediate_gradients_are_freed_unless_retained():
     assert h.grad is None           # freed as the sweep passed it
     h_ = torch.tensor([2.0, 4.0], dtype=torch.float64)
     assert torch.allclose(kept.grad, h_)                       # dloss/dkept = h
-    assert all(node._grad is None for node in loss.tape)      # nothing left half-gathered
+    assert all(node._gathered is None for node in loss.tape)      # nothing left half-gathered
 
 
 def test_retain_grad_on_a_leaf_is_harmless():
@@ -167,7 +167,7 @@ def test_released_tape_stays_readable():
     assert len(tape) == 3
     assert [node.name for node in tape] == ["MatMul", "Tanh", "Sum"]
     assert [tuple(node.shape) for node in tape] == [(2, 1), (2, 1), ()]
-    assert all(node.released for node in tape)
+    assert [node.released for node in tape] == [True, True, False]     # Sum saved nothing
     text = str(tape)
     assert "Tape of 3 nodes" in text and "MatMul" in text and "(released)" in text
     assert tape[0].value is not None        # explicit tapes keep the outputs for printing
@@ -262,26 +262,31 @@ def test_default_tapes_are_per_computation():
     assert x.tape is None and x.node is None    # leaves are on no tape
 
 
-def test_merging_two_tapes_keeps_execution_order():
+def _assert_topological(tape):
+    """Positions match indices, and every node comes after the nodes it reads."""
+    assert [node.index for node in tape] == list(range(len(tape)))
+    for node in tape:
+        assert tape[node.index] is node
+        for item in node.inputs:
+            if isinstance(item, tg.Node):
+                assert item.index < node.index
+
+
+def test_joining_two_computations_appends_the_smaller_to_the_larger():
     values_a, values_b = randn((3,), 0), randn((3,), 1)
     a, b = tg.Tensor(values_a.clone(), requires_grad=True), tg.Tensor(values_b.clone(), requires_grad=True)
     p = a * 2                       # tape 1: one node
     q = b.exp()                     # tape 2: three nodes, recorded after p
     q = q * q
     q = q.tanh()
-    r = p.sigmoid()                 # tape 1 grows after tape 2 started: they interleave
+    r = p.sigmoid()                 # tape 1 grows after tape 2 started: they interleave in time
     assert p.tape is r.tape and p.tape is not q.tape
     loss = (r * q).sum()            # joins the two computations
     tape = loss.tape
     assert p.tape is tape and q.tape is tape and len(tape) == 7
-    # execution order, positions consistent, every input recorded before its user
-    assert [node.name for node in tape] == ["Mul", "Exp", "Mul", "Tanh", "Sigmoid", "Mul", "Sum"]
-    assert [node.index for node in tape] == list(range(7))
-    for node in tape:
-        assert tape[node.index] is node
-        for item in node.inputs:
-            if isinstance(item, tg.Node):
-                assert item.index < node.index
+    # tape 2 was the larger: tape 1's nodes follow it, each computation in its own order
+    assert [node.name for node in tape] == ["Exp", "Mul", "Tanh", "Mul", "Sigmoid", "Mul", "Sum"]
+    _assert_topological(tape)
     loss.backward()
 
     ra, rb = values_a.clone().requires_grad_(), values_b.clone().requires_grad_()
@@ -292,15 +297,141 @@ def test_merging_two_tapes_keeps_execution_order():
     torch.testing.assert_close(b.grad, rb.grad)
 
 
-def test_merging_into_an_explicit_tape():
+def test_a_block_that_reads_an_outside_computation_keeps_only_its_own_nodes():
     x = leaf([1.0, 2.0])
-    outside = x * 2                 # on its own default tape
+    outside = x * 2                 # on its own computation tape
     with tg.Tape() as tape:
         y = (outside + x).sum()
-    assert outside.tape is tape and y.tape is tape
-    assert [node.name for node in tape] == ["Mul", "Add", "Sum"]
+    assert [node.name for node in tape] == ["Add", "Sum"]      # what was recorded in the block
+    assert tape.is_record and y.tape is not tape
+    assert outside.tape is y.tape and [node.name for node in y.tape] == ["Mul", "Add", "Sum"]
+    assert [node.index for node in tape] == [1, 2]             # their numbers on y.tape
+    _assert_topological(y.tape)
     y.backward()
     assert x.grad.tolist() == [3.0, 3.0]
+
+
+def test_a_block_tape_keeps_its_nodes_when_a_bigger_tape_joins_it():
+    # the user holds `tape`: a later op that meets a longer default tape must not empty it
+    x = leaf([1.0, 2.0])
+    with tg.Tape() as tape:
+        y = x * 2
+    longer = x
+    for _ in range(5):
+        longer = longer * 1.5       # a default tape of 5 nodes
+    z = (y + longer).sum()
+    assert list(tape) == [y.node] and tape.is_record
+    assert z.tape is y.tape and longer.tape is z.tape and len(z.tape) == 8
+    _assert_topological(z.tape)
+    z.backward()
+    assert x.grad.tolist() == [2.0 + 1.5 ** 5] * 2
+
+
+def test_nested_blocks_each_keep_every_node_recorded_inside_them():
+    # the issue's example: this hung forever (each tape forwarded to the other)
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    with tg.Tape() as outer:
+        a = x * 2
+        with tg.Tape() as inner:
+            b = a * 3
+        c = b + a
+    c.sum().backward()
+    assert x.grad.tolist() == [8.0, 8.0]
+    assert list(outer) == [a.node, b.node, c.node]
+    assert list(inner) == [b.node]
+    assert [node.index for node in outer] == [0, 1, 2] and inner[0].index == 1
+    assert "%1 = Mul(%0, 3)" in str(inner)
+
+
+def test_sibling_blocks_that_read_each_other():
+    x = leaf([1.0, -1.0])
+    with tg.Tape() as first:
+        a = x.exp()
+    with tg.Tape() as second:
+        b = a * x
+    with tg.Tape() as third:
+        c = (b + a).sum()
+    assert list(first) == [a.node] and list(second) == [b.node]
+    assert [n.name for n in third] == ["Add", "Sum"]
+    for t in (a, b, c):
+        assert t.tape is c.tape
+    _assert_topological(c.tape)
+    c.backward()
+    torch.testing.assert_close(x.grad, (x.data.exp() * (x.data + 2)))
+
+
+def test_a_block_reentered_keeps_both_blocks_and_refuses_nesting_itself():
+    x = leaf([1.0])
+    tape = tg.Tape()
+    with tape:
+        a = x * 2
+    b = a + 1                       # after the block: grows with its computation
+    with tape:
+        c = b * 3
+        with pytest.raises(RuntimeError, match="already recording"):
+            with tape:
+                pass
+    assert [n.name for n in tape] == ["Mul", "Add", "Mul"]
+    c.sum().backward()
+    assert x.grad.tolist() == [6.0]
+
+
+def test_a_computation_tape_cannot_be_entered():
+    y = leaf([1.0]) * 2
+    with pytest.raises(RuntimeError, match="new Tape"):
+        with y.tape:
+            pass
+
+
+def test_joins_move_each_node_at_most_log2_n_times():
+    # a worst case for "move the newer tape": k chains joined one by one into a growing sum
+    moves = {"count": 0}
+    original = tg.tape.join
+
+    def counting(a, b):
+        a_, b_ = tg.tape.resolve(a), tg.tape.resolve(b)
+        moves["count"] += min(len(a_.nodes), len(b_.nodes))
+        return original(a, b)
+
+    x = leaf([1.0])
+    chains = []
+    for k in range(64):
+        h = x
+        for _ in range(16):
+            h = h * 1.0
+        chains.append(h)
+    import tapegrad.function as function
+    function.join = counting
+    try:
+        total = chains[0]
+        for h in chains[1:]:
+            total = total + h
+    finally:
+        function.join = original
+    n = len(total.tape)
+    assert n == 64 * 16 + 63
+    assert moves["count"] <= n * 7          # log2(1087) < 11; smaller-into-larger is far below
+    _assert_topological(total.tape)
+
+
+def test_forwarding_links_never_cycle_and_are_shortened():
+    x = leaf([1.0])
+    pieces = [x * 1.0 for _ in range(50)]
+    tapes = [p.tape for p in pieces]
+    total = pieces[0]
+    for p in pieces[1:]:
+        total = total + p
+    root = total.tape
+    for t in tapes:
+        seen = set()
+        link = t
+        while link._merged_into is not None:
+            assert id(link) not in seen
+            seen.add(id(link))
+            link = link._merged_into
+        assert link is root
+        assert tg.tape.resolve(t) is root
+        assert t._merged_into in (None, root)       # shortened by the lookup
 
 
 def test_tapes_are_per_thread():
@@ -381,19 +512,3 @@ def test_leaf_gradient_does_not_alias_the_callers_grad_or_a_retained_one():
     assert x.grad.tolist() == [1.0, 1.0] and z.grad.tolist() == [1.0, 1.0]
     x.grad.add_(1)
     assert y.grad.tolist() == [1.0, 1.0]
-
-
-def test_a_named_tape_keeps_its_nodes_when_a_bigger_tape_joins_it():
-    # the user holds `tape`: a later op that meets a longer default tape must not empty it
-    x = leaf([1.0, 2.0])
-    with tg.Tape() as tape:
-        y = x * 2
-    longer = x
-    for _ in range(5):
-        longer = longer * 1.5       # a default tape of 5 nodes
-    z = (y + longer).sum()
-    assert z.tape is tape and y.tape is tape and longer.tape is tape
-    assert len(tape) == 8 and tape[0] is y.node
-    assert [node.index for node in tape] == list(range(8))
-    z.backward()
-    assert x.grad.tolist() == [2.0 + 1.5 ** 5] * 2

@@ -12,6 +12,8 @@ from torch.nn import functional as F
 
 from .. import _kernels
 from ..function import Function
+from ..ops.broadcast import unbroadcast
+from ..ops.dual import dual
 from ..tensor import Tensor
 from .module import Module
 
@@ -38,8 +40,38 @@ class MSEFunction(Function):
     def backward(ctx, grad):
         prediction, target = ctx.saved_tensors
         need_p, need_t, _ = ctx.needs_input_grad
-        grad_p = _kernels.mse_loss_backward(grad, prediction, target, ctx.reduction)
+        grad_p = mse_loss_backward(grad, prediction, target, ctx.reduction)
         return (grad_p if need_p else None), (-grad_p if need_t else None), None
+
+
+class MSELossBackward(Function):
+    """z = g * s (p - t)   (the derivative of MSE as an op: g is the loss's gradient; s = 2/n for 'mean', else 2)
+
+    dL/dg = sum of dL/dz * s (p - t)   (over what g was broadcast to)
+    dL/dp = dL/dz * g * s
+    dL/dt = -dL/dz * g * s
+    """
+
+    check_grad_shapes = False
+    fresh_grads = True
+
+    @staticmethod
+    def forward(ctx, g, prediction, target, reduction):
+        ctx.scale = 2.0 / prediction.numel() if reduction == 1 else 2.0
+        ctx.save_for_backward(g, prediction, target)
+        return _kernels.mse_loss_backward(g, prediction, target, reduction)
+
+    @staticmethod
+    def backward(ctx, grad):
+        g, prediction, target = ctx.saved_tensors
+        need_g, need_p, need_t, _ = ctx.needs_input_grad
+        scale = ctx.scale
+        grad_g = unbroadcast(grad * (prediction - target) * scale, g.shape) if need_g else None
+        grad_p = grad * g * scale if (need_p or need_t) else None
+        return grad_g, (grad_p if need_p else None), (-grad_p if need_t else None), None
+
+
+mse_loss_backward = dual(_kernels.mse_loss_backward, MSELossBackward)
 
 
 _mse_loss = getattr(getattr(torch.ops.aten, "mse_loss", None), "default", None) or (
@@ -73,8 +105,8 @@ class BCEFunction(Function):
         grad_p = grad * scale * (prediction - target) / (prediction * (1 - prediction)).clamp_min(eps)
         grad_t = None
         if need_t:  # dL/dt = -(log p - log(1 - p)) scaled
-            grad_t = -grad * scale * (torch.log(prediction).clamp_min(-100)
-                                      - torch.log1p(-prediction).clamp_min(-100))
+            grad_t = -grad * scale * (prediction.log().clamp_min(-100)
+                                      - (-prediction).log1p().clamp_min(-100))
         return (grad_p if need_p else None), grad_t, None
 
 

@@ -1,14 +1,18 @@
-"""Arithmetic: + - * / unary minus and ** (number exponent).
+"""Arithmetic: + - * / unary minus and ** (a number or a tensor exponent).
 
 Each operand may be a tensor or a Python number, on either side, with full
 torch broadcasting; `unbroadcast` sums each gradient back to its operand's
 shape. Gradients are only computed for the inputs that need one.
 """
 
+import math
+
 import torch
 
 from ..function import Function
 from .broadcast import check_same_dtype, shape_of, unbroadcast
+from .dual import zeros_like
+from .select import where
 
 
 class Add(Function):
@@ -136,9 +140,6 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, x, p):
-        if isinstance(p, bool) or not isinstance(p, (int, float)):
-            raise TypeError(f"the exponent of ** must be a Python number, got {type(p).__name__}; "
-                            "for a tensor exponent write exp(log(x) * p)")
         ctx.p = p
         ctx.save_for_backward(x)
         return x ** p
@@ -150,5 +151,54 @@ class Pow(Function):
         if p == 2:
             return grad * 2 * x, None
         if p == 0:      # y = 1 is constant; p * x^(p-1) would be 0 * inf = nan at x = 0
-            return torch.zeros_like(grad), None
+            return zeros_like(grad), None
         return grad * p * x ** (p - 1), None
+
+
+class PowTensor(Function):
+    """y = a^b, where the exponent b is a tensor (a may be a tensor or a number, as in 2 ** x)
+
+    dL/da = dL/dy * b * a^(b-1)
+    dL/db = dL/dy * y * log(a)    (0 where a = 0 and b >= 0, as in torch: the limit of a^b log a)
+    """
+
+    check_grad_shapes = False
+    fresh_grads = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        check_same_dtype(a, b)
+        need_a, need_b = ctx.needs_input_grad
+        y = torch.pow(a, b)
+        ctx.shapes = (shape_of(a), shape_of(b))
+        ctx.save_for_backward(a, b, y if need_b else None)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b, y = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        shape_a, shape_b = ctx.shapes
+        grad_a = grad_b = None
+        if need_a:
+            grad_a = unbroadcast(grad * b * a ** (b - 1), shape_a)
+        if need_b:
+            if hasattr(a, "log"):           # where a = 0 and b >= 0, a^b log a -> 0
+                grad_b = where((a == 0) & (b >= 0), 0.0, grad * y * a.log())
+            elif a > 0:
+                grad_b = grad * y * math.log(a)
+            else:                           # a number base <= 0: that limit at 0, nan below it
+                grad_b = where(b >= 0, 0.0, grad * y * (-math.inf if a == 0 else math.nan))
+            grad_b = unbroadcast(grad_b, shape_b)
+        return grad_a, grad_b
+
+
+def pow(base, exponent):
+    """base ** exponent: `Pow` for a number exponent, `PowTensor` when the exponent is a tensor."""
+    number = isinstance(exponent, (int, float)) and not isinstance(exponent, bool)
+    if not number and not hasattr(exponent, "shape"):
+        raise TypeError(f"the exponent of ** must be a number or a tensor, got "
+                        f"{type(exponent).__name__}")
+    if not hasattr(base, "shape") and not isinstance(base, (int, float)):
+        raise TypeError(f"the base of ** must be a tensor or a number, got {type(base).__name__}")
+    return Pow.apply(base, exponent) if number else PowTensor.apply(base, exponent)

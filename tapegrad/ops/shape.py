@@ -1,8 +1,11 @@
-"""Ops that move values around without changing them: reshape, transpose, indexing, to()."""
+"""Ops that move values around without changing them: reshape, transpose, unsqueeze, expand, to().
 
-import torch
+They are linear, and each derivative is the transposed move: reshape back,
+transpose back, sum over what expand repeated. Indexing is in `indexing.py`.
+"""
 
 from ..function import Function
+from .broadcast import unbroadcast
 
 
 class Reshape(Function):
@@ -22,6 +25,10 @@ class Reshape(Function):
     def backward(ctx, grad):
         return grad.reshape(ctx.in_shape), None
 
+    @staticmethod
+    def returns_view(node) -> bool:
+        return True
+
 
 class Transpose(Function):
     """y = x.transpose(d0, d1)   (swap two dimensions)
@@ -40,53 +47,53 @@ class Transpose(Function):
     def backward(ctx, grad):
         return grad.transpose(*ctx.dims), None, None
 
-
-def _plain_index(index):
-    """The index with tapegrad tensors unwrapped, and whether it is basic (slices, ints, ...)."""
-    from ..tensor import Tensor
-    items = index if isinstance(index, tuple) else (index,)
-    unwrapped = []
-    basic = True
-    for item in items:
-        if isinstance(item, Tensor):
-            item = item.data
-        if isinstance(item, (torch.Tensor, list)):
-            basic = False
-        unwrapped.append(item)
-    plain = tuple(unwrapped) if isinstance(index, tuple) else unwrapped[0]
-    return plain, basic
+    @staticmethod
+    def returns_view(node) -> bool:
+        return True
 
 
-class GetItem(Function):
-    """y = x[index]   (basic slicing, or integer / boolean index tensors)
+class Unsqueeze(Function):
+    """y = x.unsqueeze(dim)   (a new dimension of size 1 at `dim`)
 
-    dL/dx = zeros like x, with dL/dy added at the positions that index picked
-    (added, not written: an integer index may pick one element twice)
+    dL/dx = dL/dy.reshape(x.shape)
     """
 
     check_grad_shapes = False
-    fresh_grads = True
 
     @staticmethod
-    def forward(ctx, x, index):
-        index, basic = _plain_index(index)
-        ctx.key = index
-        ctx.basic = basic
+    def forward(ctx, x, dim):
         ctx.in_shape = x.shape
-        return x[index]
+        return x.unsqueeze(dim)
 
     @staticmethod
     def backward(ctx, grad):
-        grad_x = grad.new_zeros(ctx.in_shape)
-        if ctx.basic:
-            # basic indexing picks each element at most once: write into the view
-            grad_x[ctx.key] = grad
-        else:
-            # find which flat positions were picked (with repeats), and add there
-            positions = torch.arange(grad_x.numel(), device=grad.device).reshape(ctx.in_shape)
-            picked = positions[ctx.key].reshape(-1)
-            grad_x.view(-1).index_add_(0, picked, grad.reshape(-1))
-        return grad_x, None
+        return grad.reshape(ctx.in_shape), None
+
+    @staticmethod
+    def returns_view(node) -> bool:
+        return True
+
+
+class Expand(Function):
+    """y = x.expand(sizes)   (size-1 dimensions repeated, new leading dimensions added; a view)
+
+    dL/dx = dL/dy summed over the repeated and added dimensions
+    """
+
+    check_grad_shapes = False
+
+    @staticmethod
+    def forward(ctx, x, sizes):
+        ctx.in_shape = x.shape
+        return x.expand(sizes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return unbroadcast(grad, ctx.in_shape), None
+
+    @staticmethod
+    def returns_view(node) -> bool:
+        return True
 
 
 class To(Function):
@@ -106,3 +113,7 @@ class To(Function):
     def backward(ctx, grad):
         dtype, device = ctx.source
         return grad.to(device=device, dtype=dtype), None, None
+
+    @staticmethod
+    def returns_view(node) -> bool:
+        return True         # when nothing changes, x.to(...) is x itself

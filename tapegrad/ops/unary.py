@@ -1,14 +1,17 @@
-"""Elementwise functions of one tensor: exp, log, relu, tanh, sigmoid.
+"""Elementwise functions of one tensor: exp, log, log1p, relu, tanh, sigmoid.
 
 Where the derivative is a function of the output (exp, relu, tanh,
 sigmoid), the output is what is saved, and aten's fused backward kernel
-computes it in one pass.
+computes it in one pass. Each fused kernel is also an op of its own
+(`TanhBackward`, ...), with its own derivative, which is what a
+``create_graph=True`` sweep records (see `dual`).
 """
 
 import torch
 
 from .. import _kernels
 from ..function import Function
+from .dual import dual
 
 
 class Exp(Function):
@@ -52,6 +55,26 @@ class Log(Function):
         return grad / x
 
 
+class Log1p(Function):
+    """y = log(1 + x)   (accurate for small x)
+
+    dL/dx = dL/dy / (1 + x)
+    """
+
+    check_grad_shapes = False
+    fresh_grads = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.log1p(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, = ctx.saved_tensors
+        return grad / (x + 1)
+
+
 class ReLU(Function):
     """y = max(x, 0)
 
@@ -70,7 +93,36 @@ class ReLU(Function):
     @staticmethod
     def backward(ctx, grad):
         y, = ctx.saved_tensors
-        return _kernels.threshold_backward(grad, y, 0)
+        return threshold_backward(grad, y, 0)
+
+
+class ThresholdBackward(Function):
+    """z = g where y > t, else 0   (the derivative of y = relu(x) as an op: g is y's gradient, t = 0)
+
+    dL/dg = dL/dz where y > t, else 0
+    (y only chooses where: the mask is flat in y wherever it is defined, so y is a constant here)
+    """
+
+    check_grad_shapes = False
+    fresh_grads = True
+
+    @staticmethod
+    def forward(ctx, g, y, threshold):
+        ctx.threshold = threshold
+        ctx.save_for_backward(y)
+        return _kernels.threshold_backward(g, y, threshold)
+
+    @staticmethod
+    def backward(ctx, grad):
+        y, = ctx.saved_tensors
+        return threshold_backward(grad, y, ctx.threshold), None, None
+
+
+def threshold_backward(grad, y, threshold):
+    """`ThresholdBackward`: aten's kernel on torch tensors, the recorded op on tapegrad tensors."""
+    if isinstance(grad, torch.Tensor):
+        return _kernels.threshold_backward(grad, y, threshold)
+    return ThresholdBackward.apply(grad, y.detach(), threshold)
 
 
 class Tanh(Function):
@@ -91,7 +143,33 @@ class Tanh(Function):
     @staticmethod
     def backward(ctx, grad):
         y, = ctx.saved_tensors
-        return _kernels.tanh_backward(grad, y)
+        return tanh_backward(grad, y)
+
+
+class TanhBackward(Function):
+    """z = g * (1 - y^2)   (the derivative of y = tanh(x) as an op: g is y's gradient)
+
+    dL/dg = dL/dz * (1 - y^2)
+    dL/dy = -2 dL/dz * g * y
+    """
+
+    check_grad_shapes = False
+    fresh_grads = True
+
+    @staticmethod
+    def forward(ctx, g, y):
+        ctx.save_for_backward(g, y)
+        return _kernels.tanh_backward(g, y)
+
+    @staticmethod
+    def backward(ctx, grad):
+        g, y = ctx.saved_tensors
+        need_g, need_y = ctx.needs_input_grad
+        return (tanh_backward(grad, y) if need_g else None,
+                grad * g * y * -2 if need_y else None)
+
+
+tanh_backward = dual(_kernels.tanh_backward, TanhBackward)
 
 
 class Sigmoid(Function):
@@ -112,4 +190,30 @@ class Sigmoid(Function):
     @staticmethod
     def backward(ctx, grad):
         y, = ctx.saved_tensors
-        return _kernels.sigmoid_backward(grad, y)
+        return sigmoid_backward(grad, y)
+
+
+class SigmoidBackward(Function):
+    """z = g * y * (1 - y)   (the derivative of y = sigmoid(x) as an op: g is y's gradient)
+
+    dL/dg = dL/dz * y * (1 - y)
+    dL/dy = dL/dz * g * (1 - 2y)
+    """
+
+    check_grad_shapes = False
+    fresh_grads = True
+
+    @staticmethod
+    def forward(ctx, g, y):
+        ctx.save_for_backward(g, y)
+        return _kernels.sigmoid_backward(g, y)
+
+    @staticmethod
+    def backward(ctx, grad):
+        g, y = ctx.saved_tensors
+        need_g, need_y = ctx.needs_input_grad
+        return (sigmoid_backward(grad, y) if need_g else None,
+                grad * g * (1 - y * 2) if need_y else None)
+
+
+sigmoid_backward = dual(_kernels.sigmoid_backward, SigmoidBackward)
