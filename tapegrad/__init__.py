@@ -10,7 +10,7 @@
 from .tensor import Tensor, tensor  # first: the ops it loads need Tensor
 from .anomaly import detect_anomaly
 from .function import Function, once_differentiable
-from .gradcheck import GradcheckError, gradcheck
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .sweep import backward, grad
 from .tape import Node, Tape, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from . import data, nn, ops, optim
@@ -22,5 +22,5 @@ __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "Tape", "Node", "Function", "once_differentiable", "backward",
            "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
-           "gradcheck", "GradcheckError", "detect_anomaly", "ops", "nn", "optim", "data",
+           "gradcheck", "gradgradcheck", "GradcheckError", "detect_anomaly", "ops", "nn", "optim", "data",
            "save", "load", "check_tape", "backward_steps", "explain"]

@@ -1,21 +1,25 @@
-"""Check a derivative against central finite differences, in float64.
+"""Check derivatives against central finite differences, in float64: first and second order.
 
     tapegrad.gradcheck(lambda x, w: (x @ w).tanh(), x, w)
+    tapegrad.gradgradcheck(lambda x, w: (x @ w).tanh(), x, w)
 
 For every element x[i] of every input that requires grad, the numerical
-derivative of L = sum(v * f(inputs)) (v a fixed random weighting, so that
-a non-scalar output is checked in every element) is
+derivative of L = sum over outputs of sum(v * f(inputs)) (v a fixed random
+weighting, so that a non-scalar output is checked in every element) is
 
     dL/dx[i] ~ (L(x[i] + eps) - L(x[i] - eps)) / (2 eps)
 
 and it must agree with the gradient the tape's reverse sweep computes.
+`gradgradcheck` does the same for the first derivative itself (as torch's
+does): it checks the function (inputs, u) -> dL/d(inputs) for a random
+output gradient u, whose own derivative is the second derivative of f.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .tape import no_grad
+from .tape import enable_grad, no_grad
 from .tensor import Tensor
 
 
@@ -26,30 +30,101 @@ class GradcheckError(RuntimeError):
 def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3) -> bool:
     """Return True if the tape's gradients of `fn(*inputs)` match finite differences.
 
-    Raises GradcheckError naming the input, the element, the analytic and
-    the numerical value otherwise. Tensor inputs are copied to float64.
+    `fn` returns a Tensor or a tuple of Tensors. Raises GradcheckError naming
+    the input, the element, the analytic and the numerical value otherwise.
+    Tensor inputs are copied to float64.
     """
     args = [_as_float64_leaf(a) for a in inputs]
     checked = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input requires grad; pass tensors made with "
                          "requires_grad=True")
+    return _check(fn, args, checked, eps, atol, rtol, "gradcheck", "the tape's gradient", no_grad)
 
-    out = _call(fn, args)
-    if not out.requires_grad:
-        raise GradcheckError("gradcheck: the output does not depend on any input that requires grad")
-    weights = torch.randn(out.shape, dtype=torch.float64, device=out.device,
-                          generator=torch.Generator(device=out.device).manual_seed(0))
-    out.backward(weights)
+
+def gradgradcheck(fn, *inputs, grad_outputs=None, eps: float = 1e-6, atol: float = 1e-5,
+                  rtol: float = 1e-3) -> bool:
+    """Return True if the second derivatives of `fn(*inputs)` match finite differences.
+
+    The first derivative is computed with ``tapegrad.grad(..., create_graph=True)``
+    for an output gradient u (`grad_outputs`, else a seeded random one) and
+    checked with `gradcheck` as a function of the inputs and u. On failure
+    the GradcheckError names the element, and the derivative tape's node
+    whose own derivative is wrong (found with `check_tape`).
+    """
+    from .sweep import grad
+    args = [_as_float64_leaf(a) for a in inputs]
+    checked = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
+    if not checked:
+        raise ValueError("gradgradcheck: no input requires grad; pass tensors made with "
+                         "requires_grad=True")
+    outputs = _outputs(fn, args)
+    if grad_outputs is None:
+        generator = torch.Generator().manual_seed(1)
+        grad_outputs = [torch.randn(o.shape, dtype=torch.float64, generator=generator)
+                        for o in outputs]
+    elif isinstance(grad_outputs, (Tensor, torch.Tensor)):
+        grad_outputs = [grad_outputs]
+    us = [Tensor(u.data.detach().to(torch.float64).clone() if isinstance(u, Tensor)
+                 else u.detach().to(torch.float64).clone(), requires_grad=True) for u in grad_outputs]
+    n = len(args)
+
+    def first_derivative(*values):
+        xs, u = list(values[:n]), list(values[n:])
+        outs = [o for o in _outputs(fn, xs)]
+        pairs = [(o, g) for o, g in zip(outs, u) if o.requires_grad]
+        grads = grad([o for o, _ in pairs], [xs[i] for i in checked], [g for _, g in pairs],
+                     create_graph=True, allow_unused=True)
+        return tuple(g if g is not None else Tensor._wrap(torch.zeros_like(xs[i].data))
+                     for g, i in zip(grads, checked))
+
+    all_args = args + us
+    all_checked = checked + list(range(n, n + len(us)))
+    try:
+        # (the first derivative must record even when only its values are wanted)
+        return _check(first_derivative, all_args, all_checked, eps, atol, rtol, "gradgradcheck",
+                      "the second derivative", enable_grad)
+    except GradcheckError as error:
+        culprit = _culprit(first_derivative, all_args)
+        raise GradcheckError(f"{error}{culprit}") from None
+
+
+def _culprit(first_derivative, args) -> str:
+    """Which node of the first derivative's tape has a wrong derivative, if check_tape finds one."""
+    from .check import check_tape
+    leaves = [Tensor(a.data.clone(), requires_grad=True) if isinstance(a, Tensor) else a
+              for a in args]
+    outs = [o for o in first_derivative(*leaves) if o.requires_grad]
+    reports = [check_tape(o.sum()) for o in outs]
+    wrong = [row for report in reports for row in report.failures]
+    if not wrong:
+        return ""
+    row = wrong[0]
+    return f"\n  the derivative's node %{row.index} {row.name} is wrong: {row.problem}"
+
+
+def _check(fn, args, checked, eps, atol, rtol, caller, what, mode) -> bool:
+    outs = _outputs(fn, args)
+    if not any(o.requires_grad for o in outs):
+        raise GradcheckError(f"{caller}: the output does not depend on any input that requires grad")
+    generator = torch.Generator().manual_seed(0)
+    weights = [torch.randn(o.shape, dtype=torch.float64, generator=generator) for o in outs]
+    for i in checked:
+        args[i].grad = None
+    live = [(o, w.to(o.dtype)) for o, w in zip(outs, weights) if o.requires_grad]
+    from .sweep import backward
+    backward([o for o, _ in live], [w for _, w in live])
     analytic = {i: (args[i].grad if args[i].grad is not None else torch.zeros_like(args[i].data))
                 for i in checked}
 
     def loss() -> float:
-        with no_grad():
-            return float((_call(fn, args).data * weights).sum())
+        with mode():
+            return float(sum((o.data.to(torch.float64) * w).sum()
+                             for o, w in zip(_outputs(fn, args), weights)))
 
     for i in checked:
         flat = args[i].data.view(-1)
+        got_flat = analytic[i].reshape(-1)
         for k in range(flat.numel()):
             original = flat[k].item()
             flat[k] = original + eps
@@ -58,12 +133,12 @@ def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 
             minus = loss()
             flat[k] = original
             numerical = (plus - minus) / (2 * eps)
-            got = analytic[i].reshape(-1)[k].item()
+            got = got_flat[k].item()
             if not abs(got - numerical) <= atol + rtol * abs(numerical):
                 where = tuple(int(j) for j in torch.unravel_index(torch.tensor(k), args[i].shape))
                 raise GradcheckError(
-                    f"gradcheck: input {i} at index {where}: the tape's gradient is {got:.8g}, "
-                    f"finite differences give {numerical:.8g} (difference {got - numerical:.3g}, "
+                    f"{caller}: input {i} at index {where}: {what} is {got:.8g}, finite "
+                    f"differences give {numerical:.8g} (difference {got - numerical:.3g}, "
                     f"allowed {atol + rtol * abs(numerical):.3g})")
     return True
 
@@ -74,8 +149,11 @@ def _as_float64_leaf(a):
     return a
 
 
-def _call(fn, args) -> Tensor:
+def _outputs(fn, args) -> list:
     out = fn(*args)
-    if not isinstance(out, Tensor):
-        raise TypeError(f"gradcheck: fn must return a tapegrad Tensor, got {type(out).__name__}")
-    return out
+    outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    for o in outs:
+        if not isinstance(o, Tensor):
+            raise TypeError(f"gradcheck: fn must return a tapegrad Tensor (or a tuple of them), "
+                            f"got {type(o).__name__}")
+    return outs

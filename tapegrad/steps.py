@@ -201,7 +201,7 @@ def local_gradients(node: Node, grad_output: torch.Tensor) -> tuple:
     if grads.__class__ is not tuple:
         grads = (grads,)
     if node.op.check_grad_shapes or _state.anomaly:   # user ops (built-in ones are tested instead)
-        _check_grads(node, grads)
+        grads = _check_grads(node, grads)
     return grads
 
 

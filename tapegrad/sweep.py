@@ -289,7 +289,7 @@ def _sweep(nodes, start, retain_graph, keep_grads, touched, shared, kept):
         if grads.__class__ is not tuple:
             grads = (grads,)
         if op.check_grad_shapes or check:   # user ops (built-in ones are tested instead)
-            _check_grads(node, grads)
+            grads = _check_grads(node, grads)
         fresh = op.fresh_grads
         for holder, needed, grad_in in zip(node.inputs, node.needs_input_grad, grads):
             if needed and grad_in is not None:
@@ -324,7 +324,7 @@ def _sweep_graph(nodes, tape, keep_grads, touched, kept):
         mark = next(_sequence)      # nodes recorded from here on belong to this derivative
         grads = _traced_backward(node, grad, tape)
         if node.op.check_grad_shapes or _state.anomaly:
-            _check_grads(node, grads)
+            grads = _check_grads(node, grads, traced=True)
         gathered = []
         for holder, needed, grad_in in zip(node.inputs, node.needs_input_grad, grads):
             if needed and grad_in is not None:
@@ -545,8 +545,13 @@ def _own_leaf_grads(leaves, kept) -> None:
         seen.add(id(grad))
 
 
-def _check_grads(node, grads):
-    """One gradient per input, each a tensor shaped like its input (and finite, in anomaly mode)."""
+def _check_grads(node, grads, traced: bool = False) -> tuple:
+    """One gradient per input, each a tensor shaped like its input (and finite, in anomaly mode).
+
+    Returns the gradients as the sweep uses them: in an ordinary sweep, a
+    tapegrad Tensor that a user's backward returned (from ops it called)
+    is taken as its values.
+    """
     if len(grads) != len(node.inputs):
         raise RuntimeError(f"{node.op.__name__}.backward returned {len(grads)} gradient(s) "
                            f"for {len(node.inputs)} input(s); return one per input of forward "
@@ -569,3 +574,6 @@ def _check_grads(node, grads):
         if _state.anomaly:
             anomaly.check_backward(node, position,
                                    grad_in._data if isinstance(grad_in, Tensor) else grad_in)
+    if not traced and any(isinstance(g, Tensor) for g in grads):
+        grads = tuple(g._data if isinstance(g, Tensor) else g for g in grads)
+    return grads

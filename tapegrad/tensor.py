@@ -535,6 +535,25 @@ class Tensor:
     def __ne__(self, other):
         return self._compare(other, torch.ne)
 
+    # --- logic on bool (or integer) tensors: plain values, no gradient ------------
+    def __and__(self, other):
+        return self._compare(other, torch.bitwise_and)
+
+    __rand__ = __and__
+
+    def __or__(self, other):
+        return self._compare(other, torch.bitwise_or)
+
+    __ror__ = __or__
+
+    def __xor__(self, other):
+        return self._compare(other, torch.bitwise_xor)
+
+    __rxor__ = __xor__
+
+    def __invert__(self):
+        return Tensor._wrap(~self._data)
+
 
 def as_operand(value):
     """An operand as an op takes it: tensors and numbers as they are, numpy converted.

@@ -111,9 +111,58 @@ def check_against_torch(fn, *values, requires=None, rtol=1e-7, atol=1e-7):
     return out
 
 
+def check_second_order(fn, *values, requires=None, rtol=1e-7, atol=1e-7):
+    """The derivative of the derivative, against torch's double backward.
+
+    With w a random weighting of the output (itself a leaf, so that the
+    derivative with respect to it is checked too) and v_i random weightings
+    of the gradients, compare d/d(x_i, w) of  sum_i <v_i, dL/dx_i>,  where
+    dL/dx_i comes from ``tapegrad.grad(..., create_graph=True)`` and from
+    ``torch.autograd.grad(..., create_graph=True)``. A derivative that does
+    not depend on something (a linear op's, say) counts as zero there.
+    """
+    requires = requires or [True] * len(values)
+    ours = [tg.Tensor(v.clone(), requires_grad=r) for v, r in zip(values, requires)]
+    refs = [v.clone().requires_grad_(r) for v, r in zip(values, requires)]
+    out, expected = fn(*ours), fn(*refs)
+    if not expected.requires_grad:
+        return
+    g = torch.Generator().manual_seed(2)
+    weights = torch.randn(expected.shape, generator=g, dtype=torch.float64).to(expected.dtype)
+    w_ours, w_ref = tg.Tensor(weights.clone(), requires_grad=True), weights.clone().requires_grad_()
+    leaves = [t for t, r in zip(ours, requires) if r]
+    wanted = [t for t in refs if t.requires_grad]
+    first = tg.grad(out, leaves, w_ours, create_graph=True, allow_unused=True)
+    reference = torch.autograd.grad(expected, wanted, w_ref, create_graph=True, allow_unused=True)
+    for position, (a, b) in enumerate(zip(first, reference)):
+        a = torch.zeros_like(wanted[position]) if a is None else a.data
+        b = torch.zeros_like(wanted[position]) if b is None else b.detach()
+        torch.testing.assert_close(a, b, rtol=rtol, atol=atol,
+                                   msg=lambda m: f"first derivative {position}: {m}")
+    directions = [torch.randn(t.shape, generator=g, dtype=torch.float64).to(t.dtype) for t in wanted]
+    ours_sum = sum((d * v).sum() for d, v in zip(first, directions) if d is not None)
+    ref_sum = sum((d * v).sum() for d, v in zip(reference, directions) if d is not None)
+    targets_ours, targets_ref = leaves + [w_ours], wanted + [w_ref]
+    zeros = [torch.zeros_like(t) for t in targets_ref]
+    if isinstance(ours_sum, tg.Tensor) and ours_sum.requires_grad:
+        second = [s.data if s is not None else None
+                  for s in tg.grad(ours_sum, targets_ours, allow_unused=True)]
+    else:
+        second = [None] * len(targets_ours)
+    if isinstance(ref_sum, torch.Tensor) and ref_sum.requires_grad:
+        want = torch.autograd.grad(ref_sum, targets_ref, allow_unused=True)
+    else:
+        want = [None] * len(targets_ref)
+    for position, (a, b, zero) in enumerate(zip(second, want, zeros)):
+        torch.testing.assert_close(zero if a is None else a, zero if b is None else b.detach(),
+                                   rtol=rtol, atol=atol,
+                                   msg=lambda m: f"second derivative, input {position}: {m}")
+
+
 def check_both(fn, *values, requires=None):
-    """torch autograd and central differences (values must be float64)."""
+    """torch autograd (first and second order) and central differences (values must be float64)."""
     check_against_torch(fn, *values, requires=requires)
+    check_second_order(fn, *values, requires=requires)
     requires = requires or [True] * len(values)
     leaves = [tg.Tensor(v.clone(), requires_grad=r) for v, r in zip(values, requires)]
     if any(requires):
