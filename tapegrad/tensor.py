@@ -511,6 +511,12 @@ class Tensor:
     def __getitem__(self, index):
         return ops.GetItem.apply(self, index)
 
+    # --- elementwise and reductions (the torch surface) -----------------------------
+
+    # --- softmax, log_softmax, logsumexp -------------------------------------------
+
+    # --- shape, joins and conversions (the torch surface) ----------------------------
+
     # --- comparisons: plain values, no gradient ---------------------------
     def _compare(self, other, compare):
         other = as_operand(other)
