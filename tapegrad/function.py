@@ -109,8 +109,10 @@ class Function:
             out = cls.forward(ctx, *raw)
         except (RuntimeError, ValueError, TypeError, IndexError, AttributeError) as error:
             raise _forward_error(cls, error, raw) from error
-        if cls.check_grad_shapes:
+        if cls.check_grad_shapes:      # a user op: its checks, and torch's extras
             _check_reserved(cls, ctx)
+            if out.__class__ is tuple or "_non_differentiable" in ctx.__dict__:
+                return _apply_extras(cls, ctx, out, raw, inputs, tape, record)
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"{cls.__name__}.forward must return a torch.Tensor, "
                             f"got {type(out).__name__}")
@@ -120,26 +122,124 @@ class Function:
                 anomaly.check_forward(ctx, out, recorded=False)
             return Tensor._wrap(out)
 
-        blocks = _state.blocks
-        if blocks:
-            tape = home_in_blocks(tape, blocks)
-        elif tape is None:
-            tape = Tape._computation()
-        nodes = tape.nodes
-        ctx.inputs = tuple(inputs)
-        ctx.index = len(nodes)
-        ctx.seq = next(_sequence)
-        ctx.shape = out.shape
-        ctx.dtype = out.dtype
-        ctx._module = _state.module
-        ctx._out_id = id(out)   # which saved tensor is this output: see sweep's create_graph
-        ctx.value = out if tape.keep_values else None
-        if _state.anomaly:      # before appending: a refused node leaves the tape as it was
-            anomaly.check_forward(ctx, out, recorded=True)
-        nodes.append(ctx)
-        if blocks:
-            note_in_blocks(ctx, out, tape, blocks)
-        return Tensor._recorded(out, ctx, tape)
+        return _record(ctx, out, inputs, tape)
+
+
+def _record(ctx, out, inputs, tape) -> Tensor:
+    """Append `ctx` to the right tape (the inputs' `tape`, or a block's, or a new one)."""
+    blocks = _state.blocks
+    if blocks:
+        tape = home_in_blocks(tape, blocks)
+    elif tape is None:
+        tape = Tape._computation()
+    nodes = tape.nodes
+    ctx.inputs = tuple(inputs)
+    ctx.index = len(nodes)
+    ctx.seq = next(_sequence)
+    ctx.shape = out.shape
+    ctx.dtype = out.dtype
+    ctx._module = _state.module
+    ctx._out_id = id(out)   # which saved tensor is this output: see sweep's create_graph
+    ctx.value = out if tape.keep_values else None
+    if _state.anomaly:      # before appending: a refused node leaves the tape as it was
+        anomaly.check_forward(ctx, out, recorded=True)
+    nodes.append(ctx)
+    if blocks:
+        note_in_blocks(ctx, out, tape, blocks)
+    return Tensor._recorded(out, ctx, tape)
+
+
+def _apply_extras(cls, ctx, out, raw, inputs, tape, record):
+    """A user op that returns several outputs, or marks outputs non-differentiable (torch's API).
+
+    The op is recorded as one node, and each differentiable output as a
+    node of its own, `OutputOf` (``%6 = OutputOf(%5, 0)``), through which
+    its gradient reaches the op; the op's backward then gets one gradient
+    per output: zeros (or None after ``ctx.set_materialize_grads(False)``)
+    for an output that received none, and always for non-differentiable ones.
+    """
+    outs = out if out.__class__ is tuple else (out,)
+    for position, o in enumerate(outs):
+        if not isinstance(o, torch.Tensor):
+            raise TypeError(f"{cls.__name__}.forward must return a torch.Tensor or a tuple of "
+                            f"them, got a {type(o).__name__} as output {position}")
+    frozen = ctx.__dict__.get("_non_differentiable", ())
+    live = [all(o is not f for f in frozen) and (o.is_floating_point() or o.is_complex())
+            for o in outs]
+    if not record or not any(live):
+        wrapped = tuple(Tensor._wrap(o) for o in outs)
+        return wrapped if out.__class__ is tuple else wrapped[0]
+    ctx.op = _several_outputs(cls)
+    ctx.outputs = tuple((o.shape, o.dtype, o.device, alive) for o, alive in zip(outs, live))
+    parent = _record(ctx, outs[0], inputs, tape)
+    ctx._out_id = None          # its outputs are those of its OutputOf nodes
+    ctx.shape = outs[0].shape if len(outs) == 1 else torch.Size([len(outs)])
+    results = tuple(OutputOf.apply(parent, position, o) if alive else Tensor._wrap(o)
+                    for position, (o, alive) in enumerate(zip(outs, live)))
+    return results if out.__class__ is tuple else results[0]
+
+
+class OutputOf(Function):
+    """y = output i of a node with several outputs
+
+    dL/d(that node) = dL/dy in its place i (the node's backward gets one gradient per output)
+    """
+
+    check_grad_shapes = False
+
+    @staticmethod
+    def forward(ctx, parent, position, value):
+        ctx.position = position
+        return value
+
+    @staticmethod
+    def backward(ctx, grad):
+        return Parts.one(ctx.position, grad), None, None
+
+
+class Parts:
+    """The gradients a multi-output node's outputs sent so far (None where none yet); ``+`` merges."""
+
+    __slots__ = ("grads",)
+
+    def __init__(self, grads: dict):
+        self.grads = grads
+
+    @classmethod
+    def one(cls, position, grad) -> Parts:
+        return cls({position: grad})
+
+    def __add__(self, other: Parts) -> Parts:
+        grads = dict(self.grads)
+        for position, grad in other.grads.items():
+            grads[position] = grad if position not in grads else grads[position] + grad
+        return Parts(grads)
+
+    def values(self, ctx) -> list:
+        """One gradient per output: zeros (or None, without materialize_grads) where none came."""
+        traced = any(isinstance(g, Tensor) for g in self.grads.values())
+        result = []
+        for position, (shape, dtype, device, alive) in enumerate(ctx.outputs):
+            grad = self.grads.get(position) if alive else None
+            if grad is None and ctx.__dict__.get("materialize_grads", True):
+                grad = torch.zeros(shape, dtype=dtype, device=device)
+                grad = Tensor._wrap(grad) if traced else grad
+            result.append(grad)
+        return result
+
+
+@functools.lru_cache(maxsize=None)
+def _several_outputs(cls):
+    """`cls` with a backward that unpacks the gathered `Parts` into one gradient per output."""
+    user_backward = cls.backward
+
+    def backward(ctx, parts):
+        return user_backward(ctx, *parts.values(ctx))
+    if getattr(user_backward, "once_differentiable", False):
+        backward.once_differentiable = True
+    return type(cls.__name__, (cls,), {"backward": staticmethod(backward), "__doc__": cls.__doc__,
+                                       "__module__": cls.__module__,
+                                       "__qualname__": cls.__qualname__})
 
 
 def _tape_of(tensor: Tensor, tape: Tape | None) -> Tape:
@@ -171,7 +271,7 @@ def once_differentiable(backward):
     return wrapper
 
 
-_RESERVED = ("inputs", "index", "seq", "shape", "dtype", "value")  # (ctx.module refuses itself)
+_RESERVED = ("inputs", "index", "seq", "shape", "dtype", "value", "outputs")  # (ctx.module refuses itself)
 
 
 def _check_reserved(cls, ctx) -> None:

@@ -400,6 +400,9 @@ def _traced(node, position, t, tape):
             return Tensor._wrap(t)
     if node._out_id == id(t):
         return Tensor._recorded(t, node, tape)
+    for output in _output_nodes(node, tape):       # an op with several outputs
+        if output._out_id == id(t):
+            return Tensor._recorded(t, output, tape)
     if not (t.is_floating_point() or t.is_complex()):
         return Tensor._wrap(t)              # masks, indices: constants of the derivative
     raise NotTraceable(
@@ -408,6 +411,20 @@ def _traced(node, position, t, tape):
         "does not know what it depends on). Save only inputs and outputs with "
         "ctx.save_for_backward and compute the rest in backward from them, or mark backward "
         "with @tapegrad.once_differentiable")
+
+
+def _output_nodes(node, tape) -> list:
+    """The `OutputOf` nodes of a node with several outputs: recorded right after it."""
+    if "outputs" not in node.__dict__:
+        return []
+    from .function import OutputOf
+    nodes = resolve(tape).nodes
+    found = []
+    for later in nodes[node.index + 1:]:
+        if later.op is not OutputOf or later.inputs[0] is not node:
+            break
+        found.append(later)
+    return found
 
 
 def _traced_backward(node, grad, tape) -> tuple:
@@ -435,7 +452,7 @@ def _traced_backward(node, grad, tape) -> tuple:
     if grads.__class__ is not tuple:
         grads = (grads,)
     if any(isinstance(g, torch.Tensor) for g in grads):
-        if grad._requires_grad or any(isinstance(s, Tensor) and s._requires_grad
+        if _requires_grad(grad) or any(isinstance(s, Tensor) and s._requires_grad
                                       for s in ctx.saved_tensors):
             return _once(node, grad, tape, "its backward returned plain torch tensors, computed "
                                            "outside the tape")
@@ -445,16 +462,28 @@ def _traced_backward(node, grad, tape) -> tuple:
 
 def _once(node, grad, tape, reason: str) -> tuple:
     """The derivative run once on torch tensors; a second-order sweep through it raises."""
-    from .function import OnceDifferentiable
-    raw = node.op.backward(node, grad._data)
+    from .function import OnceDifferentiable, Parts
+    if isinstance(grad, Parts):         # the gradients of an op with several outputs
+        given = [g for g in grad.grads.values() if g is not None]
+        raw = node.op.backward(node, Parts({k: g._data for k, g in grad.grads.items()}))
+    else:
+        given = [grad]
+        raw = node.op.backward(node, grad._data)
     if raw.__class__ is not tuple:
         raw = (raw,)
-    depends = [grad] + [_depend(holder, tape) for holder, needed
-                        in zip(node.inputs, node.needs_input_grad) if needed]
+    depends = given + [_depend(holder, tape) for holder, needed
+                       in zip(node.inputs, node.needs_input_grad) if needed]
     return tuple(None if g is None else
                  OnceDifferentiable.apply(g._data if isinstance(g, Tensor) else g,
                                           f"{node.describe()}: {reason}", *depends)
                  for g in raw)
+
+
+def _requires_grad(grad) -> bool:
+    from .function import Parts
+    if isinstance(grad, Parts):
+        return any(g is not None and g._requires_grad for g in grad.grads.values())
+    return grad._requires_grad
 
 
 def _depend(holder, tape):

@@ -155,6 +155,14 @@ class Node:
                           else None for t in tensors])
         self._versions = versions if versions.count(None) != len(versions) else ()
 
+    def mark_non_differentiable(self, *outputs):
+        """torch's API: these outputs of forward get no gradient (their backward input is zeros)."""
+        self._non_differentiable = self.__dict__.get("_non_differentiable", ()) + outputs
+
+    def set_materialize_grads(self, value: bool):
+        """torch's API: with False, backward gets None (not zeros) for outputs that had no gradient."""
+        self.materialize_grads = bool(value)
+
     @property
     def saved_tensors(self) -> tuple:
         saved = self._saved
