@@ -10,6 +10,7 @@ Workloads (see contestants.py, chain.py, memory.py):
     B  compute-bound: 2-512-512-512-1, batch 1,000, 3 epochs of 10,000 points
     C  a chain of N tanh ops: record + sweep time per node, N = 1,000 ... 200,000
     D  memory: growth over 10,000 steps, saved tensors after a sweep, peak on B
+    P  the physics-informed network (second derivatives): tapegrad vs torch.autograd, 200 steps
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ if __package__ in (None, ""):       # run as a script: make `benchmarks` importa
 
 import torch  # noqa: E402
 
-from benchmarks import chain, memory  # noqa: E402
+from benchmarks import chain, memory, pinn  # noqa: E402
 from benchmarks.contestants import CONTESTANTS, WORKLOAD_A, WORKLOAD_B  # noqa: E402
 from benchmarks.timing import alternate  # noqa: E402
 
@@ -37,7 +38,7 @@ try:        # added by the data-parallel work; optional
 except ImportError:
     ddp = None
 
-TARGETS = {"A": dict(autograd=0.5, floor=1.3), "B": dict(floor=1.02)}
+TARGETS = {"A": dict(autograd=0.5, floor=1.3), "B": dict(floor=1.02), "P": dict(autograd=1.5)}
 MB = 1024 * 1024
 
 
@@ -146,6 +147,18 @@ def memory_table(steps: int, peak_steps: int, out) -> dict:
     return dict(growth=g, held=held, saved=saved, peak=peak)
 
 
+def pinn_table(steps: int, repeats: int, out) -> dict:
+    result = pinn.run(steps=steps, repeats=repeats, threads=1)
+    out(f"\nworkload P: the PINN of examples/pinn_poisson.py (u'' by two create_graph sweeps), "
+        f"{steps} Adam steps, torch threads = 1, median of {repeats} warm runs")
+    out(f"  tapegrad {result['tapegrad_s']:.3f} s, torch.autograd {result['autograd_s']:.3f} s: "
+        f"{result['ratio']:.2f} x torch.autograd (best runs {result['best_ratio']:.2f}); final "
+        f"losses {result['tapegrad_loss']:.6e} / {result['autograd_loss']:.6e}")
+    limit = TARGETS["P"]["autograd"]
+    out(f"  target tapegrad <= {limit} x torch.autograd: {_verdict(result['ratio'], limit)}")
+    return result
+
+
 def ddp_table(threads: int, repeats: int, out) -> None:
     if ddp is None or not hasattr(ddp, "run"):
         return
@@ -161,7 +174,7 @@ def ddp_table(threads: int, repeats: int, out) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workloads", default="A,B,C,D", help="comma-separated subset of A,B,C,D")
+    parser.add_argument("--workloads", default="A,B,C,D,P", help="comma-separated subset of A,B,C,D,P")
     parser.add_argument("--repeats", type=int, default=7, help="warm runs per contestant (median)")
     parser.add_argument("--threads", default=None,
                         help="comma-separated torch thread counts (default: 1 and torch's default)")
@@ -172,11 +185,11 @@ def main(argv=None) -> None:
     threads = ([int(n) for n in args.threads.split(",")] if args.threads
                else sorted({1, default_threads}))
     a, b, repeats = WORKLOAD_A, WORKLOAD_B, args.repeats
-    sizes, steps, peak_steps = chain.SIZES, 10_000, 10
+    sizes, steps, peak_steps, pinn_steps = chain.SIZES, 10_000, 10, 200
     if args.quick:
         a = dataclasses.replace(a, epochs=5)
         b = dataclasses.replace(b, epochs=1, points=2000)
-        repeats, sizes, steps, peak_steps = min(repeats, 3), (1_000, 10_000), 2_000, 2
+        repeats, sizes, steps, peak_steps, pinn_steps = min(repeats, 3), (1_000, 10_000), 2_000, 2, 20
 
     out = print
     out(f"tapegrad benchmarks, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
@@ -192,6 +205,8 @@ def main(argv=None) -> None:
         chain_table(sizes, 3, out)
     if "D" in workloads:
         memory_table(steps, peak_steps, out)
+    if "P" in workloads:
+        pinn_table(pinn_steps, repeats, out)
     torch.set_num_threads(default_threads)
 
 

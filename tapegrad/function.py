@@ -141,6 +141,9 @@ def _record(ctx, out, inputs, tape) -> Tensor:
     ctx._module = _state.module
     ctx._out_id = id(out)   # which saved tensor is this output: see sweep's create_graph
     ctx.value = out if tape.keep_values else None
+    deriving = _state.deriving
+    if deriving is not None:    # recorded by a create_graph sweep: part of that node's derivative
+        ctx.derivative_of = deriving
     if _state.anomaly:      # before appending: a refused node leaves the tape as it was
         anomaly.check_forward(ctx, out, recorded=True)
     nodes.append(ctx)

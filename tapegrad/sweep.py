@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 
 from . import anomaly, hooks
-from .tape import RELEASED, Node, _sequence, _state, resolve
+from .tape import RELEASED, Node, _state, resolve
 from .tensor import Tensor
 
 
@@ -59,7 +59,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
     targets = None if inputs is None else _targets(inputs, "backward(inputs=...)")
     captured = {}
     with _capture(targets, captured):
-        leaves, shared, kept = _run(roots, seeds, retain_graph, create_graph, keep_grads)
+        leaves, shared, kept = _run(roots, seeds, retain_graph, create_graph, keep_grads, targets)
     if targets is not None:     # only the chosen tensors take a gradient
         chosen = {id(t) for t in targets}
         for leaf in leaves:
@@ -93,7 +93,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
     targets = _targets(inputs, "grad(inputs=...)")
     captured = {}
     with _capture(targets, captured):
-        leaves, _, _ = _run(roots, seeds, retain_graph, create_graph, keep_grads=False)
+        leaves, _, _ = _run(roots, seeds, retain_graph, create_graph, False, targets)
     try:
         for leaf in leaves:         # leaves' gradients go to the caller, not into .grad
             captured[id(leaf)] = _with_hooks(leaf, leaf._gathered)
@@ -215,12 +215,13 @@ def _seed(root, grad, create_graph: bool = False):
 
 # --- the sweep -------------------------------------------------------------------------
 
-def _run(roots, seeds, retain_graph, create_graph, keep_grads):
+def _run(roots, seeds, retain_graph, create_graph, keep_grads, targets=None):
     """Sweep from every root; return (leaves reached, leaves whose gradient may be shared, kept).
 
     The leaves' gathered gradients are in their ``_gathered``; the caller
     commits them (backward) or hands them out (grad). On error everything
-    gathered is dropped and kept node gradients are restored.
+    gathered is dropped and kept node gradients are restored. With
+    `targets`, only the derivatives that lead to them are computed (`_prune`).
     """
     touched, shared, kept = [], [], []
     tapes = {}                          # id(tape) -> [tape, start index]
@@ -246,6 +247,7 @@ def _run(roots, seeds, retain_graph, create_graph, keep_grads):
         for holder in seeded:
             holder._gathered = None
         raise
+    pruned = [] if targets is None else _prune(walks, targets)
     recording, _state.recording = _state.recording, create_graph
     _state.sweeping = True
     try:
@@ -266,7 +268,31 @@ def _run(roots, seeds, retain_graph, create_graph, keep_grads):
     finally:
         _state.sweeping = False
         _state.recording = recording
+        for node, needs in pruned:
+            node.needs_input_grad = needs
     return touched, shared, kept
+
+
+def _prune(walks, targets) -> list:
+    """For this sweep, send gradients only along inputs that lead to `targets` (as torch does).
+
+    One pass forward over the tape marks the nodes that depend on a
+    target; every other input's ``needs_input_grad`` is switched off until
+    the sweep ends. Returns [(node, its original needs)] to restore.
+    """
+    wanted = {id(t) if t._node is None else id(t._node) for t in targets}
+    changed = []
+    for _, nodes in walks:
+        leads = set(wanted)
+        for node in nodes:
+            needs = node.needs_input_grad
+            pruned = tuple(need and id(holder) in leads for holder, need in zip(node.inputs, needs))
+            if True in pruned:
+                leads.add(id(node))
+            if pruned != needs:
+                changed.append((node, needs))
+                node.needs_input_grad = pruned
+    return changed
 
 
 def _sweep(nodes, start, retain_graph, keep_grads, touched, shared, kept):
@@ -308,35 +334,40 @@ def _sweep(nodes, start, retain_graph, keep_grads, touched, shared, kept):
 
 
 def _sweep_graph(nodes, tape, keep_grads, touched, kept):
-    """The sweep with create_graph=True: every derivative recorded (see the module docstring)."""
-    for node in reversed(nodes):
-        grad = node._gathered
-        if grad is None:
-            continue
-        node._gathered = None
-        if keep_grads or node.retains_grad or node.hooks is not None:
-            grad = _at_node(node, grad, keep_grads, kept)
-        if node._saved is RELEASED:
-            raise RuntimeError(
-                f"backward(create_graph=True) through {node.describe()}: its saved tensors were "
-                "freed by an earlier backward(). Pass retain_graph=True (or create_graph=True) "
-                "to that earlier backward()")
-        mark = next(_sequence)      # nodes recorded from here on belong to this derivative
-        grads = _traced_backward(node, grad, tape)
-        if node.op.check_grad_shapes or _state.anomaly:
-            grads = _check_grads(node, grads, traced=True)
-        gathered = []
-        for holder, needed, grad_in in zip(node.inputs, node.needs_input_grad, grads):
-            if needed and grad_in is not None:
-                previous = holder._gathered
-                if previous is None:
-                    if holder.__class__ is not Node:
-                        touched.append(holder)
-                    holder._gathered = grad_in
-                else:
-                    holder._gathered = previous + grad_in
-                gathered.append(holder._gathered)
-        _mark_derivative(gathered, node, mark)
+    """The sweep with create_graph=True: every derivative recorded (see the module docstring).
+
+    The nodes each derivative records (the op's backward, and the sums that
+    gather its results) are marked ``derivative_of = node``.
+    """
+    try:
+        for node in reversed(nodes):
+            grad = node._gathered
+            if grad is None:
+                continue
+            node._gathered = None
+            if keep_grads or node.retains_grad or node.hooks is not None:
+                grad = _at_node(node, grad, keep_grads, kept)
+            if node._saved is RELEASED:
+                raise RuntimeError(
+                    f"backward(create_graph=True) through {node.describe()}: its saved tensors were "
+                    "freed by an earlier backward(). Pass retain_graph=True (or create_graph=True) "
+                    "to that earlier backward()")
+            _state.deriving = node
+            grads = _traced_backward(node, grad, tape)
+            if node.op.check_grad_shapes or _state.anomaly:
+                grads = _check_grads(node, grads, traced=True)
+            for holder, needed, grad_in in zip(node.inputs, node.needs_input_grad, grads):
+                if needed and grad_in is not None:
+                    previous = holder._gathered
+                    if previous is None:
+                        if holder.__class__ is not Node:
+                            touched.append(holder)
+                        holder._gathered = grad_in
+                    else:
+                        holder._gathered = previous + grad_in
+            _state.deriving = None
+    finally:
+        _state.deriving = None
 
 
 def _at_node(node, grad, keep_grads, kept):
@@ -491,19 +522,6 @@ def _depend(holder, tape):
     if holder.__class__ is Node:
         return Tensor._recorded(torch.empty(0), holder, tape)
     return holder
-
-
-def _mark_derivative(grads, node, mark) -> None:
-    """Set ``derivative_of = node`` on every node recorded since `mark` that leads to `grads`."""
-    stack = [g._node for g in grads if isinstance(g, Tensor) and g._node is not None
-             and g._node.seq > mark]
-    while stack:
-        current = stack.pop()
-        if current.derivative_of is not None:
-            continue
-        current.derivative_of = node
-        stack.extend(item for item in current.inputs
-                     if item.__class__ is Node and item.seq > mark and item.derivative_of is None)
 
 
 # --- the end of a sweep: leaves' .grad ----------------------------------------------------

@@ -66,6 +66,7 @@ class _ThreadState(threading.local):
         self.blocks = ()        # the open `with Tape()` block tapes, innermost last
         self.module = None      # weakref to the innermost Module whose forward is running (for pictures)
         self.sweeping = False   # a reverse sweep is running on this thread
+        self.deriving = None    # in a create_graph sweep: the node whose derivative is recording
         self.anomaly = False    # detect_anomaly() is on
 
 

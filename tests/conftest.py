@@ -1,5 +1,13 @@
+import os
+from pathlib import Path
+
 import pytest
 import torch
+
+# Subprocesses started by tests (the examples, torchrun, python -m visualize) import this
+# checkout's tapegrad, even where another copy is installed (e.g. a second git worktree).
+_ROOT = str(Path(__file__).resolve().parent.parent)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)
 
 
 @pytest.fixture(autouse=True)

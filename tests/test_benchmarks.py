@@ -105,3 +105,9 @@ def test_training_table_prints_every_contestant_and_the_targets():
         assert name in text
     assert "target tapegrad <= 0.5 x torch.autograd" in text
     assert ratios["floor"] > 0 and ratios["autograd"] > 0
+
+
+def test_the_pinn_workload_trains_the_same_network_in_both_contestants():
+    from benchmarks import pinn
+    ours, theirs = pinn.tapegrad_setup(5), pinn.autograd_setup(5)
+    assert ours() == pytest.approx(theirs(), rel=1e-10)

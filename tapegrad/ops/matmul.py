@@ -34,6 +34,9 @@ class MatMul(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        a = a if need_b else None       # (a sweep to chosen inputs may need fewer than were saved)
+        b = b if need_a else None
         shape_a, shape_b = ctx.shapes
         # Promote 1-D operands to matrices, as @ did, so one rule covers all cases.
         # b first: for vector @ vector, grad is 0-d and must become (1,) before (1, 1).
@@ -46,10 +49,16 @@ class MatMul(Function):
         grad_a = grad_b = None
         if b is not None:
             grad_a = grad @ b.transpose(-1, -2)
-            grad_a = unbroadcast(grad_a, shape_a if len(shape_a) > 1 else (1,) + tuple(shape_a))
-            grad_a = grad_a.reshape(shape_a)
+            grad_a = _to_shape(grad_a, shape_a, (1,) + tuple(shape_a))
         if a is not None:
             grad_b = a.transpose(-1, -2) @ grad
-            grad_b = unbroadcast(grad_b, shape_b if len(shape_b) > 1 else tuple(shape_b) + (1,))
-            grad_b = grad_b.reshape(shape_b)
+            grad_b = _to_shape(grad_b, shape_b, tuple(shape_b) + (1,))
         return grad_a, grad_b
+
+
+def _to_shape(grad, shape, promoted):
+    """`grad` summed over broadcast batch dimensions and back to the operand's `shape`."""
+    if grad.shape == shape:
+        return grad
+    grad = unbroadcast(grad, shape if len(shape) > 1 else promoted)
+    return grad if grad.shape == shape else grad.reshape(shape)
