@@ -5,8 +5,9 @@ from .activation import ReLU, Sigmoid, Tanh
 from .container import Sequential
 from .linear import Linear, LinearFunction
 from .loss import BCEFunction, BCELoss, LossMSE, MSEFunction, MSELoss
-from .module import Module
-from .parameter import Parameter
+from .module import IncompatibleKeys, Module, RemovableHandle
+from .parameter import Buffer, Parameter
 
-__all__ = ["Module", "Parameter", "Sequential", "Linear", "LinearFunction", "ReLU", "Tanh",
-           "Sigmoid", "MSELoss", "LossMSE", "BCELoss", "MSEFunction", "BCEFunction", "init"]
+__all__ = ["Module", "Parameter", "Buffer", "Sequential", "RemovableHandle", "IncompatibleKeys",
+           "Linear", "LinearFunction", "ReLU", "Tanh", "Sigmoid", "MSELoss", "LossMSE", "BCELoss",
+           "MSEFunction", "BCEFunction", "init"]
