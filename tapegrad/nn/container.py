@@ -509,9 +509,10 @@ class ParameterDict(Module):
         return (self[k] for k in self._keys)
 
     def update(self, parameters) -> None:
-        """Add or replace pairs from a mapping or an iterable of pairs (a plain dict: sorted, as torch).
+        """Add or replace pairs from a mapping or an iterable of pairs.
 
-        Every value is converted before any is added.
+        A plain dict is taken in sorted key order, as torch does. Every value
+        is converted before any is added.
         """
         pairs = _pairs("ParameterDict.update", parameters)
         if isinstance(parameters, Mapping) and not isinstance(parameters, OrderedDict):

@@ -149,9 +149,10 @@ class Module:
         elif params is not None and name in params:
             if value is not None:
                 raise TypeError(f"cannot assign '{_typename(value)}' as parameter '{name}' of "
-                                f"{type(self).__name__} (tapegrad.nn.Parameter or None expected). "
-                                f"To replace it, wrap the values: .{name} = nn.Parameter(value); to "
-                                f"change its values in place: .{name}.data.copy_(value)")
+                                f"{type(self).__name__} (tapegrad.nn.Parameter or None "
+                                f"expected). To replace it, wrap the values: .{name} = "
+                                f"nn.Parameter(value); to change its values in place: "
+                                f".{name}.data.copy_(value)")
             self._add(params, name, None)
         elif isinstance(value, Module):
             if "_modules" not in own:
@@ -275,7 +276,7 @@ class Module:
         try:
             if self._forward_pre_hooks or self._forward_hooks:
                 out = self._call_with_hooks(args, kwargs)
-            else:
+            else:                   # the common case: no hooks, nothing more to do
                 out = self.forward(*args, **kwargs)
         finally:
             _state.module = outer
@@ -418,6 +419,7 @@ class Module:
         yield from self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse: bool = True):
+        """Yield the buffers (each once)."""
         for _, buffer in self.named_buffers(recurse=recurse):
             yield buffer
 
@@ -430,6 +432,7 @@ class Module:
                 yield name, module
 
     def children(self):
+        """Yield the direct child modules (not None, each once)."""
         for _, module in self.named_children():
             yield module
 
@@ -465,6 +468,7 @@ class Module:
             stack.extend(reversed(children))
 
     def modules(self, remove_duplicate: bool = True):
+        """Yield this module and every descendant, depth first (see `named_modules`)."""
         for _, module in self.named_modules(remove_duplicate=remove_duplicate):
             yield module
 
@@ -511,6 +515,7 @@ class Module:
 
     # --- gradients and modes ---------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every parameter's gradient (None), or set it to zeros with set_to_none=False."""
         for p in self.parameters():
             if set_to_none:
                 p._grad = None
@@ -539,6 +544,7 @@ class Module:
         return self
 
     def eval(self) -> Module:
+        """``train(False)``: evaluation mode on this module and every descendant; returns self."""
         return self.train(False)
 
     # --- devices and dtypes ------------------------------------------------------
@@ -565,7 +571,7 @@ class Module:
         return self._apply(convert)
 
     def _apply(self, fn) -> Module:
-        """Replace each parameter's, gradient's and buffer's values with fn(values), all or nothing."""
+        """Give each parameter, gradient and buffer the values fn(values): all or nothing."""
         modules = list(self.modules())
         new = {}            # id(tensor) -> fn(its values): every conversion before any change
         for module in modules:
@@ -588,16 +594,22 @@ class Module:
         return self
 
     def double(self) -> Module:
+        """``to(torch.float64)``."""
         return self.to(dtype=torch.float64)
 
     def float(self) -> Module:
+        """``to(torch.float32)``."""
         return self.to(dtype=torch.float32)
 
     def cpu(self) -> Module:
+        """``to("cpu")``."""
         return self.to("cpu")
 
     def cuda(self, device=None) -> Module:
-        return self.to(torch.device("cuda", device) if isinstance(device, int) else device or "cuda")
+        """``to("cuda")``, or to the GPU `device` (an index or a device)."""
+        if isinstance(device, int):
+            device = torch.device("cuda", device)
+        return self.to(device or "cuda")
 
     # --- state ----------------------------------------------------------------
     def state_dict(self, *, destination=None, prefix: str = "", keep_vars: bool = False):

@@ -1,4 +1,7 @@
-"""`Parameter`: a leaf tensor that a Module owns and an optimizer updates; `Buffer`: module state that is not trained."""
+"""`Parameter`: a leaf tensor that a Module owns and an optimizer updates.
+
+`Buffer`: a tensor that is module state but is not trained (running means).
+"""
 
 import torch
 
