@@ -24,9 +24,10 @@ Parameters and submodules need ``super().__init__()`` to have run
 (AttributeError otherwise). Each registered value lives in its registry
 (``_parameters``, ``_buffers``, ``_modules``: the truth, read by every
 traversal) and also as a plain instance attribute, so that ``self.weight``
-in a forward is an ordinary, fast attribute lookup. Change them through
-assignment, ``del``, ``register_*``/``add_module`` or the containers, never
-by editing the registries directly.
+in a forward is an ordinary, fast attribute lookup (unless the class has an
+attribute of that name, such as a method, which then wins as in torch).
+Change them through assignment, ``del``, ``register_*``/``add_module`` or
+the containers, never by editing the registries directly.
 """
 
 from __future__ import annotations
@@ -243,7 +244,10 @@ class Module:
 
     def _add(self, registry, name: str, value) -> None:
         registry[name] = value
-        self.__dict__[name] = value     # the plain attribute: see the module docstring
+        if hasattr(type(self), name):   # e.g. a submodule named 'forward': the method wins
+            self.__dict__.pop(name, None)
+        else:
+            self.__dict__[name] = value     # the plain attribute: see the module docstring
 
     def _forget(self, name: str, keep=None) -> None:
         """Remove `name` from the plain attributes and every registry but `keep`."""
