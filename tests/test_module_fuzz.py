@@ -102,3 +102,54 @@ def test_random_attribute_programs_match_torch(program):
             if observe(modules["torch"]) != before["torch"]:
                 return      # torch changed something before refusing: the two part ways here
         assert observe(modules["ours"]) == observe(modules["torch"]), where
+
+
+# --- ModuleList and Sequential edits --------------------------------------------------------
+
+def edit(container, operation: str, index: int, layer, other_layer):
+    size = len(container)
+    if operation == "append":
+        container.append(layer)
+    elif operation == "extend":
+        container.extend([layer, other_layer])
+    elif operation == "insert":
+        container.insert(min(abs(index), size), layer)  # torch's insert is right for 0..len only
+    elif operation == "set":
+        container[index] = layer
+    elif operation == "delete":
+        del container[index]
+    elif operation == "delete slice":
+        del container[index // 2:index:2]
+    elif operation == "pop":
+        container.pop(index)
+    else:
+        container[index]                                # just read
+
+
+def contents(container) -> tuple:
+    return ([m.in_features for m in container], [n for n, _ in container.named_children()],
+            [n for n, _ in container.named_parameters()], list(container.state_dict()))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["ModuleList", "Sequential"]),
+       st.lists(st.tuples(st.sampled_from(["append", "extend", "insert", "set", "delete",
+                                           "delete slice", "pop", "read"]),
+                          st.integers(-5, 5), st.integers(1, 6), st.integers(1, 6)),
+                min_size=1, max_size=10))
+def test_random_list_edits_match_torch(kind, program):
+    pools = {key: {k: lib.Linear(k, 1) for k in range(1, 7)} for key, lib in LIBS.items()}
+    containers = {key: getattr(lib, kind)(pools[key][1], pools[key][2])
+                  if kind == "Sequential" else lib.ModuleList([pools[key][1], pools[key][2]])
+                  for key, lib in LIBS.items()}
+    for step, (operation, index, k, other) in enumerate(program):
+        outcomes = {}
+        for key in LIBS:
+            try:
+                edit(containers[key], operation, index, pools[key][k], pools[key][other])
+                outcomes[key] = None
+            except Exception as error:      # noqa: BLE001 (the type is what is compared)
+                outcomes[key] = type(error)
+        where = f"step {step}: {operation}, index {index}"
+        assert outcomes["ours"] == outcomes["torch"], where
+        assert contents(containers["ours"]) == contents(containers["torch"]), where
