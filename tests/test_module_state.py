@@ -109,6 +109,15 @@ def test_loading_torchs_state_dict_gives_torchs_values_buffers_included():
     assert ours.stats.num_batches_tracked.dtype == torch.long
 
 
+def test_loading_torch_parameters_that_require_grad_brings_no_torch_autograd_in():
+    ours, theirs = shared_net(nn), shared_net(torch.nn)
+    ours.load_state_dict(theirs.state_dict(keep_vars=True))
+    assert not any(data(t).requires_grad or data(t).grad_fn is not None
+                   for t in ours.state_dict().values())
+    ours.register_buffer("tracked", torch.ones(2, requires_grad=True))
+    assert not ours.tracked.requires_grad
+
+
 def test_a_models_own_state_dict_loads_back():
     ours, _ = twins()
     before = snapshot(ours)

@@ -211,6 +211,8 @@ class Module:
         if tensor is not None and not _is_tensor(tensor):
             raise TypeError(f"cannot assign '{_typename(tensor)}' object to buffer '{name}' "
                             "(a tensor or None required)")
+        if isinstance(tensor, torch.Tensor) and tensor.requires_grad:
+            tensor = tensor.detach()    # no torch autograd inside tapegrad
         self._add(self._buffers, name, tensor)
         if persistent:
             self._non_persistent_buffers_set.discard(name)
@@ -663,6 +665,7 @@ class Module:
                 if not isinstance(value, torch.Tensor):
                     problems.append(f"{key}: expected a tensor, got {type(value).__name__}")
                     continue
+                value = value.detach()      # e.g. torch's state_dict(keep_vars=True)
                 if target.dim() == 0 and value.shape == (1,):
                     value = value[0]        # torch's allowance for old checkpoints
                 if value.shape != target.shape:
