@@ -291,12 +291,17 @@ def test_children_and_modules_follow_torch():
     assert [name for name, _ in ours.named_children()] == ["body", "head"]
 
 
-def test_assignment_registers_and_reassignment_unregisters():
+def test_assignment_registers_and_reassignment_follows_torch():
     model = Net()
-    model.extra = nn.Parameter(torch.zeros(2))
+    extra = model.extra = nn.Parameter(torch.zeros(2))
     assert "extra" in dict(model.named_parameters())
-    model.extra = torch.zeros(2)            # a plain tensor now: no longer a parameter
-    assert "extra" not in dict(model.named_parameters())
+    # A tensor that is not a Parameter would silently drop 'extra' from the optimizer: refused.
+    with pytest.raises(TypeError, match="cannot assign 'torch.FloatTensor' as parameter 'extra'"):
+        model.extra = torch.zeros(2)
+    assert dict(model.named_parameters())["extra"] is extra and model.extra is extra
+    model.extra = None                      # kept registered, as None (like bias=False)
+    assert "extra" not in dict(model.named_parameters()) and model.extra is None
+    assert "extra" in model._parameters
     model.head = nn.Tanh()
     assert [n for n, _ in model.named_parameters()] == ["body.0.weight", "body.0.bias",
                                                         "body.2.weight"]

@@ -2,11 +2,13 @@
 
 from . import init
 from .activation import ReLU, Sigmoid, Tanh
-from .container import Sequential
+from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .linear import Linear, LinearFunction
 from .loss import BCEFunction, BCELoss, LossMSE, MSEFunction, MSELoss
-from .module import Module
-from .parameter import Parameter
+from .module import IncompatibleKeys, Module, RemovableHandle
+from .parameter import Buffer, Parameter
 
-__all__ = ["Module", "Parameter", "Sequential", "Linear", "LinearFunction", "ReLU", "Tanh",
-           "Sigmoid", "MSELoss", "LossMSE", "BCELoss", "MSEFunction", "BCEFunction", "init"]
+__all__ = ["Module", "Parameter", "Buffer", "Sequential", "ModuleList", "ModuleDict",
+           "ParameterList", "ParameterDict", "RemovableHandle", "IncompatibleKeys", "Linear",
+           "LinearFunction", "ReLU", "Tanh", "Sigmoid", "MSELoss", "LossMSE", "BCELoss",
+           "MSEFunction", "BCEFunction", "init"]

@@ -1,88 +1,289 @@
 """`Module`: the base class of layers, losses and networks, with torch.nn's API.
 
-A module owns parameters and submodules, registered by attribute
-assignment, and computes `forward`. Calling a module records its ops on
-the tape (tagged with the module, so pictures can group them) and remembers
-its output, so that the course-style ``model.backward(grad_output)`` can
-run the reverse sweep from it.
+A module owns parameters, buffers and submodules, registered by attribute
+assignment, and computes `forward`. Calling a module runs its forward hooks
+around `forward`, records its ops on the tape (tagged with the module, so
+pictures can group them) and remembers its output, so that the course-style
+``model.backward(grad_output)`` can run the reverse sweep from it.
+
+What ``module.name = value`` does (torch's rules, in this order):
+
+    value is a Parameter       -> a parameter (forgetting any buffer, submodule or plain
+                                  attribute of that name)
+    name is a parameter        -> value must be None (kept registered, as None); anything
+                                  else is a TypeError: the parameter would silently vanish
+                                  from parameters() and from the optimizer
+    value is a Module          -> a submodule (forgetting any parameter, buffer, attribute)
+    name is a submodule        -> value must be None, else TypeError
+    value is a Buffer, or
+    name is a buffer           -> a buffer: a tensor (tapegrad or torch) or None, else TypeError
+    anything else              -> a plain attribute (a tensor too: use register_buffer
+                                  to make it part of the state)
+
+Parameters and submodules need ``super().__init__()`` to have run
+(AttributeError otherwise). Each registered value lives in its registry
+(``_parameters``, ``_buffers``, ``_modules``: the truth, read by every
+traversal) and also as a plain instance attribute, so that ``self.weight``
+in a forward is an ordinary, fast attribute lookup (unless the class has an
+attribute of that name, such as a method, which then wins as in torch).
+Change them through assignment, ``del``, ``register_*``/``add_module`` or
+the containers, never by editing the registries directly.
 """
 
 from __future__ import annotations
 
+import itertools
+import warnings
 import weakref
 from collections import OrderedDict, namedtuple
+from collections.abc import Mapping
 
 import torch
 
 from ..tape import _state, no_grad
 from ..tensor import Tensor
-from .parameter import Parameter
+from .parameter import Buffer, Parameter
 
-# What load_state_dict returns, with torch's names (it unpacks as a pair).
-IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """What load_state_dict returns, with torch's names (it unpacks as a pair)."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return super().__repr__()
+
+    __str__ = __repr__
+
+
+class RemovableHandle:
+    """What the ``register_*_hook`` methods return: ``handle.remove()`` unregisters the hook.
+
+    Also a context manager: ``with module.register_forward_hook(f):`` removes
+    the hook on leaving the block. It holds the hook tables weakly, so a
+    forgotten handle keeps no module alive.
+    """
+
+    _ids = itertools.count()
+
+    def __init__(self, hooks: OrderedDict, *extra: OrderedDict):
+        self.id = next(RemovableHandle._ids)
+        self._tables = tuple(weakref.ref(table) for table in (hooks, *extra))
+
+    def remove(self) -> None:
+        for ref in self._tables:
+            table = ref()
+            if table is not None:
+                table.pop(self.id, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.remove()
+
+
+def _is_tensor(value) -> bool:
+    return isinstance(value, (Tensor, torch.Tensor))
+
+
+def _data(value) -> torch.Tensor:
+    """The torch tensor behind a tapegrad Tensor, or the torch tensor itself."""
+    return value.data if isinstance(value, Tensor) else value
+
+
+def _typename(value) -> str:
+    """torch.typename(value), with tapegrad's tensors named as such."""
+    if isinstance(value, Tensor):
+        kind = type(value).__name__
+        return "tapegrad.Tensor" if kind == "Tensor" else f"tapegrad.nn.{kind}"
+    return torch.typename(value)
+
+
+def _addindent(text: str, spaces: int) -> str:
+    """Indent every line but the first (blank lines stay empty), as torch's repr does."""
+    first, *rest = text.split("\n")
+    if not rest:
+        return text
+    return "\n".join([first] + [" " * spaces + line if line.strip() else "" for line in rest])
 
 
 class Module:
     """Base class for all layers and networks.
 
-    Subclasses call ``super().__init__()`` first, assign parameters and
-    submodules as attributes, and define ``forward``.
+    Subclasses call ``super().__init__()`` first, assign parameters,
+    buffers and submodules as attributes (see the rules in this file's
+    docstring), and define ``forward``.
     """
 
     training: bool
 
     def __init__(self):
-        object.__setattr__(self, "_parameters", OrderedDict())
-        object.__setattr__(self, "_modules", OrderedDict())
-        object.__setattr__(self, "training", True)
-        object.__setattr__(self, "_last_output", None)
+        set_ = object.__setattr__
+        set_(self, "training", True)
+        set_(self, "_parameters", OrderedDict())
+        set_(self, "_buffers", OrderedDict())
+        set_(self, "_non_persistent_buffers_set", set())
+        set_(self, "_forward_pre_hooks", OrderedDict())
+        set_(self, "_forward_pre_hooks_with_kwargs", OrderedDict())
+        set_(self, "_forward_hooks", OrderedDict())
+        set_(self, "_forward_hooks_with_kwargs", OrderedDict())
+        set_(self, "_forward_hooks_always_called", OrderedDict())
+        set_(self, "_modules", OrderedDict())
+        set_(self, "_last_output", None)
         # What the tape nodes recorded in forward point at: a weak reference, as this
         # module keeps its latest output (and so that output's tape) alive.
-        object.__setattr__(self, "_weakref", weakref.ref(self))
+        set_(self, "_weakref", weakref.ref(self))
 
     # --- registration -------------------------------------------------------
-    def __setattr__(self, name, value):
-        if "_parameters" not in self.__dict__:
-            raise AttributeError(f"cannot assign {name!r} before Module.__init__() ran: call "
-                                 f"super().__init__() first in {type(self).__name__}.__init__")
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
+    def __setattr__(self, name: str, value) -> None:
+        own = self.__dict__
+        params = own.get("_parameters")
         if isinstance(value, Parameter):
-            self._parameters[name] = value
+            if params is None:
+                raise self._before_init_error("parameters")
+            self._check_name("parameter", name, params, replacing=True)
+            self._forget(name, keep=params)         # a replaced parameter keeps its place
+            self._add(params, name, value)
+        elif params is not None and name in params:
+            if value is not None:
+                raise TypeError(f"cannot assign '{_typename(value)}' as parameter '{name}' of "
+                                f"{type(self).__name__} (tapegrad.nn.Parameter or None "
+                                f"expected). To replace it, wrap the values: .{name} = "
+                                f"nn.Parameter(value); to change its values in place: "
+                                f".{name}.data.copy_(value)")
+            self._add(params, name, None)
         elif isinstance(value, Module):
-            self._modules[name] = value
-        # Stored as a plain attribute too, so that self.weight is a fast lookup.
-        object.__setattr__(self, name, value)
+            if "_modules" not in own:
+                raise self._before_init_error("module")
+            self._forget(name, keep=self._modules)
+            self._add(self._modules, name, value)
+        elif "_modules" in own and name in self._modules:
+            if value is not None:
+                raise TypeError(f"cannot assign '{_typename(value)}' as child module '{name}' of "
+                                f"{type(self).__name__} (tapegrad.nn.Module or None expected)")
+            self._add(self._modules, name, None)
+        elif isinstance(value, Buffer) or ("_buffers" in own and name in self._buffers):
+            persistent = (value.persistent if isinstance(value, Buffer)
+                          else name not in self._non_persistent_buffers_set)
+            if value is not None and not _is_tensor(value):
+                raise TypeError(f"cannot assign '{_typename(value)}' as buffer '{name}' of "
+                                f"{type(self).__name__} (nn.Buffer, a tensor or None expected)")
+            self.register_buffer(name, value, persistent)
+        else:
+            object.__setattr__(self, name, value)
 
-    def __delattr__(self, name):
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
-        object.__delattr__(self, name)
+    def __getattr__(self, name: str):
+        # Only reached when normal lookup fails: registered values are plain attributes too.
+        own = self.__dict__
+        for registry in ("_parameters", "_buffers", "_modules"):
+            if name in own.get(registry, ()):
+                return own[registry][name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name: str) -> None:
+        if name in self._parameters or name in self._buffers or name in self._modules:
+            self._forget(name)
+        else:
+            object.__delattr__(self, name)
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Add a parameter (or None: a name kept for one, as Linear's bias=False)."""
+        if "_parameters" not in self.__dict__:
+            raise self._before_init_error("parameter")
+        self._check_name("parameter", name, self._parameters)
         if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"register_parameter({name!r}, ...) takes a Parameter or None, "
-                            f"got {type(param).__name__}")
-        if param is None:
-            self._parameters.pop(name, None)
-            object.__setattr__(self, name, None)
-        else:
-            setattr(self, name, param)
+            raise TypeError(f"cannot assign '{_typename(param)}' object to parameter '{name}' "
+                            "(tapegrad.nn.Parameter or None required)")
+        self._add(self._parameters, name, param)
 
-    def add_module(self, name: str, module: Module) -> None:
-        if not isinstance(module, Module):
-            raise TypeError(f"add_module({name!r}, ...) takes a Module, got {type(module).__name__}")
-        setattr(self, name, module)
+    def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
+        """Add a buffer: a tensor that is module state but not a parameter (e.g. running means).
+
+        A tapegrad Tensor or a torch tensor (or None). Buffers move with
+        ``.to()``; persistent ones are saved in ``state_dict()``.
+        """
+        if "_buffers" not in self.__dict__:
+            raise self._before_init_error("buffer")
+        self._check_name("buffer", name, self._buffers)
+        if tensor is not None and not _is_tensor(tensor):
+            raise TypeError(f"cannot assign '{_typename(tensor)}' object to buffer '{name}' "
+                            "(a tensor or None required)")
+        if isinstance(tensor, torch.Tensor) and tensor.requires_grad:
+            tensor = tensor.detach()    # no torch autograd inside tapegrad
+        self._add(self._buffers, name, tensor)
+        if persistent:
+            self._non_persistent_buffers_set.discard(name)
+        else:
+            self._non_persistent_buffers_set.add(name)
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        """Add a child module (or None), reachable as ``self.<name>``."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{_typename(module)} is not a Module subclass")
+        if "_modules" not in self.__dict__:
+            raise self._before_init_error("module")
+        self._check_name("module", name, self._modules)
+        self._add(self._modules, name, module)
+
+    def register_module(self, name: str, module: Module | None) -> None:
+        """Alias for `add_module`."""
+        self.add_module(name, module)
+
+    def _check_name(self, kind: str, name, registry, replacing: bool = False) -> None:
+        """torch's checks on a new name; `replacing`: what is there now will be forgotten first."""
+        if not isinstance(name, str):
+            raise TypeError(f"{kind} name should be a string. Got {_typename(name)}")
+        if "." in name:
+            raise KeyError(f"{kind} name can't contain \".\", got: {name!r}")
+        if name == "":
+            raise KeyError(f"{kind} name can't be empty string \"\"")
+        taken = hasattr(type(self), name) if replacing else hasattr(self, name)
+        if taken and name not in registry:
+            raise KeyError(f"attribute '{name}' already exists")
+
+    def _add(self, registry, name: str, value) -> None:
+        registry[name] = value
+        if hasattr(type(self), name):   # e.g. a submodule named 'forward': the method wins
+            self.__dict__.pop(name, None)
+        else:
+            self.__dict__[name] = value     # the plain attribute: see the module docstring
+
+    def _forget(self, name: str, keep=None) -> None:
+        """Remove `name` from the plain attributes and every registry but `keep`."""
+        for registry in (self._parameters, self._buffers, self._modules):
+            if registry is not keep:
+                registry.pop(name, None)
+        if keep is not self._buffers:
+            self._non_persistent_buffers_set.discard(name)
+        self.__dict__.pop(name, None)
+
+    def _replace_children(self, items) -> None:
+        """Make `items` ((name, module) pairs) the children, in order (containers renumber so)."""
+        for name in self._modules:
+            self.__dict__.pop(name, None)
+        self._modules.clear()
+        for name, module in items:
+            self._add(self._modules, name, module)
+
+    def _before_init_error(self, what: str) -> AttributeError:
+        return AttributeError(f"cannot assign {what} before Module.__init__() call: call "
+                              f"super().__init__() first in {type(self).__name__}.__init__")
 
     # --- running -------------------------------------------------------------
     def forward(self, *inputs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
-    def __call__(self, *inputs, **kwargs):
+    def __call__(self, *args, **kwargs):
         outer = _state.module
         _state.module = self._weakref
         try:
-            out = self.forward(*inputs, **kwargs)
+            if self._forward_pre_hooks or self._forward_hooks:
+                out = self._call_with_hooks(args, kwargs)
+            else:                   # the common case: no hooks, nothing more to do
+                out = self.forward(*args, **kwargs)
         finally:
             _state.module = outer
         if outer is None:
@@ -92,6 +293,87 @@ class Module:
             # __setattr__'s registration is skipped.)
             self.__dict__["_last_output"] = out
         return out
+
+    def _call_with_hooks(self, args: tuple, kwargs: dict):
+        """forward with the pre-hooks before it and the forward hooks after it (torch's order)."""
+        called = set()
+        out = None
+        try:
+            for key, hook in tuple(self._forward_pre_hooks.items()):
+                if key in self._forward_pre_hooks_with_kwargs:
+                    result = hook(self, args, kwargs)
+                    if result is not None:
+                        if not (isinstance(result, tuple) and len(result) == 2):
+                            raise RuntimeError("forward pre-hook must return None or a tuple of "
+                                               f"(new_args, new_kwargs), but got {result}.")
+                        args, kwargs = result
+                else:
+                    result = hook(self, args)
+                    if result is not None:
+                        args = result if isinstance(result, tuple) else (result,)
+            out = self.forward(*args, **kwargs)
+            for key, hook in tuple(self._forward_hooks.items()):
+                called.add(key)
+                if key in self._forward_hooks_with_kwargs:
+                    result = hook(self, args, kwargs, out)
+                else:
+                    result = hook(self, args, out)
+                if result is not None:
+                    out = result
+            return out
+        except Exception:
+            # Hooks registered with always_call=True run even when forward failed.
+            for key, hook in tuple(self._forward_hooks.items()):
+                if key in self._forward_hooks_always_called and key not in called:
+                    try:
+                        if key in self._forward_hooks_with_kwargs:
+                            hook(self, args, kwargs, out)
+                        else:
+                            hook(self, args, out)
+                    except Exception as error:
+                        warnings.warn("module forward hook with ``always_call=True`` raised an "
+                                      "exception that was silenced as another error was raised "
+                                      f"in forward: {error}", stacklevel=2)
+            raise
+
+    def register_forward_pre_hook(self, hook, *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
+        """Call ``hook(module, args)`` before every forward; returns a handle to remove it.
+
+        The hook may return replacement inputs: a tuple, or a single value
+        (wrapped into a 1-tuple). With ``with_kwargs=True`` it is called as
+        ``hook(module, args, kwargs)`` and may return ``(new_args, new_kwargs)``.
+        Hooks run in registration order (``prepend=True``: before the others).
+        """
+        _check_hook(hook, "register_forward_pre_hook")
+        handle = RemovableHandle(self._forward_pre_hooks, self._forward_pre_hooks_with_kwargs)
+        self._forward_pre_hooks[handle.id] = hook
+        if with_kwargs:
+            self._forward_pre_hooks_with_kwargs[handle.id] = True
+        if prepend:
+            self._forward_pre_hooks.move_to_end(handle.id, last=False)
+        return handle
+
+    def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False,
+                              always_call: bool = False) -> RemovableHandle:
+        """Call ``hook(module, args, output)`` after every forward; returns a handle to remove it.
+
+        A hook that returns something other than None replaces the output
+        (the next hook, and the caller, see the replacement). With
+        ``with_kwargs=True`` it is called as ``hook(module, args, kwargs,
+        output)``; with ``always_call=True`` it also runs when forward raised.
+        """
+        _check_hook(hook, "register_forward_hook")
+        handle = RemovableHandle(self._forward_hooks, self._forward_hooks_with_kwargs,
+                                 self._forward_hooks_always_called)
+        self._forward_hooks[handle.id] = hook
+        if with_kwargs:
+            self._forward_hooks_with_kwargs[handle.id] = True
+        if always_call:
+            self._forward_hooks_always_called[handle.id] = True
+        if prepend:
+            self._forward_hooks.move_to_end(handle.id, last=False)
+        return handle
 
     def backward(self, grad_output):
         """The course API: sweep the tape back from this module's latest output.
@@ -111,19 +393,26 @@ class Module:
                                "recorded (computed under no_grad, or nothing required grad)")
         out.backward(grad_output)
 
-    # --- parameters and submodules ------------------------------------------
-    def named_parameters(self, prefix: str = "", recurse: bool = True):
-        """Yield (dotted name, parameter), e.g. ('0.weight', ...), each parameter once."""
+    # --- parameters, buffers and submodules ----------------------------------
+    def _named_members(self, registry: str, prefix: str, recurse: bool, remove_duplicate: bool):
         seen = set()
-        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        modules = (self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+                   if recurse else [(prefix, self)])
         for module_prefix, module in modules:
-            for name, param in module._parameters.items():
-                if id(param) in seen:
+            for name, value in getattr(module, registry).items():
+                if value is None or id(value) in seen:
                     continue
-                seen.add(id(param))
-                yield (f"{module_prefix}.{name}" if module_prefix else name), param
+                if remove_duplicate:
+                    seen.add(id(value))
+                yield (f"{module_prefix}.{name}" if module_prefix else name), value
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True,
+                         remove_duplicate: bool = True):
+        """Yield (dotted name, parameter), e.g. ('0.weight', ...); a shared one once by default."""
+        yield from self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse: bool = True):
+        """Yield the parameters (each once): what an optimizer takes."""
         for _, param in self.named_parameters(recurse=recurse):
             yield param
 
@@ -131,119 +420,348 @@ class Module:
         """The course API: a list of (parameter, gradient) pairs."""
         return [(p, p.grad) for p in self.parameters()]
 
+    def named_buffers(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        """Yield (dotted name, buffer), persistent or not, like `named_parameters`."""
+        yield from self._named_members("_buffers", prefix, recurse, remove_duplicate)
+
+    def buffers(self, recurse: bool = True):
+        """Yield the buffers (each once)."""
+        for _, buffer in self.named_buffers(recurse=recurse):
+            yield buffer
+
     def named_children(self):
-        yield from self._modules.items()
+        """Yield (name, child module) for the direct children (not None, each once)."""
+        seen = set()
+        for name, module in self._modules.items():
+            if module is not None and id(module) not in seen:
+                seen.add(id(module))
+                yield name, module
 
     def children(self):
-        yield from self._modules.values()
-
-    def named_modules(self, prefix: str = ""):
-        """Yield (dotted name, module) for this module and every descendant, depth first."""
-        stack = [(prefix, self)]
-        seen = set()
-        while stack:
-            name, module = stack.pop()
-            if id(module) in seen:
-                continue
-            seen.add(id(module))
-            yield name, module
-            children = [(f"{name}.{child_name}" if name else child_name, child)
-                        for child_name, child in module._modules.items()]
-            stack.extend(reversed(children))
-
-    def modules(self):
-        for _, module in self.named_modules():
+        """Yield the direct child modules (not None, each once)."""
+        for _, module in self.named_children():
             yield module
 
+    def named_modules(self, memo: set | None = None, prefix: str = "",
+                      remove_duplicate: bool = True):
+        """Yield (dotted name, module) for this module and every descendant, depth first.
+
+        A module reached twice is yielded once (the first name), unless
+        ``remove_duplicate=False``. `memo`: modules to skip (it is updated).
+        """
+        if memo is None:
+            memo = set()
+        # A stack of (name, module, its ancestors): the ancestors only catch a module that
+        # contains itself, which without remove_duplicate would never end.
+        stack = [(prefix, self, ())]
+        while stack:
+            name, module, ancestors = stack.pop()
+            if module in memo:
+                continue
+            if remove_duplicate:
+                memo.add(module)
+            yield name, module
+            inner = () if remove_duplicate else ancestors + (module,)
+            children = []
+            for child_name, child in module._modules.items():
+                if child is None:
+                    continue
+                if any(child is a for a in inner):
+                    raise RuntimeError(f"{type(self).__name__}: submodule "
+                                       f"'{name + '.' if name else ''}{child_name}' is one of its "
+                                       "own ancestors (a cycle), so its dotted names never end")
+                children.append((f"{name}.{child_name}" if name else child_name, child, inner))
+            stack.extend(reversed(children))
+
+    def modules(self, remove_duplicate: bool = True):
+        """Yield this module and every descendant, depth first (see `named_modules`)."""
+        for _, module in self.named_modules(remove_duplicate=remove_duplicate):
+            yield module
+
+    def get_submodule(self, target: str) -> Module:
+        """The submodule at a dotted name such as ``'body.0'`` ('' is this module)."""
+        module = self
+        if target == "":
+            return module
+        for item in target.split("."):
+            if not hasattr(module, item):
+                raise AttributeError(f"{type(module).__name__} has no attribute `{item}`")
+            module = getattr(module, item)
+            if not isinstance(module, Module):
+                raise AttributeError(f"`{item}` is not a tapegrad.nn.Module")
+        return module
+
+    def get_parameter(self, target: str) -> Parameter:
+        """The parameter at a dotted name such as ``'body.0.weight'``."""
+        module_path, _, name = target.rpartition(".")
+        module = self.get_submodule(module_path)
+        if not hasattr(module, name):
+            raise AttributeError(f"{type(module).__name__} has no attribute `{name}`")
+        param = getattr(module, name)
+        if not isinstance(param, Parameter):
+            raise AttributeError(f"`{name}` is not a tapegrad.nn.Parameter")
+        return param
+
+    def get_buffer(self, target: str):
+        """The buffer at a dotted name such as ``'norm.running_mean'``."""
+        module_path, _, name = target.rpartition(".")
+        module = self.get_submodule(module_path)
+        if not hasattr(module, name):
+            raise AttributeError(f"{type(module).__name__} has no attribute `{name}`")
+        if name not in module._buffers:
+            raise AttributeError(f"`{name}` is not a buffer")
+        return getattr(module, name)
+
+    def apply(self, fn) -> Module:
+        """Call ``fn(module)`` on every child (recursively, children first), then on self."""
+        for module in self.children():
+            module.apply(fn)
+        fn(self)
+        return self
+
+    # --- gradients and modes ---------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every parameter's gradient (None), or set it to zeros with set_to_none=False."""
         for p in self.parameters():
             if set_to_none:
                 p._grad = None
             elif p._grad is not None:
                 p._grad = torch.zeros_like(p._grad)
 
-    # --- modes, devices, dtypes ---------------------------------------------
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Set requires_grad on every parameter (False freezes them); returns self."""
+        named = list(self.named_parameters())
+        for name, p in named:
+            if requires_grad and not (p.data.is_floating_point() or p.data.is_complex()):
+                raise TypeError(f"requires_grad_(): parameter {name!r} is {p.dtype}; only "
+                                "floating-point tensors can require gradients (nothing was "
+                                "changed)")
+        for _, p in named:
+            p.requires_grad_(requires_grad)
+        return self
+
     def train(self, mode: bool = True) -> Module:
-        for module in self.modules():
-            object.__setattr__(module, "training", mode)
+        """Set training mode on this module and every descendant; returns self."""
+        if not isinstance(mode, bool):
+            raise ValueError(f"training mode is expected to be boolean, got {mode!r}")
+        self.training = mode
+        for module in self.children():
+            module.train(mode)
         return self
 
     def eval(self) -> Module:
+        """``train(False)``: evaluation mode on this module and every descendant; returns self."""
         return self.train(False)
 
-    def to(self, device=None, dtype=None) -> Module:
-        """Move parameters (and gradients) in place to `device` and/or floating `dtype`."""
+    # --- devices and dtypes ------------------------------------------------------
+    def to(self, device=None, dtype=None, non_blocking: bool = False) -> Module:
+        """Move parameters (with their gradients) and buffers to `device` and/or `dtype`.
+
+        ``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or ``to(tensor)``
+        (its device and dtype). As in torch, only floating-point values take
+        the new dtype (an integer buffer keeps its own), parameters stay the
+        same objects (an optimizer keeps working), and it returns self.
+        """
         if isinstance(device, torch.dtype):
             device, dtype = None, device
-        if dtype is not None and not dtype.is_floating_point:
-            raise TypeError(f"Module.to(dtype=...) takes a floating-point dtype, got {dtype}")
-        for p in self.parameters():
-            p.data = p.data.to(device=device, dtype=dtype)
-            if p._grad is not None:
-                p._grad = p._grad.to(device=device, dtype=dtype)
+        elif _is_tensor(device):
+            device, dtype = device.device, device.dtype
+        if dtype is not None and not (dtype.is_floating_point or dtype.is_complex):
+            raise TypeError(f"Module.to() takes a floating-point dtype, got {dtype} (or a "
+                            "complex one; integer buffers keep their own dtype anyway)")
+
+        def convert(t: torch.Tensor) -> torch.Tensor:
+            cast = dtype if (t.is_floating_point() or t.is_complex()) else None
+            return t.to(device, cast, non_blocking)
+
+        return self._apply(convert)
+
+    def _apply(self, fn) -> Module:
+        """Give each parameter, gradient and buffer the values fn(values): all or nothing."""
+        modules = list(self.modules())
+        new = {}            # id(tensor) -> fn(its values): every conversion before any change
+        for module in modules:
+            for p in module._parameters.values():
+                if p is not None and id(p) not in new:
+                    grad = p._grad
+                    new[id(p)] = (fn(p.data), None if grad is None else fn(grad))
+            for b in module._buffers.values():
+                if b is not None and id(b) not in new:
+                    new[id(b)] = fn(_data(b))
+        for module in modules:
+            for p in module._parameters.values():
+                if p is not None:
+                    p.data, p._grad = new[id(p)]
+            for name, b in list(module._buffers.items()):
+                if isinstance(b, Tensor):
+                    b.data = new[id(b)]
+                elif b is not None:     # a torch tensor: replaced, as torch does
+                    module._add(module._buffers, name, new[id(b)])
         return self
 
     def double(self) -> Module:
+        """``to(torch.float64)``."""
         return self.to(dtype=torch.float64)
 
     def float(self) -> Module:
+        """``to(torch.float32)``."""
         return self.to(dtype=torch.float32)
 
-    # --- state ----------------------------------------------------------------
-    def state_dict(self) -> OrderedDict:
-        """{dotted parameter name: tensor}, sharing storage with the parameters (like torch)."""
-        return OrderedDict((name, p.data) for name, p in self.named_parameters())
+    def cpu(self) -> Module:
+        """``to("cpu")``."""
+        return self.to("cpu")
 
-    def load_state_dict(self, state_dict, strict: bool = True):
-        """Copy values into the existing parameters, keeping their dtype and device.
+    def cuda(self, device=None) -> Module:
+        """``to("cuda")``, or to the GPU `device` (an index or a device)."""
+        if isinstance(device, int):
+            device = torch.device("cuda", device)
+        return self.to(device or "cuda")
+
+    # --- state ----------------------------------------------------------------
+    def state_dict(self, *, destination=None, prefix: str = "", keep_vars: bool = False):
+        """{dotted name: tensor} for every parameter and persistent buffer (None ones left out).
+
+        The tensors share storage with the module (like torch); with
+        ``keep_vars=True`` they are the Parameters and buffers themselves.
+        A module reachable under two names appears under both, as in torch.
+        """
+        if destination is None:
+            destination = OrderedDict()
+        for module_prefix, module in self.named_modules(remove_duplicate=False):
+            for name, value in _local_state(module):
+                key = f"{prefix}{module_prefix}.{name}" if module_prefix else prefix + name
+                destination[key] = value if keep_vars else _data(value)
+        return destination
+
+    def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
+        """Copy values into the existing parameters and buffers, keeping their dtype and device.
 
         Everything is checked before anything is copied: a missing or
         unexpected key (with strict=True) or a wrong shape raises an error
-        naming it and leaves the module unchanged.
+        naming it and leaves the module unchanged. Returns torch's
+        ``IncompatibleKeys(missing_keys, unexpected_keys)``. A module shared
+        under two names is loaded from both keys (the later one wins, as in torch).
         """
-        if not hasattr(state_dict, "items"):
-            raise TypeError(f"load_state_dict() takes a mapping of names to tensors, got "
-                            f"{type(state_dict).__name__}")
-        own = dict(self.named_parameters())
-        missing = [k for k in own if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in own]
-        problems = []
-        if strict and missing:
-            problems.append(f"missing keys: {', '.join(missing)}")
-        if strict and unexpected:
-            problems.append(f"unexpected keys: {', '.join(unexpected)}")
-        for name, value in state_dict.items():
-            if name not in own:
-                continue
-            value = value.data if isinstance(value, Tensor) else value
-            if not isinstance(value, torch.Tensor):
-                problems.append(f"{name}: expected a tensor, got {type(value).__name__}")
-            elif value.shape != own[name].shape:
-                problems.append(f"{name}: shape {tuple(value.shape)} in the state dict, "
-                                f"{tuple(own[name].shape)} in the model")
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"load_state_dict() takes a mapping of names to tensors (a state "
+                            f"dict), got {type(state_dict).__name__}")
+        for key in state_dict:
+            if not isinstance(key, str):
+                raise TypeError(f"load_state_dict(): the keys of a state dict are dotted names, "
+                                f"got {key!r} ({type(key).__name__})")
+        missing, problems, copies = [], [], []
+        walk = {}       # module prefix ('' or 'body.0.') -> (position in the walk, own names)
+        for module_prefix, module in self.named_modules(remove_duplicate=False):
+            module_prefix = module_prefix + "." if module_prefix else ""
+            local = dict(_local_state(module))
+            walk.setdefault(module_prefix, (len(walk), local.keys()))
+            for name, target in local.items():
+                key = module_prefix + name
+                if key not in state_dict:
+                    missing.append(key)
+                    continue
+                value = _data(state_dict[key])
+                target = _data(target)
+                if not isinstance(value, torch.Tensor):
+                    problems.append(f"{key}: expected a tensor, got {type(value).__name__}")
+                    continue
+                value = value.detach()      # e.g. torch's state_dict(keep_vars=True)
+                if target.dim() == 0 and value.shape == (1,):
+                    value = value[0]        # torch's allowance for old checkpoints
+                if value.shape != target.shape:
+                    problems.append(f"{key}: shape {tuple(value.shape)} in the state dict, "
+                                    f"{tuple(target.shape)} in the model")
+                    continue
+                copies.append((target, value))
+        unexpected = self._unexpected_keys(state_dict, walk)
+        if strict:
+            problems = ([f"missing keys: {', '.join(missing)}"] if missing else []) + \
+                       ([f"unexpected keys: {', '.join(unexpected)}"] if unexpected else []) + \
+                       problems
         if problems:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__} (the "
                                "module is unchanged):\n  " + "\n  ".join(problems))
         with no_grad():
-            for name, value in state_dict.items():
-                if name in own:
-                    value = value.data if isinstance(value, Tensor) else value
-                    own[name].data.copy_(value)
+            for target, value in copies:
+                target.copy_(value)
         return IncompatibleKeys(missing, unexpected)
 
-    # --- printing -------------------------------------------------------------
+    def _unexpected_keys(self, state_dict, walk: dict) -> list:
+        """The keys that no parameter or persistent buffer answers, in torch's order.
+
+        Each key is followed down the submodules its dotted name walks
+        through; it is unexpected where that walk leaves the module tree.
+        torch lists them module by module in walk order, each module's in
+        the state dict's order.
+        """
+        found = []
+        for position, key in enumerate(state_dict):
+            module, module_prefix = self, ""
+            while True:
+                head, dot, _ = key[len(module_prefix):].partition(".")
+                order, own_names = walk[module_prefix]
+                if not dot:                         # a parameter or buffer of this module?
+                    if head not in own_names:
+                        found.append((order, position, key))
+                    break
+                if head not in module._modules:     # no such submodule
+                    found.append((order, position, key))
+                    break
+                module = module._modules[head]
+                if module is None:                  # a None child: torch checks nothing below
+                    break
+                module_prefix += head + "."
+        return [key for *_, key in sorted(found)]
+
+    # --- printing and copying ---------------------------------------------------
     def extra_repr(self) -> str:
         """The text between the parentheses of this module's repr (override it)."""
         return ""
 
+    def _get_name(self) -> str:
+        return type(self).__name__
+
     def __repr__(self):
-        lines = []
         extra = self.extra_repr()
-        if extra:
-            lines = extra.split("\n")
-        for name, module in self._modules.items():
-            child = repr(module).replace("\n", "\n  ")
-            lines.append(f"({name}): {child}")
-        if not self._modules:
-            return f"{type(self).__name__}({extra})"
-        return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
+        extra_lines = extra.split("\n") if extra else []
+        child_lines = [f"({name}): {_addindent(repr(module), 2)}"
+                       for name, module in self._modules.items()]
+        lines = extra_lines + child_lines
+        body = ""
+        if len(extra_lines) == 1 and not child_lines:
+            body = extra_lines[0]
+        elif lines:
+            body = "\n  " + "\n  ".join(lines) + "\n"
+        return f"{self._get_name()}({body})"
+
+    def __dir__(self):
+        keys = [*dir(type(self)), *self.__dict__, *self._parameters, *self._modules,
+                *self._buffers]
+        return sorted({key for key in keys if not key[0].isdigit()})
+
+    def __getstate__(self):
+        # Neither the weak reference (it must point at the copy) nor the latest output
+        # (a whole tape) travel with copy.deepcopy or pickle.
+        state = self.__dict__.copy()
+        state.pop("_weakref", None)
+        state["_last_output"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.__dict__["_weakref"] = weakref.ref(self)
+
+
+def _local_state(module: Module):
+    """(name, value) for a module's own parameters and persistent buffers that are not None."""
+    for name, param in module._parameters.items():
+        if param is not None:
+            yield name, param
+    for name, buffer in module._buffers.items():
+        if buffer is not None and name not in module._non_persistent_buffers_set:
+            yield name, buffer
+
+
+def _check_hook(hook, method: str) -> None:
+    if not callable(hook):
+        raise TypeError(f"{method}() takes a callable, got {type(hook).__name__}")

@@ -1,4 +1,7 @@
-"""`Parameter`: a leaf tensor that a Module owns and an optimizer updates."""
+"""`Parameter`: a leaf tensor that a Module owns and an optimizer updates.
+
+`Buffer`: a tensor that is module state but is not trained (running means).
+"""
 
 import torch
 
@@ -23,3 +26,24 @@ class Parameter(Tensor):
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
+
+
+class Buffer(Tensor):
+    """A tensor that registers itself on a Module as a buffer when assigned to an attribute.
+
+    ``self.running_mean = Buffer(torch.zeros(3))`` is
+    ``self.register_buffer("running_mean", torch.zeros(3))``: the buffer
+    moves with ``module.to()`` and, if `persistent`, is saved in
+    ``module.state_dict()``, but it is not a parameter (no optimizer
+    updates it).
+    """
+
+    __slots__ = ("persistent",)
+
+    def __init__(self, data, *, persistent: bool = True):
+        if isinstance(data, Tensor):
+            data = data.data
+        if not isinstance(data, torch.Tensor):
+            data = torch.as_tensor(data)
+        super().__init__(data)
+        self.persistent = persistent
