@@ -6,6 +6,7 @@
     loss.backward(keep_grads=True)
     visualize.render(tape, "tape.svg", model=model, values=True, grads=True, group="cluster")
     visualize.to_dot(loss, model=model)      # an unrendered graphviz.Digraph; shows inline in Jupyter
+    visualize.render_classes("classes.svg")  # the UML class diagram of tapegrad.nn and .optim
 
 The colours are explained in `visualize.graph`. Rendering uses the system
 Graphviz `dot` when there is one and otherwise Graphviz in WebAssembly
@@ -17,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import engine
+from .classes import class_diagram, render_classes   # the UML class diagram, from the code
 from .engine import TapeGraph, pipe
 from .graph import COLOURS, GROUPS, to_dot
 from .html import write_backprop_html       # the interactive page that steps through backprop
@@ -31,4 +33,5 @@ def render(target, path, format: str = "svg", renderer: str = "auto", **to_dot_o
     return engine.render(to_dot(target, **to_dot_options), path, format=format, renderer=renderer)
 
 
-__all__ = ["to_dot", "render", "write_backprop_html", "pipe", "TapeGraph", "COLOURS", "GROUPS"]
+__all__ = ["to_dot", "render", "write_backprop_html", "class_diagram", "render_classes", "pipe",
+           "TapeGraph", "COLOURS", "GROUPS"]

@@ -2,6 +2,7 @@
 
     python -m visualize --out tape.svg --values --grads --group cluster
     python -m visualize --model disk.pt --out tape.svg     # a checkpoint saved with tapegrad.save
+    python -m visualize classes --out classes.svg          # the class diagram (visualize.classes)
 
 It builds the disk example's network (2-25-25-25-1; ReLU, ReLU, Tanh, Tanh),
 or the one whose weights `--model` holds (layer sizes read from the
@@ -23,6 +24,7 @@ import tapegrad as tg
 from tapegrad import nn
 
 from . import engine, render
+from .classes import PACKAGES, describe, render_classes
 from .graph import GROUPS
 
 DISK_SIZES = (2, 25, 25, 25, 1)
@@ -71,7 +73,9 @@ def sizes_from_state_dict(state: dict, path) -> tuple:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m visualize",
-        description="Draw the tape of one forward and backward pass of the disk network as SVG.")
+        description="Draw the tape of one forward and backward pass of the disk network as SVG.",
+        epilog="python -m visualize classes --help: the UML class diagram of tapegrad.nn and "
+               "tapegrad.optim instead.")
     parser.add_argument("--model", metavar="PATH",
                         help="a checkpoint saved with tapegrad.save (default: a fresh network, seeded)")
     parser.add_argument("--out", metavar="PATH", default="tape.svg", help="where to write (default tape.svg)")
@@ -90,7 +94,38 @@ def parse_args(argv=None):
     return args
 
 
+def parse_classes_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m visualize classes",
+        description="Draw the UML class diagram of tapegrad.nn and tapegrad.optim (and "
+                    "tapegrad.optim.lr_scheduler when it exists), read from the code as it is now.")
+    parser.add_argument("--out", metavar="PATH", default="classes.svg",
+                        help="where to write (default classes.svg)")
+    parser.add_argument("--rankdir", choices=("RL", "BT", "LR", "TB"), default="RL",
+                        help="layout direction (default RL: bases on the left; BT: bases above)")
+    parser.add_argument("--renderer", choices=engine.RENDERERS, default="auto",
+                        help="system dot, WebAssembly Graphviz, or auto (dot if on PATH)")
+    return parser.parse_args(argv)
+
+
+def classes_main(argv=None) -> int:
+    """``python -m visualize classes``: write the class diagram."""
+    args = parse_classes_args(argv)
+    try:
+        path = render_classes(args.out, rankdir=args.rankdir, renderer=args.renderer)
+    except RuntimeError as error:
+        print(f"python -m visualize classes: {error}", file=sys.stderr)
+        return 1
+    diagram = describe(PACKAGES)
+    print(f"wrote the class diagram of {len(diagram.boxes)} classes "
+          f"({', '.join(diagram.packages)}) to {path}")
+    return 0
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["classes"]:
+        return classes_main(argv[1:])
     args = parse_args(argv)
     generator = torch.Generator().manual_seed(args.seed)
     if args.model:
