@@ -385,7 +385,7 @@ class Tensor:
         return self._in_place("div_", ops.Div.apply, other)
 
     def zero_(self):
-        return self._in_place("zero_", ops.Fill.apply, 0)
+        return self._in_place("fill_", ops.Fill.apply, 0)
 
     def fill_(self, value):
         return self._in_place("fill_", ops.Fill.apply, value)

@@ -1,0 +1,313 @@
+"""torch's semantics where outside test suites found tapegrad differing, each checked against torch.
+
+In-place arithmetic, what may hold a gradient, operands that are not
+tapegrad tensors, how gradients accumulate, second sweeps through ops that
+saved nothing, and no_grad over generators.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+import tapegrad as tg
+from tapegrad import nn
+
+
+def pair(values, requires_grad=True, dtype=torch.float64):
+    """The same leaf in tapegrad and in torch (the reference)."""
+    data = torch.as_tensor(values, dtype=dtype)
+    return tg.Tensor(data.clone(), requires_grad=requires_grad), data.clone().requires_grad_(requires_grad)
+
+
+# --- in-place arithmetic ---------------------------------------------------------------
+
+def test_the_hand_written_sgd_update_changes_the_parameter_in_place():
+    p, rp = pair([1.0, 2.0])
+    (p * p).sum().backward()
+    (rp * rp).sum().backward()
+    alias = p.data
+    with tg.no_grad():
+        p -= 0.1 * p.grad
+    with torch.no_grad():
+        rp -= 0.1 * rp.grad
+    assert p.data is alias                          # in place: same storage, not a rebinding
+    torch.testing.assert_close(p.data, rp.detach())
+
+
+@pytest.mark.parametrize("method, args", [
+    ("add_", (2.0,)), ("sub_", (0.5,)), ("mul_", (3.0,)), ("div_", (4.0,)), ("zero_", ()),
+    ("fill_", (7.0,)), ("clamp_", (0.0, 1.5)), ("add_", (torch.tensor([1.0, 2.0], dtype=torch.float64),)),
+    ("copy_", (torch.tensor([5.0, 6.0], dtype=torch.float64),)),
+])
+def test_in_place_methods_under_no_grad_match_torch_and_bump_the_version(method, args):
+    p, rp = pair([1.0, 2.0])
+    before = p.data._version
+    with tg.no_grad():
+        assert getattr(p, method)(*args) is p
+    with torch.no_grad():
+        getattr(rp, method)(*args)
+    torch.testing.assert_close(p.data, rp.detach())
+    assert p.data._version > before
+
+
+@pytest.mark.parametrize("operator", ["+=", "-=", "*=", "/="])
+def test_augmented_assignment_under_no_grad_matches_torch(operator):
+    p, rp = pair([1.0, 2.0])
+    other = torch.tensor([2.0, 4.0], dtype=torch.float64)
+    with tg.no_grad():
+        exec(f"p {operator} other")
+    with torch.no_grad():
+        exec(f"rp {operator} other")
+    torch.testing.assert_close(p.data, rp.detach())
+
+
+def test_a_tape_that_saved_the_old_values_refuses_to_sweep_after_an_in_place_update():
+    p = tg.tensor([1.0, 2.0], requires_grad=True)
+    loss = (p * p).sum()                # Mul saved p
+    with tg.no_grad():
+        p -= 0.5
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()
+
+
+def test_in_place_on_a_leaf_that_requires_grad_is_refused_while_recording():
+    p, rp = pair([1.0, 2.0])
+    with pytest.raises(RuntimeError) as ours:
+        p += 1
+    with pytest.raises(RuntimeError) as theirs:
+        rp += 1
+    assert "leaf" in str(ours.value) and "leaf" in str(theirs.value)
+    assert p.data.tolist() == [1.0, 2.0]            # nothing changed
+
+
+def test_in_place_on_a_recorded_tensor_is_recorded_like_torch():
+    x, rx = pair([0.5, -1.0, 2.0])
+    w, rw = pair([3.0, 1.0, -2.0])
+    for a, b in ((x, w), (rx, rw)):
+        h = a * 2
+        h += b
+        h *= b
+        h -= 1
+        h /= 4
+        (h * h).sum().backward()
+    torch.testing.assert_close(x.grad, rx.grad)
+    torch.testing.assert_close(w.grad, rw.grad)
+
+
+def test_in_place_with_an_operand_that_requires_grad_makes_a_constant_require_grad():
+    w, rw = pair([3.0, 1.0])
+    c, rc = pair([1.0, 2.0], requires_grad=False)
+    c *= w
+    rc *= rw
+    assert c.requires_grad and not c.is_leaf and rc.requires_grad
+    c.sum().backward()
+    rc.sum().backward()
+    torch.testing.assert_close(w.grad, rw.grad)
+
+
+def test_in_place_on_a_recorded_tensor_makes_earlier_saves_stale_like_torch():
+    x, rx = pair([0.5, 1.0])
+    for a in (x, rx):
+        y = a.exp()                     # saved its output
+        y += 1
+        with pytest.raises(RuntimeError, match="modified"):
+            y.sum().backward()
+
+
+def test_setitem_on_a_recorded_tensor_gives_both_sides_their_gradient():
+    x, rx = pair([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    v, rv = pair([10.0, 20.0])
+    for a, b in ((x, v), (rx, rv)):
+        y = a * 1.0
+        y[torch.tensor([0, 2])] = b * 3
+        (y * y).sum().backward()
+    torch.testing.assert_close(x.grad, rx.grad)
+    torch.testing.assert_close(v.grad, rv.grad)
+
+
+def test_setitem_without_gradients_writes_in_place():
+    t, rt = pair([[1.0, 2.0], [3.0, 4.0]], requires_grad=False)
+    t[0] = 9.0
+    t[:, 1] = tg.tensor([7.0, 8.0], dtype=torch.float64)
+    rt[0] = 9.0
+    rt[:, 1] = torch.tensor([7.0, 8.0], dtype=torch.float64)
+    torch.testing.assert_close(t.data, rt)
+
+
+def test_in_place_on_a_view_of_a_recorded_tensor_is_refused_with_the_fix():
+    h = tg.tensor([[1.0, 2.0]], requires_grad=True) * 2
+    view = h[0]
+    with pytest.raises(RuntimeError, match="out-of-place form"):
+        view += 1
+    with pytest.raises(RuntimeError, match="took a view of this tensor"):
+        h += 1
+
+
+def test_optimizer_code_written_for_torch_runs_unchanged():
+    """The update loop every tutorial writes, on tapegrad tensors and on torch tensors."""
+    def train(make, no_grad):
+        w = make([[0.5, -0.3], [0.1, 0.8]])
+        x = make([[1.0, 2.0], [3.0, 4.0]], False)
+        for _ in range(5):
+            loss = ((x @ w).tanh() ** 2).sum()
+            loss.backward()
+            with no_grad():
+                w -= 0.1 * w.grad
+                w.grad.zero_()
+        return w.data if isinstance(w, tg.Tensor) else w.detach()
+    ours = train(lambda v, r=True: tg.tensor(v, dtype=torch.float64, requires_grad=r), tg.no_grad)
+    theirs = train(lambda v, r=True: torch.tensor(v, dtype=torch.float64, requires_grad=r),
+                   torch.no_grad)
+    torch.testing.assert_close(ours, theirs)
+
+
+# --- what may hold a gradient --------------------------------------------------------------
+
+@pytest.mark.parametrize("mistake", [
+    lambda t: setattr(t, "requires_grad", True),
+    lambda t: t.requires_grad_(),
+])
+def test_requires_grad_on_an_integer_tensor_is_refused_like_torch(mistake):
+    ours, theirs = tg.tensor([1, 2]), torch.tensor([1, 2])
+    with pytest.raises(RuntimeError) as ours_error:
+        mistake(ours)
+    with pytest.raises(RuntimeError):
+        mistake(theirs)
+    assert "floating-point" in str(ours_error.value) and not ours.requires_grad
+
+
+def test_requires_grad_off_on_an_op_output_is_refused_like_torch():
+    y = tg.tensor([1.0], requires_grad=True) * 2
+    with pytest.raises(RuntimeError, match="only change requires_grad flags of leaf"):
+        y.requires_grad = False
+    y.requires_grad = True              # already true: allowed, as in torch
+
+
+def test_data_of_a_float_leaf_cannot_become_integer():
+    p = tg.tensor([1.0, 2.0], requires_grad=True)
+    rp = torch.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError) as ours:
+        p.data = torch.tensor([1, 2])
+    with pytest.raises(RuntimeError):
+        rp.data = torch.tensor([1, 2])
+    assert "floating-point" in str(ours.value) and p.dtype == torch.float32
+    p.data = torch.tensor([3.0, 4.0])   # a float tensor: fine
+    assert p.tolist() == [3.0, 4.0]
+
+
+@pytest.mark.parametrize("bad, kind", [(torch.ones(3), RuntimeError),
+                                       (torch.ones(2, dtype=torch.float64), RuntimeError),
+                                       ([1.0, 2.0], TypeError)])
+def test_assigning_a_gradient_checks_what_the_constructor_checks(bad, kind):
+    p, rp = pair([1.0, 2.0], dtype=torch.float32)
+    with pytest.raises(kind):
+        p.grad = bad
+    with pytest.raises(kind):
+        rp.grad = bad
+    assert p.grad is None
+
+
+# --- operands that are not tapegrad tensors ------------------------------------------------
+
+@pytest.mark.parametrize("make", [lambda: np.array([0.5, 0.25]),
+                                  lambda: torch.tensor([0.5, 0.25], dtype=torch.float64)])
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_a_float64_array_or_tensor_meets_a_float32_leaf_and_is_refused(make, side):
+    w = tg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(TypeError, match="different dtypes"):
+        _ = w * make() if side == "right" else make() * w
+    assert w.grad is None
+
+
+@pytest.mark.parametrize("operand", [np.float64(0.5), np.float32(0.5), np.int64(2), 0.5, 2,
+                                     np.array([0.5, 0.25], dtype=np.float32),
+                                     torch.tensor([0.5, 0.25])])
+@pytest.mark.parametrize("op", ["+", "-", "*", "/", "**"])
+def test_numbers_and_same_dtype_arrays_follow_one_rule_on_either_side(operand, op):
+    w, rw = pair([1.0, 2.0], dtype=torch.float32)
+    as_torch = torch.as_tensor(operand) if isinstance(operand, np.ndarray) else operand
+    for left in (True, False):
+        w.grad = rw.grad = None
+        ours = eval(f"w {op} operand") if left else eval(f"operand {op} w")
+        theirs = eval(f"rw {op} as_torch") if left else eval(f"as_torch {op} rw")
+        assert ours.dtype == torch.float32 == theirs.dtype
+        torch.testing.assert_close(ours.data, theirs.detach())
+        ours.sum().backward()
+        theirs.sum().backward()
+        assert w.grad.dtype == torch.float32
+        torch.testing.assert_close(w.grad, rw.grad)
+
+
+# --- accumulation and sweep semantics ------------------------------------------------------
+
+def test_gradients_accumulate_into_the_existing_grad_in_place():
+    x, rx = pair([1.0, 2.0])
+    for a in (x, rx):
+        (a * 3).sum().backward()
+    held, rheld = x.grad, rx.grad
+    for a in (x, rx):
+        (a * a).sum().backward()
+    assert x.grad is held and rx.grad is rheld
+    torch.testing.assert_close(held, rheld)
+
+
+def test_a_second_sweep_through_ops_that_saved_nothing_works_like_torch():
+    b, rb = pair([1.0, 2.0])
+    g = torch.tensor([0.5, 1.5], dtype=torch.float64)
+    for t in (b, rb):
+        c = t + 1
+        c.backward(g)
+        c.backward(g)
+    torch.testing.assert_close(b.grad, rb.grad)
+    torch.testing.assert_close(b.grad, 2 * g)
+
+
+def test_no_grad_on_a_generator_function_holds_while_it_runs():
+    x = tg.tensor([1.0], requires_grad=True)
+
+    @tg.no_grad()
+    def evaluate():
+        for scale in (1.0, 2.0):
+            yield x * scale
+
+    results = list(evaluate())
+    assert all(not r.requires_grad for r in results)
+    assert tg.is_grad_enabled()
+
+    @tg.no_grad
+    def bare():
+        yield x * 3
+    assert not next(bare()).requires_grad
+
+
+def test_enable_grad_and_set_grad_enabled():
+    x = tg.tensor([1.0], requires_grad=True)
+    with tg.no_grad():
+        assert not (x * 2).requires_grad
+        with tg.enable_grad():
+            assert (x * 2).requires_grad
+    with tg.set_grad_enabled(False):
+        assert not (x * 2).requires_grad
+    assert tg.is_grad_enabled()
+    tg.set_grad_enabled(False)
+    try:
+        assert not tg.is_grad_enabled()
+    finally:
+        tg.set_grad_enabled(True)
+
+    @tg.set_grad_enabled(False)
+    def evaluate():
+        return x * 2
+    assert tg.is_grad_enabled() and not evaluate().requires_grad
+
+
+# --- modules --------------------------------------------------------------------------------
+
+def test_assigning_a_computed_tensor_to_a_parameter_name_is_refused_like_torch():
+    l1, l2 = nn.Linear(2, 2), nn.Linear(2, 2)
+    t1, t2 = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    with pytest.raises(TypeError):
+        l2.weight = l1.weight * 2
+    with pytest.raises(TypeError):
+        t2.weight = t1.weight * 2
+    assert [name for name, _ in l2.named_parameters()] == ["weight", "bias"]
