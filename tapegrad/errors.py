@@ -14,3 +14,7 @@ class ShapeError(ValueError, RuntimeError):
 
 class DtypeError(TypeError, RuntimeError):
     """A dtype that the operation cannot take (torch raises RuntimeError)."""
+
+
+class ArgumentError(ValueError, RuntimeError):
+    """An argument torch reports as RuntimeError (e.g. clamp() with neither min nor max)."""

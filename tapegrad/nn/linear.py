@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from ..errors import DtypeError, ShapeError
 from ..function import Function
 from ..tensor import Tensor
 from . import init
@@ -87,10 +88,10 @@ class Linear(Module):
         if not isinstance(data, torch.Tensor):
             raise TypeError(f"{self!r} takes a tensor, got {type(x).__name__}") from None
         if data.dim() == 0 or data.shape[-1] != self.in_features:
-            raise ValueError(f"{self!r}: expected input with {self.in_features} features in its last "
+            raise ShapeError(f"{self!r}: expected input with {self.in_features} features in its last "
                              f"dimension, got shape {tuple(data.shape)}") from None
         if data.dtype != weight.dtype:
-            raise TypeError(f"{self!r}: input is {data.dtype} but the weights are "
+            raise DtypeError(f"{self!r}: input is {data.dtype} but the weights are "
                             f"{weight.dtype}; convert the input (x.to(dtype)) or the "
                             "model (model.double() / model.float())") from None
         if data.device != weight.device:

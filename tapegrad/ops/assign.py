@@ -7,6 +7,7 @@ with the values written. What was overwritten sends no gradient back to x.
 
 import torch
 
+from ..errors import ShapeError
 from ..function import Function
 from .broadcast import shape_of, unbroadcast
 from .dual import zeros_like
@@ -62,7 +63,7 @@ class Fill(Function):
     @staticmethod
     def forward(ctx, x, value):
         if isinstance(value, torch.Tensor) and value.dim() != 0:
-            raise ValueError(f"fill_ takes a number or a 0-d tensor, got a tensor of shape "
+            raise ShapeError(f"fill_ takes a number or a 0-d tensor, got a tensor of shape "
                              f"{tuple(value.shape)}; use copy_ or x[...] = value")
         ctx.value_dtype = getattr(value, "dtype", None)
         if isinstance(value, torch.Tensor):

@@ -1,5 +1,6 @@
 """Matrix product `a @ b`: 2-D, batched (with broadcast batch dimensions), and 1-D operands."""
 
+from ..errors import ShapeError
 from ..function import Function
 from .broadcast import check_same_dtype, unbroadcast
 
@@ -18,10 +19,10 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
         if a.dim() == 0 or b.dim() == 0:
-            raise ValueError(f"@ needs operands of at least 1 dimension, got shapes "
+            raise ShapeError(f"@ needs operands of at least 1 dimension, got shapes "
                              f"{tuple(a.shape)} and {tuple(b.shape)}; use * for scalars")
         if a.shape[-1] != b.shape[-2 if b.dim() > 1 else 0]:
-            raise ValueError(f"@ shape mismatch: {tuple(a.shape)} @ {tuple(b.shape)}: the last "
+            raise ShapeError(f"@ shape mismatch: {tuple(a.shape)} @ {tuple(b.shape)}: the last "
                              f"dimension of the left ({a.shape[-1]}) must equal the "
                              f"{'second-to-last' if b.dim() > 1 else 'only'} dimension of the right "
                              f"({b.shape[-2 if b.dim() > 1 else 0]})")

@@ -7,6 +7,7 @@ into the input that was not chosen).
 
 import torch
 
+from ..errors import ArgumentError, DtypeError
 from ..function import Function
 from ..tensor import Tensor
 from .broadcast import check_same_dtype, shape_of, unbroadcast
@@ -25,7 +26,7 @@ class Where(Function):
     @staticmethod
     def forward(ctx, cond, a, b):
         if not isinstance(cond, torch.Tensor) or cond.dtype != torch.bool:
-            raise TypeError(f"where(cond, a, b): cond must be a bool tensor, got "
+            raise DtypeError(f"where(cond, a, b): cond must be a bool tensor, got "
                             f"{getattr(cond, 'dtype', type(cond).__name__)}; build it with a "
                             "comparison such as x > 0")
         check_same_dtype(a, b)
@@ -64,7 +65,7 @@ class Clamp(Function):
     @staticmethod
     def forward(ctx, x, low=None, high=None):
         if low is None and high is None:
-            raise ValueError("clamp: give at least one of min and max")
+            raise ArgumentError("clamp: give at least one of min and max")
         for bound in (low, high):
             if isinstance(bound, torch.Tensor):
                 check_same_dtype(x, bound)
