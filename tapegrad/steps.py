@@ -28,7 +28,10 @@ from dataclasses import dataclass
 import torch
 
 from .printing import input_label, leaf_names, node_call, summarize
-from .sweep import _check_grads, _own_leaf_grads, _seed, begin_sweep
+from . import hooks
+from .function import Parts
+from .sweep import _check_grads, _seed, begin_sweep
+from .sweep import _commit as sweep_commit
 from .tape import Node, _state
 
 
@@ -73,14 +76,17 @@ class Step:
 
     node         the tape Node (``node.op``, ``node.inputs``, ``node.index``, ...)
     grad_output  dL/dy: the gradient of the node's output, complete when the step ran
+                 (after its hooks, if it has any)
     rule         the derivative in words, from the op's docstring ('' if it has none)
     grads        per input of the node: the contribution dL/d(input) it sent, or None
+    hooks        the hooks (``register_hook``) that saw dL/dy first: [(name, changed it?)]
     """
 
     node: Node
-    grad_output: torch.Tensor
+    grad_output: object
     rule: str
     grads: tuple
+    hooks: tuple = ()
 
     @property
     def index(self) -> int:
@@ -99,6 +105,8 @@ class Step:
         forward = forward_rule(self.node.op)
         if forward:
             lines.append("    computes  " + forward.replace("\n", "\n              "))
+        for name, changed in self.hooks:
+            lines.append(f"    hook      {name}(dL/dy) {'replaced it' if changed else 'kept it'}")
         lines.append(f"    dL/dy     {_tensor_text(self.grad_output)}")
         lines.append("    rule      " + rule_text(self.node.op).replace("\n", "\n              "))
         for holder, grad in self.contributions:
@@ -112,6 +120,9 @@ class Step:
 
 
 def _tensor_text(value) -> str:
+    if isinstance(value, Parts):        # the gradients of an op with several outputs
+        return "; ".join(f"output {k}: {_tensor_text(v)}" for k, v in sorted(value.grads.items()))
+    value = getattr(value, "data", value)
     if value.numel() == 1:
         return summarize(value)
     return f"{str(tuple(value.shape)):<9} {summarize(value)}"
@@ -145,6 +156,12 @@ def _steps(root, seed, retain_graph: bool, commit: bool):
             grad_output = gathered.pop(node, None)
             if grad_output is None:
                 continue                    # this node does not lead to the loss
+            seen = []
+            if node.hooks:
+                for hook in list(node.hooks):
+                    before = grad_output
+                    grad_output = hooks.run([hook], grad_output, node.describe())
+                    seen.append((getattr(hook, "__name__", repr(hook)), grad_output is not before))
             grads = local_gradients(node, grad_output)
             for holder, needed, grad_in in zip(node.inputs, node.needs_input_grad, grads):
                 if not needed or grad_in is None:
@@ -153,16 +170,16 @@ def _steps(root, seed, retain_graph: bool, commit: bool):
                     previous = gathered.get(holder)
                     gathered[holder] = grad_in if previous is None else previous + grad_in
                 else:
-                    entry = leaves.setdefault(id(holder), [holder, holder._grad, holder._grad])
+                    entry = leaves.setdefault(id(holder), [holder, holder._grad, None])
                     entry[2] = grad_in if entry[2] is None else entry[2] + grad_in
             if node.retains_grad:
                 kept.append((node, grad_output))
             passed.append(node)
             yield Step(node, grad_output, derivative_rule(node.op),
-                       tuple(g if needed else None for g, needed in zip(grads, node.needs_input_grad)))
+                       tuple(g if needed else None for g, needed in zip(grads, node.needs_input_grad)),
+                       tuple(seen))
     else:
-        leaves[id(root)] = [root, root._grad,
-                            seed if root._grad is None else root._grad + seed]
+        leaves[id(root)] = [root, root._grad, seed]
     if commit:
         _commit(leaves.values(), kept, passed, retain_graph)
 
@@ -175,12 +192,13 @@ def _commit(leaves, kept, passed, retain_graph: bool) -> None:
                                f"{tuple(leaf.shape)} changed while the sweep was being stepped "
                                "(a backward() or zero_grad() between steps); nothing was written. "
                                "Step through to the end before changing gradients")
-    for leaf, _, grad in leaves:
-        leaf._grad = grad
     for node, grad in kept:
         node.grad = grad if node.grad is None else node.grad + grad
-    # as the sweep does: a leaf's .grad must not be a view or another's tensor
-    _own_leaf_grads([leaf for leaf, _, _ in leaves], [(node, None) for node, _ in kept])
+    for leaf, _, grad in leaves:
+        leaf._gathered = grad
+    reached = [leaf for leaf, _, _ in leaves]
+    # the sweep's own ending: leaves' hooks, .grad added in place, each leaf's own tensor
+    sweep_commit(reached, reached, [(node, None) for node, _ in kept], create_graph=False)
     if not retain_graph:
         for node in passed:
             node.release()
