@@ -401,3 +401,28 @@ def test_repr_lists_each_group_like_torch():
     text = repr(optim.SGD([{"params": [p]}, {"params": [q], "lr": 0.5}], lr=0.1, momentum=0.9))
     assert text.startswith("SGD (\nParameter Group 0\n    dampening: 0.0\n    lr: 0.1\n")
     assert "Parameter Group 1\n" in text and "    lr: 0.5\n" in text and text.endswith("\n)")
+
+
+@pytest.mark.parametrize("make, layout", [
+    (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9), "contiguous"),     # the fused kernel
+    (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9), "strided"),        # the per-tensor path
+    (lambda ps: optim.SGD(ps, lr=0.1), "complex"),
+    (lambda ps: optim.Adam(ps, lr=0.1), "contiguous"),
+    (lambda ps: optim.AdamW(ps, lr=0.1), "complex"),
+], ids=["sgd-fused", "sgd-strided", "sgd-complex", "adam", "adamw-complex"])
+def test_every_update_path_makes_a_tape_recorded_before_it_stale(make, layout):
+    if layout == "contiguous":
+        w = tg.Tensor(torch.randn(3, 2), requires_grad=True)
+    elif layout == "strided":
+        w = tg.Tensor(torch.randn(3, 2, 2)[..., 0], requires_grad=True)
+    else:
+        w = tg.Tensor(torch.randn(3, 2, dtype=torch.complex64), requires_grad=True)
+    x = tg.Tensor(torch.randn(3, 2, dtype=w.dtype), requires_grad=True)
+    opt = make([w])
+    w.grad = torch.ones_like(w.data)
+    stale = (w * x).sum()           # saves w, for dL/dx
+    before = w.data._version
+    opt.step()
+    assert w.data._version > before
+    with pytest.raises(RuntimeError, match="modified in place"):
+        stale.backward(torch.ones_like(stale.data))
