@@ -76,10 +76,9 @@ def _fused_sgd(params, grads, momentum_buffers, *, lr, momentum, dampening, weig
 
 
 # Where _fused_sgd_ computes exactly the public rule (tests/test_optim_kernels.py measures it):
-# device types whose kernel the tests cover, and the dtypes that kernel gets right. torch 2.13's
-# CPU kernel leaves most elements of a float16/bfloat16 tensor unwritten (every full block of 16),
+# real float32/float64 on the CPU or a CUDA GPU (the devices the tests cover). torch 2.13's CPU
+# kernel leaves most elements of a float16/bfloat16 tensor unwritten (every full block of 16),
 # and has no complex kernel.
-FUSED_SGD_DEVICE_TYPES = ("cpu", "cuda")
 FUSED_SGD_DTYPES = (torch.float32, torch.float64)
 
 
@@ -92,12 +91,18 @@ def fused_sgd_takes(param, grad, buffer=None) -> bool:
     strides and dense (e.g. transposed alike). A strided view such as
     ``store[..., 0]`` would have it write its neighbours' memory; a gradient
     laid out differently from its parameter would be read in the wrong order.
+    All three must have the parameter's dtype (float32 or float64) and device
+    (the CPU or one GPU). This runs for every parameter at every step: it
+    uses the cheapest tensor queries there are.
     """
-    if param.device.type not in FUSED_SGD_DEVICE_TYPES or param.dtype not in FUSED_SGD_DTYPES:
+    dtype = param.dtype
+    if dtype not in FUSED_SGD_DTYPES or grad.dtype != dtype:
         return False
-    if grad.dtype != param.dtype or grad.device != param.device:
+    on_cpu, device = param.is_cpu, param.get_device()
+    if not (on_cpu or param.is_cuda) or grad.is_cpu != on_cpu or grad.get_device() != device:
         return False
-    if buffer is not None and (buffer.dtype != param.dtype or buffer.device != param.device):
+    if buffer is not None and (buffer.dtype != dtype or buffer.is_cpu != on_cpu
+                               or buffer.get_device() != device):
         return False
     if param.is_contiguous() and grad.is_contiguous() and (buffer is None or buffer.is_contiguous()):
         return True

@@ -205,6 +205,32 @@ def test_stepping_the_scheduler_before_the_optimizer_warns_like_torch():
         quiet.step()
 
 
+def test_an_optimizer_of_your_own_counts_its_steps_for_the_order_warning():
+    class PlainSGD(optim.Optimizer):
+        def __init__(self, params, lr):
+            super().__init__(params, dict(lr=lr))
+
+        def step(self, closure=None):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p.data.add_(p.grad, alpha=-group["lr"])
+
+    p = nn.Parameter(torch.ones(2))
+    opt = PlainSGD([p], lr=0.5)
+    sched = lr_scheduler.ExponentialLR(opt, gamma=0.5)
+    p.grad = torch.ones(2)
+    opt.step()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sched.step()
+    assert torch.equal(p.data, torch.full((2,), 0.5)) and opt.param_groups[0]["lr"] == 0.25
+    other = PlainSGD([nn.Parameter(torch.ones(2))], lr=0.5)
+    early = lr_scheduler.ExponentialLR(other, gamma=0.5)
+    with pytest.warns(UserWarning, match=r"before `optimizer.step\(\)`"):
+        early.step()
+
+
 def test_resuming_with_last_epoch_needs_initial_lr_like_torch():
     opt, ref = twin_optimizers()
     with pytest.raises(KeyError):

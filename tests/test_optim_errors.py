@@ -229,23 +229,6 @@ def test_named_and_unnamed_groups_do_not_mix():
         optim.SGD([("w", p), q], lr=0.1)
 
 
-# --- a step that cannot run changes nothing -------------------------------------------------
-
-@pytest.mark.parametrize("name", OPTIMIZERS)
-def test_a_gradient_of_the_wrong_shape_updates_nothing(name):
-    a, b, c = leaf(3), leaf(2), leaf(4)
-    opt = OPTIMIZERS[name][0]([{"params": [a, b]}, {"params": [c]}], lr=0.1)
-    for p in (a, b, c):
-        p.grad = torch.ones_like(p.data)
-    c._grad = torch.ones(5)             # past the setter's check, as a buggy op could
-    before = [p.data.clone() for p in (a, b, c)]
-    with pytest.raises(RuntimeError, match=r"a parameter of shape \(4,\) has a gradient of shape "
-                                           r"\(5,\); nothing was updated"):
-        opt.step()
-    assert all(torch.equal(p.data, v) for p, v in zip((a, b, c), before))
-    assert not any(opt.state.get(p) for p in (a, b, c))
-
-
 # --- load_state_dict ------------------------------------------------------------------------
 
 def trained(make):

@@ -232,3 +232,41 @@ def test_a_gradient_from_create_graph_is_read_through_its_data(make):
         results.append(p.data)
     assert torch.equal(*results)
     assert not torch.equal(results[0], torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64))
+
+
+def test_a_parameter_moved_to_another_dtype_mid_training_follows_torch():
+    """model.double() swaps p.data (the buffers stay float32, in torch too): SGD notices."""
+    torch.manual_seed(0)
+    theirs = torch.nn.Linear(3, 2)
+    ours = tg.nn.Linear(3, 2)
+    ours.load_state_dict(theirs.state_dict())
+    opt = optim.SGD(ours.parameters(), lr=0.1, momentum=0.9)
+    ref = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9)
+    g = torch.Generator().manual_seed(1)
+    for step in range(8):
+        if step == 4:
+            ours.double()
+            theirs.double()
+        x = torch.randn(5, 3, generator=g, dtype=ours.weight.dtype)
+        opt.zero_grad()
+        tg.nn.MSELoss()(ours(x), x[:, :2]).backward()
+        opt.step()
+        ref.zero_grad()
+        torch.nn.MSELoss()(theirs(x), x[:, :2]).backward()
+        ref.step()
+        torch.testing.assert_close(ours.weight.data, theirs.weight.detach(), rtol=1e-6, atol=1e-7)
+    assert ours.weight.dtype == torch.float64
+    assert opt.state[ours.weight]["momentum_buffer"].dtype == torch.float32
+
+
+def test_a_parameter_whose_data_becomes_a_strided_view_is_not_given_to_the_fused_kernel():
+    w = tg.Tensor(torch.zeros(2, 3), requires_grad=True)
+    opt = optim.SGD([w], lr=0.5, momentum=0.9)
+    w.grad = torch.ones(2, 3)
+    opt.step()                                      # contiguous: the fused kernel
+    store = torch.zeros(2, 3, 2)
+    w.data = store[..., 0]                          # now a view with gaps
+    opt.state[w]["momentum_buffer"] = torch.zeros(2, 3)
+    opt.step()
+    assert torch.equal(store[..., 1], torch.zeros(2, 3))
+    assert torch.equal(store[..., 0], torch.full((2, 3), -0.5))

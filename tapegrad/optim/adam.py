@@ -66,14 +66,7 @@ class Adam(Optimizer):
 
     def step(self, closure=None):
         """Update every parameter that has a gradient (rule in the module docstring)."""
-        loss = self._begin_step(closure)
-        for group in self.param_groups:       # checks before any update
-            for p in group["params"]:
-                g = grad_of(p)
-                if g is not None and g.shape != p.data.shape:
-                    raise RuntimeError(f"{type(self).__name__}: a parameter of shape "
-                                       f"{tuple(p.shape)} has a gradient of shape "
-                                       f"{tuple(g.shape)}; nothing was updated")
+        loss = self._run_closure(closure)
         for group in self.param_groups:
             for p in group["params"]:
                 g = grad_of(p)

@@ -17,6 +17,7 @@ refuses to run its backward afterwards (the weights it saved are stale).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 
@@ -37,7 +38,8 @@ def grad_of(p: Tensor):
     """p's gradient as a torch tensor, or None.
 
     After ``backward(create_graph=True)`` a gradient is itself a tapegrad
-    Tensor; an optimizer only reads its values.
+    Tensor; an optimizer only reads its values. A gradient has p's shape,
+    dtype and device: the .grad setter and the sweep check that.
     """
     g = p._grad
     if isinstance(g, Tensor):
@@ -171,13 +173,24 @@ class Optimizer:
         """
         raise NotImplementedError(f"{type(self).__name__} must define step()")
 
-    def _begin_step(self, closure):
-        """Run the closure, if any, recording; what every step() starts with."""
-        self._opt_called = True         # read by the learning-rate schedulers' order check
+    def _run_closure(self, closure):
+        """closure() with recording on (None without a closure): what step() starts with."""
         if closure is None:
             return None
         with enable_grad():
             return closure()
+
+    def __init_subclass__(cls, **kwargs):
+        # Every step() notes that it ran, for the schedulers' "scheduler.step() before
+        # optimizer.step()" warning (torch wraps step the same way), also in your own optimizers.
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("step")
+        if step is not None:
+            @functools.wraps(step)
+            def noted_step(self, *args, **kwargs):
+                self._opt_called = True
+                return step(self, *args, **kwargs)
+            cls.step = noted_step
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget every parameter's gradient: set it to None, or to a new tensor of zeros."""

@@ -42,6 +42,7 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov,
                                       maximize=maximize))
+        self._fused: dict = {}      # p -> what _fused_as knows of p.data and its buffer
 
     def _check_options(self, options, where):
         for key in ("lr", "momentum", "weight_decay"):
@@ -53,11 +54,11 @@ class SGD(Optimizer):
 
     def step(self, closure=None):
         """Update every parameter that has a gradient (rule in the module docstring)."""
-        loss = self._begin_step(closure)
-        plans = [self._plan(group) for group in self.param_groups]   # checks before any update
-        for group, (calls, started) in zip(self.param_groups, plans):
-            for (fused, first, *_), (params, grads, buffers) in calls.items():
-                update = _kernels.sgd_step if fused else _kernels._public_sgd
+        loss = self._run_closure(closure)
+        for group in self.param_groups:
+            calls, started = self._plan(group)
+            for (fused_as, first), (params, grads, buffers) in calls.items():
+                update = _kernels._public_sgd if fused_as is None else _kernels.sgd_step
                 update(params, grads, buffers, lr=group["lr"], momentum=group["momentum"],
                        dampening=group["dampening"], weight_decay=group["weight_decay"],
                        nesterov=group["nesterov"], maximize=group["maximize"],
@@ -69,30 +70,52 @@ class SGD(Optimizer):
     def _plan(self, group):
         """Sort a group's parameters into kernel calls.
 
-        Returns ({(fused?, first step of the buffers?, [device, dtype]): (params, grads,
-        buffers)}, [(p, buffer) for buffers that start at this step]).
+        Returns ({(fused as (dtype, device index), or None; first step of the buffers?):
+        (params, grads, buffers)}, [(p, buffer) for buffers that start at this step]).
         """
         calls: dict = {}
         started = []
+        momentum, state = group["momentum"], self.state
         for p in group["params"]:
             g = grad_of(p)
             if g is None:
                 continue
-            if g.shape != p.data.shape:
-                raise RuntimeError(f"SGD: a parameter of shape {tuple(p.shape)} has a gradient of "
-                                   f"shape {tuple(g.shape)}; nothing was updated")
+            data = p.data
             buf, first = None, False
-            if group["momentum"]:
-                buf = self.state.get(p, {}).get("momentum_buffer")
+            if momentum:
+                entry = state.get(p)
+                buf = entry.get("momentum_buffer") if entry else None
                 if buf is None:
-                    buf, first = torch.empty_like(p.data), True
+                    buf, first = torch.empty_like(data), True
                     started.append((p, buf))
-            if _kernels.fused_sgd_takes(p.data, g, buf):
-                key = (True, first, p.data.device, p.data.dtype)
-            else:
-                key = (False, first)
-            params, grads, buffers = calls.setdefault(key, ([], [], []))
-            params.append(p.data)
-            grads.append(g)
-            buffers.append(buf)
+            key = (self._fused_as(p, data, g, buf), first)
+            call = calls.get(key)
+            if call is None:
+                call = calls[key] = ([], [], [])
+            call[0].append(data)
+            call[1].append(g)
+            call[2].append(buf)
         return calls, started
+
+    def _fused_as(self, p, data, g, buf):
+        """(dtype, device index) to update p with the fused kernel at this step, or None.
+
+        `_kernels.fused_sgd_takes` decides. What it checks of the parameter and
+        its buffer (dtype, device, layout) is kept while p.data and the buffer
+        stay the same tensors, so each step checks only the gradient's dtype
+        and layout: this runs for every parameter at every step. (A leaf's
+        gradient has its shape and device: the .grad setter and the sweep
+        check them.)
+        """
+        known = self._fused.get(p)
+        if known is None or known[0] is not data or known[1] is not buf:
+            fused_as = (data.dtype, data.get_device())
+            if not _kernels.fused_sgd_takes(data, data, buf):
+                fused_as = None
+            layout = None if data.is_contiguous() else data.stride()
+            known = self._fused[p] = (data, buf, fused_as, layout)
+        fused_as, layout = known[2], known[3]
+        if fused_as is None or g.dtype is not fused_as[0]:
+            return None
+        alike = g.is_contiguous() if layout is None else g.stride() == layout
+        return fused_as if alike else None
