@@ -270,3 +270,18 @@ def test_a_parameter_whose_data_becomes_a_strided_view_is_not_given_to_the_fused
     opt.step()
     assert torch.equal(store[..., 1], torch.zeros(2, 3))
     assert torch.equal(store[..., 0], torch.full((2, 3), -0.5))
+
+
+def test_adam_treats_a_complex_parameter_as_its_real_and_imaginary_parts_like_torch():
+    """v holds the square of each part (as torch computes it), not |g|^2."""
+    g = torch.tensor([3 + 4j, -1 + 2j], dtype=torch.complex128)
+    p = tg.Tensor(torch.zeros(2, dtype=torch.complex128), requires_grad=True)
+    q = torch.zeros(2, dtype=torch.complex128, requires_grad=True)
+    opt, ref = optim.Adam([p], betas=(0.9, 0.99)), torch.optim.Adam([q], betas=(0.9, 0.99))
+    p.grad, q.grad = g, g.clone()
+    opt.step()
+    ref.step()
+    v = opt.state[p]["exp_avg_sq"]
+    torch.testing.assert_close(torch.view_as_real(v), (1 - 0.99) * torch.view_as_real(g) ** 2)
+    assert torch.equal(v, ref.state[q]["exp_avg_sq"])
+    assert torch.equal(p.data, q.detach())
