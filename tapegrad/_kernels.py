@@ -92,8 +92,8 @@ def fused_sgd_takes(param, grad, buffer=None) -> bool:
     ``store[..., 0]`` would have it write its neighbours' memory; a gradient
     laid out differently from its parameter would be read in the wrong order.
     All three must have the parameter's dtype (float32 or float64) and device
-    (the CPU or one GPU). This runs for every parameter at every step: it
-    uses the cheapest tensor queries there are.
+    (the CPU or one GPU). (SGD asks it again only when a parameter's data or
+    buffer changes; is_cpu and get_device() are the cheap device queries.)
     """
     dtype = param.dtype
     if dtype not in FUSED_SGD_DTYPES or grad.dtype != dtype:
