@@ -46,11 +46,13 @@ mse_loss_backward = _aten("mse_loss_backward") or _mse_loss_backward
 # --- private: the fused SGD update, and the version counter it must bump -----
 
 def _public_sgd(params, grads, momentum_buffers, *, lr, momentum, dampening, weight_decay,
-                nesterov, is_first_step):
-    """torch.optim.SGD's update rule, one tensor at a time, in place."""
+                nesterov, is_first_step, maximize=False):
+    """torch.optim.SGD's update rule, one tensor at a time, in place (any layout, any dtype)."""
     # Without momentum there are no buffers: zip over [] would update nothing.
     buffers = momentum_buffers if momentum else [None] * len(params)
     for p, g, buf in zip(params, grads, buffers):
+        if maximize:
+            g = -g
         if weight_decay:
             g = g.add(p, alpha=weight_decay)
         if momentum:
@@ -63,13 +65,62 @@ def _public_sgd(params, grads, momentum_buffers, *, lr, momentum, dampening, wei
 
 
 def _fused_sgd(params, grads, momentum_buffers, *, lr, momentum, dampening, weight_decay,
-               nesterov, is_first_step):
+               nesterov, is_first_step, maximize=False):
+    """The same update in one torch kernel call, for tensors that `fused_sgd_takes`."""
     torch._fused_sgd_(params, grads, momentum_buffers if momentum else [],
                       weight_decay=weight_decay, momentum=momentum, lr=lr, dampening=dampening,
-                      nesterov=nesterov, maximize=False, is_first_step=is_first_step)
+                      nesterov=nesterov, maximize=maximize, is_first_step=is_first_step)
     # The fused kernel writes the parameters without bumping their version
     # counters; bump them, so a stale tape (saved before this step) is caught.
     bump_versions(params)
+
+
+# Where _fused_sgd_ computes exactly the public rule (tests/test_optim_kernels.py measures it):
+# real float32/float64 on the CPU or a CUDA GPU (the devices the tests cover). torch 2.13's CPU
+# kernel leaves most elements of a float16/bfloat16 tensor unwritten (every full block of 16),
+# and has no complex kernel.
+FUSED_SGD_DTYPES = (torch.float32, torch.float64)
+
+
+def fused_sgd_takes(param, grad, buffer=None) -> bool:
+    """Does `_fused_sgd` update `param` exactly as `_public_sgd` would?
+
+    The kernel walks the parameter, its gradient and its momentum buffer as
+    three flat arrays from their first element, so they must lie in memory
+    in the same order with no gaps: all contiguous, or all with the same
+    strides and dense (e.g. transposed alike). A strided view such as
+    ``store[..., 0]`` would have it write its neighbours' memory; a gradient
+    laid out differently from its parameter would be read in the wrong order.
+    All three must have the parameter's dtype (float32 or float64) and device
+    (the CPU or one GPU). (SGD asks it again only when a parameter's data or
+    buffer changes; is_cpu and get_device() are the cheap device queries.)
+    """
+    dtype = param.dtype
+    if dtype not in FUSED_SGD_DTYPES or grad.dtype != dtype:
+        return False
+    on_cpu, device = param.is_cpu, param.get_device()
+    if not (on_cpu or param.is_cuda) or grad.is_cpu != on_cpu or grad.get_device() != device:
+        return False
+    if buffer is not None and (buffer.dtype != dtype or buffer.is_cpu != on_cpu
+                               or buffer.get_device() != device):
+        return False
+    if param.is_contiguous() and grad.is_contiguous() and (buffer is None or buffer.is_contiguous()):
+        return True
+    stride = param.stride()
+    return (grad.stride() == stride and (buffer is None or buffer.stride() == stride)
+            and is_dense(param))
+
+
+def is_dense(t) -> bool:
+    """Do t's elements fill one block of memory, with no gaps and no overlaps, in some order?"""
+    if t.numel() == 0:
+        return True
+    expected = 1
+    for stride, size in sorted((st, s) for st, s in zip(t.stride(), t.shape) if s != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
 
 
 def _public_bump_versions(tensors):

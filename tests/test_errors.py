@@ -4,11 +4,10 @@ One test per item of issue 7 (shapes, dtypes, devices, non-tensor inputs,
 integer tensors, misuse of backward(), optimizer arguments). Each test
 checks the error's type and that its message names the op or layer and
 the shapes or dtypes involved, and, where state could be touched, that
-nothing was half-changed. Stale tapes, anomaly mode, checkpoints, threads
-and the fuzz test have files of their own.
+nothing was half-changed. Stale tapes, anomaly mode, checkpoints, threads,
+optimizer arguments (test_optim_errors.py) and the fuzz test have files of
+their own.
 """
-
-import math
 
 import pytest
 import torch
@@ -448,55 +447,3 @@ def test_grad_of_a_non_leaf_cannot_be_set():
                                            r"\(tape index 0\)"):
         y.grad = torch.ones(2)
 
-
-# --- optimizer arguments ---------------------------------------------------------
-
-OPTIMIZERS = [optim.SGD, optim.Adam]
-
-
-@pytest.mark.parametrize("make", OPTIMIZERS)
-@pytest.mark.parametrize("lr", [-0.1, math.nan, math.inf, -math.inf, "0.1", None, True])
-def test_optimizer_refuses_bad_learning_rate(make, lr):
-    model = nn.Linear(2, 1)
-    with pytest.raises(ValueError, match=rf"{make.__name__}: lr must be"):
-        make(model.parameters(), lr=lr)
-
-
-@pytest.mark.parametrize("momentum", [-0.1, 1.0, 1.5, math.nan])
-def test_sgd_refuses_momentum_outside_0_1(momentum):
-    with pytest.raises(ValueError, match=r"SGD: momentum must be (in \[0.0, 1.0\)|a finite number)"):
-        optim.SGD(nn.Linear(2, 1).parameters(), lr=0.1, momentum=momentum)
-
-
-def test_sgd_accepts_momentum_in_0_1():
-    optim.SGD(nn.Linear(2, 1).parameters(), lr=0.1, momentum=0.0)
-    optim.SGD(nn.Linear(2, 1).parameters(), lr=0.1, momentum=0.99)
-
-
-@pytest.mark.parametrize("betas", [(1.0, 0.999), (0.9, -0.1), (0.9,), 0.9])
-def test_adam_refuses_bad_betas(betas):
-    with pytest.raises(ValueError, match=r"Adam: betas"):
-        optim.Adam(nn.Linear(2, 1).parameters(), lr=0.1, betas=betas)
-
-
-@pytest.mark.parametrize("make", OPTIMIZERS)
-@pytest.mark.parametrize("params", [[], (), iter([])])
-def test_optimizer_refuses_empty_parameter_list(make, params):
-    with pytest.raises(ValueError, match=rf"{make.__name__} got an empty parameter list"):
-        make(params, lr=0.1)
-
-
-@pytest.mark.parametrize("make", OPTIMIZERS)
-def test_optimizer_refuses_a_single_tensor_and_non_leaves(make):
-    p = leaf(2)
-    with pytest.raises(TypeError, match=r"wrap it in a list"):
-        make(p, lr=0.1)
-    with pytest.raises(TypeError, match=r"parameter 0 must be a leaf Tensor"):
-        make([p * 2], lr=0.1)
-    with pytest.raises(TypeError, match=r"parameter 1 must be a leaf Tensor.*got Tensor"):
-        make([p, tg.tensor([1.0])], lr=0.1)
-
-
-def test_nesterov_needs_momentum():
-    with pytest.raises(ValueError, match=r"nesterov=True needs momentum > 0"):
-        optim.SGD(nn.Linear(2, 1).parameters(), lr=0.1, nesterov=True)

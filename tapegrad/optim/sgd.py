@@ -1,14 +1,21 @@
-"""`SGD`: stochastic gradient descent with momentum, dampening, weight decay and Nesterov.
+"""`SGD`: stochastic gradient descent with momentum, dampening, weight decay, Nesterov, maximize.
 
-torch.optim.SGD's update rule, for each parameter p with gradient g:
+torch.optim.SGD's update rule, for each parameter p with gradient g, learning
+rate lr, momentum mu, dampening tau and weight decay lambda:
 
-    g = g + weight_decay * p
-    buf = g                                   (first step)
-    buf = momentum * buf + (1 - dampening) * g (later steps)
-    g = g + momentum * buf  if nesterov  else  buf
+    g = -g                               if maximize
+    g = g + lambda * p                   (if lambda != 0)
+    b = g                                (first step; if mu != 0)
+    b = mu * b + (1 - tau) * g           (later steps)
+    g = g + mu * b  if nesterov  else b
     p = p - lr * g
 
-All parameters are updated by one fused torch kernel call per step.
+Parameters that torch's fused kernel handles exactly (see
+`_kernels.fused_sgd_takes`: real float32/float64 on the CPU or a GPU, the
+parameter, its gradient and its momentum buffer laid out alike in memory)
+are updated by one kernel call per device and dtype; the rest (complex,
+half precision, strided views, a gradient laid out unlike its parameter)
+one tensor at a time by the same rule in public torch.
 """
 
 from __future__ import annotations
@@ -16,52 +23,99 @@ from __future__ import annotations
 import torch
 
 from .. import _kernels
-from .optimizer import Optimizer
+from .optimizer import Optimizer, grad_of
 
 
 class SGD(Optimizer):
-    def __init__(self, params, lr: float, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False):
-        owner = "SGD"
-        self._check_number("lr", lr, owner=owner)
-        self._check_number("momentum", momentum, 0.0, 1.0, high_open=True, owner=owner)
-        self._check_number("dampening", dampening, 0.0, 1.0, owner=owner)
-        self._check_number("weight_decay", weight_decay, owner=owner)
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("SGD: nesterov=True needs momentum > 0 and dampening = 0")
+    """SGD(params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *, maximize=False)
+
+    Options (also per parameter group): lr >= 0, momentum >= 0, any finite
+    dampening, weight_decay >= 0; nesterov needs momentum > 0 and dampening 0.
+    A bad value raises ValueError (TypeError if it is not a number), like torch.
+    State: ``state[p]["momentum_buffer"]`` (b above) once p has stepped with momentum.
+    """
+
+    _param_shaped_state = ("momentum_buffer",)
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov))
-        self.lr, self.momentum, self.dampening = lr, momentum, dampening
-        self.weight_decay, self.nesterov = weight_decay, nesterov
-        self._buffers: dict[int, torch.Tensor] = {}
+                                      weight_decay=weight_decay, nesterov=nesterov,
+                                      maximize=maximize))
+        self._fused: dict = {}      # p -> what _fused_as knows of p.data and its buffer
 
-    def step(self) -> None:
-        live = [p for p in self.params if p._grad is not None]
-        if not live:
-            return
-        params = [p.data for p in live]
-        grads = [p._grad for p in live]
-        if not self.momentum:
-            self._update(params, grads, [], False)
-            return
-        buffers = [self._buffers.get(id(p)) for p in live]
-        fresh = [i for i, buf in enumerate(buffers) if buf is None]
-        for i in fresh:
-            p = live[i]
-            buffers[i] = self._buffers[id(p)] = torch.empty_like(p.data)
-            self.state[id(p)] = {"momentum_buffer": buffers[i]}
-        if fresh and len(fresh) != len(live):
-            # Some buffers start now, some carry on: two calls, as the kernel
-            # takes one first-step flag for all.
-            new = set(fresh)
-            for first in (True, False):
-                keep = [i for i in range(len(params)) if (i in new) == first]
-                self._update([params[i] for i in keep], [grads[i] for i in keep],
-                             [buffers[i] for i in keep], first)
-        else:
-            self._update(params, grads, buffers, bool(fresh))
+    def _check_options(self, options, where):
+        for key in ("lr", "momentum", "weight_decay"):
+            self._check_number(options, key, where)
+        self._check_number(options, "dampening", where, low=-float("inf"))
+        if options.get("nesterov") and (options["momentum"] <= 0 or options["dampening"] != 0):
+            raise ValueError(f"{where}: nesterov=True needs momentum > 0 and dampening = 0, got "
+                             f"momentum={options['momentum']}, dampening={options['dampening']}")
 
-    def _update(self, params, grads, buffers, is_first_step):
-        _kernels.sgd_step(params, grads, buffers, lr=self.lr, momentum=self.momentum,
-                          dampening=self.dampening, weight_decay=self.weight_decay,
-                          nesterov=self.nesterov, is_first_step=is_first_step)
+    def step(self, closure=None):
+        """Update every parameter that has a gradient (rule in the module docstring)."""
+        loss = self._run_closure(closure)
+        for group in self.param_groups:
+            calls, started = self._plan(group)
+            for (fused_as, first), (params, grads, buffers) in calls.items():
+                update = _kernels._public_sgd if fused_as is None else _kernels.sgd_step
+                update(params, grads, buffers, lr=group["lr"], momentum=group["momentum"],
+                       dampening=group["dampening"], weight_decay=group["weight_decay"],
+                       nesterov=group["nesterov"], maximize=group["maximize"],
+                       is_first_step=first)
+            for p, buf in started:
+                self.state[p]["momentum_buffer"] = buf
+        return loss
+
+    def _plan(self, group):
+        """Sort a group's parameters into kernel calls.
+
+        Returns ({(fused as (dtype, device index), or None; first step of the buffers?):
+        (params, grads, buffers)}, [(p, buffer) for buffers that start at this step]).
+        """
+        calls: dict = {}
+        started = []
+        momentum, state = group["momentum"], self.state
+        for p in group["params"]:
+            g = grad_of(p)
+            if g is None:
+                continue
+            data = p.data
+            buf, first = None, False
+            if momentum:
+                entry = state.get(p)
+                buf = entry.get("momentum_buffer") if entry else None
+                if buf is None:
+                    buf, first = torch.empty_like(data), True
+                    started.append((p, buf))
+            key = (self._fused_as(p, data, g, buf), first)
+            call = calls.get(key)
+            if call is None:
+                call = calls[key] = ([], [], [])
+            call[0].append(data)
+            call[1].append(g)
+            call[2].append(buf)
+        return calls, started
+
+    def _fused_as(self, p, data, g, buf):
+        """(dtype, device index) to update p with the fused kernel at this step, or None.
+
+        `_kernels.fused_sgd_takes` decides. What it checks of the parameter and
+        its buffer (dtype, device, layout) is kept while p.data and the buffer
+        stay the same tensors, so each step checks only the gradient's dtype
+        and layout: this runs for every parameter at every step. (A leaf's
+        gradient has its shape and device: the .grad setter and the sweep
+        check them.)
+        """
+        known = self._fused.get(p)
+        if known is None or known[0] is not data or known[1] is not buf:
+            fused_as = (data.dtype, data.get_device())
+            if not _kernels.fused_sgd_takes(data, data, buf):
+                fused_as = None
+            layout = None if data.is_contiguous() else data.stride()
+            known = self._fused[p] = (data, buf, fused_as, layout)
+        fused_as, layout = known[2], known[3]
+        if fused_as is None or g.dtype is not fused_as[0]:
+            return None
+        alike = g.is_contiguous() if layout is None else g.stride() == layout
+        return fused_as if alike else None

@@ -1,0 +1,287 @@
+"""SGD, Adam and AdamW against torch.optim on every kind of parameter and gradient layout.
+
+Each test gives the same parameters (real, complex, strided views such as
+``store[..., 0]``, transposed, 0-d and empty) the same gradients (contiguous,
+transposed or strided) for 25 steps, in tapegrad and in torch.optim, and
+compares the parameters after every step and, at the end, the whole memory
+the parameters are views of (so a kernel writing outside a view is caught).
+
+SGD's fast path (torch's fused kernel) rounds a little differently from
+torch.optim's per-tensor loop, so the comparison is assert_close with tight
+tolerances; on the per-tensor path it is bit for bit.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import tapegrad as tg
+from tapegrad import _kernels, optim
+
+STEPS = 25
+TOL = {torch.float64: dict(rtol=1e-12, atol=1e-14), torch.complex128: dict(rtol=1e-12, atol=1e-14),
+       torch.float32: dict(rtol=1e-5, atol=1e-6)}
+
+PARAM_KINDS = ["contiguous", "strided", "transposed", "0-d", "empty"]
+GRAD_KINDS = ["contiguous", "transposed", "strided"]
+
+
+def make_storage(kind, dtype, g):
+    """(storage, view): the view is the parameter, the storage all the memory it lives in."""
+    if kind == "contiguous":
+        store = torch.randn(3, 4, generator=g, dtype=dtype)
+        return store, store
+    if kind == "strided":                       # every other element: store[..., 1] is not ours
+        store = torch.randn(3, 4, 2, generator=g, dtype=dtype)
+        return store, store[..., 0]
+    if kind == "transposed":
+        store = torch.randn(4, 3, generator=g, dtype=dtype)
+        return store, store.t()
+    if kind == "0-d":
+        store = torch.randn((), generator=g, dtype=dtype)
+        return store, store
+    store = torch.randn(0, 3, generator=g, dtype=dtype)
+    return store, store
+
+
+def make_grad(kind, shape, dtype, g):
+    """A gradient of `shape` laid out as `kind`."""
+    if len(shape) < 2 or kind == "contiguous":
+        return torch.randn(shape, generator=g, dtype=dtype)
+    if kind == "transposed":
+        return torch.randn(shape[::-1], generator=g, dtype=dtype).t()
+    return torch.randn(*shape, 3, generator=g, dtype=dtype)[..., 1]
+
+
+def twins(kinds, dtype, seed=0):
+    """The same parameters for both: [(our Tensor, our storage, torch leaf, torch storage)]."""
+    g = torch.Generator().manual_seed(seed)
+    result = []
+    for kind in kinds:
+        store, view = make_storage(kind, dtype, g)
+        their_store = store.clone()
+        their_view = their_store.as_strided(view.shape, view.stride(),
+                                            view.storage_offset()).requires_grad_(True)
+        assert their_view.stride() == view.stride() and torch.equal(their_view.detach(), view)
+        result.append((tg.Tensor(view, requires_grad=True), store, their_view, their_store))
+    return result
+
+
+def follow_torch(make_ours, make_theirs, kinds, dtype, grad_kind, steps=STEPS, seed=0):
+    pairs = twins(kinds, dtype, seed)
+    ours = make_ours([p for p, *_ in pairs])
+    theirs = make_theirs([q for _, _, q, _ in pairs])
+    g, g_theirs = (torch.Generator().manual_seed(seed + 1) for _ in range(2))
+    starts = [store.clone() for _, store, _, _ in pairs]
+    for step in range(steps):
+        for p, _, q, _ in pairs:        # the same values, laid out the same way, for each
+            p.grad = make_grad(grad_kind, tuple(p.shape), dtype, g)
+            q.grad = make_grad(grad_kind, tuple(p.shape), dtype, g_theirs)
+        ours.step()
+        theirs.step()
+        for i, (p, _, q, _) in enumerate(pairs):
+            if not torch.allclose(p.data, q.detach(), **TOL[dtype]):    # fast; then the message
+                torch.testing.assert_close(p.data, q.detach(), **TOL[dtype],
+                                           msg=lambda m: f"step {step + 1}, {kinds[i]}: {m}")
+    for kind, (_, store, _, their_store), start in zip(kinds, pairs, starts):
+        torch.testing.assert_close(store, their_store.detach(), **TOL[dtype],
+                                   msg=lambda m: f"the memory around the {kind} parameter: {m}")
+        if store.numel():
+            assert not torch.equal(store, start), f"the {kind} parameter did not move"
+
+
+SGD_CONFIGS = [
+    dict(lr=0.1),
+    dict(lr=0.05, momentum=0.9),
+    dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.01),
+    dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.02),
+    dict(lr=0.02, momentum=1.5, maximize=True),
+    dict(lr=0.1, weight_decay=0.1, maximize=True),
+]
+ADAM_CONFIGS = [
+    (optim.Adam, torch.optim.Adam, dict()),
+    (optim.Adam, torch.optim.Adam, dict(lr=0.01, amsgrad=True, weight_decay=0.05)),
+    (optim.Adam, torch.optim.Adam, dict(lr=0.02, betas=(0.8, 0.9), eps=1e-6, maximize=True)),
+    (optim.Adam, torch.optim.Adam, dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    (optim.AdamW, torch.optim.AdamW, dict(lr=0.01)),
+    (optim.AdamW, torch.optim.AdamW, dict(lr=0.01, weight_decay=0.1, amsgrad=True, maximize=True)),
+]
+
+
+def name(config):
+    return ",".join(f"{k}={v}" for k, v in config.items()) or "defaults"
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128, torch.float32], ids=str)
+@pytest.mark.parametrize("grad_kind", GRAD_KINDS)
+@pytest.mark.parametrize("config", SGD_CONFIGS, ids=name)
+def test_sgd_follows_torch_on_every_layout(config, grad_kind, dtype):
+    follow_torch(lambda ps: optim.SGD(ps, **config), lambda ps: torch.optim.SGD(ps, **config),
+                 PARAM_KINDS, dtype, grad_kind)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128], ids=str)
+@pytest.mark.parametrize("grad_kind", GRAD_KINDS)
+@pytest.mark.parametrize("ours, theirs, config", ADAM_CONFIGS,
+                         ids=[f"{c[0].__name__}:{name(c[2])}" for c in ADAM_CONFIGS])
+def test_adam_follows_torch_on_every_layout(ours, theirs, config, grad_kind, dtype):
+    follow_torch(lambda ps: ours(ps, **config), lambda ps: theirs(ps, **config), PARAM_KINDS,
+                 dtype, grad_kind)
+
+
+def bitwise(make_ours, make_theirs, kinds, dtype, grad_kind, steps=STEPS):
+    """Both run the same per-tensor ops in the same order: equal to the last bit."""
+    pairs = twins(kinds, dtype)
+    ours, theirs = make_ours([p for p, *_ in pairs]), make_theirs([q for _, _, q, _ in pairs])
+    g, g_theirs = (torch.Generator().manual_seed(1) for _ in range(2))
+    for _ in range(steps):
+        for p, _, q, _ in pairs:
+            p.grad = make_grad(grad_kind, tuple(p.shape), dtype, g)
+            q.grad = make_grad(grad_kind, tuple(p.shape), dtype, g_theirs)
+        ours.step()
+        theirs.step()
+    for kind, (_, store, _, their_store) in zip(kinds, pairs):
+        assert torch.equal(store, their_store.detach()), kind
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128, torch.float32], ids=str)
+@pytest.mark.parametrize("ours, theirs, config", ADAM_CONFIGS,
+                         ids=[f"{c[0].__name__}:{name(c[2])}" for c in ADAM_CONFIGS])
+def test_adam_is_torchs_per_tensor_rule_to_the_last_bit(ours, theirs, config, dtype):
+    bitwise(lambda ps: ours(ps, **config), lambda ps: theirs(ps, **config, foreach=False),
+            PARAM_KINDS, dtype, "transposed")
+
+
+@pytest.mark.parametrize("config", SGD_CONFIGS, ids=name)
+def test_sgd_where_the_fused_kernel_is_not_exact_is_torchs_rule_to_the_last_bit(config):
+    # complex, strided and a gradient laid out unlike its parameter: the per-tensor path
+    bitwise(lambda ps: optim.SGD(ps, **config),
+            lambda ps: torch.optim.SGD(ps, **config, foreach=False),
+            ["strided", "transposed"], torch.complex128, "contiguous")
+
+
+def test_the_reproduction_from_the_issue():
+    """A strided view parameter: the step changes the view and nothing around it."""
+    store = torch.arange(12.).reshape(2, 3, 2)
+    w = tg.Tensor(store[..., 0], requires_grad=True)
+    w.grad = torch.ones(2, 3)
+    tg.optim.SGD([w], lr=0.5).step()
+    assert torch.equal(store[..., 1], torch.arange(12.).reshape(2, 3, 2)[..., 1])
+    assert torch.equal(store[..., 0], torch.arange(12.).reshape(2, 3, 2)[..., 0] - 0.5)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_one_step_splits_the_parameters_between_the_fused_kernel_and_the_per_tensor_path(
+        monkeypatch, momentum):
+    if _kernels.sgd_step is _kernels._public_sgd:
+        pytest.skip("this torch has no fused SGD kernel")
+    calls = {"fused": [], "public": []}
+
+    def spy(kind, kernel):
+        def run(params, *args, **kwargs):
+            calls[kind].append([p.data_ptr() for p in params])
+            return kernel(params, *args, **kwargs)
+        return run
+
+    monkeypatch.setattr(_kernels, "sgd_step", spy("fused", _kernels.sgd_step))
+    monkeypatch.setattr(_kernels, "_public_sgd", spy("public", _kernels._public_sgd))
+    g = torch.Generator().manual_seed(0)
+    plain = tg.Tensor(torch.randn(3, 4, generator=g), requires_grad=True)
+    other_dtype = tg.Tensor(torch.randn(5, dtype=torch.float64, generator=g), requires_grad=True)
+    strided = tg.Tensor(torch.randn(3, 4, 2, generator=g)[..., 0], requires_grad=True)
+    complex_ = tg.Tensor(torch.randn(3, dtype=torch.complex64, generator=g), requires_grad=True)
+    half = tg.Tensor(torch.randn(40, generator=g).half(), requires_grad=True)
+    transposed = tg.Tensor(torch.randn(4, 3, generator=g).t(), requires_grad=True)
+    params = [plain, other_dtype, strided, complex_, half, transposed]
+    for p in params:
+        p.grad = torch.ones_like(p.data)            # ones_like keeps a transposed layout
+    opt = optim.SGD(params, lr=0.1, momentum=momentum)
+    for _ in range(2):
+        calls["fused"].clear()
+        calls["public"].clear()
+        opt.step()
+        fused = sorted(ptr for call in calls["fused"] for ptr in call)
+        public = sorted(ptr for call in calls["public"] for ptr in call)
+        assert fused == sorted(p.data.data_ptr() for p in (plain, other_dtype, transposed))
+        assert public == sorted(p.data.data_ptr() for p in (strided, complex_, half))
+        assert len(calls["fused"]) == 2             # one call per dtype
+    transposed.grad = torch.ones(3, 4)              # now laid out unlike its parameter
+    calls["public"].clear()
+    opt.step()
+    assert transposed.data.data_ptr() in calls["public"][0]
+
+
+def test_sgd_with_momentum_1_follows_torch_like_any_momentum():
+    follow_torch(lambda ps: optim.SGD(ps, lr=0.01, momentum=1.0),
+                 lambda ps: torch.optim.SGD(ps, lr=0.01, momentum=1.0),
+                 ["contiguous", "transposed"], torch.float64, "contiguous")
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: optim.Adam(ps, lr=0.1)], ids=["SGD", "Adam"])
+def test_a_gradient_from_create_graph_is_read_through_its_data(make):
+    """After backward(create_graph=True) a .grad may be a tapegrad Tensor: its values are used."""
+    results = []
+    for wrap in (tg.Tensor, lambda t: t):
+        p = tg.Tensor(torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64), requires_grad=True)
+        opt = make([p])
+        for step in range(3):
+            p._grad = wrap(torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64) * (step + 1))
+            opt.step()
+        results.append(p.data)
+    assert torch.equal(*results)
+    assert not torch.equal(results[0], torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64))
+
+
+def test_a_parameter_moved_to_another_dtype_mid_training_follows_torch():
+    """model.double() swaps p.data (the buffers stay float32, in torch too): SGD notices."""
+    torch.manual_seed(0)
+    theirs = torch.nn.Linear(3, 2)
+    ours = tg.nn.Linear(3, 2)
+    ours.load_state_dict(theirs.state_dict())
+    opt = optim.SGD(ours.parameters(), lr=0.1, momentum=0.9)
+    ref = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9)
+    g = torch.Generator().manual_seed(1)
+    for step in range(8):
+        if step == 4:
+            ours.double()
+            theirs.double()
+        x = torch.randn(5, 3, generator=g, dtype=ours.weight.dtype)
+        opt.zero_grad()
+        tg.nn.MSELoss()(ours(x), x[:, :2]).backward()
+        opt.step()
+        ref.zero_grad()
+        torch.nn.MSELoss()(theirs(x), x[:, :2]).backward()
+        ref.step()
+        torch.testing.assert_close(ours.weight.data, theirs.weight.detach(), rtol=1e-6, atol=1e-7)
+    assert ours.weight.dtype == torch.float64
+    assert opt.state[ours.weight]["momentum_buffer"].dtype == torch.float32
+
+
+def test_a_parameter_whose_data_becomes_a_strided_view_is_not_given_to_the_fused_kernel():
+    w = tg.Tensor(torch.zeros(2, 3), requires_grad=True)
+    opt = optim.SGD([w], lr=0.5, momentum=0.9)
+    w.grad = torch.ones(2, 3)
+    opt.step()                                      # contiguous: the fused kernel
+    store = torch.zeros(2, 3, 2)
+    w.data = store[..., 0]                          # now a view with gaps
+    opt.state[w]["momentum_buffer"] = torch.zeros(2, 3)
+    opt.step()
+    assert torch.equal(store[..., 1], torch.zeros(2, 3))
+    assert torch.equal(store[..., 0], torch.full((2, 3), -0.5))
+
+
+def test_adam_treats_a_complex_parameter_as_its_real_and_imaginary_parts_like_torch():
+    """v holds the square of each part (as torch computes it), not |g|^2."""
+    g = torch.tensor([3 + 4j, -1 + 2j], dtype=torch.complex128)
+    p = tg.Tensor(torch.zeros(2, dtype=torch.complex128), requires_grad=True)
+    q = torch.zeros(2, dtype=torch.complex128, requires_grad=True)
+    opt, ref = optim.Adam([p], betas=(0.9, 0.99)), torch.optim.Adam([q], betas=(0.9, 0.99))
+    p.grad, q.grad = g, g.clone()
+    opt.step()
+    ref.step()
+    v = opt.state[p]["exp_avg_sq"]
+    torch.testing.assert_close(torch.view_as_real(v), (1 - 0.99) * torch.view_as_real(g) ** 2)
+    assert torch.equal(v, ref.state[q]["exp_avg_sq"])
+    assert torch.equal(p.data, q.detach())
