@@ -188,8 +188,9 @@ def rand_like(input, *, generator=None, dtype=None, device=None, requires_grad: 
               memory_format=torch.preserve_format) -> Tensor:
     """Uniform random values in [0, 1) with input's shape, dtype and device (torch.rand_like)."""
     data = _data(input, "rand_like")
-    return _leaf("rand_like", lambda: torch.rand_like(data, generator=generator, dtype=dtype,
-                                                      device=device, memory_format=memory_format),
+    extra = {} if generator is None else {"generator": generator}    # (older torch lacks it)
+    return _leaf("rand_like", lambda: torch.rand_like(data, dtype=dtype, device=device,
+                                                      memory_format=memory_format, **extra),
                  requires_grad)
 
 
@@ -197,7 +198,7 @@ def randn_like(input, *, generator=None, dtype=None, device=None, requires_grad:
                memory_format=torch.preserve_format) -> Tensor:
     """Standard normal random values with input's shape, dtype and device (torch.randn_like)."""
     data = _data(input, "randn_like")
-    return _leaf("randn_like", lambda: torch.randn_like(data, generator=generator, dtype=dtype,
-                                                        device=device,
-                                                        memory_format=memory_format),
+    extra = {} if generator is None else {"generator": generator}
+    return _leaf("randn_like", lambda: torch.randn_like(data, dtype=dtype, device=device,
+                                                        memory_format=memory_format, **extra),
                  requires_grad)

@@ -332,15 +332,10 @@ class Tensor:
 
     def cuda(self, device=None, non_blocking: bool = False) -> Tensor:
         """This tensor on a CUDA device (itself if it already is there); torch's error without one."""
-        ops.shape.check_device_available(
-            torch.device("cuda" if device is None else
-                         f"cuda:{device}" if isinstance(device, int) else device), "cuda",
-            lambda: torch.empty(0).cuda(device))
-        if device is None:
-            device = "cuda"
-        elif isinstance(device, int):
-            device = f"cuda:{device}"
-        return self.to(device, non_blocking=non_blocking)
+        target = "cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device
+        ops.shape.check_device_available(torch.device(target), "cuda",
+                                         lambda: torch.empty(0).cuda(device))
+        return self.to(target, non_blocking=non_blocking)
 
     # --- arithmetic -------------------------------------------------------
     def __add__(self, other):
@@ -683,7 +678,6 @@ class Tensor:
 
     def stride(self, dim=None):
         return self._data.stride() if dim is None else self._data.stride(dim)
-
 
     # --- comparisons: plain values, no gradient ---------------------------
     def _compare(self, other, compare):

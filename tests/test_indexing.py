@@ -224,6 +224,16 @@ def test_empty_results(shape, index):
     assert x.grad.shape == x.shape and not x.grad.any()
 
 
+@pytest.mark.parametrize("index", [(slice(None), 1), torch.tensor([0, 0, 2]), [[0, 1], [2, 2]],
+                                   (Ellipsis, np.array([1, 1])), (None, slice(1, None, 2))])
+def test_float32_matches_torch(index):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)       # torch's deprecation of the nested list
+        check_against_torch(pick(index), randn((3, 4), 0, dtype=torch.float32), rtol=1e-6, atol=1e-6)
+        check_second_order(lambda t: pick(index)(t) * pick(index)(t),
+                           randn((3, 4), 1, dtype=torch.float32), rtol=1e-5, atol=1e-5)
+
+
 # --- errors: torch's type ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("index", [5, -4, [0, 5], torch.tensor([0, 5]), np.array([0, 5]), (0, 4),

@@ -136,6 +136,12 @@ def test_view_and_reshape_refuse_a_wrong_number_of_elements():
         assert "6 elements" in message and "(2, 3)" in message
 
 
+@pytest.mark.parametrize("call", [lambda t: t.view(), lambda t: t.permute(),
+                                  lambda t: t.view("a"), lambda t: t.view(2.0, 3)])
+def test_missing_or_wrong_sizes_are_a_type_error_like_torch(call):
+    raises_like_torch(call, randn((2, 3), 0))
+
+
 def test_view_is_not_reshape():
     assert tg.Tensor.view is not tg.Tensor.reshape
 

@@ -19,7 +19,7 @@ from .shape import normalize_dim
 
 def _along(dim: int, item) -> tuple:
     """The index that applies `item` (an int or a slice) to dimension `dim`: (:, :, item)."""
-    return (slice(None),) * dim + (item,)
+    return item if dim == 0 else (slice(None),) * dim + (item,)     # x[item] reads best
 
 
 def _check_tensors(tensors, prefix: str = "") -> None:

@@ -54,6 +54,9 @@ def normalize_dims(dims, shape, op: str = "") -> tuple:
 
 def sizes_argument(sizes, op: str) -> tuple:
     """Sizes given as varargs ``f(2, 3)`` or as one sequence ``f((2, 3))``, as a tuple of ints."""
+    if not sizes:
+        raise TypeError(f"{op} needs its sizes (as torch): {op.split('(')[0]}(2, 3), or "
+                        f"{op.split('(')[0]}(()) for none")
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list, torch.Size)):
         sizes = sizes[0]
     try:
