@@ -1,4 +1,4 @@
-"""Creation functions, as torch has them: zeros, ones, full, empty, rand, randn, arange, linspace, eye, and the *_like ones.
+"""Creation functions, as torch has them: zeros, ones, full, empty, eye, rand, randn, arange, linspace, *_like.
 
 Each builds its values with the torch function of the same name and wraps
 them in a tapegrad `Tensor`, a leaf::

@@ -333,7 +333,8 @@ class Tensor:
     def cuda(self, device=None, non_blocking: bool = False) -> Tensor:
         """This tensor on a CUDA device (itself if it already is there); torch's error without one."""
         target = "cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device
-        ops.shape.check_device_available(torch.device(target), "cuda",
+        ops.shape.check_device_available(torch.device(target),
+                                         "cuda()" if device is None else f"cuda({device!r})",
                                          lambda: torch.empty(0).cuda(device))
         return self.to(target, non_blocking=non_blocking)
 
@@ -632,14 +633,14 @@ class Tensor:
         if self._data.dim() == 0:
             raise RuntimeError("narrow() cannot be applied to a 0-d tensor (as in torch); "
                                "reshape it first")
-        d = ops.shape.normalize_dim(dim, tuple(self.shape), "narrow")
+        d = ops.shape.normalize_dim(dim, tuple(self.shape), "narrow()")
         size = self.shape[d]
         if not -size <= start <= size:
-            raise IndexError(f"narrow: start {start} is out of range for dim {dim} of size {size} "
+            raise IndexError(f"narrow(): start {start} is out of range for dim {dim} of size {size} "
                              f"(shape {tuple(self.shape)}); use a start in [{-size}, {size}]")
         start = start + size if start < 0 else start
         if length < 0 or start + length > size:
-            raise RuntimeError(f"narrow: start {start} + length {length} doesn't fit in dim {dim} "
+            raise RuntimeError(f"narrow(): start {start} + length {length} doesn't fit in dim {dim} "
                                f"of size {size} (shape {tuple(self.shape)}); the length must be "
                                f"in [0, {size - start}]")
         return self[(slice(None),) * d + (slice(start, start + length),)]
@@ -648,7 +649,7 @@ class Tensor:
         """x[.., index, ..] along `dim`: that dimension removed (recorded like x[:, index])."""
         if self._data.dim() == 0:
             raise IndexError("select() cannot be applied to a 0-d tensor (as in torch)")
-        d = ops.shape.normalize_dim(dim, tuple(self.shape), "select")
+        d = ops.shape.normalize_dim(dim, tuple(self.shape), "select()")
         return self[(slice(None),) * d + (index,)]
 
     def split(self, split_size_or_sections, dim: int = 0) -> tuple:

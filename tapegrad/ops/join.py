@@ -179,36 +179,42 @@ def _pieces(tensor, dim: int, sizes) -> tuple:
 
 
 def split(tensor, split_size_or_sections, dim: int = 0) -> tuple:
-    """torch.split: cut `tensor` along `dim` into pieces of one size (the last may be smaller) or of the listed sizes.
+    """torch.split: cut `tensor` along `dim` into pieces of one size, or of the listed sizes.
+
+    An int size gives pieces of that size, the last one smaller if the
+    dim's size is not a multiple of it; a list gives one piece per size.
 
     Each piece is a view (a recorded slice). Errors, as torch: RuntimeError
     for a negative size, a size 0 of a non-empty dim, or sizes that don't
     add up to the dim's size; IndexError for a dim out of range.
     """
-    d = _dim_to_cut(tensor, dim, "split")
+    d = _dim_to_cut(tensor, dim, "split()")
     length = tensor.shape[d]
     if isinstance(split_size_or_sections, (list, tuple, torch.Size)):
         sizes = [int(s) for s in split_size_or_sections]
         if any(s < 0 for s in sizes) or sum(sizes) != length:
-            raise ShapeError(f"split: sizes {sizes} must be non-negative and add up to {length}, "
+            raise ShapeError(f"split(): sizes {sizes} must be non-negative and add up to {length}, "
                              f"the size of dim {d} of the tensor of shape {tuple(tensor.shape)}")
     else:
         size = int(split_size_or_sections)
         if size < 0 or (size == 0 and length != 0):
-            raise ShapeError(f"split: split_size must be positive (0 only for an empty dim), got "
+            raise ShapeError(f"split(): split_size must be positive (0 only for an empty dim), got "
                              f"{size} for dim {d} of size {length}")
         sizes = [p.shape[0] for p in torch.split(torch.empty(length, 0), size)] if size else [0]
     return _pieces(tensor, d, sizes)
 
 
 def chunk(tensor, chunks: int, dim: int = 0) -> tuple:
-    """torch.chunk: cut `tensor` along `dim` into `chunks` pieces of equal size ceil(n / chunks) (the last smaller; maybe fewer pieces).
+    """torch.chunk: cut `tensor` along `dim` into `chunks` pieces of one size.
+
+    Each piece has ceil(n / chunks) elements along `dim` (the last fewer),
+    so there may be fewer than `chunks` pieces, as in torch.
 
     Errors, as torch: RuntimeError for chunks < 1 or a 0-d tensor; IndexError for a dim out of range.
     """
-    d = _dim_to_cut(tensor, dim, "chunk")
+    d = _dim_to_cut(tensor, dim, "chunk()")
     if int(chunks) < 1:
-        raise RuntimeError(f"chunk: chunks must be at least 1, got {chunks}")
+        raise RuntimeError(f"chunk(): chunks must be at least 1, got {chunks}")
     sizes = [p.shape[0] for p in torch.chunk(torch.empty(tensor.shape[d], 0), int(chunks))]
     return _pieces(tensor, d, sizes)
 
@@ -219,7 +225,7 @@ def unbind(tensor, dim: int = 0) -> tuple:
     Errors: IndexError for a 0-d tensor or a dim out of range.
     """
     if tensor.dim() == 0:
-        raise IndexError("unbind: a 0-d tensor has no dimension to unbind; use .item() or "
+        raise IndexError("unbind(): a 0-d tensor has no dimension to unbind; use .item() or "
                          "reshape it first")
-    d = normalize_dim(dim, tensor.shape, "unbind")
+    d = normalize_dim(dim, tensor.shape, "unbind()")
     return tuple(tensor[_along(d, i)] for i in range(tensor.shape[d]))

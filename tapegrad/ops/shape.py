@@ -66,9 +66,9 @@ def sizes_argument(sizes, op: str) -> tuple:
                         f"{op.split('(')[0]}(2, 3) or {op.split('(')[0]}((2, 3))") from None
 
 
-def _invalid_shape(error, x, shape, op: str) -> ShapeError:
-    return ShapeError(f"{op}: {error}; the new shape must hold the {x.numel()} elements of "
-                      f"shape {tuple(x.shape)} (one size may be -1, to be computed)")
+def _invalid_shape(error, x) -> ShapeError:
+    return ShapeError(f"{error}; the new shape must hold the {x.numel()} elements of shape "
+                      f"{tuple(x.shape)} (one size may be -1, to be computed)")
 
 
 # --- reshape and view ----------------------------------------------------------------
@@ -87,7 +87,7 @@ class Reshape(Function):
         try:
             return x.reshape(shape)
         except RuntimeError as error:
-            raise _invalid_shape(error, x, shape, "reshape") from error
+            raise _invalid_shape(error, x) from error
 
     @staticmethod
     def backward(ctx, grad):
@@ -117,7 +117,7 @@ class View(Function):
             return x.view(shape)
         except RuntimeError as error:
             if "stride" not in str(error):
-                raise _invalid_shape(error, x, shape, "view") from error
+                raise _invalid_shape(error, x) from error
             raise ShapeError(
                 f"view size is not compatible with input tensor's size and stride: the tensor of "
                 f"shape {tuple(x.shape)} has strides {x.stride()} (a transpose or a slice), so its "
@@ -276,7 +276,7 @@ class Expand(Function):
         try:
             return x.expand(sizes)
         except RuntimeError as error:
-            raise ShapeError(f"expand: can't expand shape {tuple(x.shape)} to {tuple(sizes)} "
+            raise ShapeError(f"can't expand shape {tuple(x.shape)} to {tuple(sizes)} "
                              f"({error}). Expand only repeats dimensions of size 1 and adds new "
                              "leading ones (-1 keeps a size); use .repeat or an explicit copy "
                              "otherwise") from error
@@ -414,7 +414,7 @@ def same_device(device: torch.device | None, current: torch.device) -> bool:
                               and (device.index is None or device.index == current.index))
 
 
-def check_device_available(device: torch.device | None, call: str = "to", probe=None) -> None:
+def check_device_available(device: torch.device | None, call: str = "", probe=None) -> None:
     """Raise torch's own error (its type) with a fix, when `device` can't be used here.
 
     probe: what torch would run (its error type differs between .to('cuda') and .cuda(0)).
@@ -425,7 +425,7 @@ def check_device_available(device: torch.device | None, call: str = "to", probe=
     try:
         probe() if probe is not None else torch.empty(0, device=device)
     except Exception as error:      # AssertionError on a CPU-only build, RuntimeError otherwise
-        message = (f"{call}({str(device)!r}): this machine can't use device {str(device)!r} "
+        message = (f"{call or f'to({str(device)!r})'}: this machine can't use device {str(device)!r} "
                    f"({error}). Keep the tensor on the CPU, or choose the device with "
                    "device = 'cuda' if torch.cuda.is_available() else 'cpu'")
         try:
