@@ -18,9 +18,21 @@ from .serialization import load, save
 from .check import check_tape
 from .steps import backward_steps, explain
 
+# --- the torch surface: functions as torch has them (tapegrad.cat, tapegrad.zeros, ...) ---
+from .factories import (arange, empty, empty_like, eye, full, full_like, linspace, ones,
+                        ones_like, rand, rand_like, randn, randn_like, zeros, zeros_like)
+from .ops.join import cat, chunk, concat, concatenate, split, stack, unbind
+from .ops.shape import clone, flatten, movedim, permute, reshape, squeeze, transpose, unsqueeze
+
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "Tape", "Node", "Function", "once_differentiable", "backward",
            "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
            "gradcheck", "gradgradcheck", "GradcheckError", "detect_anomaly", "ops", "nn", "optim", "data",
            "save", "load", "check_tape", "backward_steps", "explain"]
+
+__all__ += [  # the torch surface: creation, joins and shape functions
+    "zeros", "ones", "full", "empty", "eye", "rand", "randn", "arange", "linspace",
+    "zeros_like", "ones_like", "full_like", "empty_like", "rand_like", "randn_like",
+    "cat", "concat", "concatenate", "stack", "split", "chunk", "unbind",
+    "reshape", "flatten", "squeeze", "unsqueeze", "permute", "transpose", "movedim", "clone"]

@@ -184,7 +184,17 @@ class Tensor:
         return self._data.numel()
 
     def __len__(self):
-        return len(self._data)
+        if self._data.dim() == 0:
+            raise TypeError("len() of a 0-d tensor: it has no first dimension to count (as in "
+                            "torch); use .numel() for the number of elements, .item() for the value")
+        return self._data.shape[0]
+
+    def __iter__(self):
+        """The slices x[0], x[1], ... along the first dimension, each recorded like x[i]."""
+        if self._data.dim() == 0:
+            raise TypeError("iteration over a 0-d tensor (as in torch): it has no first "
+                            "dimension; use .item() for its value")
+        return iter(self.unbind(0))
 
     def item(self):
         return self._data.item()
@@ -192,10 +202,19 @@ class Tensor:
     def tolist(self):
         return self._data.tolist()
 
-    def numpy(self):
+    def numpy(self, *, force: bool = False):
+        """The values as a numpy array sharing memory (a CPU tensor that requires no grad, as in torch).
+
+        force=True: detach and copy to the CPU first when needed (torch's option).
+        """
+        if force:
+            return self._data.detach().cpu().resolve_conj().resolve_neg().numpy()
         if self._requires_grad:
-            raise RuntimeError("can't call numpy() on a tensor that requires grad (as in torch); "
-                               "use tensor.detach().numpy()")
+            raise RuntimeError("can't call numpy() on a tensor that requires grad (as in torch): "
+                               "numpy would not see the tape. Use tensor.detach().numpy()")
+        if self._data.device.type != "cpu":
+            raise TypeError(f"can't convert a tensor on {self._data.device} to numpy (as in "
+                            "torch); copy it to the CPU first: tensor.cpu().numpy()")
         return self._data.numpy()
 
     def __float__(self):
@@ -278,7 +297,28 @@ class Tensor:
 
     # --- conversions (recorded, so gradients flow through them) ---------
     def to(self, *args, **kwargs) -> Tensor:
-        return ops.To.apply(self, args, kwargs)
+        """A copy in another dtype and/or on another device; `self` itself when nothing changes.
+
+        As torch: ``to(dtype)``, ``to(device, dtype=None)``, ``to(other_tensor)``,
+        with ``non_blocking=``, ``copy=`` and ``memory_format=``. Recorded (To),
+        so the gradient flows back converted to this tensor's dtype and device;
+        a conversion to an integer or bool dtype gives a tensor without gradient.
+        Errors: TypeError for arguments torch would refuse; torch's own error
+        type (e.g. AssertionError without CUDA) for a device that can't be used.
+        """
+        target = ops.shape.to_arguments(args, kwargs)
+        dtype, device = target["dtype"], target["device"]
+        data = self._data
+        if (not target["copy"] and (dtype is None or dtype == data.dtype)
+                and ops.shape.same_device(device, data.device)
+                and (target["memory_format"] is torch.preserve_format
+                     or data.is_contiguous(memory_format=target["memory_format"]))):
+            return self
+        ops.shape.check_device_available(device)
+        if dtype is not None and not (dtype.is_floating_point or dtype.is_complex):
+            return Tensor._wrap(data.to(**target))     # no gradient through an integer copy
+        return ops.To.apply(self, dtype, device, target["copy"], target["non_blocking"],
+                            target["memory_format"])
 
     def float(self) -> Tensor:
         return self.to(torch.float32)
@@ -287,10 +327,16 @@ class Tensor:
         return self.to(torch.float64)
 
     def cpu(self) -> Tensor:
+        """This tensor on the CPU (itself if it already is there)."""
         return self.to("cpu")
 
-    def cuda(self, device=None) -> Tensor:
-        return self.to("cuda" if device is None else device)
+    def cuda(self, device=None, non_blocking: bool = False) -> Tensor:
+        """This tensor on a CUDA device (itself if it already is there); torch's error without one."""
+        target = "cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device
+        ops.shape.check_device_available(torch.device(target),
+                                         "cuda()" if device is None else f"cuda({device!r})",
+                                         lambda: torch.empty(0).cuda(device))
+        return self.to(target, non_blocking=non_blocking)
 
     # --- arithmetic -------------------------------------------------------
     def __add__(self, other):
@@ -397,6 +443,7 @@ class Tensor:
         return self._in_place("clamp_", ops.Clamp.apply, min, max)
 
     def __setitem__(self, index, value):
+        index, _ = ops.indexing.plain_index(index)      # torch's own forms, also under no_grad
         return self._in_place("__setitem__", ops.SetItem.apply, index, value)
 
     def _in_place(self, method: str, record, *operands):
@@ -482,8 +529,6 @@ class Tensor:
             shape = tuple(shape[0])
         return ops.Reshape.apply(self, shape)
 
-    view = reshape
-
     def transpose(self, dim0: int, dim1: int):
         return ops.Transpose.apply(self, dim0, dim1)
 
@@ -516,6 +561,124 @@ class Tensor:
     # --- softmax, log_softmax, logsumexp -------------------------------------------
 
     # --- shape, joins and conversions (the torch surface) ----------------------------
+    def view(self, *shape):
+        """The same memory read in another shape (a view, never a copy); ``view(dtype)`` reinterprets the bits.
+
+        Refuses, as torch (RuntimeError), a shape the strides don't allow
+        (a transposed or sliced tensor): use reshape, which copies then. A
+        view as another dtype has no gradient (torch's isn't differentiable either).
+        """
+        if len(shape) == 1 and isinstance(shape[0], torch.dtype):
+            if shape[0] == self._data.dtype:
+                return ops.View.apply(self, tuple(self.shape))
+            return Tensor._wrap(self._data.view(shape[0]))
+        return ops.View.apply(self, ops.shape.sizes_argument(shape, "view()"))
+
+    def view_as(self, other) -> Tensor:
+        return self.view(tuple(other.shape))
+
+    def reshape_as(self, other) -> Tensor:
+        return self.reshape(tuple(other.shape))
+
+    def expand_as(self, other) -> Tensor:
+        return self.expand(tuple(other.shape))
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        """Dimensions start_dim..end_dim merged into one (a reshape); a 0-d tensor becomes shape (1,).
+
+        Errors: IndexError for a dim out of range, RuntimeError if start_dim
+        comes after end_dim (as torch).
+        """
+        shape = tuple(self.shape)
+        start = ops.shape.normalize_dim(start_dim, shape, "flatten(start_dim)")
+        end = ops.shape.normalize_dim(end_dim, shape, "flatten(end_dim)")
+        if start > end:
+            raise RuntimeError(f"flatten(): start_dim {start_dim} comes after end_dim {end_dim} "
+                               f"for a tensor of shape {shape}; swap them")
+        if not shape:
+            return ops.Reshape.apply(self, (1,))
+        if start == end:
+            return self         # nothing to merge: torch returns the tensor itself too
+        merged = 1
+        for size in shape[start:end + 1]:
+            merged *= size
+        return ops.Reshape.apply(self, shape[:start] + (merged,) + shape[end + 1:])
+
+    def squeeze(self, dim=None) -> Tensor:
+        """Remove dimensions of size 1: all of them, or those among `dim` (an int or a tuple)."""
+        return ops.Squeeze.apply(self, tuple(dim) if isinstance(dim, list) else dim)
+
+    def permute(self, *dims) -> Tensor:
+        """Reorder the dimensions: dimension i of the result is dimension dims[i] (a view)."""
+        return ops.Permute.apply(self, ops.shape.sizes_argument(dims, "permute()"))
+
+    def movedim(self, source, destination) -> Tensor:
+        """Move dims `source` to positions `destination`, the others keeping their order (a permute)."""
+        if isinstance(source, list):
+            source = tuple(source)
+        if isinstance(destination, list):
+            destination = tuple(destination)
+        return ops.Permute.apply(self, ops.shape.movedim_order(source, destination,
+                                                               tuple(self.shape)))
+
+    moveaxis = movedim
+
+    def swapaxes(self, axis0: int, axis1: int) -> Tensor:
+        return self.transpose(axis0, axis1)
+
+    swapdims = swapaxes
+
+    def narrow(self, dim: int, start: int, length: int) -> Tensor:
+        """The slice start:start+length along `dim` (a view, recorded like x[:, start:start+length])."""
+        if self._data.dim() == 0:
+            raise RuntimeError("narrow() cannot be applied to a 0-d tensor (as in torch); "
+                               "reshape it first")
+        d = ops.shape.normalize_dim(dim, tuple(self.shape), "narrow()")
+        size = self.shape[d]
+        if not -size <= start <= size:
+            raise IndexError(f"narrow(): start {start} is out of range for dim {dim} of size {size} "
+                             f"(shape {tuple(self.shape)}); use a start in [{-size}, {size}]")
+        start = start + size if start < 0 else start
+        if length < 0 or start + length > size:
+            raise RuntimeError(f"narrow(): start {start} + length {length} doesn't fit in dim {dim} "
+                               f"of size {size} (shape {tuple(self.shape)}); the length must be "
+                               f"in [0, {size - start}]")
+        return self[(slice(None),) * d + (slice(start, start + length),)]
+
+    def select(self, dim: int, index: int) -> Tensor:
+        """x[.., index, ..] along `dim`: that dimension removed (recorded like x[:, index])."""
+        if self._data.dim() == 0:
+            raise IndexError("select() cannot be applied to a 0-d tensor (as in torch)")
+        d = ops.shape.normalize_dim(dim, tuple(self.shape), "select()")
+        return self[(slice(None),) * d + (index,)]
+
+    def split(self, split_size_or_sections, dim: int = 0) -> tuple:
+        return ops.join.split(self, split_size_or_sections, dim)
+
+    def chunk(self, chunks: int, dim: int = 0) -> tuple:
+        return ops.join.chunk(self, chunks, dim)
+
+    def unbind(self, dim: int = 0) -> tuple:
+        return ops.join.unbind(self, dim)
+
+    def clone(self, *, memory_format=torch.preserve_format) -> Tensor:
+        """A copy in memory of its own, recorded: the gradient passes through to this tensor."""
+        return ops.Clone.apply(self, memory_format)
+
+    def contiguous(self, memory_format=torch.contiguous_format) -> Tensor:
+        """This tensor if its memory already is contiguous (as torch), else a recorded copy."""
+        if self._data.is_contiguous(memory_format=memory_format):
+            return self
+        return ops.Contiguous.apply(self, memory_format)
+
+    def is_floating_point(self) -> bool:
+        return self._data.is_floating_point()
+
+    def is_contiguous(self, memory_format=torch.contiguous_format) -> bool:
+        return self._data.is_contiguous(memory_format=memory_format)
+
+    def stride(self, dim=None):
+        return self._data.stride() if dim is None else self._data.stride(dim)
 
     # --- comparisons: plain values, no gradient ---------------------------
     def _compare(self, other, compare):

@@ -6,6 +6,7 @@ import torch
 import tapegrad as tg
 from tapegrad import nn
 from tapegrad.check import TapeCheck
+from test_ops_shape import shape_ops_loss
 
 
 def leaf(shape, seed, low=None, high=None, dtype=torch.float64):
@@ -40,6 +41,7 @@ def every_builtin_op_tape():
         s = pos.log1p().sum() + a.clamp(-0.5, 0.5).sum() + a.clamp(min=b).sum()  # Log1p, Clamp
         s = s + tg.ops.where(a > 0, a, pos).sum() + (pos ** b).sum() + (2 ** a).sum()  # Where, PowTensor
         s = s + b.unsqueeze(0).expand(3, 4).sum()         # Unsqueeze, Expand
+        s = s + shape_ops_loss(a, b)                       # View, Squeeze, Permute, Cat, Stack, ...
         e = a * 1.0
         e[0] = b                                           # SetItem
         f = a * 2.0

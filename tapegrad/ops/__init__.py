@@ -4,10 +4,12 @@ from .arithmetic import Add, Div, Mul, Neg, Pow, PowTensor, Sub, pow
 from .assign import CopyInto, Fill, SetItem
 from .broadcast import unbroadcast
 from .indexing import GetItem, GetItemBackward
+from .join import Cat, Stack
 from .matmul import MatMul
 from .reduction import Mean, Sum
 from .select import Clamp, Where, where
-from .shape import Expand, Reshape, To, Transpose, Unsqueeze
+from .shape import (Clone, Contiguous, Expand, Permute, Reshape, Squeeze, To, Transpose,
+                    Unsqueeze, View)
 from .unary import (Exp, Log, Log1p, ReLU, Sigmoid, SigmoidBackward, Tanh, TanhBackward,
                     ThresholdBackward)
 
@@ -15,4 +17,6 @@ __all__ = ["Add", "Sub", "Mul", "Div", "Neg", "Pow", "PowTensor", "pow", "MatMul
            "Exp", "Log", "Log1p", "ReLU", "Tanh", "Sigmoid", "ThresholdBackward", "TanhBackward",
            "SigmoidBackward", "Reshape", "Transpose", "Unsqueeze", "Expand", "GetItem",
            "GetItemBackward", "SetItem", "Fill", "CopyInto", "Where", "where", "Clamp", "To",
-           "unbroadcast"]
+           "unbroadcast",
+           # shape, joins (surface-b)
+           "View", "Squeeze", "Permute", "Clone", "Contiguous", "Cat", "Stack"]

@@ -9,9 +9,10 @@ import torch
 
 from ..errors import ShapeError
 from ..function import Function
+from ..errors import DtypeError
 from .broadcast import shape_of, unbroadcast
 from .dual import zeros_like
-from .indexing import plain_index
+from .indexing import index_tensors, plain_index
 from .select import where
 
 
@@ -20,6 +21,10 @@ class SetItem(Function):
 
     dL/dx = dL/dy, with 0 at the positions index wrote
     dL/dv = dL/dy[index], summed to v's shape
+
+    With an advanced index that names a position twice (y[[0, 0]] = v),
+    one of the writes wins, but as in torch each element of v still gets
+    dL/dy at the position it was written to.
     """
 
     check_grad_shapes = False
@@ -28,26 +33,36 @@ class SetItem(Function):
     @staticmethod
     def forward(ctx, x, index, value):
         index, _ = plain_index(index)
+        if isinstance(value, torch.Tensor):
+            check_same_dtype(x, value, "x[index] = value")
         ctx.key = index
         ctx.value_shape = shape_of(value)
-        ctx.value_dtype = getattr(value, "dtype", None)
         written = torch.zeros(x.shape, dtype=torch.bool, device=x.device)
         written[index] = True
-        ctx.save_for_backward(~written)
+        ctx.save_for_backward(~written, *index_tensors(index))
         y = x.clone()
         y[index] = value
         return y
 
     @staticmethod
     def backward(ctx, grad):
-        kept, = ctx.saved_tensors
+        kept = ctx.saved_tensors[0]
         need_x, _, need_value = ctx.needs_input_grad
         grad_value = None
         if need_value:
-            grad_value = unbroadcast(grad[ctx.key], ctx.value_shape)
-            if grad_value.dtype != ctx.value_dtype:
-                grad_value = grad_value.to(ctx.value_dtype)
+            picked = grad[ctx.key]
+            extra = len(ctx.value_shape) - picked.dim()
+            if extra > 0:       # torch drops a value's leading size-1 dims: (1, 4) into x[0] of (4,)
+                picked = picked.reshape((1,) * extra + tuple(picked.shape))
+            grad_value = unbroadcast(picked, ctx.value_shape)
         return (where(kept, grad, 0.0) if need_x else None), None, grad_value
+
+
+def check_same_dtype(x, value, name: str) -> None:
+    """Refuse writing float32 into float64 (and back), as the no_grad path of in-place ops does."""
+    if value.dtype != x.dtype and value.is_floating_point() and x.is_floating_point():
+        raise DtypeError(f"{name}: the tensor is {x.dtype} but the value is {value.dtype}; "
+                         "convert the value with .to(tensor.dtype) so both agree")
 
 
 class Fill(Function):

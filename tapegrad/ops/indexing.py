@@ -17,21 +17,46 @@ def plain_index(index):
     """`index` with tapegrad tensors and numpy arrays as torch tensors; and whether it is basic.
 
     Basic: only ints, slices, None and Ellipsis (torch returns a view and
-    picks each element once). Anything else is advanced.
+    picks each element once). A 0-d integer tensor and a numpy integer count
+    as ints, as in torch. Anything else is advanced. Lists are converted
+    element by element.
     """
     items = index if isinstance(index, tuple) else (index,)
     plain = []
     basic = True
     for item in items:
-        if isinstance(item, Tensor):
-            item = item.data
-        elif type(item).__module__ == "numpy":
-            item = torch.as_tensor(item) if hasattr(item, "shape") and item.shape else item.item()
+        item = _plain(item)
+        if isinstance(item, torch.Tensor) and item.dim() == 0 and not item.is_floating_point() \
+                and not item.is_complex() and item.dtype not in (torch.bool, torch.uint8):
+            item = int(item)        # torch reads a 0-d integer tensor as an int: a view
         if not (item is None or item is Ellipsis or isinstance(item, slice)
                 or (isinstance(item, int) and not isinstance(item, bool))):
             basic = False
         plain.append(item)
     return (tuple(plain) if isinstance(index, tuple) else plain[0]), basic
+
+
+def _plain(item):
+    """One index item as torch takes it (tapegrad tensors, numpy values and arrays converted)."""
+    if isinstance(item, Tensor):
+        return item.data
+    if type(item).__module__ == "numpy":
+        import numpy
+        if isinstance(item, numpy.integer) or (isinstance(item, numpy.ndarray) and not item.ndim
+                                               and numpy.issubdtype(item.dtype, numpy.signedinteger)):
+            return int(item)
+        if isinstance(item, numpy.ndarray) and item.ndim:
+            return torch.as_tensor(item)
+        return item         # numpy bools, floats and 0-d arrays: torch judges them as it does
+    if isinstance(item, list):
+        return [_plain(i) for i in item]
+    return item
+
+
+def index_tensors(index) -> tuple:
+    """The tensors in a plain index (saved with the node, so that editing one in place is caught)."""
+    items = index if isinstance(index, tuple) else (index,)
+    return tuple(item for item in items if isinstance(item, torch.Tensor))
 
 
 class GetItem(Function):
@@ -50,10 +75,19 @@ class GetItem(Function):
         ctx.key = index
         ctx.basic = basic
         ctx.in_shape = x.shape
-        return x[index]
+        if not basic:
+            ctx.save_for_backward(*index_tensors(index))
+        try:
+            return x[index]
+        except IndexError as error:
+            if "out of bounds" not in str(error):
+                raise
+            raise IndexError(f"{error} (x has shape {tuple(x.shape)}; an index into a "
+                             "dimension of size n runs from -n to n - 1)") from error
 
     @staticmethod
     def backward(ctx, grad):
+        ctx.saved_tensors       # refuses an index tensor changed in place since the forward
         if isinstance(grad, torch.Tensor):
             return _add_at(grad, ctx.key, ctx.basic, ctx.in_shape), None
         return GetItemBackward.apply(grad, ctx.key, ctx.basic, ctx.in_shape), None
