@@ -339,7 +339,7 @@ def test_buffers_are_not_parameters_and_optimizers_skip_them():
     model = norm_like(nn)
     assert names(model.named_parameters()) == ["weight"]
     optimizer = tg.optim.SGD(model.parameters(), lr=0.1)
-    assert len(optimizer.params) == 1
+    assert len(optimizer.param_groups[0]['params']) == 1
 
 
 def test_to_refuses_integer_dtypes():

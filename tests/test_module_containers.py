@@ -460,4 +460,4 @@ def test_a_network_of_containers_has_torchs_names_and_gradients():
     for name, p in ours.named_parameters():
         torch.testing.assert_close(p.grad, reference[name].grad, rtol=1e-12, atol=1e-14, msg=name)
     optimizer = tg.optim.SGD(ours.parameters(), lr=0.1)
-    assert len(optimizer.params) == len(reference)
+    assert len(optimizer.param_groups[0]['params']) == len(reference)

@@ -85,7 +85,7 @@ PACKAGES = ("tapegrad.nn", "tapegrad.optim", "tapegrad.optim.lr_scheduler")
 # registries that Module.__setattr__ fills. (holder, attribute its __init__ assigns, held, many)
 # by public path; tests/test_classes.py checks that each holder still assigns its attribute.
 HELD_BY_HAND = (
-    ("tapegrad.optim.Optimizer", "params", "tapegrad.Tensor", True),
+    ("tapegrad.optim.Optimizer", "param_groups", "tapegrad.Tensor", True),
     ("tapegrad.nn.Module", "_modules", "tapegrad.nn.Module", True),
     ("tapegrad.nn.Module", "_parameters", "tapegrad.nn.Parameter", True),
 )
