@@ -23,6 +23,11 @@ def leaf(values):
     return tg.Tensor(values.clone(), requires_grad=True)
 
 
+def lib(t):
+    """The library `t` belongs to: tapegrad.max(t) on our side, torch.max(t) on torch's."""
+    return tg if isinstance(t, tg.Tensor) else torch
+
+
 @st.composite
 def dims_for(draw, shape, tuples=True, none=True):
     """A dim for `shape`: None, an int, or a tuple of distinct dims (or () / a list), either sign."""
@@ -104,7 +109,7 @@ def test_sum_mean_strided_float32_and_gradgradcheck(name):
     assert tg.gradgradcheck(lambda t: getattr(t * t, name)((0, 2)), leaf(x))
 
 
-# --- max and min over every element ----------------------------------------------------------------
+# --- max and min over every element ---------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["max", "min", "amax", "amin"])
 @EXAMPLES
@@ -136,8 +141,7 @@ def test_nan_over_everything_follows_torch(name):
 def test_max_min_function_forms_float32_and_gradgradcheck():
     x = randn((3, 4), 0)
     for name in ["max", "min", "amax", "amin"]:
-        check_both(lambda t: (getattr(tg, name) if isinstance(t, tg.Tensor)
-                              else getattr(torch, name))(t), x)
+        check_both(lambda t: getattr(lib(t), name)(t), x)
         check_against_torch(lambda t: getattr(t, name)(), x.float(), rtol=1e-6, atol=1e-6)
         assert tg.gradgradcheck(lambda t: getattr(t, name)() * t, leaf(x))
 
@@ -200,7 +204,7 @@ def test_max_min_along_a_dim_of_0d_and_empty_tensors():
     check_both(lambda t: t.max(0).values, torch.tensor(1.5, dtype=torch.float64))
     check_both(lambda t: t.min(-1, keepdim=True).values, torch.tensor(1.5, dtype=torch.float64))
     check_against_torch(lambda t: t.max(1).values, randn((0, 3), 0))       # empty, not along 0
-    with pytest.raises(IndexError, match=r"max\(dim=0\) of a tensor of shape \(0, 3\): dim 0 is empty"):
+    with pytest.raises(IndexError, match=r"max\(dim=0\) of a tensor of shape \(0, 3\): dim 0 is"):
         leaf(randn((0, 3), 0)).max(0)
     with pytest.raises(IndexError):
         torch.zeros(0, 3).max(0)                    # torch's type
@@ -226,11 +230,11 @@ def test_max_min_dim_errors():
     with pytest.raises(TypeError, match=r"max\(dim=...\) takes one int dim, got \(0, 1\); to reduce "
                                         "over several, use amax/amin"):
         x.max((0, 1))
-    with pytest.raises(TypeError, match=r"min\(keepdim=True\) needs a dim; to keep every dimension use amin"):
+    with pytest.raises(TypeError, match=r"min\(keepdim=True\) needs a dim; to keep every dim.* amin"):
         x.min(keepdim=True)
 
 
-# --- amax and amin --------------------------------------------------------------------------------------
+# --- amax and amin --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["amax", "amin"])
 @EXAMPLES
@@ -280,7 +284,7 @@ def test_amax_amin_float32_strided_empty_and_gradgradcheck(name):
         getattr(leaf(x), name)((0, 3))
 
 
-# --- argmax and argmin ----------------------------------------------------------------------------------
+# --- argmax and argmin ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["argmax", "argmin"])
 @EXAMPLES
@@ -291,7 +295,8 @@ def test_argmax_argmin(name, case, seed, rounded):
     if rounded:
         x = torch.round(x)                          # ties: the first index, as torch
     expected = getattr(x, name)(dim=dim, keepdim=keepdim)
-    for got in (getattr(leaf(x), name)(dim, keepdim), getattr(tg, name)(leaf(x), dim=dim, keepdim=keepdim)):
+    for got in (getattr(leaf(x), name)(dim, keepdim),
+                getattr(tg, name)(leaf(x), dim=dim, keepdim=keepdim)):
         assert isinstance(got, tg.Tensor) and got.dtype == torch.int64
         assert not got.requires_grad and got.node is None
         assert torch.equal(got.data, expected)
@@ -309,7 +314,7 @@ def test_argmax_argmin_errors(name):
     assert getattr(tg, name)(leaf(randn((0, 2), 1)), 1).shape == (0,)
 
 
-# --- var and std ----------------------------------------------------------------------------------------
+# --- var and std ----------------------------------------------------------------------------------
 
 @st.composite
 def spread_cases(draw):
@@ -418,7 +423,7 @@ def test_var_std_errors():
             getattr(tg, name)(tg.tensor([1, 2, 3]))
 
 
-# --- prod -------------------------------------------------------------------------------------------
+# --- prod -----------------------------------------------------------------------------------------
 
 @EXAMPLES
 @given(case=reduction_cases(tuples=False), seed=seeds, zeros=st.integers(0, 3))
@@ -440,7 +445,7 @@ def test_prod_with_zeros_against_torch_to_second_order():
     for fn in (lambda t: t.prod(), lambda t: t.prod(1), lambda t: t.prod(0, keepdim=True),
                lambda t: t.prod(-1) * t.sum(1)):
         check_both(fn, x)
-    check_both(lambda t: tg.prod(t, 1) if isinstance(t, tg.Tensor) else torch.prod(t, 1), x)
+    check_both(lambda t: lib(t).prod(t, 1), x)
 
 
 def test_prod_0d_empty_float32_strided_gradgradcheck_and_errors():
