@@ -24,6 +24,18 @@ from .factories import (arange, empty, empty_like, eye, full, full_like, linspac
 from .ops.join import cat, chunk, concat, concatenate, split, stack, unbind
 from .ops.shape import clone, flatten, movedim, permute, reshape, squeeze, transpose, unsqueeze
 
+# --- torch's functions: tapegrad.abs(x), tapegrad.max(x, dim), ... as torch.abs, torch.max ----
+# (left out of __all__: `from tapegrad import *` must not hide Python's abs, max, min, sum, pow)
+from .ops.unary import abs, absolute, cos, exp, log, log1p, relu, sigmoid, sign, sin, sqrt, tanh
+from .ops.select import clamp, clamp_max, clamp_min, clip, maximum, minimum, where
+from .ops.reduction import (amax, amin, argmax, argmin, max, mean, min, prod, return_types, std,
+                            std_mean, sum, var, var_mean)
+from .ops.arithmetic import pow
+add, sub, mul, div, neg, matmul, mm = (Tensor.add, Tensor.sub, Tensor.mul, Tensor.div, Tensor.neg,
+                                       Tensor.matmul, Tensor.mm)
+lt, le, gt, ge, eq, ne = Tensor.lt, Tensor.le, Tensor.gt, Tensor.ge, Tensor.eq, Tensor.ne
+# --- end of torch's functions ------------------------------------------------------------------
+
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "Tape", "Node", "Function", "once_differentiable", "backward",

@@ -144,8 +144,9 @@ def _check(fn, args, checked, eps, atol, rtol, caller, what, mode) -> bool:
 
 
 def _as_float64_leaf(a):
-    if isinstance(a, Tensor):
-        return Tensor(a.data.detach().to(torch.float64).clone(), requires_grad=a.requires_grad)
+    if isinstance(a, Tensor):       # contiguous: elements are perturbed one by one through view(-1)
+        data = a.data.detach().to(torch.float64).clone(memory_format=torch.contiguous_format)
+        return Tensor(data, requires_grad=a.requires_grad)
     return a
 
 

@@ -557,6 +557,82 @@ class Tensor:
         return ops.GetItem.apply(self, index)
 
     # --- elementwise and reductions (the torch surface) -----------------------------
+    # (the ops and their maths: ops/unary.py, ops/select.py, ops/reduction.py)
+    def abs(self):
+        return ops.Abs.apply(self)
+
+    absolute = abs
+    __abs__ = abs
+
+    def sqrt(self):
+        return ops.Sqrt.apply(self)
+
+    def sin(self):
+        return ops.Sin.apply(self)
+
+    def cos(self):
+        return ops.Cos.apply(self)
+
+    def sign(self):
+        return ops.Sign.apply(self)
+
+    def maximum(self, other):
+        return ops.select.maximum(self, other)
+
+    def minimum(self, other):
+        return ops.select.minimum(self, other)
+
+    def where(self, condition, other):
+        """torch's x.where(condition, y): x where condition, else y."""
+        return ops.Where.apply(as_operand(condition), self, as_operand(other))
+
+    def max(self, dim=None, keepdim: bool = False):
+        """max() -> a 0-d tensor; max(dim, keepdim) -> (values, indices); max(other) -> maximum."""
+        return ops.reduction.max(self, dim, keepdim)
+
+    def min(self, dim=None, keepdim: bool = False):
+        """min() -> a 0-d tensor; min(dim, keepdim) -> (values, indices); min(other) -> minimum."""
+        return ops.reduction.min(self, dim, keepdim)
+
+    def amax(self, dim=(), keepdim: bool = False):
+        return ops.Amax.apply(self, dim, keepdim)
+
+    def amin(self, dim=(), keepdim: bool = False):
+        return ops.Amin.apply(self, dim, keepdim)
+
+    def argmax(self, dim=None, keepdim: bool = False):
+        return ops.reduction.argmax(self, dim, keepdim)
+
+    def argmin(self, dim=None, keepdim: bool = False):
+        return ops.reduction.argmin(self, dim, keepdim)
+
+    def var(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+        return ops.reduction.var(self, dim, unbiased, keepdim, correction=correction)
+
+    def std(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+        return ops.reduction.std(self, dim, unbiased, keepdim, correction=correction)
+
+    def prod(self, dim=None, keepdim: bool = False):
+        return ops.reduction.prod(self, dim, keepdim)
+
+    def lt(self, other):
+        return self < other
+
+    def le(self, other):
+        return self <= other
+
+    def gt(self, other):
+        return self > other
+
+    def ge(self, other):
+        return self >= other
+
+    def eq(self, other):
+        return self == other
+
+    def ne(self, other):
+        return self != other
+
 
     # --- softmax, log_softmax, logsumexp -------------------------------------------
 

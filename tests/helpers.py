@@ -71,13 +71,14 @@ def positive(shape, seed: int, low: float = 0.5, high: float = 2.0, dtype=torch.
 
 # --- the two references -----------------------------------------------------------
 
-def check_against_torch(fn, *values, requires=None, rtol=1e-7, atol=1e-7):
+def check_against_torch(fn, *values, requires=None, rtol=1e-7, atol=1e-7, equal_nan=False):
     """Run `fn` on tapegrad leaves and on torch autograd leaves; compare output and gradients.
 
     fn takes tensors (tapegrad or torch: it must use only operators and
     methods both share). values: torch tensors; `requires[i]` says which
     need a gradient (default: all). A non-scalar output is reduced with a
     fixed random weighting, so that every output element is checked.
+    equal_nan: NaN must meet NaN (for hand-made points: kinks, poles, 0^0).
     """
     requires = requires or [True] * len(values)
     ours = [tg.Tensor(v.clone(), requires_grad=r) for v, r in zip(values, requires)]
@@ -85,7 +86,7 @@ def check_against_torch(fn, *values, requires=None, rtol=1e-7, atol=1e-7):
 
     out = fn(*ours)
     expected = fn(*refs)
-    torch.testing.assert_close(out.data, expected.detach(), rtol=rtol, atol=atol)
+    torch.testing.assert_close(out.data, expected.detach(), rtol=rtol, atol=atol, equal_nan=equal_nan)
     assert out.data.grad_fn is None and not out.data.requires_grad
 
     g = torch.Generator().manual_seed(1)
@@ -106,7 +107,7 @@ def check_against_torch(fn, *values, requires=None, rtol=1e-7, atol=1e-7):
         assert leaf.grad.shape == values[position].shape, f"input {position}: gradient shape"
         assert leaf.grad.dtype == values[position].dtype, f"input {position}: gradient dtype"
         assert leaf.grad.device == values[position].device, f"input {position}: gradient device"
-        torch.testing.assert_close(leaf.grad, want, rtol=rtol, atol=atol,
+        torch.testing.assert_close(leaf.grad, want, rtol=rtol, atol=atol, equal_nan=equal_nan,
                                    msg=lambda m: f"input {position}: {m}")
     return out
 

@@ -53,6 +53,14 @@ def every_builtin_op_tape():
         u = (m.relu() + m.tanh() + m.sigmoid()).sum() + (r[torch.tensor([0, 0])] ** 2).sum() + mse
         grads = tg.grad(u, [w, p], create_graph=True)     # ThresholdBackward, TanhBackward, ...
         s = s + sum((g * g).sum() for g in grads)
+        # elementwise and reductions (the torch surface)
+        s = s + a.abs().sum() + pos.sqrt().sum() + a.sin().sum() + a.cos().sum()  # Abs .. Cos
+        s = s + (a.sign() * a).sum() + tg.maximum(a, b).sum() + tg.minimum(b, a).sum()  # Sign, Maximum, Minimum
+        s = s + a.max() + a.min() + a.max(1).values.sum() + a.min(-2).values.sum()  # Max, Min, MaxDim, MinDim
+        s = s + a.amax((0, 1)) + a.amin(-1).sum() + a.var(1).sum() + a.std(0).sum()  # Amax, Amin, Var, Std
+        s = s + pos.prod(1).sum() + tg.ops.TakeAlongDim.apply(a, torch.tensor([[0], [2], [1]]), 1, False).sum()
+        picked_grad, = tg.grad((a.max(1).values ** 2).sum(), [a], create_graph=True)  # PutAlongDim
+        s = s + (picked_grad * a).sum()
         loss = picked + d.sum() + mse + bce + s
     return tape, loss
 

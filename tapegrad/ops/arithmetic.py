@@ -158,8 +158,9 @@ class Pow(Function):
 class PowTensor(Function):
     """y = a^b, where the exponent b is a tensor (a may be a tensor or a number, as in 2 ** x)
 
-    dL/da = dL/dy * b * a^(b-1)
-    dL/db = dL/dy * y * log(a)    (0 where a = 0 and b >= 0, as in torch: the limit of a^b log a)
+    dL/da = dL/dy * b * a^(b-1)   (0 where b = 0, as in torch: y = 1 is flat in a, even at a = 0)
+    dL/db = dL/dy * y * log(a)    (0 where a = 0 and b >= 0, as in torch: the limit of a^b log a;
+                                   NaN everywhere for a number a < 0, whose log is NaN)
     """
 
     check_grad_shapes = False
@@ -181,14 +182,16 @@ class PowTensor(Function):
         shape_a, shape_b = ctx.shapes
         grad_a = grad_b = None
         if need_a:
-            grad_a = unbroadcast(grad * b * a ** (b - 1), shape_a)
+            grad_a = unbroadcast(where(b == 0, 0.0, grad * b * a ** (b - 1)), shape_a)
         if need_b:
             if hasattr(a, "log"):           # where a = 0 and b >= 0, a^b log a -> 0
                 grad_b = where((a == 0) & (b >= 0), 0.0, grad * y * a.log())
             elif a > 0:
                 grad_b = grad * y * math.log(a)
-            else:                           # a number base <= 0: that limit at 0, nan below it
-                grad_b = where(b >= 0, 0.0, grad * y * (-math.inf if a == 0 else math.nan))
+            elif a == 0:                    # a number base 0: that limit where b >= 0
+                grad_b = where(b >= 0, 0.0, grad * y * -math.inf)
+            else:                           # a number base < 0: log(a) is NaN (torch agrees)
+                grad_b = grad * y * math.nan
             grad_b = unbroadcast(grad_b, shape_b)
         return grad_a, grad_b
 

@@ -1,17 +1,21 @@
-"""Elementwise functions of one tensor: exp, log, log1p, relu, tanh, sigmoid.
+"""Elementwise functions of one tensor: exp, log, log1p, relu, tanh, sigmoid, abs, sqrt, sin, cos
+and sign.
 
 Where the derivative is a function of the output (exp, relu, tanh,
 sigmoid), the output is what is saved, and aten's fused backward kernel
 computes it in one pass. Each fused kernel is also an op of its own
 (`TanhBackward`, ...), with its own derivative, which is what a
 ``create_graph=True`` sweep records (see `dual`).
+
+At the end, the functions torch has under ``torch.``: ``tapegrad.abs(x)``
+is ``x.abs()``, and so on (this module's `abs` hides Python's builtin).
 """
 
 import torch
 
 from .. import _kernels
 from ..function import Function
-from .dual import dual
+from .dual import dual, zeros_like
 
 
 class Exp(Function):
@@ -217,3 +221,162 @@ class SigmoidBackward(Function):
 
 
 sigmoid_backward = dual(_kernels.sigmoid_backward, SigmoidBackward)
+
+
+class Abs(Function):
+    """y = |x|
+
+    dL/dx = dL/dy * sign(x)   (0 at x = 0, as in torch)
+    """
+
+    check_grad_shapes = False
+    fresh_grads = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.abs(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, = ctx.saved_tensors
+        return grad * x.sign()
+
+
+class Sqrt(Function):
+    """y = sqrt(x)
+
+    dL/dx = dL/dy / (2 y)   (inf at x = 0, as in torch; NaN for x < 0, where y is NaN)
+    """
+
+    check_grad_shapes = False
+    fresh_grads = True
+
+    @staticmethod
+    def forward(ctx, x):
+        y = torch.sqrt(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        y, = ctx.saved_tensors
+        return grad / (y * 2)
+
+
+class Sin(Function):
+    """y = sin(x)
+
+    dL/dx = dL/dy * cos(x)
+    """
+
+    check_grad_shapes = False
+    fresh_grads = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.sin(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, = ctx.saved_tensors
+        return grad * x.cos()
+
+
+class Cos(Function):
+    """y = cos(x)
+
+    dL/dx = -dL/dy * sin(x)
+    """
+
+    check_grad_shapes = False
+    fresh_grads = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.cos(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, = ctx.saved_tensors
+        return grad * -x.sin()
+
+
+class Sign(Function):
+    """y = sign(x): -1 where x < 0, 0 where x = 0, 1 where x > 0
+
+    dL/dx = 0   (y is flat wherever it is defined; torch gives zeros too, not None)
+    """
+
+    check_grad_shapes = False
+    fresh_grads = True
+
+    @staticmethod
+    def forward(ctx, x):
+        return torch.sign(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return zeros_like(grad)
+
+
+# --- the functions torch has under torch.: tapegrad.abs(x) is x.abs() ---------------------
+
+def abs(input):
+    """|input| elementwise (`Abs`); also ``x.abs()`` and Python's ``abs(x)``."""
+    return Abs.apply(input)
+
+
+absolute = abs
+
+
+def sqrt(input):
+    """The square root elementwise (`Sqrt`)."""
+    return Sqrt.apply(input)
+
+
+def sin(input):
+    """The sine elementwise (`Sin`)."""
+    return Sin.apply(input)
+
+
+def cos(input):
+    """The cosine elementwise (`Cos`)."""
+    return Cos.apply(input)
+
+
+def sign(input):
+    """-1, 0 or 1 elementwise (`Sign`); its gradient is zero."""
+    return Sign.apply(input)
+
+
+def exp(input):
+    """e^input elementwise (`Exp`)."""
+    return Exp.apply(input)
+
+
+def log(input):
+    """The natural logarithm elementwise (`Log`)."""
+    return Log.apply(input)
+
+
+def log1p(input):
+    """log(1 + input) elementwise, accurate for small input (`Log1p`)."""
+    return Log1p.apply(input)
+
+
+def relu(input):
+    """max(input, 0) elementwise (`ReLU`)."""
+    return ReLU.apply(input)
+
+
+def tanh(input):
+    """The hyperbolic tangent elementwise (`Tanh`)."""
+    return Tanh.apply(input)
+
+
+def sigmoid(input):
+    """1 / (1 + e^-input) elementwise (`Sigmoid`)."""
+    return Sigmoid.apply(input)
