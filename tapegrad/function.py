@@ -62,11 +62,6 @@ class Function:
         raise NotImplementedError("a Function subclass must define forward(ctx, *inputs)")
 
     @staticmethod
-    def returns_view(node) -> bool:
-        """Can the output of `node` share memory with its input (a view)? In-place edits check it."""
-        return False
-
-    @staticmethod
     def backward(ctx, grad_output):
         raise NotImplementedError("a Function subclass must define backward(ctx, grad_output)")
 
@@ -91,6 +86,8 @@ class Function:
                 inputs.append(arg if node is None else node)    # a leaf, or the op that made it
                 needs.append(arg._requires_grad)                # (always True for an op's output)
                 if node is not None and recording:
+                    if arg._data._version != node._out_version and arg._data._base is not None:
+                        raise _changed_view_error(cls, node)
                     own = arg._tape
                     if own is not tape:     # the first input's tape, or two tapes meeting
                         fresh = tape is None and own._merged_into is None
@@ -140,6 +137,7 @@ def _record(ctx, out, inputs, tape) -> Tensor:
     ctx.dtype = out.dtype
     ctx._module = _state.module
     ctx._out_id = id(out)   # which saved tensor is this output: see sweep's create_graph
+    ctx._out_version = out._version     # a view whose memory changes later is refused when used
     ctx.value = out if tape.keep_values else None
     deriving = _state.deriving
     if deriving is not None:    # recorded by a create_graph sweep: part of that node's derivative
@@ -245,6 +243,15 @@ def _several_outputs(cls):
                                        "__qualname__": cls.__qualname__})
 
 
+def _changed_view_error(cls, node) -> RuntimeError:
+    return RuntimeError(
+        f"{cls.__name__}: an input is the output of {node.describe()}, a view of another tensor's "
+        "memory, and that memory was changed in place after the view was taken (e.g. "
+        "base[index] = value, or base += 1): the view's values changed but its tape entry did "
+        "not, so its gradient would be wrong. Take the view again after the change (or clone "
+        "it before)")
+
+
 def _tape_of(tensor: Tensor, tape: Tape | None) -> Tape:
     """The computation tape an op with `tensor` among its inputs records onto so far."""
     own = tensor._tape
@@ -293,7 +300,8 @@ def _forward_error(cls, error: Exception, raw) -> Exception:
     kind = type(error)
     odd = [type(v).__name__ for v in raw if v is None or isinstance(v, (str, bytes, list, dict, set))]
     hint = ""
-    if odd and isinstance(error, (TypeError, AttributeError)):
+    if odd and isinstance(error, (TypeError, AttributeError)) and any(name in str(error)
+                                                                       for name in odd):
         # e.g. x + "1", x @ [[1.0], [2.0]], or None from a function that forgot to return
         kind = TypeError
         hint = (f"\n  an input is a {odd[0]}: where a tensor is expected, pass a tapegrad Tensor "
@@ -304,7 +312,8 @@ def _forward_error(cls, error: Exception, raw) -> Exception:
         if len(devices) > 1:
             hint = (f"\n  the inputs are on different devices ({', '.join(devices)}); move them to "
                     "one device with .to(device) (for a model: model.to(device))")
-        elif isinstance(error, RuntimeError) and len(tensors) > 1 and not _broadcastable(tensors):
+        elif (isinstance(error, RuntimeError) and "must match the size" in str(error)
+              and len(tensors) > 1 and not _broadcastable(tensors)):
             shapes = " and ".join(str(tuple(t.shape)) for t in tensors)
             hint = (f"\n  shapes {shapes} do not broadcast: aligned from the right, each pair of "
                     "sizes must be equal or one of them 1; reshape or index an input so they agree")

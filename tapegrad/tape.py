@@ -110,7 +110,7 @@ class Node:
 
     __slots__ = ("op", "inputs", "needs_input_grad", "index", "seq", "shape", "dtype",
                  "_module", "value", "grad", "retains_grad", "_gathered", "_saved", "_versions",
-                 "_out_id", "__dict__")
+                 "_out_id", "_out_version", "__dict__")
 
     # Rarely set, so they live in the instance __dict__ with these class defaults: a node
     # pays nothing for them until one is set.

@@ -466,7 +466,7 @@ class Tensor:
         if not needs:
             raw = [o._data if isinstance(o, Tensor) else o for o in operands]
             for o in raw:
-                if isinstance(o, torch.Tensor):
+                if isinstance(o, torch.Tensor) and method != "copy_":     # copy_ converts, as in torch
                     _check_same_float(self._data, o, name)
             getattr(self._data, method)(*raw)
             return self
@@ -477,7 +477,12 @@ class Tensor:
                                "`with tapegrad.no_grad():`; otherwise use the out-of-place form "
                                "(x = x + y)")
         if self._node is not None:
-            _check_in_place_allowed(self, name)
+            if self._data._base is not None:
+                raise RuntimeError(
+                    f"{name}: this tensor is a view of another recorded tensor's memory (the output "
+                    f"of {self._node.describe()}); changing it in place would change that tensor "
+                    "behind the tape's back. Use the out-of-place form (x = x + y), or write into "
+                    "the tensor it views: base[index] = new_value")
             old = Tensor._recorded(self._data.clone(), self._node, self.tape)
         else:
             old = Tensor._wrap(self._data.clone())
@@ -828,23 +833,6 @@ def _check_same_float(target: torch.Tensor, operand: torch.Tensor, name: str) ->
                          f"{operand.dtype}; convert one with .float() or .double() so both agree")
 
 
-def _check_in_place_allowed(tensor: Tensor, name: str) -> None:
-    """Refuse in-place ops on recorded tensors where torch's view tracking would be needed."""
-    if tensor._data._base is not None:
-        raise RuntimeError(f"{name}: this tensor is a view of another recorded tensor's memory "
-                           f"(the output of {tensor._node.describe()}); changing it in place "
-                           "would change the other tensor behind the tape's back. Use the "
-                           "out-of-place form (x = x + y), or for a slice, x[index] = new_value")
-    node = tensor._node
-    tape = tensor.tape
-    for later in tape.nodes[node.index + 1:]:
-        if any(item is node for item in later.inputs) and later.op.returns_view(later):
-            raise RuntimeError(f"{name}: {later.describe()} took a view of this tensor earlier; "
-                               "changing it in place now would change that view behind the "
-                               "tape's back. Change it before taking views, or use the "
-                               "out-of-place form (x = x + y)")
-
-
 def _rebase(tensor: Tensor, result: Tensor) -> None:
     """Write `result` into `tensor`'s memory and make `tensor` the output of result's node."""
     data = tensor._data
@@ -860,6 +848,7 @@ def _rebase(tensor: Tensor, result: Tensor) -> None:
         node._versions = tuple(None if not isinstance(t, torch.Tensor) else t._version
                                for t in node._saved)
     node._out_id = id(data)
+    node._out_version = data._version
     if node.value is old:
         node.value = data
     tensor._node, tensor._tape, tensor._requires_grad = node, result._tape, True

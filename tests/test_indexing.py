@@ -87,7 +87,7 @@ def test_basic_indices(case, seed):
 def test_basic_index_gives_a_view_and_reads_like_python():
     x = tg.tensor(randn((3, 4), 0), requires_grad=True)
     y = x[1:, ::2]
-    assert y.data.data_ptr() == x.data[1:].data_ptr() and y.node.op.returns_view(y.node)
+    assert y.data.data_ptr() == x.data[1:].data_ptr()
     check_index(randn((3, 4), 0), (-1, slice(None, None, 2)))
     check_index(randn((3, 4), 0), (None, Ellipsis, None, 2))
     check_index(randn((3, 4), 0), 1)

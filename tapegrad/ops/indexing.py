@@ -92,9 +92,6 @@ class GetItem(Function):
             return _add_at(grad, ctx.key, ctx.basic, ctx.in_shape), None
         return GetItemBackward.apply(grad, ctx.key, ctx.basic, ctx.in_shape), None
 
-    @staticmethod
-    def returns_view(node) -> bool:
-        return node.basic
 
 
 class GetItemBackward(Function):

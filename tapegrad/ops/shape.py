@@ -93,9 +93,6 @@ class Reshape(Function):
     def backward(ctx, grad):
         return grad.reshape(ctx.in_shape), None
 
-    @staticmethod
-    def returns_view(node) -> bool:
-        return True
 
 
 class View(Function):
@@ -129,9 +126,6 @@ class View(Function):
     def backward(ctx, grad):
         return grad.reshape(ctx.in_shape), None
 
-    @staticmethod
-    def returns_view(node) -> bool:
-        return True
 
 
 # --- dimensions of size 1 ------------------------------------------------------------
@@ -153,9 +147,6 @@ class Unsqueeze(Function):
     def backward(ctx, grad):
         return grad.reshape(ctx.in_shape), None
 
-    @staticmethod
-    def returns_view(node) -> bool:
-        return True
 
 
 class Squeeze(Function):
@@ -180,9 +171,6 @@ class Squeeze(Function):
     def backward(ctx, grad):
         return grad.reshape(ctx.in_shape), None
 
-    @staticmethod
-    def returns_view(node) -> bool:
-        return True
 
 
 # --- reordering dimensions -------------------------------------------------------------
@@ -204,9 +192,6 @@ class Transpose(Function):
     def backward(ctx, grad):
         return grad.transpose(*ctx.dims), None, None
 
-    @staticmethod
-    def returns_view(node) -> bool:
-        return True
 
 
 class Permute(Function):
@@ -234,9 +219,6 @@ class Permute(Function):
     def backward(ctx, grad):
         return grad.permute(ctx.inverse), None
 
-    @staticmethod
-    def returns_view(node) -> bool:
-        return True
 
 
 def movedim_order(source, destination, shape) -> tuple:
@@ -285,9 +267,6 @@ class Expand(Function):
     def backward(ctx, grad):
         return unbroadcast(grad, ctx.in_shape), None
 
-    @staticmethod
-    def returns_view(node) -> bool:
-        return True
 
 
 # --- copies -------------------------------------------------------------------------------
@@ -349,9 +328,6 @@ class To(Function):
         dtype, device = ctx.source
         return grad.to(device=device, dtype=dtype), None, None, None, None, None
 
-    @staticmethod
-    def returns_view(node) -> bool:
-        return True         # when nothing changes, x.to(...) is x itself
 
 
 _TO_OPTIONS = ("non_blocking", "copy", "memory_format")
