@@ -86,7 +86,8 @@ class Function:
                 inputs.append(arg if node is None else node)    # a leaf, or the op that made it
                 needs.append(arg._requires_grad)                # (always True for an op's output)
                 if node is not None and recording:
-                    if arg._data._version != node._out_version and arg._data._base is not None:
+                    version = node._out_version     # None unless the output is a view
+                    if version is not None and arg._data._version != version:
                         raise _changed_view_error(cls, node)
                     own = arg._tape
                     if own is not tape:     # the first input's tape, or two tapes meeting
@@ -137,7 +138,8 @@ def _record(ctx, out, inputs, tape) -> Tensor:
     ctx.dtype = out.dtype
     ctx._module = _state.module
     ctx._out_id = id(out)   # which saved tensor is this output: see sweep's create_graph
-    ctx._out_version = out._version     # a view whose memory changes later is refused when used
+    # A view whose memory changes later (an in-place op on its base) is refused when used.
+    ctx._out_version = None if out._base is None else out._version
     ctx.value = out if tape.keep_values else None
     deriving = _state.deriving
     if deriving is not None:    # recorded by a create_graph sweep: part of that node's derivative

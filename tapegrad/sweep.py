@@ -56,7 +56,11 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
     roots, seeds = _roots_and_seeds(tensors, grad_tensors, "backward", create_graph)
     if retain_graph is None:
         retain_graph = create_graph
-    targets = None if inputs is None else _targets(inputs, "backward(inputs=...)")
+    if inputs is None:
+        leaves, shared, kept = _run(roots, seeds, retain_graph, create_graph, keep_grads)
+        _commit(leaves, shared, kept, create_graph)
+        return
+    targets = _targets(inputs, "backward(inputs=...)")
     captured = {}
     with _capture(targets, captured):
         leaves, shared, kept = _run(roots, seeds, retain_graph, create_graph, keep_grads, targets)
@@ -241,8 +245,10 @@ def _run(roots, seeds, retain_graph, create_graph, keep_grads, targets=None):
                 tape = resolve(root._tape)
                 entry = tapes.setdefault(id(tape), [tape, -1])
                 entry[1] = max(entry[1], root._node.index)
-        # The lists to walk, fixed now: a create_graph sweep records onto these tapes.
-        walks = [(tape, tape.nodes[: start + 1]) for tape, start in tapes.values()]
+        # The lists to walk, fixed now: a create_graph sweep records onto these tapes (an
+        # ordinary one appends nothing, and walks the tape's own list from `start` down).
+        walks = [(tape, tape.nodes[: start + 1] if create_graph or targets is not None
+                  else tape.nodes, start) for tape, start in tapes.values()]
     except BaseException:
         for holder in seeded:
             holder._gathered = None
@@ -251,18 +257,18 @@ def _run(roots, seeds, retain_graph, create_graph, keep_grads, targets=None):
     recording, _state.recording = _state.recording, create_graph
     _state.sweeping = True
     try:
-        for tape, nodes in walks:
+        for tape, nodes, start in walks:
             if create_graph:
                 _sweep_graph(nodes, tape, keep_grads, touched, kept)
             else:
-                _sweep(nodes, len(nodes) - 1, retain_graph, keep_grads, touched, shared, kept)
+                _sweep(nodes, start, retain_graph, keep_grads, touched, shared, kept)
     except BaseException:
         for holder in touched:
             holder._gathered = None
         for holder, previous in reversed(kept):
             holder.grad = previous
-        for _, nodes in walks:
-            for node in nodes:
+        for _, nodes, start in walks:
+            for node in nodes[: start + 1]:
                 node._gathered = None
         raise
     finally:
@@ -282,7 +288,7 @@ def _prune(walks, targets) -> list:
     """
     wanted = {id(t) if t._node is None else id(t._node) for t in targets}
     changed = []
-    for _, nodes in walks:
+    for _, nodes, _ in walks:
         leads = set(wanted)
         for node in nodes:
             needs = node.needs_input_grad
@@ -542,11 +548,14 @@ def _commit(leaves, shared, kept, create_graph: bool) -> None:
     in place, so a reference held to ``x.grad`` sees the sum. After
     create_graph=True the sum is recorded instead (out of place).
     """
-    gathered = []
-    try:
-        for leaf in leaves:
-            gathered.append(_with_hooks(leaf, leaf._gathered))
-    finally:
+    if hooks.leaf_hooks:    # run them all before any .grad changes (one may raise)
+        try:
+            gathered = [_with_hooks(leaf, leaf._gathered) for leaf in leaves]
+        finally:
+            for leaf in leaves:
+                leaf._gathered = None
+    else:
+        gathered = [leaf._gathered for leaf in leaves]
         for leaf in leaves:
             leaf._gathered = None
     fresh = []

@@ -848,7 +848,7 @@ def _rebase(tensor: Tensor, result: Tensor) -> None:
         node._versions = tuple(None if not isinstance(t, torch.Tensor) else t._version
                                for t in node._saved)
     node._out_id = id(data)
-    node._out_version = data._version
+    node._out_version = None if data._base is None else data._version
     if node.value is old:
         node.value = data
     tensor._node, tensor._tape, tensor._requires_grad = node, result._tape, True
