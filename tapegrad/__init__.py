@@ -14,6 +14,7 @@ from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .sweep import backward, grad
 from .tape import Node, Tape, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from . import data, nn, ops, optim
+from .ops.softmax import log_softmax, logsumexp, softmax
 from .serialization import load, save
 from .check import check_tape
 from .steps import backward_steps, explain
@@ -23,4 +24,5 @@ __version__ = "0.1.0"
 __all__ = ["Tensor", "tensor", "Tape", "Node", "Function", "once_differentiable", "backward",
            "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
            "gradcheck", "gradgradcheck", "GradcheckError", "detect_anomaly", "ops", "nn", "optim", "data",
-           "save", "load", "check_tape", "backward_steps", "explain"]
+           "save", "load", "check_tape", "backward_steps", "explain", "softmax", "log_softmax",
+           "logsumexp"]
