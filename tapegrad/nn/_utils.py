@@ -20,6 +20,10 @@ from .module import Module
 REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}     # aten's reduction codes
 
 
+class ArgumentError(ValueError, RuntimeError):
+    """An argument value out of its range (torch raises RuntimeError for these)."""
+
+
 def data_of(x):
     """The torch tensor inside a tapegrad Tensor (anything else as it is)."""
     return x.data if isinstance(x, Tensor) else x

@@ -16,6 +16,7 @@ import torch
 
 from .. import ops
 from ..function import Function
+from ._utils import ArgumentError
 from .module import Module
 
 _leaky_relu = torch.ops.aten.leaky_relu.default
@@ -150,7 +151,7 @@ def gelu_backward(grad, x, approximate):
 
 def _check_approximate(owner: str, approximate) -> None:
     if approximate not in ("none", "tanh"):
-        raise ValueError(f"{owner}: approximate must be 'none' or 'tanh', got {approximate!r}")
+        raise ArgumentError(f"{owner}: approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
 # --- the functions -------------------------------------------------------------------------
@@ -175,8 +176,7 @@ def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
 
 def gelu(input, approximate: str = "none"):
     """x Phi(x); approximate='tanh' for the tanh approximation."""
-    if approximate not in ("none", "tanh"):
-        raise RuntimeError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    _check_approximate("gelu", approximate)
     return GELUFunction.apply(input, approximate)
 
 

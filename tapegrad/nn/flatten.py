@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ..errors import ShapeError
 from .module import Module
 
@@ -17,6 +19,8 @@ class Flatten(Module):
         self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x):
+        if self.start_dim == 1 and self.end_dim == -1 and x.ndim > 2:     # the usual case
+            return x.reshape(x.shape[0], math.prod(x.shape[1:]))
         return flatten(x, self.start_dim, self.end_dim, self)
 
     def extra_repr(self) -> str:

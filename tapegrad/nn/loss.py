@@ -25,7 +25,7 @@ from ..ops.broadcast import unbroadcast
 from ..ops.dual import dual
 from ..ops.select import where
 from ..tensor import Tensor
-from ._utils import BufferModule, check_constant, data_of, reduction_of
+from ._utils import ArgumentError, BufferModule, check_constant, data_of, reduction_of
 from .module import Module
 
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}     # aten's reduction codes
@@ -412,8 +412,8 @@ def _cross_entropy(x, target, weight, reduction, ignore_index, label_smoothing, 
         raise TypeError(f"{_name(owner)}: input and target must be tensors, got "
                         f"{type(x).__name__} and {type(target).__name__}")
     if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"{_name(owner)}: label_smoothing must be between 0.0 and 1.0, got "
-                         f"{label_smoothing}")
+        raise ArgumentError(f"{_name(owner)}: label_smoothing must be between 0.0 and 1.0, got "
+                            f"{label_smoothing}")
     if data.dim() == 0:
         raise ShapeError(f"{_name(owner)}: input must hold class scores, (C,), (N, C) or "
                          f"(N, C, d1, ...), got a 0-d tensor")
@@ -570,8 +570,8 @@ class CrossEntropyLoss(_TorchLoss):
         super().__init__(size_average, reduce, reduction)
         check_constant("CrossEntropyLoss", "weight", weight)
         if not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(f"CrossEntropyLoss: label_smoothing must be between 0.0 and 1.0, got "
-                             f"{label_smoothing}")
+            raise ArgumentError(f"CrossEntropyLoss: label_smoothing must be between 0.0 and 1.0, "
+                                f"got {label_smoothing}")
         self.register_buffer("weight", data_of(weight))
         self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
 

@@ -164,8 +164,14 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 
 def _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, owner):
+    running_mean, running_var = data_of(running_mean), data_of(running_var)
+    shape = getattr(x, "shape", ())
+    # aten's kernel does not check the channels (torch's Python wrapper does): checked here
+    channels = shape[1] if len(shape) > 1 else None
+    for value in (running_mean, running_var, weight, bias):
+        if value is not None and (channels is None or value.shape[0] != channels):
+            _check_norm_input(owner, x, (running_mean, running_var, weight, bias))
     if training:
-        shape = data_of(x).shape
         values = 1
         for size in shape[:1] + shape[2:]:
             values *= size
@@ -174,10 +180,10 @@ def _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, 
                              f"training, got input of shape {tuple(shape)}; use a batch of more "
                              "than one sample, or eval mode")
     try:
-        return BatchNormFunction.apply(x, weight, bias, data_of(running_mean),
-                                       data_of(running_var), training, momentum, eps)
+        return BatchNormFunction.apply(x, weight, bias, running_mean, running_var, training,
+                                       momentum, eps)
     except (TypeError, ValueError, RuntimeError):
-        _check_norm_input(owner, x, weight, running_mean)
+        _check_norm_input(owner, x, (running_mean, running_var, weight, bias))
         raise
 
 
@@ -215,11 +221,11 @@ def _name(owner) -> str:
     return owner if isinstance(owner, str) else repr(owner)
 
 
-def _check_norm_input(owner, x, weight, running_mean) -> None:
+def _check_norm_input(owner, x, statistics) -> None:
     data = data_of(x)
     if not isinstance(data, torch.Tensor):
         raise TypeError(f"{_name(owner)} takes a tensor, got {type(x).__name__}") from None
-    for role, value in (("weight", weight), ("running_mean", running_mean)):
+    for role, value in zip(("running_mean", "running_var", "weight", "bias"), statistics):
         value = data_of(value)
         if value is not None and (data.dim() < 2 or data.shape[1] != value.shape[0]):
             raise ShapeError(f"{_name(owner)}: expected input with {value.shape[0]} channels in "
@@ -300,7 +306,8 @@ class _BatchNorm(BufferModule):
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
@@ -344,4 +351,4 @@ class LayerNorm(BufferModule):
 
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, "
-                f"elementwise_affine={self.elementwise_affine}")
+                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")

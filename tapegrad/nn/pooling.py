@@ -24,7 +24,8 @@ from ..tensor import Tensor
 from ._utils import data_of, pair
 from .module import Module
 
-_max_pool2d_with_indices = torch.ops.aten.max_pool2d_with_indices.default
+# aten's max_pool2d_with_indices; torch.nn.functional's entry to it has less call overhead
+_max_pool2d_with_indices = torch.nn.functional.max_pool2d_with_indices
 _max_pool2d_backward = torch.ops.aten.max_pool2d_with_indices_backward.default
 _avg_pool2d = torch.ops.aten.avg_pool2d.default
 _avg_pool2d_backward = torch.ops.aten.avg_pool2d_backward.default

@@ -52,7 +52,7 @@ class EmbeddingFunction(Function):
 
 
 class EmbeddingBackward(Function):
-    """z = zeros (rows, dim), with each row of g added into row ids[...]   (Embedding's dL/dW as an op)
+    """z = zeros (rows, dim), with each row of g added into row ids[...]   (Embedding's weight gradient as an op: g is y's gradient)
 
     dL/dg = dL/dz[ids]   (0 where ids == padding_idx; divided by the id's count with scale_grad_by_freq)
     """

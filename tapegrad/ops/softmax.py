@@ -174,10 +174,11 @@ def _kept_shape(shape, dims) -> tuple:
 
 def _check_dim(name: str, x, dim) -> None:
     ndim = max(x.dim(), 1)
-    for d in ((dim,) if isinstance(dim, int) else dim):
+    dims = dim if isinstance(dim, (tuple, list)) and name == "logsumexp" else (dim,)
+    for d in dims:
         if isinstance(d, bool) or not isinstance(d, int):
-            raise TypeError(f"{name}(): dim must be an int{' or a tuple of ints' if name == 'logsumexp' else ''}, "
-                            f"got {dim!r}")
+            kind = "an int or a tuple of ints" if name == "logsumexp" else "an int"
+            raise TypeError(f"{name}(): dim must be {kind}, got {dim!r}")
         if not -ndim <= d < ndim:
             raise IndexError(f"{name}(): dim {d} is out of range for a tensor of shape "
                              f"{tuple(x.shape)} (expected a dim in [{-ndim}, {ndim - 1}])")
