@@ -737,13 +737,10 @@ def test_print_and_backward_steps_show_every_new_op():
 
 def test_every_new_op_states_its_maths_for_the_teaching_tools():
     from tapegrad.steps import derivative_rule, forward_rule
-    names = [n for n in nn.__all__ if isinstance(getattr(nn, n), type)
-             and issubclass(getattr(nn, n), tg.Function)]
-    names += ["Softmax", "SoftmaxBackward", "LogSoftmax", "LogSoftmaxBackward", "LogSumExp"]
-    for name in names:
-        op = getattr(nn, name) if name in nn.__all__ and name not in ("Softmax", "LogSoftmax") \
-            else getattr(tg.ops, name)
-        if not issubclass(op, tg.Function):
-            continue
-        assert forward_rule(op), name                       # 'y = ...' first, no dL/d in it
-        assert derivative_rule(op).startswith("dL/d"), name
+    layer_ops = [getattr(nn, name) for name in nn.__all__]
+    softmax_ops = [tg.ops.Softmax, tg.ops.SoftmaxBackward, tg.ops.LogSoftmax,
+                   tg.ops.LogSoftmaxBackward, tg.ops.LogSumExp]
+    for op in layer_ops + softmax_ops:
+        if isinstance(op, type) and issubclass(op, tg.Function):
+            assert forward_rule(op), op.__name__                # 'y = ...' first, no dL/d in it
+            assert derivative_rule(op).startswith("dL/d"), op.__name__
