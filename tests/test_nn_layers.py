@@ -618,7 +618,7 @@ def _x(*shape, dtype=torch.float32):
 ERRORS = [
     # (what, exception type (torch raises the first base for these), regex of our message)
     (lambda: nn.Conv2d(1, 4, 3)(_x(2, 3, 8, 8)), ShapeError,
-     r"Conv2d\(1, 4.*expected input with 1 channels.*got 3 channels.*\(2, 3, 8, 8\).*in_channels"),
+     r"Conv2d\(1, 4.*expected input with 1 channel \(dimension 1\).*got 3 channels.*\(2, 3, 8, 8\).*in_channels"),
     (lambda: nn.Conv2d(3, 4, 9)(_x(2, 3, 8, 8)), ShapeError,
      r"kernel \(9 pixels of height.*larger than the padded input \(8 pixels.*smaller kernel"),
     (lambda: nn.Conv2d(3, 4, 3)(_x(3, 8)), ShapeError, r"expected a 4-D input.*got shape \(3, 8\)"),

@@ -234,6 +234,10 @@ def _name(owner) -> str:
     return owner if isinstance(owner, str) else repr(owner)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _check_conv_input(owner, x, weight, bias, padding, dilation, groups) -> None:
     """Raise the clear error for a conv2d call that failed: the layer, the shapes, the fix."""
     owner = _name(owner)
@@ -247,10 +251,11 @@ def _check_conv_input(owner, x, weight, bias, padding, dilation, groups) -> None
                          "images") from None
     channels = shape[-3]
     if channels != w.shape[1] * groups:
-        raise ShapeError(f"{owner}: expected input with {w.shape[1] * groups} channels (dimension "
-                         f"{data.dim() - 3}), got {channels} channels in input of shape {shape}; "
-                         f"the weight has shape {tuple(w.shape)}. Make in_channels match the "
-                         "data (or convert the data)") from None
+        wanted = w.shape[1] * groups
+        raise ShapeError(f"{owner}: expected input with {_count(wanted, 'channel')} (dimension "
+                         f"{data.dim() - 3}), got {_count(channels, 'channel')} in input of shape "
+                         f"{shape}; the weight has shape {tuple(w.shape)}. Make in_channels "
+                         "match the data (or convert the data)") from None
     for i, side in enumerate(("height", "width")):
         padded = shape[-2 + i] + 2 * padding[i]
         reach = dilation[i] * (w.shape[2 + i] - 1) + 1

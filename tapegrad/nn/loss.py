@@ -502,8 +502,8 @@ def _check_class_target(owner, logp, target, weight, ignore_index) -> None:
     bad = t[(t != ignore_index) & ((t < 0) | (t >= classes))]
     if bad.numel():
         raise IndexError(f"{owner}: target {int(bad[0])} is out of bounds: the input has "
-                         f"{classes} classes, so targets must be in [0, {classes - 1}] (or "
-                         f"ignore_index={ignore_index} to skip a sample)") from None
+                         f"{classes} classes, so targets must be in [0, {classes - 1}], or equal "
+                         f"ignore_index ({ignore_index}) for a sample to skip") from None
 
 
 # --- the layers ----------------------------------------------------------------------------

@@ -228,9 +228,10 @@ def _check_norm_input(owner, x, statistics) -> None:
     for role, value in zip(("running_mean", "running_var", "weight", "bias"), statistics):
         value = data_of(value)
         if value is not None and (data.dim() < 2 or data.shape[1] != value.shape[0]):
-            raise ShapeError(f"{_name(owner)}: expected input with {value.shape[0]} channels in "
-                             f"dimension 1 (the {role} has {value.shape[0]} elements), got input "
-                             f"of shape {tuple(data.shape)}; make num_features match the "
+            n = value.shape[0]
+            raise ShapeError(f"{_name(owner)}: expected input with {n} channel{'s' * (n != 1)} in "
+                             f"dimension 1 (the {role} has {n} element{'s' * (n != 1)}), got "
+                             f"input of shape {tuple(data.shape)}; make num_features match the "
                              "channels of the data") from None
 
 

@@ -259,17 +259,26 @@ class MaxPool2d(Module):
         self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, \
             (stride if stride is not None else kernel_size), padding, dilation
         self.return_indices, self.ceil_mode = return_indices, ceil_mode
-        self._args = _pool_args("MaxPool2d", kernel_size, stride, padding, dilation)
+        self._arguments()
+
+    def _arguments(self) -> tuple:
+        """The arguments as pairs, checked; recomputed only when an attribute was changed."""
+        given = (self.kernel_size, self.stride, self.padding, self.dilation)
+        if self.__dict__.get("_given") != given:
+            self.__dict__["_args"] = _pool_args(self, *given)
+            self.__dict__["_given"] = given
+        return self._args
 
     def forward(self, x):
+        args = self._arguments()
         if not self.return_indices:
             try:
-                return MaxPool2dFunction.apply(x, *self._args, self.ceil_mode)
+                return MaxPool2dFunction.apply(x, *args, self.ceil_mode)
             except (TypeError, ValueError, RuntimeError, IndexError):
-                kernel_size, _, padding, dilation = self._args
+                kernel_size, _, padding, dilation = args
                 _check_pool_input(self, x, kernel_size, padding, dilation)
                 raise
-        return _max_pool2d(x, *self._args, self.ceil_mode, True, self)
+        return _max_pool2d(x, *args, self.ceil_mode, True, self)
 
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
