@@ -21,7 +21,6 @@ best run, and the spread of the ratio over the repeats.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from dataclasses import dataclass
 
@@ -144,13 +143,13 @@ def run(workload: CNNWorkload, repeats: int, threads: int, out=print) -> dict:
               for name, setup in CONTESTANTS.items()}
     timings = alternate({name: setups[name] for name in ("torch.autograd", "tapegrad")}, repeats)
     ours, theirs = timings["tapegrad"], timings["torch.autograd"]
-    per_run = sorted(a / b for a, b in zip(ours.warm, theirs.warm))     # the ratio within each round
+    per_run = sorted(a / b for a, b in zip(ours.warm, theirs.warm))     # the ratio per round
     epochs = workload.epochs
     out(f"\nworkload E: digits CNN (conv 1-16-32, max-pool, linear 128-10, cross-entropy, Adam), "
         f"batch {workload.batch_size}, {workload.images} images of 1x8x8, {epochs} epochs per run; "
         f"torch threads = {threads}; median of {repeats} warm runs")
-    out(f"  {'contestant':<16}{'cold s':>9}{'ms/epoch':>10}{'best ms/epoch':>15}{'cpu ms/epoch':>14}"
-        f"{'final loss':>12}")
+    out(f"  {'contestant':<16}{'cold s':>9}{'ms/epoch':>10}{'best ms/epoch':>15}"
+        f"{'cpu ms/epoch':>14}{'final loss':>12}")
     for r in (ours, theirs):
         out(f"  {r.name:<16}{r.cold:>9.3f}{1e3 * r.median / epochs:>10.1f}"
             f"{1e3 * r.best / epochs:>15.1f}{1e3 * r.median_cpu / epochs:>14.1f}{r.result:>12.5f}")

@@ -56,8 +56,8 @@ def reduction_of(owner: str, reduction: str, size_average=None, reduce=None) -> 
 def check_constant(owner: str, name: str, value) -> None:
     """Class weights and the like are constants: refuse one that requires grad, as torch does."""
     if isinstance(value, Tensor) and value.requires_grad:
-        raise RuntimeError(f"{owner}: the derivative for '{name}' is not implemented (as in torch); "
-                           f"pass {name}.detach()")
+        raise RuntimeError(f"{owner}: the derivative for '{name}' is not implemented (as in "
+                           f"torch); pass {name}.detach()")
 
 
 # --- buffers ---------------------------------------------------------------------------

@@ -85,9 +85,12 @@ _C = 0.044715
 
 
 class GELUFunction(Function):
-    """y = x Phi(x)   (Phi: the standard normal CDF; approximate='tanh': 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))))
+    """y = x Phi(x)
+           (Phi: the standard normal CDF;
+            approximate='tanh': 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))))
 
-    dL/dx = dL/dy * gelu'(x),   gelu'(x) = Phi(x) + x phi(x)   (phi: the normal density; the tanh form's own derivative for 'tanh')
+    dL/dx = dL/dy * gelu'(x),   gelu'(x) = Phi(x) + x phi(x)
+        (phi: the normal density; the tanh form's own derivative for 'tanh')
     """
 
     check_grad_shapes = False
@@ -109,7 +112,8 @@ class GELUBackward(Function):
     """z = g * gelu'(x)   (GELU's derivative as an op: g is y's gradient)
 
     dL/dg = dL/dz * gelu'(x)
-    dL/dx = dL/dz * g * gelu''(x),   gelu''(x) = phi(x) (2 - x^2)   (for 'tanh': the tanh form's second derivative)
+    dL/dx = dL/dz * g * gelu''(x),   gelu''(x) = phi(x) (2 - x^2)
+        (for 'tanh': the tanh form's second derivative)
     """
 
     check_grad_shapes = False

@@ -89,7 +89,8 @@ _NO_PAD = [0, 0]
 
 
 class Conv2dInputGrad(Function):
-    """z = transposed convolution of g with W, shaped like the input x: (N, C_in, H, W)   (conv2d's input gradient as an op: g is y's gradient)
+    """z = transposed convolution of g with W, shaped like the input x: (N, C_in, H, W)
+           (conv2d's input gradient as an op: g is y's gradient)
 
     dL/dg = conv2d(dL/dz, W)                       (correlation with the same kernel)
     dL/dW = correlation of dL/dz with g            (dL/dz in the place of the input)
@@ -116,7 +117,8 @@ class Conv2dInputGrad(Function):
 
 
 class Conv2dWeightGrad(Function):
-    """z = correlation of x with g, shaped like W: (C_out, C_in / groups, kH, kW)   (conv2d's weight gradient as an op: g is y's gradient)
+    """z = correlation of x with g, shaped like W: (C_out, C_in / groups, kH, kW)
+           (conv2d's weight gradient as an op: g is y's gradient)
 
     dL/dx = transposed convolution of g with dL/dz   (dL/dz in the place of the kernel)
     dL/dg = conv2d(x, dL/dz)

@@ -56,7 +56,8 @@ class MSEFunction(Function):
 
 
 class MSELossBackward(Function):
-    """z = g * s (p - t)   (the derivative of MSE as an op: g is the loss's gradient; s = 2/n for 'mean', else 2)
+    """z = g * s (p - t)
+           (the derivative of MSE as an op: g is the loss's gradient; s = 2/n for 'mean', else 2)
 
     dL/dg = sum of dL/dz * s (p - t)   (over what g was broadcast to)
     dL/dp = dL/dz * g * s
@@ -203,9 +204,11 @@ _bce_with_logits = torch.ops.aten.binary_cross_entropy_with_logits.default
 
 
 class NLLLossFunction(Function):
-    """L = -w[t] logp[t] per sample (t its class; 0 where t == ignore_index), summed ('sum'), divided by the sum of w[t] ('mean') or kept ('none')
+    """L = -w[t] logp[t] per sample (t its class; 0 where t == ignore_index),
+        summed ('sum'), divided by the sum of w[t] ('mean') or kept ('none')
 
-    dL/dlogp = -w[t] / W at each sample's class t (W = that sum of w[t] for 'mean', else 1), 0 elsewhere
+    dL/dlogp = -w[t] / W at each sample's class t, 0 elsewhere
+               (W = that sum of w[t] for 'mean', else 1)
     """
 
     check_grad_shapes = False
@@ -230,7 +233,8 @@ class NLLLossFunction(Function):
 
 
 class NLLLossBackward(Function):
-    """z = zeros like logp, with -g w[t] / W at each sample's class t   (NLLLoss's derivative as an op: g is L's gradient)
+    """z = zeros like logp, with -g w[t] / W at each sample's class t
+           (NLLLoss's derivative as an op: g is L's gradient)
 
     dL/dg = NLL loss of dL/dz (z is linear in g: the same targets, weights and reduction)
     """
@@ -267,9 +271,11 @@ def nll_loss_backward(grad, logp, target, weight, reduction, ignore_index, total
 
 
 class BCEWithLogitsFunction(Function):
-    """L = mean (or sum) of -w (pw t log sigmoid(x) + (1 - t) log sigmoid(-x))   (x: logits; w: weight, pw: pos_weight, 1 when not given)
+    """L = mean (or sum) of -w (pw t log sigmoid(x) + (1 - t) log sigmoid(-x))
+           (x: logits; w: weight, pw: pos_weight, 1 when not given)
 
-    dL/dx = w ((pw t + 1 - t) sigmoid(x) - pw t) / n     (= w (sigmoid(x) - t) / n without pos_weight)
+    dL/dx = w ((pw t + 1 - t) sigmoid(x) - pw t) / n  
+        (= w (sigmoid(x) - t) / n without pos_weight)
     dL/dt = w (log sigmoid(-x) - pw log sigmoid(x)) / n   (= -w x / n without pos_weight)
     (n = number of elements for 'mean', else 1)
     """
@@ -303,7 +309,7 @@ class BCEWithLogitsFunction(Function):
                 grad_t = -x
             else:
                 log_p = _log_sigmoid(x)
-                grad_t = (log_p - x) - pos_weight * log_p       # log sigmoid(-x) = log sigmoid(x) - x
+                grad_t = (log_p - x) - pos_weight * log_p   # log sigmoid(-x) = log sigmoid(x) - x
             grad_t = (grad_t if weight is None else grad_t * weight) * grad
         return grad_x, grad_t, None, None, None
 
@@ -323,7 +329,8 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
         return MSEFunction.apply(input, target, _REDUCTIONS[reduction])
     if tuple(data_of(weight).shape) != tuple(data_of(input).shape):
         raise ValueError(f"mse_loss: weight has shape {tuple(data_of(weight).shape)}, the input "
-                         f"{tuple(data_of(input).shape)}; weights and input must have the same size")
+                         f"{tuple(data_of(input).shape)}; weights and input must have the same "
+                         "size")
     squared = ops.Mul.apply(ops.Pow.apply(ops.Sub.apply(input, target), 2), weight)
     if reduction == "none":
         return squared
@@ -375,7 +382,7 @@ def _bce_with_logits_call(x, target, weight, pos_weight, reduction, owner):
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
              reduction: str = "mean"):
-    """Negative log-likelihood of log-probabilities input (N, C) or (N, C, d1, ...) at class indices target."""
+    """-log p at class indices `target`, from log-probabilities input (N, C) or (N, C, d1, ...)."""
     reduction = reduction_of("nll_loss", reduction, size_average, reduce)
     check_constant("nll_loss", "weight", weight)
     return _nll_loss(input, target, data_of(weight), _REDUCTIONS[reduction], ignore_index,
@@ -386,7 +393,7 @@ def _nll_loss(logp, target, weight, code, ignore_index, owner):
     t = data_of(target)
     try:
         ndim = logp.dim()
-        if ndim == 3 or ndim > 4:       # aten takes 1, 2 or 4 dimensions: (N, C, d...) -> (N, C, D, 1)
+        if ndim == 3 or ndim > 4:       # aten takes 1, 2 or 4 dims: (N, C, d...) -> (N, C, D, 1)
             n, c = logp.shape[:2]
             loss = NLLLossFunction.apply(logp.reshape(n, c, -1, 1), t.reshape(n, -1, 1), weight,
                                          code, ignore_index)
@@ -399,7 +406,7 @@ def _nll_loss(logp, target, weight, code, ignore_index, owner):
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100,
                   reduce=None, reduction: str = "mean", label_smoothing: float = 0.0):
-    """log_softmax over the classes, then NLL (class indices) or -sum(target * logp) (class probabilities)."""
+    """log_softmax over the classes, then NLL (class indices) or -sum(target * logp) (probabilities)."""
     reduction = reduction_of("cross_entropy", reduction, size_average, reduce)
     check_constant("cross_entropy", "weight", weight)
     return _cross_entropy(input, target, data_of(weight), reduction, ignore_index, label_smoothing,
@@ -481,7 +488,8 @@ def _check_class_target(owner, logp, target, weight, ignore_index) -> None:
     data, t = data_of(logp), data_of(target)
     for role, value in (("input", data), ("target", t)):
         if not isinstance(value, torch.Tensor):
-            raise TypeError(f"{owner}: {role} must be a tensor, got {type(value).__name__}") from None
+            raise TypeError(f"{owner}: {role} must be a tensor, got "
+                            f"{type(value).__name__}") from None
     if t.dtype != torch.int64:
         raise DtypeError(f"{owner}: target must hold class indices as int64 (torch.long), got "
                          f"{t.dtype}; convert it with target.long() (class probabilities go to "
@@ -538,7 +546,7 @@ class _TorchLoss(BufferModule):
 
 
 class NLLLoss(_TorchLoss):
-    """-log p of each sample's class, from log-probabilities (N, C) (e.g. after LogSoftmax) and class indices (N,)."""
+    """-log p of each sample's class, from log-probabilities (N, C) (after LogSoftmax) and classes (N,)."""
 
     def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
                  reduction: str = "mean"):
@@ -558,7 +566,7 @@ class NLLLoss(_TorchLoss):
 
 
 class CrossEntropyLoss(_TorchLoss):
-    """Cross-entropy of raw scores (logits) (N, C) against class indices (N,) or class probabilities (N, C).
+    """Cross-entropy of scores (logits) (N, C) against class indices (N,) or probabilities (N, C).
 
     = NLLLoss(LogSoftmax(dim=1)(input), target), with torch's weight,
     ignore_index and label_smoothing. Inputs (N, C, d1, ...) take targets

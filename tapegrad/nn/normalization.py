@@ -1,4 +1,4 @@
-"""`BatchNorm1d`, `BatchNorm2d` and `LayerNorm`: normalise, then scale and shift; one fused node each.
+"""`BatchNorm1d`, `BatchNorm2d`, `LayerNorm`: normalise, then scale and shift; one fused node each.
 
 Both compute, over some dimensions of x,
 
@@ -44,7 +44,7 @@ _native_layer_norm_backward = torch.ops.aten.native_layer_norm_backward.default
 
 def _normalized_grads(grad, x, weight, dims, eps, need_x, need_weight, need_bias, bias_dims,
                       stat_shape=None):
-    """The derivative written with shared operators (create_graph; also the reference).
+    """The derivative written with operators both tensor kinds share (the create_graph sweep).
 
     dims: the dimensions averaged over; bias_dims: those weight and bias are
     shared over; stat_shape: weight reshaped to broadcast against x.
@@ -71,9 +71,11 @@ def _sum(t, dims):
 
 
 class BatchNormFunction(Function):
-    """y = (x - mean) / sqrt(var + eps) * weight + bias   (per channel, dimension 1; batch statistics in training, running ones in eval)
+    """y = (x - mean) / sqrt(var + eps) * weight + bias
+           (per channel, dimension 1; batch statistics in training, running ones in eval)
 
-    dL/dx = (dL/dxhat - mean(dL/dxhat) - xhat * mean(dL/dxhat * xhat)) / sqrt(var + eps),  dL/dxhat = dL/dy * weight   (training)
+    dL/dx = (dL/dxhat - mean(dL/dxhat) - xhat * mean(dL/dxhat * xhat)) / sqrt(var + eps)
+            with dL/dxhat = dL/dy * weight   (training)
     dL/dx = dL/dy * weight / sqrt(running_var + eps)   (eval: the statistics are constants)
     dL/dweight = sum over all but the channels of dL/dy * xhat
     dL/dbias = sum over all but the channels of dL/dy
@@ -120,9 +122,11 @@ class BatchNormFunction(Function):
 
 
 class LayerNormFunction(Function):
-    """y = (x - mean) / sqrt(var + eps) * weight + bias   (mean, var over the last len(normalized_shape) dimensions of each sample)
+    """y = (x - mean) / sqrt(var + eps) * weight + bias
+           (mean, var over the last len(normalized_shape) dimensions of each sample)
 
-    dL/dx = (dL/dxhat - mean(dL/dxhat) - xhat * mean(dL/dxhat * xhat)) / sqrt(var + eps),  dL/dxhat = dL/dy * weight
+    dL/dx = (dL/dxhat - mean(dL/dxhat) - xhat * mean(dL/dxhat * xhat)) / sqrt(var + eps)
+            with dL/dxhat = dL/dy * weight
     dL/dweight = sum over the leading (batch) dimensions of dL/dy * xhat
     dL/dbias = sum over the leading dimensions of dL/dy
     """
@@ -158,7 +162,7 @@ class LayerNormFunction(Function):
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5):
-    """torch.nn.functional.batch_norm: input (N, C, ...); training uses (and updates) batch statistics."""
+    """torch.nn.functional.batch_norm: input (N, C, ...); training uses (and updates) batch stats."""
     return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps,
                        "batch_norm")
 
@@ -289,10 +293,10 @@ class _BatchNorm(BufferModule):
     def forward(self, x):
         ndim = x.dim() if isinstance(x, (Tensor, torch.Tensor)) else None
         if ndim not in self._dims:
-            raise ShapeError(f"{self!r}: expected {self._shape_text} input, got "
-                             f"{'shape ' + str(tuple(x.shape)) if ndim is not None else type(x).__name__}"
-                             f"{'; for images use BatchNorm2d' if ndim == 4 else ''}"
-                             f"{'; for (N, C) or (N, C, L) use BatchNorm1d' if ndim in (2, 3) else ''}")
+            got = f"shape {tuple(x.shape)}" if ndim is not None else type(x).__name__
+            hint = ("; for images use BatchNorm2d" if ndim == 4 else
+                    "; for (N, C) or (N, C, L) use BatchNorm1d" if ndim in (2, 3) else "")
+            raise ShapeError(f"{self!r}: expected {self._shape_text} input, got {got}{hint}")
         # torch's rules: which statistics to use, and the momentum of their update
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
@@ -312,7 +316,7 @@ class _BatchNorm(BufferModule):
 
 
 class BatchNorm1d(_BatchNorm):
-    """Batch normalisation of (N, C) or (N, C, L) inputs, per channel C (see the module docstring)."""
+    """Batch normalisation of (N, C) or (N, C, L) inputs, per channel C (see the module's docstring)."""
 
     _dims = (2, 3)
     _shape_text = "a 2-D (N, C) or 3-D (N, C, L)"

@@ -57,7 +57,8 @@ class MaxPool2dFunction(Function):
 
 
 class MaxPool2dScatter(Function):
-    """z = zeros shaped like the pooled input, with g added at the positions of the maxima   (max pooling's derivative as an op)
+    """z = zeros shaped like the pooled input, with g added at the positions of the maxima
+           (max pooling's derivative as an op)
 
     dL/dg = dL/dz at the positions of the maxima   (a gather)
     """
@@ -77,7 +78,8 @@ class MaxPool2dScatter(Function):
 
 
 class MaxPool2dGather(Function):
-    """y = x at the given positions of each channel (flat positions h * W + w, as max pooling's indices)
+    """y = x at the given positions of each channel
+        (flat positions h * W + w, as max pooling's indices)
 
     dL/dx = zeros, with dL/dy added at those positions   (MaxPool2dScatter)
     """
@@ -117,7 +119,8 @@ def max_pool_gather(x, indices):
 
 
 class AvgPool2dFunction(Function):
-    """y = mean of x over each kernel window (padding counted unless count_include_pad=False; or sum / divisor_override)
+    """y = mean of x over each kernel window
+        (padding counted unless count_include_pad=False; or the sum / divisor_override)
 
     dL/dx = each dL/dy spread evenly over its window (divided like y was)
     """
@@ -138,7 +141,8 @@ class AvgPool2dFunction(Function):
 
 
 class AvgPool2dBackward(Function):
-    """z = each g spread evenly over its pooling window, shaped like the pooled input   (average pooling's derivative as an op)
+    """z = each g spread evenly over its pooling window, shaped like the pooled input
+           (average pooling's derivative as an op)
 
     dL/dg = average pooling of dL/dz
     """

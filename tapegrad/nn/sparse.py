@@ -28,7 +28,9 @@ _embedding_dense_backward = torch.ops.aten.embedding_dense_backward.default
 class EmbeddingFunction(Function):
     """y = W[ids]   (one row of W per id: ids (*) -> y (*, embedding_dim))
 
-    dL/dW = zeros, with each row of dL/dy added into row ids[...] (repeated ids add; none into padding_idx; divided by the id's count with scale_grad_by_freq)
+    dL/dW = zeros, with each row of dL/dy added into row ids[...]
+            (repeated ids add; none into padding_idx; divided by the id's count with
+            scale_grad_by_freq)
     """
 
     check_grad_shapes = False
@@ -52,9 +54,11 @@ class EmbeddingFunction(Function):
 
 
 class EmbeddingBackward(Function):
-    """z = zeros (rows, dim), with each row of g added into row ids[...]   (Embedding's weight gradient as an op: g is y's gradient)
+    """z = zeros (rows, dim), with each row of g added into row ids[...]
+           (Embedding's weight gradient as an op: g is y's gradient)
 
-    dL/dg = dL/dz[ids]   (0 where ids == padding_idx; divided by the id's count with scale_grad_by_freq)
+    dL/dg = dL/dz[ids]
+        (0 where ids == padding_idx; divided by the id's count with scale_grad_by_freq)
     """
 
     check_grad_shapes = False

@@ -47,7 +47,8 @@ class Softmax(Function):
 
 
 class SoftmaxBackward(Function):
-    """z = y * (g - s),  s = sum over dim of g * y   (softmax's derivative as an op: g is y's gradient)
+    """z = y * (g - s),  s = sum over dim of g * y
+           (softmax's derivative as an op: g is y's gradient)
 
     dL/dg = y * (dL/dz - sum over dim of dL/dz * y)
     dL/dy = dL/dz * (g - s) - g * (sum over dim of dL/dz * y)
