@@ -744,3 +744,19 @@ def test_every_new_op_states_its_maths_for_the_teaching_tools():
         if isinstance(op, type) and issubclass(op, tg.Function):
             assert forward_rule(op), op.__name__                # 'y = ...' first, no dL/d in it
             assert derivative_rule(op).startswith("dL/d"), op.__name__
+
+
+def test_the_cnn_tape_draws_with_a_box_per_node_and_layer_groups():
+    import visualize
+    g = torch.Generator().manual_seed(0)
+    model = tapegrad_model(F64, generator=g)
+    with tg.Tape() as tape:
+        loss = nn.CrossEntropyLoss()(model(tg.Tensor(torch.randn(2, 1, 8, 8, dtype=F64))),
+                                     torch.tensor([1, 4]))
+    dot = visualize.to_dot(tape, model=model, group="cluster")
+    source = dot.source
+    for name in ("Conv2dFunction", "MaxPool2dFunction", "ReLU", "Reshape", "LinearFunction",
+                 "LogSoftmax", "NLLLossFunction"):
+        assert name in source, name
+    assert source.count("Conv2dFunction") >= 2 and "0.weight" in source
+    assert len(tape) == 10 and loss.requires_grad      # 8 layers (Flatten: a Reshape), 2 for the loss
