@@ -14,6 +14,7 @@ from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .sweep import backward, grad
 from .tape import Node, Tape, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from . import data, nn, ops, optim
+from .ops.softmax import log_softmax, logsumexp, softmax
 from .serialization import load, save
 from .check import check_tape
 from .steps import backward_steps, explain
@@ -48,3 +49,5 @@ __all__ += [  # the torch surface: creation, joins and shape functions
     "zeros_like", "ones_like", "full_like", "empty_like", "rand_like", "randn_like",
     "cat", "concat", "concatenate", "stack", "split", "chunk", "unbind",
     "reshape", "flatten", "squeeze", "unsqueeze", "permute", "transpose", "movedim", "clone"]
+
+__all__ += ["softmax", "log_softmax", "logsumexp"]

@@ -640,6 +640,14 @@ class Tensor:
 
 
     # --- softmax, log_softmax, logsumexp -------------------------------------------
+    def softmax(self, dim: int, dtype=None):
+        return ops.softmax(self, dim, dtype)
+
+    def log_softmax(self, dim: int, dtype=None):
+        return ops.log_softmax(self, dim, dtype)
+
+    def logsumexp(self, dim, keepdim: bool = False):
+        return ops.logsumexp(self, dim, keepdim)
 
     # --- shape, joins and conversions (the torch surface) ----------------------------
     def view(self, *shape):

@@ -61,6 +61,11 @@ def every_builtin_op_tape():
         s = s + pos.prod(1).sum() + tg.ops.TakeAlongDim.apply(a, torch.tensor([[0], [2], [1]]), 1, False).sum()
         picked_grad, = tg.grad((a.max(1).values ** 2).sum(), [a], create_graph=True)  # PutAlongDim
         s = s + (picked_grad * a).sum()
+        # the softmax family, and its derivative ops
+        s = s + (a.softmax(1) * b).sum() + (a.log_softmax(0) * b).sum() + a.logsumexp(1).sum()
+        soft_grad, = tg.grad((a.softmax(1) ** 2).sum() + (a.log_softmax(1) ** 2).sum(), [a],
+                             create_graph=True)           # SoftmaxBackward, LogSoftmaxBackward
+        s = s + (soft_grad * a).sum()
         loss = picked + d.sum() + mse + bce + s
     return tape, loss
 

@@ -13,6 +13,8 @@ from .shape import (Clone, Contiguous, Expand, Permute, Reshape, Squeeze, To, Tr
                     Unsqueeze, View)
 from .unary import (Abs, Cos, Exp, Log, Log1p, ReLU, Sigmoid, SigmoidBackward, Sign, Sin, Sqrt,
                     Tanh, TanhBackward, ThresholdBackward)
+from .softmax import (LogSoftmax, LogSoftmaxBackward, LogSumExp, Softmax, SoftmaxBackward,
+                      log_softmax, logsumexp, softmax)
 
 __all__ = ["Add", "Sub", "Mul", "Div", "Neg", "Pow", "PowTensor", "pow", "MatMul", "Sum", "Mean",
            "Exp", "Log", "Log1p", "ReLU", "Tanh", "Sigmoid", "ThresholdBackward", "TanhBackward",
@@ -23,4 +25,7 @@ __all__ = ["Add", "Sub", "Mul", "Div", "Neg", "Pow", "PowTensor", "pow", "MatMul
            "View", "Squeeze", "Permute", "Clone", "Contiguous", "Cat", "Stack",
            # elementwise and reductions (the torch surface)
            "Abs", "Sqrt", "Sin", "Cos", "Sign", "Maximum", "Minimum", "Max", "Min", "MaxDim",
-           "MinDim", "TakeAlongDim", "PutAlongDim", "Amax", "Amin", "Var", "Std", "Prod"]
+           "MinDim", "TakeAlongDim", "PutAlongDim", "Amax", "Amin", "Var", "Std", "Prod",
+           # softmax family
+           "Softmax", "SoftmaxBackward", "LogSoftmax", "LogSoftmaxBackward", "LogSumExp",
+           "softmax", "log_softmax", "logsumexp"]
