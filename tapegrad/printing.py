@@ -173,21 +173,41 @@ def _same(a, b) -> bool:
 def node_call(node: Node, names: dict | None = None) -> str:
     """'%3 = ReLU(%2)': the node as the assignment of a Wengert list."""
     names = names or {}
+    if "position" in node.__dict__ and node.name == "OutputOf":    # an op with several outputs
+        return f"%{node.index} = output {node.position} of %{node.inputs[0].index}"
     args = [input_label(item, names) for item in node.inputs if is_tensor_input(item)]
     args += constants_text(node)
     return f"%{node.index} = {node.name}({', '.join(args)})"
 
 
+def shape_text(node: Node) -> str:
+    """'(10, 25)', or '2 outputs' for an op with several."""
+    outputs = node.__dict__.get("outputs")
+    if outputs is not None and len(outputs) > 1:
+        return f"{len(outputs)} outputs"
+    return str(tuple(node.shape))
+
+
+def marks(node: Node) -> str:
+    """What else a line says about its node: its hooks, the node whose derivative it belongs to."""
+    parts = []
+    if node.hooks:
+        parts.append("hooks: " + ", ".join(getattr(h, "__name__", "hook") for h in node.hooks))
+    if node.derivative_of is not None:
+        parts.append(f"derivative of %{node.derivative_of.index} {node.derivative_of.name}")
+    return "  [" + "; ".join(parts) + "]" if parts else ""
+
+
 def format_node(node: Node, names: dict | None = None, width: int = 40) -> str:
     """One line: the call, the output shape, its value and gradient where kept."""
-    line = f"{node_call(node, names):<{width}}  -> {str(tuple(node.shape)):<10}"
+    line = f"{node_call(node, names):<{width}}  -> {shape_text(node):<10}"
     if node.value is not None:
         line += "  " + summarize(node.value)
     if node.grad is not None:
-        line += "  grad " + summarize(node.grad)
+        line += "  grad " + summarize(getattr(node.grad, "data", node.grad))
     if node.released:
         line += "  (released)"
-    return line.rstrip()
+    return (line + marks(node)).rstrip()
 
 
 def format_tape(tape, model=None, names: dict | None = None) -> str:
@@ -198,4 +218,16 @@ def format_tape(tape, model=None, names: dict | None = None) -> str:
     title = f"Tape of {len(tape)} nodes"
     if len(tape) and not tape.keep_values:
         title += " (values not kept: record inside `with tapegrad.Tape():` to see them)"
-    return "\n".join([title] + ["  " + format_node(node, labels, width) for node in tape])
+    lines = [title] + ["  " + format_node(node, labels, width) for node in tape]
+    derivative = sum(1 for node in tape if node.derivative_of is not None)
+    if derivative:
+        lines.append(f"  ({derivative} of these nodes were recorded by a create_graph=True sweep: "
+                     "each is marked with the node whose derivative it computes)")
+    here = {id(node) for node in tape}
+    outside = sorted({item.index for node in tape for item in node.inputs
+                      if isinstance(item, Node) and id(item) not in here})
+    if outside:
+        listed = ", ".join(f"%{i}" for i in outside)
+        lines.append(f"  ({listed}: recorded outside this tape's block, on the computation's own "
+                     "tape, y.tape)")
+    return "\n".join(lines)

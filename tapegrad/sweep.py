@@ -351,6 +351,7 @@ def _sweep_graph(nodes, tape, keep_grads, touched, kept):
             if grad is None:
                 continue
             node._gathered = None
+            _state.deriving = node
             if keep_grads or node.retains_grad or node.hooks is not None:
                 grad = _at_node(node, grad, keep_grads, kept)
             if node._saved is RELEASED:
@@ -358,7 +359,6 @@ def _sweep_graph(nodes, tape, keep_grads, touched, kept):
                     f"backward(create_graph=True) through {node.describe()}: its saved tensors were "
                     "freed by an earlier backward(). Pass retain_graph=True (or create_graph=True) "
                     "to that earlier backward()")
-            _state.deriving = node
             grads = _traced_backward(node, grad, tape)
             if node.op.check_grad_shapes or _state.anomaly:
                 grads = _check_grads(node, grads, traced=True)
