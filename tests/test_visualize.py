@@ -506,3 +506,53 @@ def test_python_dash_m_visualize_runs(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert len(ops_of(boxes(parse(out.read_bytes())))) == 9
+
+
+# --- derivatives, hooks and block records ------------------------------------------------
+
+def test_derivative_nodes_are_drawn_apart_and_name_the_node_they_differentiate(no_dot):
+    x = tg.tensor([0.5, -1.0], requires_grad=True)
+    with tg.Tape() as tape:
+        y = x.tanh()
+        z = (y * y).sum()
+    g, = tg.grad(z, x, create_graph=True)
+    found = boxes(parse(visualize.to_dot(tape).pipe(format="svg")))
+    named = {name: box for name, box in found.items()
+             if any(line.startswith("derivative of %") for line in box["lines"])}
+    marked = [f"n{node.index}" for node in tape if node.derivative_of is not None]
+    assert sorted(named) == sorted(marked) and marked
+    # violet, except the derivative's own result, drawn as the output it is
+    assert {name for name, box in named.items() if "derivative" in box["classes"]} == \
+        {name for name in marked if "output" not in found[name]["classes"]}
+    tanh_backward = [box for box in named.values() if box["lines"][0].endswith("TanhBackward")]
+    assert tanh_backward and "derivative of %0 Tanh" in tanh_backward[0]["lines"]
+    forward = [f"n{node.index}" for node in tape if node.derivative_of is None]
+    assert forward and not any(name in named or "derivative" in found[name]["classes"]
+                               for name in forward)
+
+
+def test_a_hook_is_named_in_its_nodes_box(no_dot):
+    x = tg.tensor([0.5, -1.0], requires_grad=True)
+    with tg.Tape() as tape:
+        y = x.exp()
+
+        def clip(grad):
+            return grad.clamp(-1, 1)
+        y.register_hook(clip)
+        y.sum()
+    found = boxes(parse(visualize.to_dot(tape).pipe(format="svg")))
+    assert "hooks: clip" in found["n0"]["lines"]
+
+
+@pytest.mark.parametrize("group", ["none", "cluster", "collapse"])
+def test_a_block_record_draws_inputs_from_outside_its_block_as_such(no_dot, group):
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    outside = x * 2
+    with tg.Tape() as tape:
+        (outside + x).exp().sum()
+    assert tape.is_record
+    root = parse(visualize.to_dot(tape, group=group).pipe(format="svg"))
+    found = boxes(root)
+    assert found["n0"]["classes"] == {"outside"}
+    assert "recorded outside this block" in found["n0"]["lines"]
+    assert ("n0", "n1") in edges(root) or group == "collapse"

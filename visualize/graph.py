@@ -14,6 +14,10 @@ Colour legend:
                          (``node.module``), labelled with the module's name
     lavender 3-D box     group="collapse": all the ops of one module folded into one box
     red outline          a value or gradient with NaN or inf in it
+    violet box           an op recorded by a ``create_graph=True`` sweep: part of the
+                         derivative of the node it names ("derivative of %3 Tanh")
+    white dashed box     an input recorded outside a block tape's ``with`` block (drawing
+                         a Tape that is a record of its block: see `tapegrad.tape`)
 
 An edge a -> b means "b took a's output as an input". Drawing is a pure
 function of the tape: nothing is run, swept or changed. Every loop is
@@ -29,7 +33,7 @@ import torch
 
 from tapegrad import Tape, Tensor
 from tapegrad.printing import constants_text, leaf_names
-from tapegrad.tape import Node, resolve
+from tapegrad.tape import Node
 
 from . import labels
 from .engine import TapeGraph
@@ -45,6 +49,8 @@ COLOURS = {
     "loss": "#f4a6a6",
     "output": "#fdd0a2",
     "module": "#e2d6f0",
+    "derivative": "#e8d5f5",
+    "outside": "#ffffff",
 }
 NOT_FINITE = "#d62728"
 
@@ -84,7 +90,7 @@ def to_dot(target, model=None, values: bool = False, grads: bool = False, group:
 def _select(target):
     """The nodes to draw, in tape order, and {id(node): 'loss' or 'output'} for the ends."""
     if isinstance(target, Tape):
-        nodes = resolve(target).nodes
+        nodes = list(target)        # a block tape's own list; a computation tape's, wherever it went
         used = set()
         for node in nodes:
             for item in node.inputs:
@@ -142,6 +148,7 @@ class _Drawing:
                 for _, param in module.named_parameters(recurse=False):
                     self.owner.setdefault(id(param), "\0" + self.unnamed[id(module)])
         self.items = {}                     # graph node name -> (attributes, cluster key or None)
+        self.drawn = {id(node) for node in nodes}
         self.leaves = {}                    # id(leaf tensor or constant) -> graph node name
         self.tooltips = {}                  # op -> its maths, once per op per drawing
         self.graph = TapeGraph(
@@ -181,6 +188,12 @@ class _Drawing:
         if self.grads:
             lines.append(labels.grad_line(node.grad, node.released))
             finite = finite and labels.is_finite(node.grad)
+        if node.hooks:
+            lines.append("hooks: " + ", ".join(getattr(h, "__name__", "hook") for h in node.hooks))
+        if node.derivative_of is not None:
+            lines.append(f"derivative of %{node.derivative_of.index} {node.derivative_of.name}")
+            if kind == "op":
+                kind = "derivative"
         attrs = {"label": labels.label(f"%{node.index} {node.name}", lines),
                  "shape": "box", "style": "filled,rounded", "fillcolor": COLOURS[kind],
                  "class": kind, "tooltip": self._maths(node.op)}
@@ -199,7 +212,13 @@ class _Drawing:
     def _source(self, item) -> str | None:
         """The graph node an input comes from (drawing leaves and constants once each)."""
         if isinstance(item, Node):
-            return f"n{item.index}"
+            name = f"n{item.index}"
+            if name not in self.items and id(item) not in self.drawn:
+                self.items[name] = ({"label": labels.label(f"%{item.index} {item.name}",
+                                                           ["recorded outside this block"]),
+                                     "shape": "box", "style": "filled,rounded,dashed",
+                                     "fillcolor": COLOURS["outside"], "class": "outside"}, None)
+            return name
         if not (isinstance(item, (Tensor, torch.Tensor))):
             return None                     # numbers and options are written in the op's box
         key = id(item)
@@ -334,7 +353,7 @@ class _Drawing:
             target = box_of[id(node)]
             for item in node.inputs:
                 if isinstance(item, Node):
-                    source = box_of[id(item)]
+                    source = box_of.get(id(item)) or self._source(item)     # (outside a block)
                 elif id(item) in folded_ids:
                     continue
                 else:
