@@ -121,7 +121,16 @@ def check_tape(loss, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
 
 def _nodes_to_check(loss) -> list:
     if isinstance(loss, Tape):
-        return list(loss.nodes)
+        # A block record may read nodes recorded outside its block: replay those too.
+        nodes, seen = [], set()
+        stack = list(loss)
+        while stack:
+            node = stack.pop()
+            if id(node) not in seen:
+                seen.add(id(node))
+                nodes.append(node)
+                stack.extend(item for item in node.inputs if isinstance(item, Node))
+        return sorted(nodes, key=lambda node: node.index)
     if getattr(loss, "_node", None) is None:
         raise ValueError("check_tape(loss): the loss was not recorded on a tape (it is a leaf, was "
                          "computed under no_grad(), or nothing it depends on requires grad); "

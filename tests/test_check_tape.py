@@ -230,3 +230,13 @@ def test_checking_leaves_values_and_gradients_alone():
     assert torch.equal(x.data, before) and x.grad is None
     loss.backward()
     assert torch.equal(x.grad, 2 * before)
+
+
+def test_a_block_record_is_checked_with_the_nodes_it_reads_from_outside_its_block():
+    x = leaf((3,), 0)
+    outside = x.exp()
+    with tg.Tape() as tape:
+        y = (outside * x).tanh().sum()
+    assert tape.is_record and [node.name for node in tape] == ["Mul", "Tanh", "Sum"]
+    report = tg.check_tape(tape)
+    assert report and [row.name for row in report.rows] == ["Exp", "Mul", "Tanh", "Sum"]
