@@ -232,6 +232,20 @@ def _worker(rank, world_size, store, out_dir, device, backend):
         ddp = DistributedDataParallel(model)
         results["no-sync"] = [p.cpu() for p in _train("sgd-even", model, rank, world_size, ddp,
                                                       sync=False)]
+        # buffers: rank 0's at the start, and again before every training forward
+        bn_model = nn.Sequential(nn.Linear(2, 3, generator=torch.Generator().manual_seed(5),
+                                           dtype=torch.float64),
+                                 nn.BatchNorm1d(3, dtype=torch.float64)).to(device)
+        bn_model[1].running_mean.data.fill_(rank + 1.0)
+        ddp = DistributedDataParallel(bn_model)
+        results["buffers/start"] = bn_model[1].running_mean.data.cpu().clone()
+        g = torch.Generator().manual_seed(20 + rank)            # different data on each rank
+        ddp(tg.Tensor(torch.randn(6, 2, generator=g, dtype=torch.float64).to(device)))
+        results["buffers/apart"] = bn_model[1].running_mean.data.cpu().clone()
+        same = tg.Tensor(torch.randn(6, 2, generator=torch.Generator().manual_seed(30),
+                                     dtype=torch.float64).to(device))
+        ddp(same)                                               # rank 0's stats first, then same data
+        results["buffers/after"] = bn_model[1].running_mean.data.cpu().clone()
         # ranks that built different models are refused on every rank, not left hanging
         try:
             DistributedDataParallel(_model(seed=0, width=16 + rank).to(device))
@@ -271,6 +285,12 @@ def _check_two_processes_match_one(ranks, tolerance):
         assert gap > 1e-4
     for rank in ranks:
         assert rank["mismatch"] is not None and "models differ" in rank["mismatch"]
+    # buffers: both ranks start from rank 0's (filled with 1.0); local data sets them apart;
+    # the broadcast before the next training forward brings them together again
+    for rank in ranks:
+        assert torch.equal(rank["buffers/start"], torch.full((3,), 1.0, dtype=torch.float64))
+    assert not torch.equal(ranks[0]["buffers/apart"], ranks[1]["buffers/apart"])
+    assert torch.equal(ranks[0]["buffers/after"], ranks[1]["buffers/after"])
 
 
 def test_two_processes_train_exactly_like_one(tmp_path):

@@ -2,8 +2,11 @@
 
 Data-parallel training with P processes (ranks), as torch does it:
 
-    start      every rank builds the model; rank 0's parameters are broadcast,
-               so all ranks start from the same weights
+    start      every rank builds the model; rank 0's parameters and buffers are
+               broadcast, so all ranks start from the same weights
+    forward    rank 0's buffers (BatchNorm's running statistics) are broadcast
+               again before each forward in training mode, as torch's DDP does
+               with broadcast_buffers=True
     each step  rank r runs forward and backward on its shard of the global
                batch, on its own tape, filling p.grad with g_r
                sync_gradients(): p.grad = (g_0 + ... + g_{P-1}) / P on every rank
@@ -53,9 +56,11 @@ class DistributedDataParallel(Module):
                     ``module.<name>`` in ``state_dict()``, as in torch)
     bucket_cap_mb   the most megabytes of gradients one collective carries
     process_group   the group to average over (default: the whole world)
+    broadcast_buffers  send rank 0's buffers to every rank before each training forward
     """
 
-    def __init__(self, module: Module, bucket_cap_mb: float = 25.0, process_group=None):
+    def __init__(self, module: Module, bucket_cap_mb: float = 25.0, process_group=None,
+                 broadcast_buffers: bool = True):
         super().__init__()
         if not isinstance(module, Module):
             raise TypeError(f"DistributedDataParallel wraps a tapegrad.nn.Module, got "
@@ -67,6 +72,7 @@ class DistributedDataParallel(Module):
         self.module = module
         self.process_group = process_group
         self.bucket_cap_mb = bucket_cap_mb
+        self.broadcast_buffers = broadcast_buffers
         params = [p for p in module.parameters() if p.requires_grad]
         if not params:
             raise ValueError("DistributedDataParallel: the module has no parameter that requires "
@@ -75,8 +81,11 @@ class DistributedDataParallel(Module):
         self.buckets = plan_buckets(params, bucket_cap_mb)
         self._check_same_parameters(params)
         self._broadcast_parameters()
+        self._broadcast_module_buffers()
 
     def forward(self, *inputs, **kwargs):
+        if self.broadcast_buffers and self.training:
+            self._broadcast_module_buffers()
         return self.module(*inputs, **kwargs)
 
     @property
@@ -137,6 +146,14 @@ class DistributedDataParallel(Module):
             dist.broadcast(flat, src=source, group=group)
             for p, value in zip(bucket.params, bucket.views(flat)):
                 p.data.copy_(value)     # in place: an optimizer holding p sees the new values
+
+    def _broadcast_module_buffers(self) -> None:
+        """Copy rank 0's buffers (running statistics, ...) into every rank's, in place."""
+        group = self.process_group
+        source = 0 if group is None else dist.get_global_rank(group, 0)
+        for buffer in self.module.buffers():
+            data = buffer.data if hasattr(buffer, "requires_grad") else buffer
+            dist.broadcast(data, src=source, group=group)
 
     def _check_same_parameters(self, params) -> None:
         """Refuse to start when ranks built different models (a collective would hang or mix them)."""
