@@ -135,7 +135,9 @@ def _record(ctx, out, inputs, tape) -> Tensor:
     ctx.index = len(nodes)
     ctx.seq = next(_sequence)
     ctx.shape = out.shape
-    ctx.dtype = out.dtype
+    dtype = ctx.dtype = out.dtype
+    if dtype.is_complex:
+        raise _complex_error(ctx)
     ctx._module = _state.module
     ctx._out_id = id(out)   # which saved tensor is this output: see sweep's create_graph
     # A view whose memory changes later (an in-place op on its base) is refused when used.
@@ -243,6 +245,15 @@ def _several_outputs(cls):
     return type(cls.__name__, (cls,), {"backward": staticmethod(backward), "__doc__": cls.__doc__,
                                        "__module__": cls.__module__,
                                        "__qualname__": cls.__qualname__})
+
+
+def _complex_error(ctx) -> TypeError:
+    return TypeError(
+        f"{ctx.op.__name__}: recording an op on complex tensors is not supported: tapegrad's "
+        "derivatives are written for real numbers, and torch's convention for complex ones "
+        "(conjugate Wirtinger derivatives) would need conjugates in every rule. Work on the real "
+        "and imaginary parts as two real tensors, or compute under tapegrad.no_grad(). (Complex "
+        "parameters with gradients you set yourself are fine for the optimizers.)")
 
 
 def _changed_view_error(cls, node) -> RuntimeError:

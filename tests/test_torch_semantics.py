@@ -329,3 +329,12 @@ def test_assigning_a_computed_tensor_to_a_parameter_name_is_refused_like_torch()
     with pytest.raises(TypeError):
         t2.weight = t1.weight * 2
     assert [name for name, _ in l2.named_parameters()] == ["weight", "bias"]
+
+
+def test_recording_an_op_on_complex_tensors_is_refused_rather_than_wrong():
+    # torch's complex gradients are conjugate Wirtinger derivatives; tapegrad's rules are real
+    z = tg.Tensor(torch.tensor([1 + 2j, 3 - 1j]), requires_grad=True)
+    with pytest.raises(TypeError, match="complex tensors is not supported"):
+        z * z
+    with tg.no_grad():
+        assert (z * z).dtype == torch.complex64      # computing without recording is fine
