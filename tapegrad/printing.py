@@ -221,8 +221,9 @@ def format_tape(tape, model=None, names: dict | None = None) -> str:
     lines = [title] + ["  " + format_node(node, labels, width) for node in tape]
     derivative = sum(1 for node in tape if node.derivative_of is not None)
     if derivative:
-        lines.append(f"  ({derivative} of these nodes were recorded by a create_graph=True sweep: "
-                     "each is marked with the node whose derivative it computes)")
+        lines.append(f"  ({derivative} node{'s' if derivative != 1 else ''} recorded by a "
+                     "create_graph=True sweep, each marked with the node whose derivative it "
+                     "computes)")
     here = {id(node) for node in tape}
     outside = sorted({item.index for node in tape for item in node.inputs
                       if isinstance(item, Node) and id(item) not in here})
