@@ -67,7 +67,7 @@ def module_parameter_names(tape) -> dict:
     for node in tape:
         module = node.module
         if module is not None and id(module) not in modules \
-                and getattr(module, "_parameters", None):
+                and (getattr(module, "_parameters", None) or getattr(module, "_buffers", None)):
             modules[id(module)] = module
     classes = [type(m).__name__ for m in modules.values()]
     totals = Counter(classes)
@@ -80,6 +80,9 @@ def module_parameter_names(tape) -> dict:
         for attribute, param in module._parameters.items():
             if param is not None:
                 names.setdefault(id(param), f"{label}.{attribute}")
+        for attribute, buffer in getattr(module, "_buffers", {}).items():
+            if buffer is not None:          # an op takes a buffer's torch tensor (running stats)
+                names.setdefault(id(getattr(buffer, "_data", buffer)), f"{label}.{attribute}")
     return names
 
 
@@ -120,8 +123,14 @@ def _argument_names(op) -> list | None:
             params = list(inspect.signature(op.forward).parameters.values())[1:]
         except (TypeError, ValueError):
             params = None
-        _signatures[op] = None if params is None or any(
-            p.kind is p.VAR_POSITIONAL for p in params) else [(p.name, p.default) for p in params]
+        if params is not None:      # names up to a *args (Cat's forward(ctx, dim, *tensors))
+            names = []
+            for p in params:
+                if p.kind is p.VAR_POSITIONAL:
+                    break
+                names.append((p.name, p.default))
+            params = names
+        _signatures[op] = params
     return _signatures[op]
 
 
@@ -158,6 +167,8 @@ def _constant_repr(item) -> str:
         return ":".join(parts[:2] if item.step is None else parts)
     if isinstance(item, tuple) and any(isinstance(i, slice) for i in item):
         return "(" + ", ".join(_constant_repr(i) for i in item) + ")"
+    if isinstance(item, torch.Size):
+        return repr(tuple(item))            # (3, 2), not torch.Size([3, 2])
     return repr(item)
 
 

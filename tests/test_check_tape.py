@@ -36,8 +36,8 @@ def every_builtin_op_tape():
         y = nn.LinearFunction.apply(x, weight, bias)
         p = y.sigmoid()
         target = leaf((5, 2), 7, 0.1, 0.9)
-        mse = nn.MSEFunction.apply(p, target, 1)           # targets require grad: dL/dt checked too
-        bce = nn.BCEFunction.apply(p, target, 2)
+        mse = nn.MSEFunction.apply(p, target, "mean")           # targets require grad: dL/dt checked too
+        bce = nn.BCEFunction.apply(p, target, "sum")
         s = pos.log1p().sum() + a.clamp(-0.5, 0.5).sum() + a.clamp(min=b).sum()  # Log1p, Clamp
         s = s + tg.ops.where(a > 0, a, pos).sum() + (pos ** b).sum() + (2 ** a).sum()  # Where, PowTensor
         s = s + b.unsqueeze(0).expand(3, 4).sum()         # Unsqueeze, Expand

@@ -40,8 +40,8 @@ CASES = {
     "GetItem slice": lambda: ops.GetItem.apply(leaf(5, 4), (slice(1, 3),)),
     "LinearFunction": lambda: nn.LinearFunction.apply(leaf(6, 3), leaf(2, 3), leaf(2)),
     "LinearFunction 3-D": lambda: nn.LinearFunction.apply(leaf(2, 6, 3), leaf(2, 3), leaf(2)),
-    "MSEFunction": lambda: nn.MSEFunction.apply(leaf(5, 1), leaf(5, 1), 1),
-    "BCEFunction": lambda: nn.BCEFunction.apply(leaf(5, 1) * 0.5, leaf(5, 1) * 0.5, 2),
+    "MSEFunction": lambda: nn.MSEFunction.apply(leaf(5, 1), leaf(5, 1), "mean"),
+    "BCEFunction": lambda: nn.BCEFunction.apply(leaf(5, 1) * 0.5, leaf(5, 1) * 0.5, "sum"),
 }
 
 

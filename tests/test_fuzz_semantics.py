@@ -134,22 +134,24 @@ def test_random_programs_with_blocks_match_torch(data):
         p.leaf(p.draw(shapes(), "leaf shape"), requires_grad=True)
     open_blocks = []            # (tape, mark at enter)
     blocks = []                 # (tape, mark at enter, mark at exit)
-    for _ in range(p.draw(st.integers(1, 10), "number of steps")):
-        action = p.draw(st.sampled_from(["op", "op", "op", "open", "close"]), "action")
-        if action == "open" and len(open_blocks) < 3:
-            tape = tg.Tape()
-            tape.__enter__()
-            open_blocks.append((tape, next(_sequence)))
-        elif action == "close" and open_blocks:
+    try:
+        for _ in range(p.draw(st.integers(1, 10), "number of steps")):
+            action = p.draw(st.sampled_from(["op", "op", "op", "open", "close"]), "action")
+            if action == "open" and len(open_blocks) < 3:
+                tape = tg.Tape()
+                tape.__enter__()
+                open_blocks.append((tape, next(_sequence)))
+            elif action == "close" and open_blocks:
+                tape, start = open_blocks.pop()
+                tape.__exit__(None, None, None)
+                blocks.append((tape, start, next(_sequence)))
+            else:
+                p.draw(st.sampled_from(MORE_OPS), "op")(p)
+    finally:        # (hypothesis may stop an example mid-draw: never leave a block open)
+        while open_blocks:
             tape, start = open_blocks.pop()
             tape.__exit__(None, None, None)
             blocks.append((tape, start, next(_sequence)))
-        else:
-            p.draw(st.sampled_from(MORE_OPS), "op")(p)
-    while open_blocks:
-        tape, start = open_blocks.pop()
-        tape.__exit__(None, None, None)
-        blocks.append((tape, start, next(_sequence)))
 
     # every block tape holds exactly what was recorded inside it, in execution order
     recorded = _recorded_nodes(p)
@@ -297,3 +299,7 @@ def test_the_store_comparison_catches_a_write_outside_the_parameter():
     torch.testing.assert_close(p, q)
     with pytest.raises(AssertionError):
         torch.testing.assert_close(store, theirs)
+
+
+def test_no_block_is_left_open_after_the_fuzz():
+    assert tg.tape._state.blocks == ()

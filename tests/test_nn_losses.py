@@ -193,16 +193,16 @@ def test_cross_entropy_is_log_softmax_then_nll_on_the_tape():
 
 GRADGRAD = {
     "NLLLossFunction mean": (lambda x: nn.NLLLossFunction.apply(x, torch.tensor([0, 2, 2]),
-                                                                torch.tensor([1.0, 2.0, 0.5], dtype=F64), 1, 0),
+                                                                torch.tensor([1.0, 2.0, 0.5], dtype=F64), "mean", 0),
                              (3, 3)),
-    "NLLLossFunction 4-D none": (lambda x: nn.NLLLossFunction.apply(x, torch.tensor([[[0, 1]]]), None, 0),
+    "NLLLossFunction 4-D none": (lambda x: nn.NLLLossFunction.apply(x, torch.tensor([[[0, 1]]]), None, "none"),
                                  (1, 2, 1, 2)),
     "NLLLossBackward": (lambda g: nn.NLLLossBackward.apply(
-        g, torch.zeros(3, 2, dtype=F64), torch.tensor([0, 1, 1]), None, 0, -100,
+        g, torch.zeros(3, 2, dtype=F64), torch.tensor([0, 1, 1]), None, "none", -100,
         torch.tensor(3.0, dtype=F64)), (3,)),
     "BCEWithLogitsFunction": (lambda x: nn.BCEWithLogitsFunction.apply(
         x, torch.tensor([[0.0, 0.3, 1.0], [0.9, 0.5, 0.2]], dtype=F64), None,
-        torch.tensor([0.5, 2.0, 1.0], dtype=F64), 1), (2, 3)),
+        torch.tensor([0.5, 2.0, 1.0], dtype=F64), "mean"), (2, 3)),
     "cross_entropy smoothing weight": (lambda x: TF.cross_entropy(
         x, torch.tensor([0, 2, 1]), weight=torch.tensor([1.0, 2.0, 0.5], dtype=F64),
         label_smoothing=0.2), (3, 3)),

@@ -41,7 +41,7 @@ def test_one_line_per_node_with_index_op_inputs_shape_and_value():
     assert rows[0][2] == "input(10, 2), Linear0.weight, Linear0.bias"
     assert rows[1][2] == "%0"
     assert rows[6][2] == "%5, Linear3.weight, Linear3.bias"
-    assert rows[8][2] == "%7, input(10, 1), reduction=1"
+    assert rows[8][2] == "%7, input(10, 1)"          # reduction='mean', the default: not shown
     assert rows[8][4] == f"{loss.item():.4g}"
 
 
@@ -52,7 +52,7 @@ def test_model_and_names_give_the_dotted_parameter_names():
     _, rows = parse(text)
     assert rows[0][2] == "x, 0.weight, 0.bias"
     assert rows[2][2] == "%1, 2.weight, 2.bias"
-    assert rows[8][2] == "%7, t, reduction=1"
+    assert rows[8][2] == "%7, t"
 
 
 def test_columns_line_up():

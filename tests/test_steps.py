@@ -329,7 +329,7 @@ def test_explain_prints_every_node_and_accumulates_like_backward():
     for node in tape:
         assert f"%{node.index} = {node.name}(" in text
     assert "%0 = LinearFunction(x, 0.weight, 0.bias)" in text
-    assert "%8 = MSEFunction(%7, t, reduction=1)" in text
+    assert "%8 = MSEFunction(%7, t)" in text
     assert "dL/dx = dL/dy * (1 - y^2)" in text
     assert text.count("-> 0.weight") == 1 and "-> %7" in text
     tail = text.split("Gradients accumulated into the leaves (.grad):")[1]

@@ -22,7 +22,6 @@ from .. import _kernels, ops
 from ..errors import DtypeError, ShapeError
 from ..function import Function
 from ..ops.broadcast import unbroadcast
-from ..ops.dual import dual
 from ..ops.select import where
 from ..tensor import Tensor
 from ._utils import ArgumentError, check_constant, data_of, reduction_of
@@ -42,10 +41,10 @@ class MSEFunction(Function):
     fresh_grads = True
 
     @staticmethod
-    def forward(ctx, prediction, target, reduction):
+    def forward(ctx, prediction, target, reduction="mean"):
         ctx.reduction = reduction
         ctx.save_for_backward(prediction, target)
-        return _mse_loss(prediction, target, reduction)
+        return _mse_loss(prediction, target, _REDUCTIONS[reduction])
 
     @staticmethod
     def backward(ctx, grad):
@@ -68,10 +67,10 @@ class MSELossBackward(Function):
     fresh_grads = True
 
     @staticmethod
-    def forward(ctx, g, prediction, target, reduction):
-        ctx.scale = 2.0 / prediction.numel() if reduction == 1 else 2.0
+    def forward(ctx, g, prediction, target, reduction="mean"):
+        ctx.scale = 2.0 / prediction.numel() if reduction == "mean" else 2.0
         ctx.save_for_backward(g, prediction, target)
-        return _kernels.mse_loss_backward(g, prediction, target, reduction)
+        return _kernels.mse_loss_backward(g, prediction, target, _REDUCTIONS[reduction])
 
     @staticmethod
     def backward(ctx, grad):
@@ -83,7 +82,11 @@ class MSELossBackward(Function):
         return grad_g, (grad_p if need_p else None), (-grad_p if need_t else None), None
 
 
-mse_loss_backward = dual(_kernels.mse_loss_backward, MSELossBackward)
+def mse_loss_backward(grad, prediction, target, reduction):
+    """`MSELossBackward`: aten's kernel on torch tensors, the recorded op on tapegrad tensors."""
+    if isinstance(grad, torch.Tensor):
+        return _kernels.mse_loss_backward(grad, prediction, target, _REDUCTIONS[reduction])
+    return MSELossBackward.apply(grad, prediction, target, reduction)
 
 
 _mse_loss = getattr(getattr(torch.ops.aten, "mse_loss", None), "default", None) or (
@@ -102,18 +105,17 @@ class BCEFunction(Function):
     fresh_grads = True
 
     @staticmethod
-    def forward(ctx, prediction, target, reduction):
+    def forward(ctx, prediction, target, reduction="mean"):
         ctx.reduction = reduction
         ctx.save_for_backward(prediction, target)
-        return F.binary_cross_entropy(prediction, target,
-                                      reduction=["none", "mean", "sum"][reduction])
+        return F.binary_cross_entropy(prediction, target, reduction=reduction)
 
     @staticmethod
     def backward(ctx, grad):
         prediction, target = ctx.saved_tensors
         need_p, need_t, _ = ctx.needs_input_grad
         eps = _BCE_EPS
-        scale = 1.0 / prediction.numel() if ctx.reduction == 1 else 1.0
+        scale = 1.0 / prediction.numel() if ctx.reduction == "mean" else 1.0
         grad_p = grad * scale * (prediction - target) / (prediction * (1 - prediction)).clamp_min(eps)
         grad_t = None
         if need_t:  # dL/dt = -(log p - log(1 - p)) scaled
@@ -155,13 +157,12 @@ class _Loss(Module):
             raise ValueError(f"{type(self).__name__}: reduction must be one of 'mean', 'sum', "
                              f"'none', got {reduction!r}")
         self.reduction = reduction
-        self._code = _REDUCTIONS[reduction]
         self._last_inputs = None
 
     def forward(self, prediction, target):
         _check_same_shape(type(self).__name__, prediction, target)
         self.__dict__["_last_inputs"] = (prediction, target)     # plain attribute: skip __setattr__
-        return self.function.apply(prediction, target, self._code)
+        return self.function.apply(prediction, target, self.reduction)
 
     def backward(self, grad_output=None):
         """The course API: dL/d(prediction) for the latest call, as a torch tensor."""
@@ -171,7 +172,7 @@ class _Loss(Module):
         p = prediction.data if isinstance(prediction, Tensor) else prediction
         t = target.data if isinstance(target, Tensor) else target
         leaf = Tensor(p, requires_grad=True)
-        loss = self.function.apply(leaf, t, self._code)
+        loss = self.function.apply(leaf, t, self.reduction)
         loss.backward(grad_output)
         return leaf.grad
 
@@ -215,9 +216,9 @@ class NLLLossFunction(Function):
     fresh_grads = True
 
     @staticmethod
-    def forward(ctx, logp, target, weight=None, reduction=1, ignore_index=-100):
+    def forward(ctx, logp, target, weight=None, reduction="mean", ignore_index=-100):
         kernel = _nll_loss2d_forward if logp.dim() == 4 else _nll_loss_forward
-        loss, total_weight = kernel(logp, target, weight, reduction, ignore_index)
+        loss, total_weight = kernel(logp, target, weight, _REDUCTIONS[reduction], ignore_index)
         ctx.nll = (reduction, ignore_index)
         # W depends only on the targets and the class weights, both constants: no derivative
         # is lost by keeping it on the node.
@@ -247,14 +248,15 @@ class NLLLossBackward(Function):
         ctx.nll = (reduction, ignore_index)
         ctx.save_for_backward(target, weight)
         kernel = _nll_loss2d_backward if logp.dim() == 4 else _nll_loss_backward
-        return kernel(g, logp, target, weight, reduction, ignore_index, total_weight)
+        return kernel(g, logp, target, weight, _REDUCTIONS[reduction], ignore_index, total_weight)
 
     @staticmethod
     def backward(ctx, grad):
         target, weight = ctx.saved_tensors
         if isinstance(grad, torch.Tensor):
             kernel = _nll_loss2d_forward if grad.dim() == 4 else _nll_loss_forward
-            grad_g = kernel(grad, target, weight, *ctx.nll)[0]
+            reduction, ignore_index = ctx.nll
+            grad_g = kernel(grad, target, weight, _REDUCTIONS[reduction], ignore_index)[0]
         else:
             grad_g = NLLLossFunction.apply(grad, target, weight, *ctx.nll)
         return grad_g, None, None, None, None, None, None
@@ -264,7 +266,8 @@ def nll_loss_backward(grad, logp, target, weight, reduction, ignore_index, total
     """`NLLLossBackward`: aten's kernel on torch tensors, the recorded op on tapegrad tensors."""
     if isinstance(grad, torch.Tensor):
         kernel = _nll_loss2d_backward if logp.dim() == 4 else _nll_loss_backward
-        return kernel(grad, logp, target, weight, reduction, ignore_index, total_weight)
+        return kernel(grad, logp, target, weight, _REDUCTIONS[reduction], ignore_index,
+                      total_weight)
     # logp gives only its shape: a constant of the derivative, as it is in fact
     return NLLLossBackward.apply(grad, logp.detach(), target, weight, reduction, ignore_index,
                                  total_weight)
@@ -284,16 +287,16 @@ class BCEWithLogitsFunction(Function):
     fresh_grads = True
 
     @staticmethod
-    def forward(ctx, x, target, weight=None, pos_weight=None, reduction=1):
+    def forward(ctx, x, target, weight=None, pos_weight=None, reduction="mean"):
         ctx.reduction = reduction
         ctx.save_for_backward(x, target, weight, pos_weight)
-        return _bce_with_logits(x, target, weight, pos_weight, reduction)
+        return _bce_with_logits(x, target, weight, pos_weight, _REDUCTIONS[reduction])
 
     @staticmethod
     def backward(ctx, grad):
         x, t, weight, pos_weight = ctx.saved_tensors
         need_x, need_t = ctx.needs_input_grad[:2]
-        if ctx.reduction == 1:
+        if ctx.reduction == "mean":
             grad = grad / x.numel()
         grad_x = grad_t = None
         if need_x:
@@ -326,7 +329,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
     reduction = reduction_of("mse_loss", reduction, size_average, reduce)
     _check_same_shape("mse_loss", input, target)
     if weight is None:
-        return MSEFunction.apply(input, target, _REDUCTIONS[reduction])
+        return MSEFunction.apply(input, target, reduction)
     if tuple(data_of(weight).shape) != tuple(data_of(input).shape):
         raise ValueError(f"mse_loss: weight has shape {tuple(data_of(weight).shape)}, the input "
                          f"{tuple(data_of(input).shape)}; weights and input must have the same "
@@ -345,8 +348,8 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     _check_same_shape("binary_cross_entropy", input, target)
     check_constant("binary_cross_entropy", "weight", weight)
     if weight is None:
-        return BCEFunction.apply(input, target, _REDUCTIONS[reduction])
-    losses = ops.Mul.apply(BCEFunction.apply(input, target, 0), data_of(weight))
+        return BCEFunction.apply(input, target, reduction)
+    losses = ops.Mul.apply(BCEFunction.apply(input, target, "none"), data_of(weight))
     return losses if reduction == "none" else losses.sum() if reduction == "sum" else losses.mean()
 
 
@@ -365,7 +368,7 @@ def _bce_with_logits_call(x, target, weight, pos_weight, reduction, owner):
     check_constant(_name(owner), "pos_weight", pos_weight)
     try:
         return BCEWithLogitsFunction.apply(x, target, data_of(weight), data_of(pos_weight),
-                                           _REDUCTIONS[reduction])
+                                           reduction)
     except (TypeError, ValueError, RuntimeError):
         shape = tuple(data_of(x).shape)
         for role, value in (("weight", weight), ("pos_weight", pos_weight)):
@@ -385,20 +388,19 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     """-log p at class indices `target`, from log-probabilities input (N, C) or (N, C, d1, ...)."""
     reduction = reduction_of("nll_loss", reduction, size_average, reduce)
     check_constant("nll_loss", "weight", weight)
-    return _nll_loss(input, target, data_of(weight), _REDUCTIONS[reduction], ignore_index,
-                     "nll_loss")
+    return _nll_loss(input, target, data_of(weight), reduction, ignore_index, "nll_loss")
 
 
-def _nll_loss(logp, target, weight, code, ignore_index, owner):
+def _nll_loss(logp, target, weight, reduction, ignore_index, owner):
     t = data_of(target)
     try:
         ndim = logp.dim()
         if ndim == 3 or ndim > 4:       # aten takes 1, 2 or 4 dims: (N, C, d...) -> (N, C, D, 1)
             n, c = logp.shape[:2]
             loss = NLLLossFunction.apply(logp.reshape(n, c, -1, 1), t.reshape(n, -1, 1), weight,
-                                         code, ignore_index)
-            return loss.reshape(t.shape) if code == 0 else loss
-        return NLLLossFunction.apply(logp, t, weight, code, ignore_index)
+                                         reduction, ignore_index)
+            return loss.reshape(t.shape) if reduction == "none" else loss
+        return NLLLossFunction.apply(logp, t, weight, reduction, ignore_index)
     except (TypeError, ValueError, RuntimeError, IndexError, AttributeError):
         _check_class_target(owner, logp, target, weight, ignore_index)
         raise
@@ -429,8 +431,7 @@ def _cross_entropy(x, target, weight, reduction, ignore_index, label_smoothing, 
     if t.shape == data.shape:
         return _cross_entropy_probabilities(logp, target, weight, reduction, ignore_index,
                                             label_smoothing, class_dim, owner)
-    code = _REDUCTIONS[reduction]
-    loss = _nll_loss(logp, t, weight, code, ignore_index, owner)
+    loss = _nll_loss(logp, t, weight, reduction, ignore_index, owner)
     if not label_smoothing:
         return loss
     # torch's label smoothing: (1 - e) * NLL + e / C * (the loss against uniform targets)
@@ -556,7 +557,7 @@ class NLLLoss(_TorchLoss):
         self.ignore_index = ignore_index
 
     def _loss(self, input, target):
-        return _nll_loss(input, target, data_of(self.weight), _REDUCTIONS[self.reduction],
+        return _nll_loss(input, target, data_of(self.weight), self.reduction,
                          self.ignore_index, self)
 
     def extra_repr(self) -> str:

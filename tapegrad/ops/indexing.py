@@ -90,7 +90,7 @@ class GetItem(Function):
         ctx.saved_tensors       # refuses an index tensor changed in place since the forward
         if isinstance(grad, torch.Tensor):
             return _add_at(grad, ctx.key, ctx.basic, ctx.in_shape), None
-        return GetItemBackward.apply(grad, ctx.key, ctx.basic, ctx.in_shape), None
+        return GetItemBackward.apply(grad, ctx.key, tuple(ctx.in_shape)), None
 
 
 
@@ -104,13 +104,14 @@ class GetItemBackward(Function):
     fresh_grads = True
 
     @staticmethod
-    def forward(ctx, g, index, basic, shape):
+    def forward(ctx, g, index, shape):
+        index, basic = plain_index(index)
         ctx.key = index
         return _add_at(g, index, basic, shape)
 
     @staticmethod
     def backward(ctx, grad):
-        return grad[ctx.key], None, None, None
+        return grad[ctx.key], None, None
 
 
 def _add_at(grad, key, basic, shape):

@@ -70,7 +70,8 @@ def where(cond, a=None, b=None):
 
 
 class Clamp(Function):
-    """y = min(max(x, low), high)   (low and high: None, numbers or tensors; low > high gives high)
+    """y = min(max(x, low), high)   (x.clamp(min=low, max=high); each bound None, a number or a
+    tensor; low > high gives high)
 
     dL/dx    = dL/dy where low <= x <= high, else 0   (1 at the bounds, as in torch)
     dL/dlow  = dL/dy where x < low and low < high, else 0
@@ -81,7 +82,8 @@ class Clamp(Function):
     fresh_grads = True
 
     @staticmethod
-    def forward(ctx, x, low=None, high=None):
+    def forward(ctx, x, min=None, max=None):  # noqa: A002  (torch's names, shown on the tape)
+        low, high = min, max
         if low is None and high is None:
             raise ArgumentError("clamp() needs min or max (or both), got neither")
         for bound in (low, high):
