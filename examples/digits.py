@@ -26,7 +26,8 @@ epochs. `--model mlp` is Flatten, Linear(64, 128), ReLU, Linear(128, 10).
 Measured with `--runs 3` (seeds 0-2): test accuracy 98.44% in each run (443
 of 450), std 0.00%; seeds 0-9: mean 98.71%, std 0.33%, lowest 98.44%.
 torch.autograd with the same network, initial weights, batches and settings
-reaches the same accuracies. One run takes about 3 s on one CPU core.
+reaches the same accuracies, seed by seed. `--model mlp`: mean 97.70%, std
+0.34% (seeds 0-2). One run of the CNN takes about 4 s on one CPU core.
 
 After every epoch a checkpoint (model, optimizer, scheduler, epoch, random
 number generators' states and the learning curves so far) is written with
@@ -301,8 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=None,
                         help="directory for the figures (of the first run) and the checkpoint")
     parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="checkpoint written after every epoch (default with --out: "
-                             "OUT/digits_checkpoint.pt; with several runs, _seedN is added)")
+                        help="file to write a checkpoint to after every epoch; with --out, "
+                             "OUT/digits_checkpoint.pt unless given (several runs: _seedN added)")
     parser.add_argument("--resume", type=Path, default=None, metavar="CHECKPOINT",
                         help="continue the run that wrote CHECKPOINT (its settings are used)")
     parser.add_argument("--stop-after", type=int, default=None, metavar="EPOCH",

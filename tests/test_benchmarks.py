@@ -114,7 +114,7 @@ def test_the_pinn_workload_trains_the_same_network_in_both_contestants():
 
 
 def test_the_suite_runs_workload_e_the_digits_cnn_by_default(capsys):
-    """`python -m benchmarks` runs E: its table and target line (correctness: test_benchmark_cnn.py)."""
+    """`python -m benchmarks` runs E: its table, target line (correctness: test_benchmark_cnn)."""
     assert "E" in run.WORKLOADS.split(",")
     threads = torch.get_num_threads()
     try:

@@ -1,4 +1,4 @@
-"""The digits example, end to end: printed lines, every file it writes, exact resume, several runs."""
+"""The digits example end to end: its printed lines, every file it writes, exact resume, --runs."""
 
 from __future__ import annotations
 
