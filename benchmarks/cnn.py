@@ -2,8 +2,10 @@
 
     python benchmarks/cnn.py                    # 3 epochs per run, median of 7 warm runs, 1 thread
     python benchmarks/cnn.py --repeats 11 --epochs 5 --threads 2
+    python -m benchmarks --workloads E          # the same, in the suite (part of its default set)
 
-The network of the handwritten-digits example (8x8 grey images, 10 classes):
+The network of the handwritten-digits example, `examples/digits.py` (8x8 grey
+images, 10 classes; `tests/test_digits.py` checks that the two are the same):
 
     Conv2d(1, 16, 3, padding=1)  ReLU  MaxPool2d(2)      1x8x8  -> 16x4x4
     Conv2d(16, 32, 3, padding=1) ReLU  MaxPool2d(2)      16x4x4 -> 32x2x2

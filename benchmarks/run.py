@@ -1,15 +1,16 @@
 """Run the benchmark suite and print the table: ``python -m benchmarks`` (or ``python benchmarks/run.py``).
 
     python -m benchmarks                      # everything (several minutes on 2 cores)
-    python -m benchmarks --workloads A,C      # a subset
+    python -m benchmarks --workloads A,E      # a subset
     python -m benchmarks --repeats 11 --threads 1
     python -m benchmarks --quick              # a short smoke run (fewer epochs, sizes, repeats)
 
-Workloads (see contestants.py, chain.py, memory.py):
+Workloads (see contestants.py, chain.py, memory.py, cnn.py, pinn.py):
     A  the course task: 2-25-25-25-1 (ReLU, ReLU, Tanh, Tanh), batch 100, 100 epochs of 1,000 points
     B  compute-bound: 2-512-512-512-1, batch 1,000, 3 epochs of 10,000 points
     C  a chain of N tanh ops: record + sweep time per node, N = 1,000 ... 200,000
     D  memory: growth over 10,000 steps, saved tensors after a sweep, peak on B
+    E  the digits CNN of examples/digits.py: time per epoch, tapegrad vs torch.autograd
     P  the physics-informed network (second derivatives): tapegrad vs torch.autograd, 200 steps
 """
 
@@ -29,7 +30,7 @@ if __package__ in (None, ""):       # run as a script: make `benchmarks` importa
 
 import torch  # noqa: E402
 
-from benchmarks import chain, memory, pinn  # noqa: E402
+from benchmarks import chain, cnn, memory, pinn  # noqa: E402
 from benchmarks.contestants import CONTESTANTS, WORKLOAD_A, WORKLOAD_B  # noqa: E402
 from benchmarks.timing import alternate  # noqa: E402
 
@@ -38,7 +39,9 @@ try:        # added by the data-parallel work; optional
 except ImportError:
     ddp = None
 
-TARGETS = {"A": dict(autograd=0.5, floor=1.3), "B": dict(floor=1.02), "P": dict(autograd=1.5)}
+TARGETS = {"A": dict(autograd=0.5, floor=1.3), "B": dict(floor=1.02),
+           "E": dict(autograd=cnn.TARGET), "P": dict(autograd=1.5)}
+WORKLOADS = "A,B,C,D,E,P"          # the default set
 MB = 1024 * 1024
 
 
@@ -174,7 +177,8 @@ def ddp_table(threads: int, repeats: int, out) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workloads", default="A,B,C,D,P", help="comma-separated subset of A,B,C,D,P")
+    parser.add_argument("--workloads", default=WORKLOADS,
+                        help=f"comma-separated subset of {WORKLOADS}")
     parser.add_argument("--repeats", type=int, default=7, help="warm runs per contestant (median)")
     parser.add_argument("--threads", default=None,
                         help="comma-separated torch thread counts (default: 1 and torch's default)")
@@ -184,11 +188,12 @@ def main(argv=None) -> None:
     default_threads = torch.get_num_threads()
     threads = ([int(n) for n in args.threads.split(",")] if args.threads
                else sorted({1, default_threads}))
-    a, b, repeats = WORKLOAD_A, WORKLOAD_B, args.repeats
+    a, b, e, repeats = WORKLOAD_A, WORKLOAD_B, cnn.CNNWorkload(), args.repeats
     sizes, steps, peak_steps, pinn_steps = chain.SIZES, 10_000, 10, 200
     if args.quick:
         a = dataclasses.replace(a, epochs=5)
         b = dataclasses.replace(b, epochs=1, points=2000)
+        e = dataclasses.replace(e, epochs=1)
         repeats, sizes, steps, peak_steps, pinn_steps = min(repeats, 3), (1_000, 10_000), 2_000, 2, 20
 
     out = print
@@ -201,6 +206,8 @@ def main(argv=None) -> None:
         if "B" in workloads:
             training(b, max(3, repeats // 2), n, out)
             ddp_table(n, max(3, repeats // 2), out)
+        if "E" in workloads:
+            cnn.run(e, repeats, n, out=out)     # its table and target line
     if "C" in workloads:
         chain_table(sizes, 3, out)
     if "D" in workloads:

@@ -111,3 +111,17 @@ def test_the_pinn_workload_trains_the_same_network_in_both_contestants():
     from benchmarks import pinn
     ours, theirs = pinn.tapegrad_setup(5), pinn.autograd_setup(5)
     assert ours() == pytest.approx(theirs(), rel=1e-10)
+
+
+def test_the_suite_runs_workload_e_the_digits_cnn_by_default(capsys):
+    """`python -m benchmarks` runs E: its table, target line (correctness: test_benchmark_cnn)."""
+    assert "E" in run.WORKLOADS.split(",")
+    threads = torch.get_num_threads()
+    try:
+        run.main(["--workloads", "E", "--quick", "--threads", "1", "--repeats", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    text = capsys.readouterr().out
+    assert "workload E: digits CNN" in text and "1 epochs per run" in text
+    assert "tapegrad / torch.autograd per epoch" in text and "target <= 1.0" in text
+    assert "workload A" not in text
