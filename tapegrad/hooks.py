@@ -73,17 +73,21 @@ def hooks_of(tensor) -> list:
     return list(entry[1]) if entry is not None and entry[0]() is tensor else []
 
 
-def run(hooks, grad, where: str):
-    """Pass `grad` through `hooks` in order; each may return a replacement."""
-    from .tensor import Tensor
+def run(hooks, grad, where: str, wrap=None):
+    """Pass `grad` through `hooks` in order; each may return a replacement.
+
+    In an ordinary sweep `grad` is a torch tensor and so is what the sweep
+    keeps (a tapegrad tensor returned is taken as its values); in a
+    create_graph sweep a torch tensor returned is made a constant by `wrap`.
+    """
     for hook in list(hooks):
         result = hook(grad)
         if result is None:
             continue
         if isinstance(grad, torch.Tensor):          # the ordinary sweep: torch tensors
-            result = result.data if isinstance(result, Tensor) else result
+            result = getattr(result, "_data", result)
         elif isinstance(result, torch.Tensor):      # create_graph: a constant replacement
-            result = Tensor._wrap(result)
+            result = wrap(result)
         if not hasattr(result, "shape"):
             raise TypeError(f"hook {getattr(hook, '__name__', hook)!r} on {where} returned a "
                             f"{type(result).__name__}; return a tensor shaped like the gradient, or None")

@@ -27,7 +27,7 @@ from collections import Counter
 
 import torch
 
-from .tape import Node
+from .tape import Node, Tape
 
 MAX_HEAD = 64           # longer `%i = Op(...)` parts push their own line's columns right
 _MAX_CONSTANT = 24      # a constant's repr is cut after this many characters
@@ -243,3 +243,6 @@ def format_tape(tape, model=None, names: dict | None = None) -> str:
         lines.append(f"  ({listed}: recorded outside this tape's block, on the computation's own "
                      "tape, y.tape)")
     return "\n".join(lines)
+
+
+Tape.formatter = staticmethod(format_tape)      # print(tape), tape.format(): see Tape

@@ -27,12 +27,13 @@ from dataclasses import dataclass
 
 import torch
 
-from .printing import input_label, leaf_names, node_call, summarize
 from . import hooks
 from .function import Parts
+from .printing import input_label, leaf_names, node_call, summarize
 from .sweep import _check_grads, _seed, begin_sweep
 from .sweep import _commit as sweep_commit
-from .tape import Node, _state
+from .tape import Node, Tape, _state
+from .tensor import Tensor
 
 
 # --- the op's maths, from its docstring ---------------------------------------------
@@ -160,7 +161,7 @@ def _steps(root, seed, retain_graph: bool, commit: bool):
             if node.hooks:
                 for hook in list(node.hooks):
                     before = grad_output
-                    grad_output = hooks.run([hook], grad_output, node.describe())
+                    grad_output = hooks.run([hook], grad_output, node.describe(), Tensor._wrap)
                     seen.append((getattr(hook, "__name__", repr(hook)), grad_output is not before))
             grads = local_gradients(node, grad_output)
             for holder, needed, grad_in in zip(node.inputs, node.needs_input_grad, grads):
@@ -264,3 +265,6 @@ def explain(loss, grad=None, retain_graph: bool = False, model=None, names: dict
     print("Gradients accumulated into the leaves (.grad):", file=out)
     for leaf in reached:
         print(f"    {input_label(leaf, labels):<14} {_tensor_text(leaf.grad)}", file=out)
+
+
+Tape.stepper = staticmethod(backward_steps)     # tape.backward_steps(loss): see Tape

@@ -379,7 +379,7 @@ def _sweep_graph(nodes, tape, keep_grads, touched, kept):
 def _at_node(node, grad, keep_grads, kept):
     """A node's complete gradient meets its hooks, then retain_grad / keep_grads keep it."""
     if node.hooks is not None:
-        grad = hooks.run(node.hooks, grad, node.describe())
+        grad = hooks.run(node.hooks, grad, node.describe(), Tensor._wrap)
     if keep_grads or node.retains_grad:
         kept.append((node, node.grad))
         node.grad = _added(node.grad, grad)
@@ -536,7 +536,7 @@ def _with_hooks(leaf, grad):
     if hooks.leaf_hooks:
         found = hooks.leaf_hooks.get(id(leaf))
         if found is not None and found[0]() is leaf:
-            grad = hooks.run(found[1], grad, f"a leaf of shape {tuple(leaf.shape)}")
+            grad = hooks.run(found[1], grad, f"a leaf of shape {tuple(leaf.shape)}", Tensor._wrap)
     return grad
 
 

@@ -300,19 +300,24 @@ class Tape:
     def __repr__(self):
         return f"<Tape of {len(self)} nodes>"
 
+    # Reading a tape is the teaching tools' job, above this module: printing.py and steps.py
+    # put their functions here when they are imported (``import tapegrad`` imports them), so
+    # that the tape, at the bottom of the package, imports nothing above it.
+    formatter = None        # printing.format_tape
+    stepper = None          # steps.backward_steps
+
     def __str__(self):
-        from .printing import format_tape
-        return format_tape(self)
+        return self.format()
 
     def format(self, model=None, names=None) -> str:
         """The text of ``print(tape)``, naming leaves by `model`'s parameter names and `names`."""
-        from .printing import format_tape
-        return format_tape(self, model=model, names=names)
+        if Tape.formatter is None:
+            return repr(self)
+        return Tape.formatter(self, model=model, names=names)
 
     def backward_steps(self, loss, grad=None, retain_graph: bool = False):
         """Run the reverse sweep from `loss` one node at a time (see `tapegrad.steps`)."""
-        from .steps import backward_steps
-        return backward_steps(loss, grad=grad, retain_graph=retain_graph)
+        return Tape.stepper(loss, grad=grad, retain_graph=retain_graph)
 
 
 def resolve(tape: Tape) -> Tape:
