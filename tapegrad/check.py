@@ -187,7 +187,7 @@ def _check_node(node, ctx, out, inputs, row, eps, atol, rtol, max_elements, seed
         analytic_flat = analytic.reshape(-1)
         x = x.clone(memory_format=torch.contiguous_format)
         flat = x.view(-1)
-        elements = range(flat.numel())
+        elements: list | range = range(flat.numel())
         if flat.numel() > max_elements:
             elements = torch.randperm(flat.numel(), generator=generator)[:max_elements].tolist()
             _check_direction(position, x, analytic, loss, row, eps, atol, rtol, generator)

@@ -58,7 +58,9 @@ def register(tensor, hook) -> RemovableHandle:
         key = id(tensor)
         entry = leaf_hooks.get(key)
         if entry is None or entry[0]() is not tensor:
-            entry = leaf_hooks[key] = (weakref.ref(tensor, lambda _, key=key: leaf_hooks.pop(key, None)), [])
+            def forget(_, key: int = key) -> None:     # the leaf is gone: so are its hooks
+                leaf_hooks.pop(key, None)
+            entry = leaf_hooks[key] = (weakref.ref(tensor, forget), [])
         hooks = entry[1]
     hooks.append(hook)
     return RemovableHandle(hooks, hook)

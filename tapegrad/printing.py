@@ -71,7 +71,7 @@ def module_parameter_names(tape) -> dict:
             modules[id(module)] = module
     classes = [type(m).__name__ for m in modules.values()]
     totals = Counter(classes)
-    names = {}
+    names: dict = {}
     seen: dict = {}
     for module, cls in zip(modules.values(), classes):
         number = seen.get(cls, 0)
@@ -123,14 +123,14 @@ def _argument_names(op) -> list | None:
             params = list(inspect.signature(op.forward).parameters.values())[1:]
         except (TypeError, ValueError):
             params = None
+        names: list | None = None
         if params is not None:      # names up to a *args (Cat's forward(ctx, dim, *tensors))
             names = []
             for p in params:
                 if p.kind is p.VAR_POSITIONAL:
                     break
                 names.append((p.name, p.default))
-            params = names
-        _signatures[op] = params
+        _signatures[op] = names
     return _signatures[op]
 
 
@@ -185,7 +185,7 @@ def node_call(node: Node, names: dict | None = None) -> str:
     """'%3 = ReLU(%2)': the node as the assignment of a Wengert list."""
     names = names or {}
     if "position" in node.__dict__ and node.name == "OutputOf":    # an op with several outputs
-        return f"%{node.index} = output {node.position} of %{node.inputs[0].index}"
+        return f"%{node.index} = output {node.__dict__['position']} of %{node.inputs[0].index}"
     args = [input_label(item, names) for item in node.inputs if is_tensor_input(item)]
     args += constants_text(node)
     return f"%{node.index} = {node.name}({', '.join(args)})"

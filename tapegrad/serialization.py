@@ -75,9 +75,11 @@ def _plain(value, where: str, copies: dict, open_containers: set):
         if id(value) not in copies:     # a tensor saved twice stays one tensor
             copies[id(value)] = (value, value.detach().clone())
         return copies[id(value)][1]
-    for kind in _PLAIN:
+    if value is None:
+        return None
+    for kind in (bool, str, int, float):    # bool first: a bool is an int
         if isinstance(value, kind):
-            return value if type(value) is kind or value is None else kind(value)
+            return value if type(value) is kind else kind(value)  # type: ignore[call-overload]
     if not isinstance(value, _CONTAINERS):
         raise TypeError(f"tapegrad.save: {where or 'the checkpoint'} is a {type(value).__name__}, "
                         "which tapegrad.load could not read back: a checkpoint holds only dicts, "
@@ -96,7 +98,7 @@ def _plain(value, where: str, copies: dict, open_containers: set):
                   for k, v in value.items()}
     else:
         items = [_plain(v, f"{where}[{i}]", copies, open_containers) for i, v in enumerate(value)]
-        result = items if isinstance(value, list) else tuple(items)
+        result = items if isinstance(value, list) else tuple(items)  # type: ignore[assignment]
     open_containers.discard(id(value))
     return result
 

@@ -147,7 +147,7 @@ def backward_steps(loss, grad=None, retain_graph: bool = False, accumulate: bool
 def _steps(root, seed, retain_graph: bool, commit: bool):
     """The sweep of sweep.py, gathering gradients here; `commit` writes them at the end."""
     top = root._node
-    leaves = {}             # id(leaf) -> [leaf, its .grad when we started, gathered gradient]
+    leaves: dict = {}       # id(leaf) -> [leaf, its .grad when we started, gathered gradient]
     kept = []               # (node, dL/dy) for retain_grad() outputs
     passed = []             # the nodes swept, to release at the end
     if top is not None:
@@ -256,7 +256,7 @@ def explain(loss, grad=None, retain_graph: bool = False, model=None, names: dict
     labels = leaf_names(loss.tape, model, names)
     print(f"Reverse sweep from %{loss._node.index} ({loss._node.name}), "
           f"starting from dL/dL = {_tensor_text(_seed(loss, grad))}", file=out)
-    reached = []
+    reached: list = []
     for step in steps:
         print(step.format(labels), file=out)
         for holder, _ in step.contributions:

@@ -61,7 +61,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
         _commit(leaves, shared, kept, create_graph)
         return
     targets = _targets(inputs, "backward(inputs=...)")
-    captured = {}
+    captured: dict = {}
     with _capture(targets, captured):
         leaves, shared, kept = _run(roots, seeds, retain_graph, create_graph, keep_grads, targets)
     if targets is not None:     # only the chosen tensors take a gradient
@@ -95,7 +95,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
     if retain_graph is None:
         retain_graph = create_graph
     targets = _targets(inputs, "grad(inputs=...)")
-    captured = {}
+    captured: dict = {}
     with _capture(targets, captured):
         leaves, _, _ = _run(roots, seeds, retain_graph, create_graph, False, targets)
     try:

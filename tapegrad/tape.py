@@ -54,6 +54,7 @@ import functools
 import inspect
 import itertools
 import threading
+from typing import Any, Callable
 
 import torch
 
@@ -111,11 +112,28 @@ class Node:
     __slots__ = ("op", "inputs", "needs_input_grad", "index", "seq", "shape", "dtype",
                  "_module", "value", "grad", "retains_grad", "_gathered", "_saved", "_versions",
                  "_out_id", "_out_version", "__dict__")
+    # (types of the slots, for readers and type checkers; `Function.apply` fills them)
+    op: Any
+    inputs: tuple
+    needs_input_grad: tuple
+    index: int
+    seq: int
+    shape: torch.Size
+    dtype: torch.dtype
+    _module: Any
+    value: Any
+    grad: Any
+    retains_grad: bool
+    _gathered: Any
+    _saved: Any
+    _versions: tuple
+    _out_id: int | None
+    _out_version: int | None
 
     # Rarely set, so they live in the instance __dict__ with these class defaults: a node
     # pays nothing for them until one is set.
-    hooks = None            # [fn, ...] from Tensor.register_hook
-    derivative_of = None    # the Node whose derivative recorded this one (create_graph=True)
+    hooks: list | None = None           # [fn, ...] from Tensor.register_hook
+    derivative_of: Node | None = None   # the Node whose derivative recorded this one (create_graph)
 
     def __init__(self, op):
         self.op = op
@@ -250,7 +268,7 @@ class Tape:
     def __init__(self, keep_values: bool = True):
         self.nodes: list[Node] = []
         self.keep_values = keep_values
-        self._merged_into = None   # the tape that now holds this one's computation
+        self._merged_into: Tape | None = None   # the tape that now holds this one's computation
         self._block = True         # made by the user for `with Tape()`
         self._record = False       # a block tape that handed its computation on (rule 5)
 
@@ -303,8 +321,8 @@ class Tape:
     # Reading a tape is the teaching tools' job, above this module: printing.py and steps.py
     # put their functions here when they are imported (``import tapegrad`` imports them), so
     # that the tape, at the bottom of the package, imports nothing above it.
-    formatter = None        # printing.format_tape
-    stepper = None          # steps.backward_steps
+    formatter: Callable[..., str] | None = None     # printing.format_tape
+    stepper: Callable[..., Any] | None = None       # steps.backward_steps
 
     def __str__(self):
         return self.format()
@@ -317,6 +335,7 @@ class Tape:
 
     def backward_steps(self, loss, grad=None, retain_graph: bool = False):
         """Run the reverse sweep from `loss` one node at a time (see `tapegrad.steps`)."""
+        assert Tape.stepper is not None, "tapegrad.steps installs it when tapegrad is imported"
         return Tape.stepper(loss, grad=grad, retain_graph=retain_graph)
 
 
@@ -326,7 +345,9 @@ def resolve(tape: Tape) -> Tape:
     while root._merged_into is not None:
         root = root._merged_into
     while tape is not root:         # shorten the path for the next lookup
-        tape._merged_into, tape = root, tape._merged_into
+        following = tape._merged_into
+        assert following is not None
+        tape._merged_into, tape = root, following
     return root
 
 
@@ -375,6 +396,7 @@ def home_in_blocks(tape: Tape | None, blocks: tuple) -> Tape:
     for block in blocks:
         own = resolve(block)
         home = own if home is None else join(home, own)
+    assert home is not None         # (blocks is not empty)
     return home
 
 

@@ -15,6 +15,8 @@ promote silently).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from .errors import DtypeError, ShapeError
@@ -43,6 +45,13 @@ class Tensor:
 
     __slots__ = ("_data", "_requires_grad", "_grad", "_node", "_tape", "_gathered",
                  "__weakref__")
+    # (types of the slots, for readers and type checkers)
+    _data: torch.Tensor
+    _requires_grad: bool
+    _grad: Any
+    _node: Any
+    _tape: Any
+    _gathered: Any
     __hash__ = object.__hash__          # like torch: == is elementwise, hashing by identity
     __array_priority__ = 1000           # so that numpy defers to our reflected operators
 

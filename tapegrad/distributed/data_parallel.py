@@ -115,7 +115,7 @@ class DistributedDataParallel(Module):
         for index, bucket in enumerate(self.buckets):
             extra = 1 if weighted and index == 0 else 0
             flat = bucket.flatten_grads(extra)
-            if weighted:
+            if num_samples is not None:
                 flat[:bucket.numel].mul_(num_samples)
                 if extra:
                     flat[-1] = num_samples   # summed across ranks: the global batch size N

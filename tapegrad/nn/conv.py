@@ -319,7 +319,7 @@ class Conv2d(Module):
             # checks the string (and stride 1 for 'same') now rather than at the first call
             _string_padding(padding, (out_channels, in_channels // groups) + self.kernel_size,
                             self.stride, self.dilation, owner)
-            self.padding = padding
+            self.padding: str | tuple = padding
         else:
             self.padding = pair(padding, "padding", owner)
         dtype = dtype or torch.get_default_dtype()

@@ -462,7 +462,7 @@ class Module:
                 memo.add(module)
             yield name, module
             inner = () if remove_duplicate else ancestors + (module,)
-            children = []
+            children: list = []
             for child_name, child in module._modules.items():
                 if child is None:
                     continue
@@ -650,7 +650,7 @@ class Module:
                 raise TypeError(f"load_state_dict(): the keys of a state dict are dotted names, "
                                 f"got {key!r} ({type(key).__name__})")
         missing, problems, copies = [], [], []
-        walk = {}       # module prefix ('' or 'body.0.') -> (position in the walk, own names)
+        walk: dict = {}     # module prefix ('' or 'body.0.') -> (position in the walk, own names)
         for module_prefix, module in self.named_modules(remove_duplicate=False):
             module_prefix = module_prefix + "." if module_prefix else ""
             local = dict(_local_state(module))

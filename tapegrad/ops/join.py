@@ -53,7 +53,7 @@ def cat_layout(tensors, dim, op: str = "") -> tuple:
                              "use stack, or .reshape(1) / .unsqueeze(0) it first")
     first = next((t for t in tensors if t.dim() != 1 or t.shape[0] != 0), tensors[0])
     d = normalize_dim(dim, first.shape, op)
-    sizes = []
+    sizes: list = []
     for t in tensors:
         if _is_skipped_by_cat(t, first.dim()):
             sizes.append(None)

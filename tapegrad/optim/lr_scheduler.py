@@ -366,7 +366,7 @@ class ReduceLROnPlateau(LRScheduler):
     def in_cooldown(self) -> bool:
         return self.cooldown_counter > 0
 
-    def step(self, metrics, epoch=None) -> None:
+    def step(self, metrics, epoch=None) -> None:  # type: ignore[override]
         """Record this epoch's metric (a number or a one-element tensor) and maybe reduce the lr."""
         current = float(metrics)
         if epoch is None:

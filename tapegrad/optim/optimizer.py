@@ -25,13 +25,7 @@ import torch
 
 from ..tensor import Tensor
 
-try:
-    from ..tape import enable_grad
-except ImportError:     # a tapegrad without enable_grad: the same switch, written here
-    from ..tape import ThreadSwitch
-
-    class enable_grad(ThreadSwitch):
-        attribute, value = "recording", True
+from ..tape import enable_grad
 
 
 def grad_of(p: Tensor):
@@ -208,7 +202,7 @@ class Optimizer:
         The state's tensors are the optimizer's own (like torch): save or
         clone them to keep a snapshot.
         """
-        index = {}
+        index: dict = {}
         groups = []
         for group in self.param_groups:
             packed = {k: v for k, v in group.items() if k != "params"}
@@ -265,7 +259,7 @@ class Optimizer:
         if not isinstance(saved_state, dict):
             raise ValueError(f"{name}.load_state_dict: 'state' must be a dict {{index: {{...}}}}, "
                              f"got {type(saved_state).__name__}")
-        new_state = defaultdict(dict)
+        new_state: defaultdict = defaultdict(dict)
         for index, entry in saved_state.items():
             where = f"{name}.load_state_dict: the state of parameter {index!r}"
             if index not in by_index:
