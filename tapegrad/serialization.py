@@ -79,7 +79,7 @@ def _plain(value, where: str, copies: dict, open_containers: set):
         return None
     for kind in (bool, str, int, float):    # bool first: a bool is an int
         if isinstance(value, kind):
-            return value if type(value) is kind else kind(value)  # type: ignore[call-overload]
+            return value if type(value) is kind else kind(value)
     if not isinstance(value, _CONTAINERS):
         raise TypeError(f"tapegrad.save: {where or 'the checkpoint'} is a {type(value).__name__}, "
                         "which tapegrad.load could not read back: a checkpoint holds only dicts, "
