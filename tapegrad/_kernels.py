@@ -111,6 +111,18 @@ def fused_sgd_takes(param, grad, buffer=None) -> bool:
             and is_dense(param))
 
 
+def storage_shared(t) -> bool:
+    """Does another tensor (a view, or the tensor t views) use t's memory?
+
+    torch counts the users of a storage; one is t itself and one the storage
+    object this asks through. Without that private count, assume not shared.
+    """
+    count = getattr(torch._C, "_storage_Use_Count", None)
+    if count is None:
+        return False
+    return t._base is not None or count(t.untyped_storage()._cdata) > 2
+
+
 def is_dense(t) -> bool:
     """Do t's elements fill one block of memory, with no gaps and no overlaps, in some order?"""
     if t.numel() == 0:

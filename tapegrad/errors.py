@@ -16,5 +16,9 @@ class DtypeError(TypeError, RuntimeError):
     """A dtype that the operation cannot take (torch raises RuntimeError)."""
 
 
+class DataError(TypeError, ValueError):
+    """Values that can't make a tensor (torch raises ValueError for ragged lists, TypeError else)."""
+
+
 class ArgumentError(ValueError, RuntimeError):
     """An argument torch reports as RuntimeError (e.g. clamp() with neither min nor max)."""

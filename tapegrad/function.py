@@ -112,8 +112,13 @@ class Function:
             if out.__class__ is tuple or "_non_differentiable" in ctx.__dict__:
                 return _apply_extras(cls, ctx, out, raw, inputs, tape, record)
         if not isinstance(out, torch.Tensor):
+            hint = ""
+            if isinstance(out, Tensor):
+                hint = (" (a tapegrad Tensor: forward computed with one it got inside a list or "
+                        "tuple argument, which apply passes on as it is; pass each tensor as an "
+                        "argument of apply of its own)")
             raise TypeError(f"{cls.__name__}.forward must return a torch.Tensor, "
-                            f"got {type(out).__name__}")
+                            f"got {type(out).__name__}{hint}")
 
         if not record:
             if _state.anomaly:

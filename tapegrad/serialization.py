@@ -111,9 +111,13 @@ def load(path, map_location=None) -> dict:
     than plain data and tensors (never run), or one that is not a state
     dict or checkpoint dict as described in this module's docstring.
     """
-    if not os.path.exists(path):
+    if hasattr(path, "read"):           # a file object (io.BytesIO, open(..., "rb")), as torch.load
+        path.seek(0)
+    elif not os.path.exists(path):
         raise FileNotFoundError(f"tapegrad.load: no file at {path}")
     _check_checksums(path)
+    if hasattr(path, "read"):
+        path.seek(0)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:

@@ -78,7 +78,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False,
-         allow_unused: bool = False) -> tuple:
+         allow_unused: bool | None = None, materialize_grads: bool = False) -> tuple:
     """The gradients of `outputs` with respect to each of `inputs`, as torch.autograd.grad.
 
     Returns a tuple with one tapegrad Tensor per input (None for an input the
@@ -87,6 +87,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
     or sequences; `grad_outputs` gives dL/d(each output) (None: ones, for
     single-element outputs). With ``create_graph=True`` the gradients are
     recorded and can be differentiated again; `retain_graph` defaults to it.
+    ``materialize_grads=True`` gives zeros instead of None for an unused input
+    (and implies allow_unused), as torch's does.
 
     Errors: RuntimeError for an input that does not require grad, or that
     the outputs do not depend on (unless allow_unused).
@@ -108,6 +110,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
     for position, t in enumerate(targets):
         key = id(t) if t._node is None else id(t._node)
         g = captured.get(key)
+        if g is None and materialize_grads:
+            g = Tensor._wrap(torch.zeros_like(t._data))
         if g is None and not allow_unused:
             raise RuntimeError(f"grad(): input {position} (shape {tuple(t.shape)}) was not used to "
                                "compute the outputs, so it has no gradient. Pass "
@@ -259,9 +263,9 @@ def _run(roots, seeds, retain_graph, create_graph, keep_grads, targets=None):
     try:
         for tape, nodes, start in walks:
             if create_graph:
-                _sweep_graph(nodes, tape, keep_grads, touched, kept)
+                _sweep_graph(nodes, tape, keep_grads, touched, kept, bool(pruned))
             else:
-                _sweep(nodes, start, retain_graph, keep_grads, touched, shared, kept)
+                _sweep(nodes, start, retain_graph, keep_grads, touched, shared, kept, bool(pruned))
     except BaseException:
         for holder in touched:
             holder._gathered = None
@@ -301,7 +305,7 @@ def _prune(walks, targets) -> list:
     return changed
 
 
-def _sweep(nodes, start, retain_graph, keep_grads, touched, shared, kept):
+def _sweep(nodes, start, retain_graph, keep_grads, touched, shared, kept, pruned=False):
     check = _state.anomaly
     for index in range(start, -1, -1):
         node = nodes[index]
@@ -311,6 +315,8 @@ def _sweep(nodes, start, retain_graph, keep_grads, touched, shared, kept):
         node._gathered = None           # free it as we pass
         if keep_grads or node.retains_grad or node.hooks is not None:
             grad = _at_node(node, grad, keep_grads, kept)
+        if pruned and True not in node.needs_input_grad:
+            continue                    # nothing it leads to is wanted (grad(), inputs=)
         if node._saved is RELEASED:
             raise RuntimeError(
                 f"backward() through {node.describe()} a second time: the tape's saved tensors "
@@ -339,7 +345,7 @@ def _sweep(nodes, start, retain_graph, keep_grads, touched, shared, kept):
             node._versions = ()
 
 
-def _sweep_graph(nodes, tape, keep_grads, touched, kept):
+def _sweep_graph(nodes, tape, keep_grads, touched, kept, pruned=False):
     """The sweep with create_graph=True: every derivative recorded (see the module docstring).
 
     The nodes each derivative records (the op's backward, and the sums that
@@ -354,6 +360,8 @@ def _sweep_graph(nodes, tape, keep_grads, touched, kept):
             _state.deriving = node
             if keep_grads or node.retains_grad or node.hooks is not None:
                 grad = _at_node(node, grad, keep_grads, kept)
+            if pruned and True not in node.needs_input_grad:
+                continue
             if node._saved is RELEASED:
                 raise RuntimeError(
                     f"backward(create_graph=True) through {node.describe()}: its saved tensors were "
@@ -382,7 +390,11 @@ def _at_node(node, grad, keep_grads, kept):
         grad = hooks.run(node.hooks, grad, node.describe(), Tensor._wrap)
     if keep_grads or node.retains_grad:
         kept.append((node, node.grad))
-        node.grad = _added(node.grad, grad)
+        # a copy of its own (torch's retain_grad clones): grad may be a broadcast view, or
+        # the tensor that flows on and into a leaf's .grad
+        own = grad.clone(memory_format=torch.contiguous_format) if isinstance(grad, torch.Tensor) \
+            else grad
+        node.grad = _added(node.grad, own)
     return grad
 
 
@@ -428,7 +440,7 @@ def _traced(node, position, t, tape):
     """The tapegrad tensor that saved tensor `t` of `node` is: an input, the output, or a constant."""
     for holder in node.inputs:
         if holder.__class__ is Node:
-            if holder._out_id == id(t):
+            if holder._out_id == id(t) or id(t) in holder.__dict__.get("aliases", ()):
                 return Tensor._recorded(t, holder, tape)
         elif isinstance(holder, Tensor):
             if holder._data is t:
@@ -554,6 +566,10 @@ def _commit(leaves, shared, kept, create_graph: bool) -> None:
         finally:
             for leaf in leaves:
                 leaf._gathered = None
+        # a hook may keep the tensor it saw, or return one it keeps: .grad takes a copy
+        hooked = {id(leaf) for leaf in leaves if id(leaf) in hooks.leaf_hooks}
+        gathered = [grad.clone() if id(leaf) in hooked and isinstance(grad, torch.Tensor) else grad
+                    for leaf, grad in zip(leaves, gathered)]
     else:
         gathered = [leaf._gathered for leaf in leaves]
         for leaf in leaves:
@@ -608,6 +624,8 @@ def _check_grads(node, grads, traced: bool = False) -> tuple:
     tapegrad Tensor that a user's backward returned (from ops it called)
     is taken as its values.
     """
+    if len(grads) > len(node.inputs) and all(g is None for g in grads[len(node.inputs):]):
+        grads = grads[:len(node.inputs)]     # trailing Nones (e.g. for defaulted arguments): fine
     if len(grads) != len(node.inputs):
         raise RuntimeError(f"{node.op.__name__}.backward returned {len(grads)} gradient(s) "
                            f"for {len(node.inputs)} input(s); return one per input of forward "

@@ -41,9 +41,10 @@ blocks), in execution order, and nothing joins or empties it:
    computation, or blocks are nested), the block tape hands its computation
    on to a computation tape (a copy of its list, made once) and from then on
    is a *record*: it keeps its nodes and receives the further nodes recorded
-   inside its block. Its nodes keep their numbers (``%i``, ``node.index``:
-   the position on their computation tape); inputs recorded outside the
-   block appear by their number.
+   inside its block. Its nodes are numbered by their position on their
+   computation tape (``%i``, ``node.index``), as are inputs recorded outside
+   the block; a later join that appends that computation to a larger one
+   renumbers them all alike (rule 2).
 
 Recording state (open blocks, ``no_grad``, anomaly mode) is per thread.
 """
@@ -177,6 +178,13 @@ class Node:
     def mark_non_differentiable(self, *outputs):
         """torch's API: these outputs of forward get no gradient (their backward input is zeros)."""
         self._non_differentiable = self.__dict__.get("_non_differentiable", ()) + outputs
+
+    def mark_dirty(self, *tensors):
+        """torch's API for ops that change their inputs in place: not supported here."""
+        raise NotImplementedError(
+            f"{self.op.__name__}.forward called ctx.mark_dirty: Functions that change their "
+            "inputs in place are not supported by tapegrad; return a new tensor from forward "
+            "(tensor.clone() first), and let the caller assign it")
 
     def set_materialize_grads(self, value: bool):
         """torch's API: with False, backward gets None (not zeros) for outputs that had no gradient."""

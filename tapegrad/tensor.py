@@ -17,9 +17,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import builtins  # Tensor has methods named int and bool, as torch's: its annotations say builtins.
+
 import torch
 
-from .errors import DtypeError, ShapeError
+from . import _kernels
+from .errors import DataError, DtypeError, ShapeError
 from .tape import _check_no_torch_grad, _state, resolve
 
 
@@ -47,7 +50,7 @@ class Tensor:
                  "__weakref__")
     # (types of the slots, for readers and type checkers)
     _data: torch.Tensor
-    _requires_grad: bool
+    _requires_grad: builtins.bool
     _grad: Any
     _node: Any
     _tape: Any
@@ -55,7 +58,7 @@ class Tensor:
     __hash__ = object.__hash__          # like torch: == is elementwise, hashing by identity
     __array_priority__ = 1000           # so that numpy defers to our reflected operators
 
-    def __init__(self, data, requires_grad: bool = False):
+    def __init__(self, data, requires_grad: builtins.bool = False):
         if isinstance(data, Tensor):
             data = data._data
         if not isinstance(data, torch.Tensor):
@@ -112,7 +115,7 @@ class Tensor:
         self._data = _check_no_torch_grad(value)
 
     @property
-    def requires_grad(self) -> bool:
+    def requires_grad(self) -> builtins.bool:
         return self._requires_grad
 
     @requires_grad.setter
@@ -149,7 +152,7 @@ class Tensor:
         self._grad = value
 
     @property
-    def is_leaf(self) -> bool:
+    def is_leaf(self) -> builtins.bool:
         return self._node is None
 
     @property
@@ -180,16 +183,16 @@ class Tensor:
         return self._data.device
 
     @property
-    def ndim(self) -> int:
+    def ndim(self) -> builtins.int:
         return self._data.dim()
 
     def size(self, dim=None):
         return self._data.size() if dim is None else self._data.size(dim)
 
-    def dim(self) -> int:
+    def dim(self) -> builtins.int:
         return self._data.dim()
 
-    def numel(self) -> int:
+    def numel(self) -> builtins.int:
         return self._data.numel()
 
     def __len__(self):
@@ -211,7 +214,7 @@ class Tensor:
     def tolist(self):
         return self._data.tolist()
 
-    def numpy(self, *, force: bool = False):
+    def numpy(self, *, force: builtins.bool = False):
         """The values as a numpy array sharing memory (a CPU tensor that requires no grad, as in torch).
 
         force=True: detach and copy to the CPU first when needed (torch's option).
@@ -242,7 +245,7 @@ class Tensor:
         """The same values, cut from the tape (shares storage, like torch)."""
         return Tensor._wrap(self._data)
 
-    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+    def requires_grad_(self, requires_grad: builtins.bool = True) -> Tensor:
         """Make this leaf require (or not) a gradient; torch's rules and errors."""
         requires_grad = bool(requires_grad)
         if self._node is not None:
@@ -273,8 +276,8 @@ class Tensor:
         from .hooks import register
         return register(self, hook)
 
-    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False,
-                 inputs=None, *, keep_grads: bool = False, grad=None) -> None:
+    def backward(self, gradient=None, retain_graph=None, create_graph: builtins.bool = False,
+                 inputs=None, *, keep_grads: builtins.bool = False, grad=None) -> None:
         """Sweep the tape backwards from this tensor, accumulating dL/d(leaf) into leaves' .grad.
 
         gradient: dL/d(this tensor); may be omitted for a single-element
@@ -335,11 +338,24 @@ class Tensor:
     def double(self) -> Tensor:
         return self.to(torch.float64)
 
+    def half(self) -> Tensor:
+        return self.to(torch.float16)
+
+    def long(self) -> Tensor:
+        """int64 values (an integer tensor needs no gradient, as in torch)."""
+        return self.to(torch.int64)
+
+    def int(self) -> Tensor:
+        return self.to(torch.int32)
+
+    def bool(self) -> Tensor:
+        return self.to(torch.bool)
+
     def cpu(self) -> Tensor:
         """This tensor on the CPU (itself if it already is there)."""
         return self.to("cpu")
 
-    def cuda(self, device=None, non_blocking: bool = False) -> Tensor:
+    def cuda(self, device=None, non_blocking: builtins.bool = False) -> Tensor:
         """This tensor on a CUDA device (itself if it already is there); torch's error without one."""
         target = "cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device
         ops.shape.check_device_available(torch.device(target),
@@ -485,6 +501,13 @@ class Tensor:
                                "For an update such as an optimizer step, do it inside "
                                "`with tapegrad.no_grad():`; otherwise use the out-of-place form "
                                "(x = x + y)")
+        if self._node is None and _kernels.storage_shared(self._data):
+            raise RuntimeError(
+                f"{name}: this tensor needs no gradient but the value written into it does, so "
+                "it would start to require grad; its memory is shared with another tensor (it is a "
+                "view, or a view of it exists), which would not (torch tracks views; tapegrad "
+                "does not). Write into a tensor of its own (buffer = buffer.clone(), or build the "
+                "result out of place, e.g. tapegrad.stack)")
         if self._node is not None:
             if self._data._base is not None:
                 raise RuntimeError(
@@ -492,10 +515,14 @@ class Tensor:
                     f"of {self._node.describe()}); changing it in place would change that tensor "
                     "behind the tape's back. Use the out-of-place form (x = x + y), or write into "
                     "the tensor it views: base[index] = new_value")
-            old = Tensor._recorded(self._data.clone(), self._node, self.tape)
+            snapshot = self._data.clone()
+            old = Tensor._recorded(snapshot, self._node, self.tape)
+            # the snapshot is the old node's output by another name, for create_graph's mapping
+            self._node.__dict__.setdefault("aliases", set()).add(id(snapshot))
         else:
             old = Tensor._wrap(self._data.clone())
-        result = record(old, *operands)
+        # x.mul_(x): the operand is the old value too (as the op saw it), not the memory rewritten
+        result = record(old, *(old if o is self else o for o in operands))
         if result.shape != self.shape:
             raise ShapeError(f"{name}: the result has shape {tuple(result.shape)}, which can't be "
                              f"written into this tensor of shape {tuple(self.shape)}")
@@ -503,10 +530,10 @@ class Tensor:
         return self
 
     # --- reductions, elementwise, shape ----------------------------------------
-    def sum(self, dim=None, keepdim: bool = False):
+    def sum(self, dim=None, keepdim: builtins.bool = False):
         return ops.Sum.apply(self, dim, keepdim)
 
-    def mean(self, dim=None, keepdim: bool = False):
+    def mean(self, dim=None, keepdim: builtins.bool = False):
         return ops.Mean.apply(self, dim, keepdim)
 
     def exp(self):
@@ -543,7 +570,7 @@ class Tensor:
             shape = tuple(shape[0])
         return ops.Reshape.apply(self, shape)
 
-    def transpose(self, dim0: int, dim1: int):
+    def transpose(self, dim0: builtins.int, dim1: builtins.int):
         return ops.Transpose.apply(self, dim0, dim1)
 
     def t(self):
@@ -559,7 +586,7 @@ class Tensor:
                              f"{tuple(self.shape)}; use .transpose(dim0, dim1)")
         return self.t()
 
-    def unsqueeze(self, dim: int):
+    def unsqueeze(self, dim: builtins.int):
         return ops.Unsqueeze.apply(self, dim)
 
     def expand(self, *sizes):
@@ -600,33 +627,33 @@ class Tensor:
         """torch's x.where(condition, y): x where condition, else y."""
         return ops.Where.apply(as_operand(condition), self, as_operand(other))
 
-    def max(self, dim=None, keepdim: bool = False):
+    def max(self, dim=None, keepdim: builtins.bool = False):
         """max() -> a 0-d tensor; max(dim, keepdim) -> (values, indices); max(other) -> maximum."""
         return ops.reduction.max(self, dim, keepdim)
 
-    def min(self, dim=None, keepdim: bool = False):
+    def min(self, dim=None, keepdim: builtins.bool = False):
         """min() -> a 0-d tensor; min(dim, keepdim) -> (values, indices); min(other) -> minimum."""
         return ops.reduction.min(self, dim, keepdim)
 
-    def amax(self, dim=(), keepdim: bool = False):
+    def amax(self, dim=(), keepdim: builtins.bool = False):
         return ops.Amax.apply(self, dim, keepdim)
 
-    def amin(self, dim=(), keepdim: bool = False):
+    def amin(self, dim=(), keepdim: builtins.bool = False):
         return ops.Amin.apply(self, dim, keepdim)
 
-    def argmax(self, dim=None, keepdim: bool = False):
+    def argmax(self, dim=None, keepdim: builtins.bool = False):
         return ops.reduction.argmax(self, dim, keepdim)
 
-    def argmin(self, dim=None, keepdim: bool = False):
+    def argmin(self, dim=None, keepdim: builtins.bool = False):
         return ops.reduction.argmin(self, dim, keepdim)
 
-    def var(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+    def var(self, dim=None, unbiased=None, keepdim: builtins.bool = False, *, correction=None):
         return ops.reduction.var(self, dim, unbiased, keepdim, correction=correction)
 
-    def std(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None):
+    def std(self, dim=None, unbiased=None, keepdim: builtins.bool = False, *, correction=None):
         return ops.reduction.std(self, dim, unbiased, keepdim, correction=correction)
 
-    def prod(self, dim=None, keepdim: bool = False):
+    def prod(self, dim=None, keepdim: builtins.bool = False):
         return ops.reduction.prod(self, dim, keepdim)
 
     def lt(self, other):
@@ -649,13 +676,13 @@ class Tensor:
 
 
     # --- softmax, log_softmax, logsumexp -------------------------------------------
-    def softmax(self, dim: int, dtype=None):
+    def softmax(self, dim: builtins.int, dtype=None):
         return ops.softmax(self, dim, dtype)
 
-    def log_softmax(self, dim: int, dtype=None):
+    def log_softmax(self, dim: builtins.int, dtype=None):
         return ops.log_softmax(self, dim, dtype)
 
-    def logsumexp(self, dim, keepdim: bool = False):
+    def logsumexp(self, dim, keepdim: builtins.bool = False):
         return ops.logsumexp(self, dim, keepdim)
 
     # --- shape, joins and conversions (the torch surface) ----------------------------
@@ -681,7 +708,7 @@ class Tensor:
     def expand_as(self, other) -> Tensor:
         return self.expand(tuple(other.shape))
 
-    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    def flatten(self, start_dim: builtins.int = 0, end_dim: builtins.int = -1) -> Tensor:
         """Dimensions start_dim..end_dim merged into one (a reshape); a 0-d tensor becomes shape (1,).
 
         Errors: IndexError for a dim out of range, RuntimeError if start_dim
@@ -721,12 +748,12 @@ class Tensor:
 
     moveaxis = movedim
 
-    def swapaxes(self, axis0: int, axis1: int) -> Tensor:
+    def swapaxes(self, axis0: builtins.int, axis1: builtins.int) -> Tensor:
         return self.transpose(axis0, axis1)
 
     swapdims = swapaxes
 
-    def narrow(self, dim: int, start: int, length: int) -> Tensor:
+    def narrow(self, dim: builtins.int, start: builtins.int, length: builtins.int) -> Tensor:
         """The slice start:start+length along `dim` (a view, recorded like x[:, start:start+length])."""
         if self._data.dim() == 0:
             raise RuntimeError("narrow() cannot be applied to a 0-d tensor (as in torch); "
@@ -743,20 +770,20 @@ class Tensor:
                                f"in [0, {size - start}]")
         return self[(slice(None),) * d + (slice(start, start + length),)]
 
-    def select(self, dim: int, index: int) -> Tensor:
+    def select(self, dim: builtins.int, index: builtins.int) -> Tensor:
         """x[.., index, ..] along `dim`: that dimension removed (recorded like x[:, index])."""
         if self._data.dim() == 0:
             raise IndexError("select() cannot be applied to a 0-d tensor (as in torch)")
         d = ops.shape.normalize_dim(dim, tuple(self.shape), "select()")
         return self[(slice(None),) * d + (index,)]
 
-    def split(self, split_size_or_sections, dim: int = 0) -> tuple:
+    def split(self, split_size_or_sections, dim: builtins.int = 0) -> tuple:
         return ops.join.split(self, split_size_or_sections, dim)
 
-    def chunk(self, chunks: int, dim: int = 0) -> tuple:
+    def chunk(self, chunks: builtins.int, dim: builtins.int = 0) -> tuple:
         return ops.join.chunk(self, chunks, dim)
 
-    def unbind(self, dim: int = 0) -> tuple:
+    def unbind(self, dim: builtins.int = 0) -> tuple:
         return ops.join.unbind(self, dim)
 
     def clone(self, *, memory_format=torch.preserve_format) -> Tensor:
@@ -769,10 +796,10 @@ class Tensor:
             return self
         return ops.Contiguous.apply(self, memory_format)
 
-    def is_floating_point(self) -> bool:
+    def is_floating_point(self) -> builtins.bool:
         return self._data.is_floating_point()
 
-    def is_contiguous(self, memory_format=torch.contiguous_format) -> bool:
+    def is_contiguous(self, memory_format=torch.contiguous_format) -> builtins.bool:
         return self._data.is_contiguous(memory_format=memory_format)
 
     def stride(self, dim=None):
@@ -868,25 +895,30 @@ def _rebase(tensor: Tensor, result: Tensor) -> None:
     node._out_version = None if data._base is None else data._version
     if node.value is old:
         node.value = data
+    if tensor._node is not None and tensor._node.retains_grad:
+        node.retains_grad = True    # retain_grad() follows the tensor to its new value, as in torch
     tensor._node, tensor._tape, tensor._requires_grad = node, result._tape, True
 
 
 def tensor(data, requires_grad: bool = False, dtype=None, device=None) -> Tensor:
     """Build a Tensor from a number, a (nested) list, a numpy array or a torch tensor.
 
-    Like torch.tensor: lists of Python floats become float32, of ints int64.
-    A torch tensor is used as is when dtype and device already match.
+    Like torch.tensor: lists of Python floats become float32, of ints int64;
+    the values are always copied (a tensor given keeps its own memory).
     """
     if isinstance(data, Tensor):
         data = data._data
     if isinstance(data, torch.Tensor):
-        data = data.detach().to(dtype=dtype, device=device)
+        data = data.detach().to(dtype=dtype, device=device, copy=True)
     else:
         try:
             data = torch.tensor(data, dtype=dtype, device=device)
         except (TypeError, ValueError, RuntimeError) as error:
-            raise TypeError(f"tapegrad.tensor(): cannot build a tensor from {type(data).__name__} "
-                            f"({error}); pass a number, a nested list of numbers or a torch.Tensor") from error
+            # tapegrad's type (TypeError: not data for a tensor), and the one torch raised
+            kind = {ValueError: DataError, RuntimeError: DtypeError}.get(type(error), TypeError)
+            raise kind(f"tapegrad.tensor(): cannot build a tensor from {type(data).__name__} "
+                       f"({error}); pass a number, a nested list of numbers (of equal lengths at "
+                       "each depth) or a torch.Tensor") from error
     return Tensor(data, requires_grad=requires_grad)
 
 

@@ -219,3 +219,46 @@ def test_unused_outputs_get_zeros_by_default():
     a, b = Pair.apply(x)
     a.sum().backward()
     assert seen == [([1.0, 1.0], [0.0, 0.0])] and x.grad.tolist() == [2.0, 2.0]
+
+
+def test_trailing_none_gradients_and_defaulted_arguments_are_accepted_like_torch():
+    class Scale(tg.Function):
+        @staticmethod
+        def forward(ctx, x, scale=2.0):
+            ctx.scale = scale
+            return x * scale
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * ctx.scale, None, None      # one more None than inputs
+
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    Scale.apply(x).sum().backward()
+    assert x.grad.tolist() == [2.0, 2.0]
+
+
+def test_mark_dirty_and_tensors_inside_lists_get_clear_errors():
+    class Dirty(tg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.mark_dirty(x)
+            return x
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    class Listed(tg.Function):
+        @staticmethod
+        def forward(ctx, pair_of_tensors):
+            return pair_of_tensors[0] * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            return None
+
+    x = tg.tensor([1.0], requires_grad=True)
+    with pytest.raises(NotImplementedError, match="mark_dirty"):
+        Dirty.apply(x)
+    with pytest.raises(TypeError, match="inside a list or tuple argument"):
+        Listed.apply([x, x])

@@ -240,3 +240,33 @@ def test_a_block_record_is_checked_with_the_nodes_it_reads_from_outside_its_bloc
     assert tape.is_record and [node.name for node in tape] == ["Mul", "Tanh", "Sum"]
     report = tg.check_tape(tape)
     assert report and [row.name for row in report.rows] == ["Exp", "Mul", "Tanh", "Sum"]
+
+
+def test_a_kink_is_not_a_wrong_derivative():
+    # relu at exactly 0 and a tie of max: torch's derivative is one of the one-sided slopes
+    x = tg.tensor([0.0, 1.0, -1.0], dtype=torch.float64, requires_grad=True)
+    with tg.Tape() as tape:
+        (x.relu() + tg.maximum(x, x * 0)).sum()
+    assert tg.check_tape(tape)
+
+
+def test_a_wrong_derivative_at_a_kink_is_still_caught():
+    class BadRelu(tg.Function):
+        """y = max(x, 0)
+
+        dL/dx = 2 dL/dy where x > 0 (wrong: 2)
+        """
+
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x.clamp(min=0)
+
+        @staticmethod
+        def backward(ctx, grad):
+            x, = ctx.saved_tensors
+            return grad * (x >= 0) * 2
+
+    x = tg.tensor([0.0, 1.0], dtype=torch.float64, requires_grad=True)
+    report = tg.check_tape(BadRelu.apply(x).sum())
+    assert not report and report.failures[0].name == "BadRelu"

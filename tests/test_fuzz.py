@@ -248,12 +248,12 @@ def op_loss(p):
     if p.draw(st.booleans(), "BCE"):
         probability, tprobability = a.sigmoid(), ta.sigmoid()
         target = p.values(tuple(a.shape), 0.0, 1.0)
-        p.record(nn.BCELoss(reduction)(probability, tg.tensor(target)),
+        p.record(nn.BCELoss(reduction=reduction)(probability, tg.tensor(target)),
                  torch.nn.functional.binary_cross_entropy(tprobability, target, reduction=reduction),
                  f"BCELoss {reduction}")
     else:
         b, tb = p.leaf(tuple(a.shape))
-        p.record(nn.MSELoss(reduction)(a, b),
+        p.record(nn.MSELoss(reduction=reduction)(a, b),
                  torch.nn.functional.mse_loss(ta, tb, reduction=reduction), f"MSELoss {reduction}")
 
 

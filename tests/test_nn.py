@@ -106,7 +106,7 @@ def test_losses_without_reduction_match_torch(loss_name):
     p = torch.rand(5, 2, dtype=torch.float64) * 0.8 + 0.1
     t = torch.rand(5, 2, dtype=torch.float64)
     seed = torch.randn(5, 2, dtype=torch.float64)
-    ours, theirs = LOSSES[loss_name][0]("none"), LOSSES[loss_name][1](reduction="none")
+    ours, theirs = LOSSES[loss_name][0](reduction="none"), LOSSES[loss_name][1](reduction="none")
     p_ours, t_ours = tg.Tensor(p.clone(), requires_grad=True), tg.Tensor(t.clone(), requires_grad=True)
     loss = ours(p_ours, t_ours)
     loss.backward(seed)
@@ -124,7 +124,7 @@ def test_bce_at_saturated_predictions_matches_torch_exactly(reduction):
     p = torch.tensor([[0.0], [1.0], [0.3], [1.0], [0.0]], dtype=torch.float64)
     t = torch.tensor([[0.0], [1.0], [1.0], [0.0], [0.5]], dtype=torch.float64)
     p_ours, t_ours = tg.Tensor(p.clone(), requires_grad=True), tg.Tensor(t.clone(), requires_grad=True)
-    loss = nn.BCELoss(reduction)(p_ours, t_ours)
+    loss = nn.BCELoss(reduction=reduction)(p_ours, t_ours)
     loss.backward()
     p_ref, t_ref = p.clone().requires_grad_(True), t.clone().requires_grad_(True)
     reference = torch.nn.BCELoss(reduction=reduction)(p_ref, t_ref)
@@ -195,7 +195,7 @@ def test_seed_style_backward_gives_the_same_gradients(loss_name):
 def test_loss_backward_is_dloss_dprediction():
     p = torch.rand(6, 1, dtype=torch.float64) * 0.8 + 0.1
     t = torch.rand(6, 1, dtype=torch.float64)
-    for ours, theirs in ((nn.MSELoss("sum"), torch.nn.MSELoss(reduction="sum")),
+    for ours, theirs in ((nn.MSELoss(reduction="sum"), torch.nn.MSELoss(reduction="sum")),
                          (nn.BCELoss(), torch.nn.BCELoss())):
         ours(tg.Tensor(p), tg.Tensor(t))
         reference = p.clone().requires_grad_(True)

@@ -283,3 +283,10 @@ def test_a_flipped_bit_in_a_training_checkpoint_is_refused(tmp_path):
     path.write_bytes(bytes(raw))
     with pytest.raises(ValueError, match=r"is corrupted: the checksum of its entry"):
         tg.load(path)
+
+
+def test_load_reads_a_file_object_like_torch_load():
+    import io
+    buffer = io.BytesIO()
+    tg.save({"w": torch.arange(3.0)}, buffer)
+    assert torch.equal(tg.load(buffer)["w"], torch.arange(3.0))

@@ -338,3 +338,145 @@ def test_recording_an_op_on_complex_tensors_is_refused_rather_than_wrong():
         z * z
     with tg.no_grad():
         assert (z * z).dtype == torch.complex64      # computing without recording is fine
+
+
+# --- found by trying tapegrad as a new user would -----------------------------------------------
+
+def test_writing_a_recorded_value_into_a_view_of_a_buffer_is_refused_not_lost():
+    x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    buffer = tg.zeros(2, 3)
+    with pytest.raises(RuntimeError, match="memory is shared with another tensor"):
+        buffer.T[:, 0] = x                  # torch would make buffer require grad through the view
+    a = tg.zeros(3)
+    view = a[0:2]
+    with pytest.raises(RuntimeError, match="memory is shared"):
+        a += x
+    del view
+    a += x                                  # no view left: a takes x's gradient path
+    (a * a).sum().backward()
+    assert x.grad.tolist() == [2.0, 4.0, 6.0]
+
+
+def test_a_buffer_filled_with_recorded_values_is_recorded_like_torch():
+    x, rx = pair([1.0, 2.0, 3.0])
+    for t, zeros in ((x, tg.zeros), (rx, torch.zeros)):
+        out = zeros(2, 3, dtype=torch.float64)
+        out[0] = t * 2
+        out[1] = t.exp() if isinstance(t, torch.Tensor) else t.exp()
+        (out * out).sum().backward()
+    torch.testing.assert_close(x.grad, rx.grad)
+
+
+def test_a_hook_keeps_the_gradient_it_saw_and_dot_grad_has_its_own_memory():
+    x, rx = pair([1.0, 2.0])
+    ours, theirs = [], []
+    x.register_hook(lambda g: ours.append(g))
+    rx.register_hook(lambda g: theirs.append(g))
+    fixed = torch.tensor([10.0, 10.0], dtype=torch.float64)
+    for scale in (1, 2, 3):
+        (x * scale).sum().backward()
+        (rx * scale).sum().backward()
+    assert [g.tolist() for g in ours] == [g.tolist() for g in theirs] == [[1, 1], [2, 2], [3, 3]]
+    y = tg.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    y.register_hook(lambda g: fixed)
+    for _ in range(3):
+        y.sum().backward()
+    assert y.grad.tolist() == [30.0, 30.0] and fixed.tolist() == [10.0, 10.0]
+
+
+def test_a_retained_gradient_is_a_tensor_of_its_own():
+    x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    h = x * 2
+    h.retain_grad()
+    h.sum().backward()
+    h.grad[0] = 7.0                          # sum's derivative is a broadcast view: not in .grad
+    assert h.grad.tolist() == [7.0, 1.0, 1.0]
+    h.grad.mul_(0.5)
+
+
+def test_retain_grad_follows_a_tensor_through_an_in_place_op():
+    x, rx = pair([1.0, 2.0])
+    for t in (x, rx):
+        y = t * 1
+        y.retain_grad()
+        y.mul_(3)
+        (y * torch.tensor([1.0, 10.0], dtype=torch.float64)).sum().backward()
+        grads = (y.grad.tolist(),)
+        if t is x:
+            ours = grads
+    assert ours == grads == ([1.0, 10.0],)
+
+
+def test_sgd_refuses_data_replaced_by_another_shape_instead_of_reading_past_it():
+    p = tg.tensor([1.0, 2.0], requires_grad=True)
+    opt = tg.optim.SGD([p], lr=1.0)
+    (p * 1).sum().backward()
+    p.data = torch.zeros(1000)
+    with pytest.raises(RuntimeError):
+        opt.step()
+
+
+def test_tensor_copies_what_it_is_given_like_torch_tensor():
+    initial = torch.tensor([1.0, 2.0])
+    w = tg.tensor(initial, requires_grad=True)
+    with tg.no_grad():
+        w -= 1
+    a = tg.tensor([1.0, 2.0])
+    b = tg.tensor(a)
+    b += 1
+    assert initial.tolist() == [1.0, 2.0] and a.tolist() == [1.0, 2.0]
+
+
+def test_an_in_place_op_whose_operand_is_the_tensor_itself():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 1
+    y.mul_(y)                                # y = x^2
+    y.sum().backward()
+    assert x.grad.tolist() == [2.0, 4.0]
+    a, b = tg.tensor([1.0, 2.0], requires_grad=True), tg.tensor([3.0, 4.0], requires_grad=True)
+    p = a * b
+    p.mul_(a)                                # p = a^2 b
+    g, = tg.grad(p.sum(), [b], create_graph=True)
+    assert g.tolist() == [1.0, 4.0]
+
+
+def test_second_derivatives_of_piecewise_linear_networks_are_zeros_like_torch():
+    x, rx = pair([[0.3, -0.7]])
+    g = torch.Generator().manual_seed(0)
+    w1, w2 = torch.randn(2, 4, generator=g, dtype=torch.float64), torch.randn(4, 1, generator=g,
+                                                                             dtype=torch.float64)
+    for t, grad, act in ((x, tg.grad, "relu"), (rx, torch.autograd.grad, "relu")):
+        u = ((t @ w1).relu() @ w2).sum()
+        first, = grad(u, t, create_graph=True)
+        second, = grad(first[0, 0], t)
+        assert second.tolist() == [[0.0, 0.0]]
+    leaky = tg.nn.LeakyReLU(0.1)
+    y = tg.tensor([[0.5, -0.5]], dtype=torch.float64, requires_grad=True)
+    first, = tg.grad(leaky(y).sum(), y, create_graph=True)
+    assert tg.grad(first.sum(), y)[0].tolist() == [[0.0, 0.0]]
+
+
+def test_materialize_grads_gives_zeros_for_unused_inputs():
+    x, z = tg.tensor([1.0], requires_grad=True), tg.tensor([2.0], requires_grad=True)
+    gx, gz = tg.grad((x * 3).sum(), [x, z], materialize_grads=True)
+    assert gx.tolist() == [3.0] and gz.tolist() == [0.0]
+
+
+def test_integer_and_half_conversions():
+    x = tg.tensor([1.5, -2.5], requires_grad=True)
+    assert x.long().dtype == torch.int64 and not x.long().requires_grad
+    assert x.int().dtype == torch.int32 and x.bool().dtype == torch.bool
+    h = x.half()
+    assert h.dtype == torch.float16 and h.requires_grad
+    h.float().sum().backward()
+    assert x.grad.dtype == torch.float32 and x.grad.tolist() == [1.0, 1.0]
+
+
+def test_bce_loss_takes_torchs_weight_argument():
+    p, rp = pair([0.2, 0.7, 0.9])
+    target = torch.tensor([0.0, 1.0, 1.0], dtype=torch.float64)
+    weight = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)
+    nn.BCELoss(weight=weight)(p, tg.Tensor(target)).backward()
+    torch.nn.BCELoss(weight=weight)(rp, target).backward()
+    torch.testing.assert_close(p.grad, rp.grad)
+    assert "weight" in dict(nn.BCELoss(weight=weight).named_buffers())

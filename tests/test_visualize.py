@@ -556,3 +556,13 @@ def test_a_block_record_draws_inputs_from_outside_its_block_as_such(no_dot, grou
     assert found["n0"]["classes"] == {"outside"}
     assert "recorded outside this block" in found["n0"]["lines"]
     assert ("n0", "n1") in edges(root) or group == "collapse"
+
+
+def test_render_takes_the_format_from_the_suffix(no_dot, tmp_path):
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    loss = (x * 2).sum()
+    path = visualize.render(loss, tmp_path / "tape.svg")
+    assert path.read_bytes().lstrip().startswith((b"<?xml", b"<svg"))
+    with pytest.raises(Exception, match="png"):
+        visualize.render(loss, tmp_path / "tape.png")      # no system dot: refused, not mislabelled
+    assert not (tmp_path / "tape.png").exists()

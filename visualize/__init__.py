@@ -24,10 +24,12 @@ from .graph import COLOURS, GROUPS, to_dot
 from .html import write_backprop_html       # the interactive page that steps through backprop
 
 
-def render(target, path, format: str = "svg", renderer: str = "auto", **to_dot_options) -> Path:
+def render(target, path, format: str | None = None, renderer: str = "auto",
+           **to_dot_options) -> Path:
     """Draw `target` (a Tape or a Tensor) with `to_dot(target, **to_dot_options)` and write it to `path`.
 
-    Returns the path written. renderer: "auto" (system `dot` if on PATH, else
+    Returns the path written. format: the path's suffix by default ('.svg', '.png': PNG
+    needs the system `dot`). renderer: "auto" (system `dot` if on PATH, else
     WebAssembly), "dot" or "wasm".
     """
     return engine.render(to_dot(target, **to_dot_options), path, format=format, renderer=renderer)

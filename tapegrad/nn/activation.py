@@ -16,6 +16,7 @@ import torch
 
 from .. import ops
 from ..function import Function
+from ..ops.dual import zeros_like
 from ._utils import ArgumentError
 from .module import Module
 
@@ -52,7 +53,7 @@ class LeakyReLUBackward(Function):
     """z = g where x > 0, else a g   (LeakyReLU's derivative as an op: g is y's gradient)
 
     dL/dg = dL/dz where x > 0, else a dL/dz
-    (x only chooses the slope: constant wherever it is defined, so x is a constant here)
+    dL/dx = 0   (x only chooses the slope: constant wherever it is defined)
     """
 
     check_grad_shapes = False
@@ -67,14 +68,17 @@ class LeakyReLUBackward(Function):
     @staticmethod
     def backward(ctx, grad):
         x, = ctx.saved_tensors
-        return leaky_relu_backward(grad, x, ctx.slope), None, None
+        need_g, need_x, _ = ctx.needs_input_grad
+        # x stays on the tape with a zero derivative, as in torch (see ThresholdBackward)
+        return (leaky_relu_backward(grad, x, ctx.slope) if need_g else None,
+                zeros_like(grad) if need_x else None, None)
 
 
 def leaky_relu_backward(grad, x, slope):
     """`LeakyReLUBackward`: aten's kernel on torch tensors, the recorded op on tapegrad tensors."""
     if isinstance(grad, torch.Tensor):
         return _leaky_relu_backward(grad, x, slope, False)
-    return LeakyReLUBackward.apply(grad, x.detach(), slope)
+    return LeakyReLUBackward.apply(grad, x, slope)
 
 
 # --- GELU --------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from ..errors import DtypeError, ShapeError
+from ..errors import ArgumentError, DtypeError, ShapeError
 from ..function import Function
 from ..tensor import Tensor
 from . import init
@@ -57,7 +57,7 @@ class Linear(Module):
         super().__init__()
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"Linear: {name} must be a positive int, got {value!r}")
+                raise ArgumentError(f"Linear: {name} must be a positive int, got {value!r}")
         self.in_features = in_features
         self.out_features = out_features
         dtype = dtype or torch.get_default_dtype()

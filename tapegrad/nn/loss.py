@@ -142,8 +142,8 @@ def _check_same_shape(owner: str, prediction, target) -> None:
                          "broadcast them and silently compute the wrong loss). Reshape one, "
                          "e.g. target.reshape(prediction.shape)")
     if p.dtype != t.dtype:
-        raise TypeError(f"{owner}: prediction is {p.dtype} but target is "
-                        f"{t.dtype}; convert the target with .to(prediction.dtype)")
+        raise DtypeError(f"{owner}: prediction is {p.dtype} but target is "
+                         f"{t.dtype}; convert the target with .to(prediction.dtype)")
 
 
 class _Loss(Module):
@@ -151,17 +151,17 @@ class _Loss(Module):
 
     function: type
 
-    def __init__(self, reduction: str = "mean"):
+    def __init__(self, size_average=None, reduce=None, reduction: str = "mean"):
         super().__init__()
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f"{type(self).__name__}: reduction must be one of 'mean', 'sum', "
-                             f"'none', got {reduction!r}")
-        self.reduction = reduction
+        self.reduction = reduction_of(type(self).__name__, reduction, size_average, reduce)
         self._last_inputs = None
 
     def forward(self, prediction, target):
         _check_same_shape(type(self).__name__, prediction, target)
         self.__dict__["_last_inputs"] = (prediction, target)     # plain attribute: skip __setattr__
+        return self._loss(prediction, target)
+
+    def _loss(self, prediction, target):
         return self.function.apply(prediction, target, self.reduction)
 
     def backward(self, grad_output=None):
@@ -172,7 +172,7 @@ class _Loss(Module):
         p = prediction.data if isinstance(prediction, Tensor) else prediction
         t = target.data if isinstance(target, Tensor) else target
         leaf = Tensor(p, requires_grad=True)
-        loss = self.function.apply(leaf, t, self.reduction)
+        loss = self._loss(leaf, t)
         loss.backward(grad_output)
         return leaf.grad
 
@@ -181,7 +181,10 @@ class _Loss(Module):
 
 
 class MSELoss(_Loss):
-    """Mean squared error: mean((prediction - target)^2), or the sum with reduction='sum'."""
+    """Mean squared error: mean((prediction - target)^2), or the sum with reduction='sum'.
+
+    torch's arguments: MSELoss(size_average=None, reduce=None, reduction='mean').
+    """
 
     function = MSEFunction
 
@@ -190,9 +193,24 @@ LossMSE = MSELoss       # the course's name
 
 
 class BCELoss(_Loss):
-    """Binary cross-entropy on probabilities in [0, 1] (e.g. after Sigmoid)."""
+    """Binary cross-entropy on probabilities in [0, 1] (e.g. after Sigmoid).
+
+    torch's arguments: BCELoss(weight=None, size_average=None, reduce=None, reduction='mean');
+    `weight` (broadcast to the prediction's shape) rescales each element's loss.
+    """
 
     function = BCEFunction
+
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
+        super().__init__(size_average, reduce, reduction)
+        check_constant(type(self).__name__, "weight", weight)
+        self.register_buffer("weight", None if weight is None else data_of(weight))
+
+    def _loss(self, prediction, target):
+        if self.weight is None:
+            return self.function.apply(prediction, target, self.reduction)
+        return binary_cross_entropy(prediction, target, weight=self.weight,
+                                    reduction=self.reduction)
 
 
 # --- classification: NLL (and cross-entropy built on it), BCE with logits -------------------

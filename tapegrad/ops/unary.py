@@ -15,7 +15,7 @@ import torch
 
 from .. import _kernels
 from ..function import Function
-from .dual import dual, zeros_like
+from .dual import dual, zeros_like, zeros_like
 
 
 class Exp(Function):
@@ -104,7 +104,7 @@ class ThresholdBackward(Function):
     """z = g where y > t, else 0   (the derivative of y = relu(x) as an op: g is y's gradient, t = 0)
 
     dL/dg = dL/dz where y > t, else 0
-    (y only chooses where: the mask is flat in y wherever it is defined, so y is a constant here)
+    dL/dy = 0   (y only chooses where: the mask is flat in y wherever it is defined)
     """
 
     check_grad_shapes = False
@@ -119,14 +119,14 @@ class ThresholdBackward(Function):
     @staticmethod
     def backward(ctx, grad):
         y, = ctx.saved_tensors
-        return threshold_backward(grad, y, ctx.threshold), None, None
+        need_g, need_y, _ = ctx.needs_input_grad
+        # y stays on the tape with a zero derivative, as in torch: the derivative of a ReLU
+        # network's derivative is then zeros, not "unused"
+        return (threshold_backward(grad, y, ctx.threshold) if need_g else None,
+                zeros_like(grad) if need_y else None, None)
 
 
-def threshold_backward(grad, y, threshold):
-    """`ThresholdBackward`: aten's kernel on torch tensors, the recorded op on tapegrad tensors."""
-    if isinstance(grad, torch.Tensor):
-        return _kernels.threshold_backward(grad, y, threshold)
-    return ThresholdBackward.apply(grad, y.detach(), threshold)
+threshold_backward = dual(_kernels.threshold_backward, ThresholdBackward)
 
 
 class Tanh(Function):

@@ -115,7 +115,7 @@ class SGD(Optimizer):
             layout = None if data.is_contiguous() else data.stride()
             known = self._fused[p] = (data, buf, fused_as, layout)
         fused_as, layout = known[2], known[3]
-        if fused_as is None or g.dtype is not fused_as[0]:
-            return None
+        if fused_as is None or g.dtype is not fused_as[0] or g.shape != data.shape:
+            return None     # (a .data replaced after backward(): the public path refuses it)
         alike = g.is_contiguous() if layout is None else g.stride() == layout
         return fused_as if alike else None
