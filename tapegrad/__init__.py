@@ -17,10 +17,11 @@ from . import data, nn, ops, optim
 from .serialization import load, save
 from .check import check_tape
 from .steps import backward_steps, explain
+from .compile import compile
 
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "Tape", "Node", "Function", "once_differentiable", "backward",
            "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
            "gradcheck", "gradgradcheck", "GradcheckError", "detect_anomaly", "ops", "nn", "optim", "data",
-           "save", "load", "check_tape", "backward_steps", "explain"]
+           "save", "load", "check_tape", "backward_steps", "explain", "compile"]
