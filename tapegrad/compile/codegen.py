@@ -88,6 +88,8 @@ def literal(value) -> str | None:
         return f"slice({literal(value.start)}, {literal(value.stop)}, {literal(value.step)})"
     if isinstance(value, (torch.dtype, torch.layout, torch.memory_format)):
         return str(value)
+    if type(value) is torch.Size:
+        return f"torch.Size({list(value)!r})"
     return None
 
 
@@ -218,9 +220,9 @@ class Codegen:
             return preferred
         if where is None:
             hint = "v"
-        elif where.phase == "forward" and where.node is not None:
+        elif where.phase == "forward" and _index(where.node) is not None:
             hint = f"y{where.node.index}_"
-        elif where.phase == "backward" and where.node is not None:
+        elif where.phase == "backward" and _index(where.node) is not None:
             hint = f"g{where.node.index}_"
         else:
             hint = {"seed": "seed", "commit": "grad", "update": "u", "user": "v"}.get(
@@ -486,8 +488,10 @@ class Codegen:
         section = _section(where)
         if event.kind in ("forward", "backward"):
             op = event.op
-            op_name = self.fresh(op.__name__)
-            self.ns[op_name] = op
+            op_name = self.ref.get(id(op))
+            if op_name is None:
+                op_name = self.ref[id(op)] = self.fresh(op.__name__)
+                self.ns[op_name] = op
             ctx = event.ctx
             index = getattr(ctx, "index", None)
             if event.kind == "forward":
@@ -652,6 +656,8 @@ class Codegen:
         node = where.node
         if where.phase == "forward" and node is not None:
             module = self.plan.s0.names.get(id(where.module)) if where.module is not None else None
+            if _index(node) is None:
+                return f"{node.op.__name__} (not recorded)" + (f"  {module}" if module else "")
             return f"[{node.index}] {node.op.__name__}" + (f"  {module}" if module else "")
         if where.phase == "backward" and node is not None:
             return f"[{node.index}] {node.op.__name__} backward"
@@ -713,6 +719,11 @@ class Codegen:
                 lines.append(f"        {name}: {what}")
         lines.append('    """')
         return "\n".join(lines)
+
+
+def _index(node):
+    """A node's tape index; None for an op that ran without recording (under no_grad)."""
+    return getattr(node, "index", None)
 
 
 def _section(where) -> str:

@@ -35,17 +35,18 @@ from .plan import key_of
 class Guard:
     """The generated guard function, its source, and what each check means."""
 
-    def __init__(self, source, function, checks):
+    def __init__(self, source, function, checks, params):
         self.source = source
         self.function = function
         self.checks = checks        # index -> (description, explain function)
+        self.params = params
 
     def explain(self, index, args) -> str:
         if index is None:
             return "all guards hold"
         description, detail = self.checks[index]
         try:
-            found = detail(args)
+            found = detail(dict(zip(self.params, args)))
         except Exception as error:      # the guard itself failed on this state
             found = f"({type(error).__name__}: {error})"
         return f"{description}: {found}" if found else description
@@ -222,7 +223,7 @@ class _Builder:
         source = "\n".join([header] + self.lines + ["    return None", ""])
         code = compile(source, f"<tapegrad.compile guard of {self.name}>", "exec")
         exec(code, self.ns)
-        return Guard(source, self.ns[f"guard_{self.name}"], self.checks)
+        return Guard(source, self.ns[f"guard_{self.name}"], self.checks, list(params))
 
 
 def build_guard(plan, used_reads, used_objects, name, params) -> Guard:

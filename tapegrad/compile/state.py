@@ -228,6 +228,9 @@ class Walker:
             self.roots.append((f"{name}.keywords", f.keywords))
             self._follow_callable(f.func, name, depth + 1)
         elif isinstance(f, types.FunctionType):
+            wrapped = getattr(f, "__wrapped__", None)     # a decorator's wrapper (functools.wraps)
+            if wrapped is not None and wrapped is not f:
+                self._follow_callable(wrapped, name, depth + 1)
             if id(f) in self._functions or not _is_user_function(f):
                 return
             self._functions.add(id(f))

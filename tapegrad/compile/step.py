@@ -242,8 +242,7 @@ def _all_values(value, found=None):
 
 
 def _label(fn) -> str:
-    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
-    return name.replace(".<locals>", "")
+    return getattr(fn, "__name__", None) or type(fn).__name__
 
 
 def _python_name(name: str) -> str:

@@ -535,7 +535,8 @@ class Tracer(TorchFunctionMode):
         if node is not None:
             self.nodes[id(node)] = node
             if module is None:
-                module = node.module
+                ref = getattr(node, "_module", None)     # (set only after the op's forward)
+                module = None if ref is None else ref()
         return Where(phase, node, module, label, user, grad)
 
 
