@@ -52,22 +52,32 @@ def _live(kind) -> int:
     return sum(1 for obj in gc.get_objects() if type(obj) is kind)
 
 
-def growth(steps: int = 10_000, every: int = 1_000) -> dict:
-    """Train workload A's network for `steps` steps; sample RSS, live nodes and live tensors."""
+def growth(steps: int = 10_000, every: int = 1_000, compiled: bool = False) -> dict:
+    """Train workload A's network for `steps` steps; sample RSS, live nodes and live tensors.
+
+    compiled: run the steps through tapegrad.compile (its variants are made in the first
+    two steps, before the first sample).
+    """
     w = WORKLOAD_A
     x, t = w.data()
     model = CONTESTANTS["tapegrad"](w, w.initial_weights(), x, t).model
     loss_fn = tg.nn.MSELoss()
     optimizer = tg.optim.SGD(model.parameters(), lr=w.lr, momentum=w.momentum)
     inputs, targets = tg.Tensor(x), tg.Tensor(t)
+
+    def train_step(xb, tb):
+        loss = loss_fn(model(xb), tb)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    run = tg.compile(train_step) if compiled else train_step
     samples = []
     step = 0
     while step < steps:
         for xb, tb in tg.data.batches(inputs, targets, w.batch_size):
-            loss = loss_fn(model(xb), tb)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            run(xb, tb)
             step += 1
             if step % every == 0:
                 gc.collect()
@@ -132,13 +142,13 @@ def saved_bytes() -> dict:
 
 # --- peak RSS on workload B, one fresh process per contestant --------------------
 
-def _peak_in_this_process(name: str, steps: int) -> dict:
+def _peak_in_this_process(name: str, steps: int, warmup: int = 0) -> dict:
     torch.set_num_threads(1)
     w = WORKLOAD_B
     x, t = w.data()
-    epochs = -(-steps * w.batch_size // w.points)
+    epochs = -(-(steps + warmup) * w.batch_size // w.points)
     import dataclasses
-    w = dataclasses.replace(w, epochs=epochs)
+    w = dataclasses.replace(w, epochs=epochs, warmup=warmup)
     train = CONTESTANTS[name](w, w.initial_weights(), x, t)
     # No warm-up step before the baseline: memory that a first step frees stays in the
     # allocator's free lists and would hide the peak of the steps after it.
@@ -167,20 +177,26 @@ def _peak_in_this_process(name: str, steps: int) -> dict:
 _MALLOC_ENV = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
 
 
-def peak(names=("tapegrad", "torch.autograd", "floor"), steps: int = 10) -> dict:
-    """{name: peak RSS increase in bytes during `steps` steps of workload B}, each in a fresh process."""
+def peak(names=("tapegrad", "tapegrad.compile", "torch.autograd", "floor"), steps: int = 10,
+         warmup: int = 0) -> dict:
+    """{name: peak RSS increase in bytes during `steps` steps of workload B}, each in a fresh process.
+
+    warmup: steps run before the baseline is taken (then the optimizer state exists, and the
+    compiled step has made its variants: the peak is that of a step, not of a first step).
+    """
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = {}
     for name in names:
         result = subprocess.run(
-            [sys.executable, "-m", "benchmarks.memory", "--peak", name, str(steps)],
+            [sys.executable, "-m", "benchmarks.memory", "--peak", name, str(steps), str(warmup)],
             cwd=root, capture_output=True, text=True, check=True, env=_MALLOC_ENV)
         out[name] = json.loads(result.stdout.strip().splitlines()[-1])["increase"]
     return out
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--peak":
-        print(json.dumps(_peak_in_this_process(sys.argv[2], int(sys.argv[3]))))
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "--peak":
+        print(json.dumps(_peak_in_this_process(sys.argv[2], int(sys.argv[3]),
+                                               int(sys.argv[4]) if len(sys.argv) == 5 else 0)))
     else:
-        sys.exit("usage: python -m benchmarks.memory --peak NAME STEPS")
+        sys.exit("usage: python -m benchmarks.memory --peak NAME STEPS [WARMUP]")

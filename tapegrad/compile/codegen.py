@@ -36,7 +36,8 @@ from ..tape import Node
 from ..tensor import Tensor
 from . import state as st
 from .plan import diff
-from .trace import Bump, CompileError, Effects, Kernel, Opaque, func_name, tensors_in
+from .trace import (Bump, CompileError, Effects, Kernel, Opaque, Val, Wrapped, _vals_in,
+                    func_name)
 
 
 # --- how a torch callable is written ---------------------------------------------------
@@ -192,29 +193,29 @@ class Codegen:
                     entry = change.entry
                     if entry.kind == st.SLOTS and change.key == "_grad" and \
                             isinstance(change.new, torch.Tensor):
-                        owner = plan.name(entry.obj)
-                        prefer.setdefault(id(change.new), "grad_" + _bare(owner))
+                        v = tracer.known(change.new)
+                        if v is not None:
+                            prefer.setdefault(v, "grad_" + _bare(plan.name(entry.obj)))
         for event in tracer.events:
             where = getattr(event, "where", None)
             if where is None:
                 continue
-            if where.phase == "backward" and where.node is not None and \
-                    isinstance(where.grad, torch.Tensor):
-                prefer.setdefault(id(where.grad), f"dy{where.node.index}")
+            if where.phase == "backward" and _index(where.node) is not None and \
+                    isinstance(where.grad, Val):
+                prefer.setdefault(where.grad, f"dy{where.node.index}")
             if isinstance(event, Opaque) and event.kind == "backward" and len(event.args) > 1 \
-                    and isinstance(event.args[1], torch.Tensor):
-                prefer.setdefault(id(event.args[1]), f"dy{event.ctx.index}")
-        for node in tracer.nodes.values():
-            index = getattr(node, "index", None)
-            if index is not None and getattr(node, "_out_id", None) is not None:
-                prefer.setdefault(node._out_id, f"y{index}")
+                    and isinstance(event.args[1], Val):
+                prefer.setdefault(event.args[1], f"dy{event.ctx.index}")
+        for info in tracer.node_infos:
+            if info.index is not None and info.out is not None:
+                prefer.setdefault(info.out, f"y{info.index}")
         self.prefer = prefer
 
     def fresh(self, hint) -> str:
         return identifier(hint, self.taken)
 
-    def name_for(self, obj, where) -> str:
-        preferred = self.prefer.get(id(obj))
+    def name_for(self, val, where) -> str:
+        preferred = self.prefer.get(val)
         if preferred is not None and preferred not in self.taken:
             self.taken.add(preferred)
             return preferred
@@ -250,7 +251,7 @@ class Codegen:
     # --- expressions ---------------------------------------------------------------
     def expr(self, value, uses) -> str:
         """Source for an argument of a call (a tensor, a number, a list of tensors...)."""
-        if isinstance(value, torch.Tensor):
+        if isinstance(value, Val):
             return self.tensor(value, uses)
         text = literal(value)
         if text is not None:
@@ -262,7 +263,8 @@ class Codegen:
             return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
         known = self.ref.get(id(value))
         if known is not None:
-            uses.add(known)
+            if known in self.temps:
+                uses.add(known)
             return known
         if isinstance(value, Tensor) and id(value) in self.plan.runtime:
             return self.plan.runtime[id(value)]
@@ -280,31 +282,32 @@ class Codegen:
             "a number, or state the compiler can guard); the compiled code could not make it "
             "again. Pass it to the step as an argument, or make it with torch inside the step")
 
-    def tensor(self, t, uses) -> str:
-        known = self.ref.get(id(t))
+    def tensor(self, v: Val, uses) -> str:
+        """The name of a value: defined by an earlier line, a constant, or an error."""
+        known = self.ref.get(v)
         if known is not None:
             if known in self.temps:
                 uses.add(known)
             return known
         plan = self.plan
-        found = plan.state_tensors.get(id(t))
-        if found is not None:
-            self.used_objects.add(id(t))
-            name = self.fresh(found[1] or "state")
-            self.ns[name] = t
-            self.ref[id(t)] = name
+        if v.kind == "state" and v.id in plan.state_tensors:
+            self.used_objects.add(v.id)
+            name = self.fresh(plan.state_tensors[v.id][1] or "state")
+            self.ns[name] = v.obj
+            self.ref[v] = name
             return name
-        label = self.tracer.shadow.get(id(t))
-        if label is not None:
+        if v.kind == "shadow":
             raise CompileError(
-                f"tapegrad.compile({self.fn_label}): a tensor made inside {label} (which the "
+                f"tapegrad.compile({self.fn_label}): a tensor made inside {v.label} (which the "
                 "compiled code calls as it is) is used outside it without being returned by it; "
                 "the compiled code has no way to get it. Return it from that call, or keep the "
                 "step uncompiled")
+        if v.obj is None:
+            raise AssertionError(f"{v} used before the line that makes it")
         name = self.fresh("const")
-        self.ns[name] = t
-        self.ref[id(t)] = name
-        self.constants.append((name, f"a {_layout(t)} tensor the step read that is neither an "
+        self.ns[name] = v.obj
+        self.ref[v] = name
+        self.constants.append((name, f"a {_layout(v)} tensor the step read that is neither an "
                                      "argument nor reachable state: kept as it was"))
         return name
 
@@ -313,9 +316,9 @@ class Codegen:
         self.stmts.append(Stmt(code, comment, set(defs), set(uses), section))
         self.temps.update(defs)
 
-    def define(self, obj, where) -> str:
-        name = self.name_for(obj, where)
-        self.ref[id(obj)] = name
+    def define(self, val, where) -> str:
+        name = self.name_for(val, where)
+        self.ref[val] = name
         return name
 
     def generate(self):
@@ -336,33 +339,31 @@ class Codegen:
     def _inputs(self):
         used = set()
         for event in self.tracer.events:
-            if isinstance(event, (Kernel, Opaque)):
-                for t in tensors_in((event.args, getattr(event, "kwargs", None))):
-                    used.add(id(t))
+            if isinstance(event, (Kernel, Opaque, Bump)):
+                used.update(_vals_in((getattr(event, "args", None), getattr(event, "kwargs", None),
+                                      getattr(event, "tensors", None))))
         needs_object = self._arguments_written()
         plan = self.plan
-        for tid, expr in plan.inputs.items():
-            if tid not in used:
-                continue
-            root = expr.split(".")[0].split("[")[0]
-            if expr == f"{root}._data" and root not in needs_object:
-                name = root                     # x = x._data: the wrapper is not needed again
-            else:
-                name = self.fresh(expr.replace("._data", "").replace("._grad", "_grad"))
-            self.emit(f"{name} = {expr}", "", defs=[name], section="inputs")
-            self.ref[tid] = name
-        for tid, (t, entry, key, path) in plan.read_tensors.items():
-            if tid not in used:
-                continue
-            name = self.fresh(path or "read")
-            self.emit(f"{name} = {self.place(entry, key, set())}",
-                      "written by the step, so read afresh", defs=[name], section="inputs")
-            self.ref[tid] = name
-            self.used_reads.add(tid)
-            self.used_objects.add(id(entry.obj))
-        for tid in list(used):
-            if tid in plan.state_tensors:
-                self.used_reads.add(tid)
+        for v in sorted(used, key=lambda v: v.n):
+            if v.kind == "input":
+                expr = plan.inputs.get(v.id)
+                if expr is None:
+                    continue
+                root = expr.split(".")[0].split("[")[0]
+                if expr == f"{root}._data" and root not in needs_object:
+                    name = root                 # x = x._data: the wrapper is not needed again
+                else:
+                    name = self.fresh(expr.replace("._data", "").replace("._grad", "_grad"))
+                self.emit(f"{name} = {expr}", "", defs=[name], section="inputs")
+                self.ref[v] = name
+            elif v.kind == "state" and v.id in plan.read_tensors:
+                _, entry, key, path = plan.read_tensors[v.id]
+                name = self.fresh(path or "read")
+                self.emit(f"{name} = {self.place(entry, key, set())}",
+                          "written by the step, so read afresh", defs=[name], section="inputs")
+                self.ref[v] = name
+                self.used_reads.add(v.id)
+                self.used_objects.add(id(entry.obj))
 
     def _arguments_written(self) -> set:
         """Arguments whose own object (not only their tensor) the code needs later."""
@@ -406,7 +407,7 @@ class Codegen:
             call = f"{self.expr(args[0], uses)}[{self._index(args[1], uses)}]"
         else:
             parts = []
-            if method is not None and args and isinstance(args[0], torch.Tensor):
+            if method is not None and args and isinstance(args[0], Val):
                 head = f"{self.expr(args[0], uses)}.{method}"
                 rest = args[1:]
             else:
@@ -442,42 +443,36 @@ class Codegen:
         self.ns[name] = func
         return name
 
-    def _assign(self, call, out, where, uses):
+    def _assign(self, call, out, where, uses, comment=None):
         section = _section(where)
-        comment = self.comment(where)
-        if out is None or (isinstance(out, torch.Tensor) and id(out) in self.ref):
+        comment = self.comment(where) if comment is None else comment
+        if out is None or (isinstance(out, Val) and out in self.ref):
             self.emit(call, comment, uses=uses, section=section)
             return
-        if isinstance(out, torch.Tensor):
+        if isinstance(out, Val):
             name = self.define(out, where)
             self.emit(f"{name} = {call}", comment, defs=[name], uses=uses, section=section)
             return
-        if type(out) in (tuple, list) or isinstance(out, tuple):
-            flat = list(out)
-            if all(isinstance(v, torch.Tensor) for v in flat) and flat:
-                names = []
-                for v in flat:
-                    if id(v) in self.ref:
-                        names.append("_")
-                    else:
-                        names.append(self.define(v, where))
-                defs = [n for n in names if n != "_"]
-                target = ", ".join(names) + ("," if len(names) == 1 else "")
-                self.emit(f"{target} = {call}", comment, defs=defs, uses=uses, section=section)
-                return
+        flat = list(out) if isinstance(out, (tuple, list)) else None
+        if flat and all(isinstance(v, Val) for v in flat):
+            names = ["_" if v in self.ref else self.define(v, where) for v in flat]
+            defs = [n for n in names if n != "_"]
+            target = ", ".join(names) + ("," if len(names) == 1 else "")
+            self.emit(f"{target} = {call}", comment, defs=defs, uses=uses, section=section)
+            return
         holder = self.fresh("result")
         self.emit(f"{holder} = {call}", comment, defs=[holder], uses=uses, section=section)
         self._unpack(holder, out, where, section)
 
     def _unpack(self, holder, out, where, section, path=""):
         """Bind every tensor inside a call's result (tuples, lists, tapegrad Tensors) to a name."""
-        if isinstance(out, torch.Tensor):
-            if id(out) not in self.ref:
+        if isinstance(out, Val):
+            if out not in self.ref:
                 name = self.define(out, where)
                 self.emit(f"{name} = {holder}{path}", "", defs=[name], uses=[holder],
                           section=section)
-        elif isinstance(out, Tensor):
-            self._unpack(holder, out._data, where, section, path + "._data")
+        elif isinstance(out, Wrapped):
+            self._unpack(holder, out.val, where, section, path + "._data")
         elif isinstance(out, (tuple, list)):
             for i, item in enumerate(out):
                 self._unpack(holder, item, where, section, f"{path}[{i}]")
@@ -516,12 +511,11 @@ class Codegen:
             call = f"{target}.{event.call.__func__.__name__}({', '.join(parts)})"
             comment = f"{event.label}: called as is (it keeps Python numbers of its own)"
         out = event.out
-        if not tensors_in(out) and not isinstance(out, Tensor):
+        if not _vals_in(out):
             self.emit(call, comment, uses=uses, section=section)
             return
-        if isinstance(out, torch.Tensor):
-            self._assign(call, out, where, uses)
-            self.stmts[-1].comment = comment
+        if isinstance(out, Val):
+            self._assign(call, out, where, uses, comment)
             return
         holder = self.fresh(f"r{getattr(event.ctx, 'index', '')}")
         self.emit(f"{holder} = {call}", comment, defs=[holder], uses=uses, section=section)
@@ -588,7 +582,14 @@ class Codegen:
     def template(self, value, uses, section) -> str:
         """Source that gives `value` (a result, or what the step stored) at replay."""
         if isinstance(value, torch.Tensor):
-            return self.tensor(value, uses)
+            v = self.tracer.known(value)
+            if v is None:
+                raise CompileError(
+                    f"tapegrad.compile({self.fn_label}): the step leaves a tensor "
+                    f"({_layout(value)}) in its state or result that no torch call it made "
+                    "returned (made inside a call the compiled code makes as is?); the compiled "
+                    "code has no way to get it")
+            return self.tensor(v, uses)
         text = literal(value)
         if text is not None:
             return text
@@ -603,7 +604,7 @@ class Codegen:
             return self.state_name(value)
         if isinstance(value, Tensor):
             inner = set()
-            data = self.tensor(value._data, inner)
+            data = self.template(value._data, inner, section)
             name = self.fresh("out")
             if value._node is None and value._requires_grad:
                 cls = self.fresh(type(value).__name__)
@@ -742,7 +743,7 @@ def _bare(path: str) -> str:
 
 
 def _layout(t) -> str:
-    return f"{str(t.dtype).replace('torch.', '')} {tuple(t.shape)}"
+    return f"{str(t.dtype).replace('torch.', '')} {tuple(t.shape)}"   # a tensor or a Val
 
 
 def _objects_in(value, found=None):

@@ -306,28 +306,41 @@ def _short(value) -> str:
 
 
 def _explain_entry(entry, s0, plan):
+    """What changed in a container, for a failed check. Keeps no value the step replaces
+    (an old .grad, an old output): only the container, the stable values, and descriptions."""
+    obj, kind, owner = entry.obj, entry.kind, entry.owner
+    keys = list(entry.keys)
+    expected = []
+    for k, v in entry.items():
+        path = _item(entry, k, s0)
+        if plan.is_unstable(entry, k):
+            expected.append((k, path, False, type(v), None))
+        else:
+            expected.append((k, path, True, type(v), v))
+
     def explain(args):
-        keys, values = st.read_items(entry.obj, entry.kind, entry.owner)
-        now = {key_of(k): v for k, v in zip(keys, values)}
+        now_keys, now_values = st.read_items(obj, kind, owner)
+        now = {key_of(k): v for k, v in zip(now_keys, now_values)}
         found = []
-        if entry.kind in (st.DICT, st.OBJECT, st.LIST) and len(keys) != len(entry.keys):
-            added = [k for k in keys if key_of(k) not in {key_of(j) for j in entry.keys}]
-            removed = [k for k in entry.keys if key_of(k) not in now]
+        if kind in (st.DICT, st.OBJECT, st.LIST) and len(now_keys) != len(keys):
+            known = {key_of(j) for j in keys}
+            added = [k for k in now_keys if key_of(k) not in known]
+            removed = [k for k in keys if key_of(k) not in now]
             if added:
                 found.append(f"new entries {', '.join(map(repr, added[:3]))}")
             if removed:
                 found.append(f"entries gone: {', '.join(map(repr, removed[:3]))}")
-        for k, v in entry.items():
+        for k, path, stable, cls, value in expected:
             current = now.get(key_of(k))
-            if plan.is_unstable(entry, k):
-                if (v is None) != (current is None) or (v is not None and type(v) is not type(current)):
-                    found.append(f"{_item(entry, k, s0)} was {_short(v)}, now {_short(current)}")
-            elif not (v is current or (st.is_plain(v) and type(v) is type(current) and v == current)):
-                found.append(f"{_item(entry, k, s0)} was {_short(v)} when traced, now "
-                             f"{_short(current)}" + (" (another object)" if not st.is_plain(v) else ""))
-            elif isinstance(v, torch.Tensor) and current.shape != v.shape:
-                found.append(f"{_item(entry, k, s0)} changed shape from {tuple(v.shape)} to "
-                             f"{tuple(current.shape)}")
+            if not stable:
+                if (cls is type(None)) != (current is None) or (
+                        cls is not type(None) and type(current) is not cls):
+                    found.append(f"{path} was a {cls.__name__} when traced, now "
+                                 f"{_short(current)}")
+            elif not (value is current or (st.is_plain(value) and type(value) is type(current)
+                                           and value == current)):
+                found.append(f"{path} was {_short(value)} when traced, now {_short(current)}"
+                             + (" (another object)" if not st.is_plain(value) else ""))
         return "; ".join(found[:4])
     return explain
 

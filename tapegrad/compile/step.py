@@ -181,13 +181,6 @@ class CompiledStep:
                     f"{owner!r:.60}, which the compiler could not find from the step's "
                     "arguments, closure or globals, so it cannot check its state before each "
                     "call. Pass it as an argument, or refer to it from the function")
-        for node in tracer.nodes.values():
-            if node.grad is not None:
-                raise CompileError(
-                    f"tapegrad.compile({self._label}): {node.describe()} keeps its gradient "
-                    "(retain_grad() or backward(keep_grads=True)); gradients of op outputs live "
-                    "on tape nodes, which a compiled step does not make. Keep them in an "
-                    "eager step")
         for value in _all_values(tracer.out):
             node = getattr(value, "_node", None) if isinstance(value, Tensor) else None
             if node is not None and node._versions:

@@ -19,6 +19,11 @@ op's own `forward` begins and ends, and when an optimizer method runs. Where a
 kernel came from (which tape node, the sweep, the optimizer, your code) is read
 off the Python stack, for the comments of the generated code.
 
+The trace holds no tensor the step made: each is a `Val` (a variable of the
+Wengert list: a number, a shape, a dtype) and the trace keeps only a weak
+reference to it, so tracing needs no more memory than the eager step. Tensors
+of the arguments and of the state stay alive anyway; they are held.
+
 Version counters: torch bumps a tensor's version in every in-place kernel, and
 the replay runs the same kernels. A bump made outside any kernel (tapegrad's fused
 SGD step bumps the parameters' counters after the kernel) is noticed by reading
@@ -28,6 +33,7 @@ the versions around each kernel, and recorded as a `Bump` to repeat.
 from __future__ import annotations
 
 import sys
+import weakref
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -37,6 +43,7 @@ from ..function import Function
 from ..nn.module import Module
 from ..optim.optimizer import Optimizer
 from ..tape import Node, _state
+from ..tensor import Tensor
 from . import state as st
 
 
@@ -49,6 +56,43 @@ class ValueRead(CompileError):
 
 
 # --- what the trace holds --------------------------------------------------------------
+
+class Val:
+    """One tensor of the traced program (a variable of the Wengert list).
+
+    kind: 'input' (an argument's), 'state' (held by state found before the step),
+    'temp' (made by a kernel or an opaque call of the step), 'const' (none of these),
+    'shadow' (made inside a call replayed as is, and not returned by it).
+    """
+
+    __slots__ = ("n", "id", "kind", "obj", "shape", "dtype", "label")
+
+    def __init__(self, n, t, kind, keep, label=None):
+        self.n, self.id, self.kind, self.label = n, id(t), kind, label
+        self.obj = t if keep else None       # held for inputs, state and constants only
+        self.shape, self.dtype = tuple(t.shape), t.dtype
+
+    def __repr__(self):
+        return f"<Val {self.n} {self.kind} {self.shape}>"
+
+
+class Wrapped:
+    """A tapegrad tensor in a call's result: the code reads its ``._data``."""
+
+    __slots__ = ("val",)
+
+    def __init__(self, val):
+        self.val = val
+
+
+class NodeInfo:
+    """What the comments need of a tape node: its op, index and module (no saved tensors)."""
+
+    __slots__ = ("op", "index", "module", "out")
+
+    def __init__(self, op, index, module, out=None):
+        self.op, self.index, self.module, self.out = op, index, module, out
+
 
 class Kernel:
     """One torch call: ``out = func(*args, **kwargs)``, and where it came from."""
@@ -168,6 +212,8 @@ SEED_CODE = sweep._seed.__code__
 COMMIT_CODES = {sweep._commit.__code__, sweep._own_leaf_grads.__code__}
 HOOK_CODE = hooks.run.__code__
 MODULE_CALL_CODE = Module.__call__.__code__
+BACKWARD_CODE = sweep.backward.__code__
+RETAIN_CODE = Tensor.retain_grad.__code__
 
 
 def _first_argument(frame):
@@ -200,7 +246,7 @@ class _Region:
     """An open Python call that may become (or is) an Opaque call."""
 
     __slots__ = ("kind", "frame", "call", "label", "args", "op", "ctx", "start", "before",
-                 "opaque", "value_read", "where", "owner")
+                 "opaque", "value_read", "where", "owner", "first_val")
 
     def __init__(self, kind, frame, call, label, args, start, before, opaque, where,
                  op=None, ctx=None, owner=None):
@@ -222,28 +268,79 @@ class Tracer(TorchFunctionMode):
         self.active = False
         self.opaque_depth = 0           # > 0 while a call we replay as is runs
         self.regions = []               # open _Region stack
-        self.produced = set()           # ids of tensors made by recorded kernels/opaque calls
-        self.shadow = {}                # id -> label of the call that made it inside
-        self.value_shaped = set()       # ids of tensors whose shape depends on values
-        self.keep = []                  # every object whose id we rely on stays alive
-        self.nodes = {}                 # id(node) -> node met on the stack
-        self.watch = {}                 # id(tensor) -> [tensor, version last seen]
+        self.table = {}                 # id(tensor) -> (weak reference or None, Val)
+        self.count = 0
+        self.value_shaped = set()       # Val numbers whose shape depends on tensor values
+        self.nodes = {}                 # id(node) -> NodeInfo (while the id is the node's)
+        self.node_infos = []            # every NodeInfo made
+        self.open_nodes = {}            # id(ctx) -> ctx whose forward may still run
+        self.watch = []                 # [weak ref or None, tensor or None, version seen]
         self.value_read = None          # (description, where) of the first value read
         self.root_frame = None
         self.profile_fn = None
         # code -> what a call of it means: True (an optimizer method), False (nothing),
         # 'hook' / 'graph' (refused); absent: not yet looked at
-        self.code_kinds = {HOOK_CODE: "hook", **{c: "graph" for c in SWEEP_GRAPH_CODES}}
+        self.code_kinds = {HOOK_CODE: "hook", RETAIN_CODE: "retain", BACKWARD_CODE: "backward",
+                           **{c: "graph" for c in SWEEP_GRAPH_CODES}}
         self.regions_done = []          # [(snapshot before, snapshot after, region)] of opaque calls
         self.seen_owners = {}           # id -> module or optimizer whose code ran
+
+    # --- values ------------------------------------------------------------------------
+    def val(self, t, kind="const", keep=True, label=None) -> Val:
+        """The Val of tensor `t`: the one it already has, or a new one of `kind`."""
+        entry = self.table.get(id(t))
+        if entry is not None:
+            ref, v = entry
+            if (v.obj if ref is None else ref()) is t:
+                return v
+        self.count += 1
+        v = Val(self.count, t, kind, keep, label)
+        self.table[id(t)] = (None if keep else weakref.ref(t), v)
+        self._watch(t, keep)
+        return v
+
+    def known(self, t):
+        """The Val of `t` if the trace has one, else None."""
+        entry = self.table.get(id(t))
+        if entry is not None:
+            ref, v = entry
+            if (v.obj if ref is None else ref()) is t:
+                return v
+        return None
+
+    def encode(self, value, new=None):
+        """`value` with every tensor replaced by its Val (new ones of kind `new`, if given)."""
+        if isinstance(value, torch.Tensor):
+            if new is not None:
+                v = self.known(value)
+                return v if v is not None else self.val(value, new, keep=False,
+                                                        label=self._label())
+            return self.val(value)
+        cls = type(value)
+        if cls is list or cls is tuple:
+            return cls(self.encode(v, new) for v in value)
+        if isinstance(value, tuple) and hasattr(value, "_fields") or type(value).__module__ \
+                == "torch.return_types":
+            return tuple(self.encode(v, new) for v in value)
+        if cls is dict:
+            return {k: self.encode(v, new) for k, v in value.items()}
+        if isinstance(value, Tensor):       # a tapegrad tensor (a user backward's result)
+            return Wrapped(self.encode(value._data, new))
+        return value
+
+    def _label(self):
+        return self.regions[-1].label if self.regions and self.opaque_depth else None
 
     # --- running ------------------------------------------------------------------
     def run(self):
         """Run fn eagerly under the recorders; return its result (the trace is in self)."""
         self.s0 = self.walker.snapshot()
+        for name, value in self.walker.roots[: self.walker.arg_count]:
+            for t in _tensors_of_argument(value):
+                self.val(t, "input")
         for t in self.s0.objects.values():
             if isinstance(t, torch.Tensor):
-                self._watch(t)
+                self.val(t, "state")
         self.segment_start = self.s0
         previous = sys.getprofile()
         self.active = True
@@ -258,6 +355,7 @@ class Tracer(TorchFunctionMode):
                     _restore_profile(previous)
         finally:
             self.active = False
+        self._finish_nodes(all_of_them=True)
         self._note_bumps(Where("user", label="after the step"))
         self.s_end = self.walker.snapshot(named=False)
         self.events.append(Effects(self.segment_start, self.s_end))
@@ -289,37 +387,34 @@ class Tracer(TorchFunctionMode):
         if name in METADATA:
             out = func(*args, **kwargs)
             if not contains_tensor(out):
-                if self.value_shaped and any(id(t) in self.value_shaped for t in tensors_in(args)):
+                if self.value_shaped and any(
+                        getattr(self.known(t), "n", None) in self.value_shaped
+                        for t in tensors_in(args)):
                     self._value_read(f"{name} of a tensor whose shape depends on tensor values",
                                      func)
                 return out
         if self.opaque_depth:
             out = func(*args, **kwargs)
-            label = self.regions[-1].label if self.regions else "?"
             for t in tensors_in(out):
-                self.shadow[id(t)] = label
-                self.keep.append(t)
+                if self.known(t) is None:
+                    self.val(t, "shadow", keep=False, label=self.regions[-1].label)
             return out
-        self._note_bumps(None, args)
+        self._note_bumps(None)
         out = func(*args, **kwargs)
         if out is not None and not contains_tensor(out):
             self._value_read(f"{_describe_call(func)} returned a {type(out).__name__}", func)
             return out
         where = self._where()
         region = self.regions[-1] if self.regions else None
-        self.events.append(Kernel(func, args, kwargs, out, where, region))
-        self.keep.append((args, kwargs, out))
-        outs = tensors_in(out)
-        for t in outs:
-            self.produced.add(id(t))
-            self._watch(t)
-        for t in tensors_in((args, kwargs)):
-            self._watch(t)
-        if name in VALUE_SHAPED or (self.value_shaped and any(
-                id(t) in self.value_shaped for t in tensors_in((args, kwargs)))) or (
-                name == "__getitem__" and _has_tensor_index(args)):
-            for t in outs:
-                self.value_shaped.add(id(t))
+        encoded_args, encoded_kwargs = self.encode(args), self.encode(kwargs)
+        encoded_out = self.encode(out, new="temp")
+        self.events.append(Kernel(func, encoded_args, encoded_kwargs, encoded_out, where,
+                                  region))
+        if name in VALUE_SHAPED or (name == "__getitem__" and _has_tensor_index(args)) or (
+                self.value_shaped and any(v.n in self.value_shaped
+                                          for v in _vals_in((encoded_args, encoded_kwargs)))):
+            for v in _vals_in(encoded_out):
+                self.value_shaped.add(v.n)
         self._refresh_versions()
         return out
 
@@ -339,38 +434,43 @@ class Tracer(TorchFunctionMode):
         sys.setprofile(None)
 
     # --- version counters -------------------------------------------------------------
-    def _watch(self, t):
-        if id(t) not in self.watch:
-            self.watch[id(t)] = [t, t._version]
+    def _watch(self, t, keep):
+        self.watch.append([None if keep else weakref.ref(t), t if keep else None, t._version])
 
     def _refresh_versions(self):
-        for entry in self.watch.values():
-            entry[1] = entry[0]._version
+        alive = []
+        for entry in self.watch:
+            t = entry[1] if entry[0] is None else entry[0]()
+            if t is not None:
+                entry[2] = t._version
+                alive.append(entry)
+        self.watch = alive
 
-    def _note_bumps(self, where, args=None):
+    def _note_bumps(self, where):
         """Record version bumps that happened since the last kernel (outside any kernel)."""
         changed = []
-        for entry in self.watch.values():
-            t, seen = entry
+        for entry in self.watch:
+            t = entry[1] if entry[0] is None else entry[0]()
+            if t is None:
+                continue
             now = t._version
-            if now != seen:
-                changed.append((t, now - seen))
-                entry[1] = now
+            if now != entry[2]:
+                changed.append((t, now - entry[2]))
+                entry[2] = now
         if not changed:
             return
         # Views share their base's counter: bump each counter once.
         roots = {}
         for t, delta in changed:
             root = t._base if t._base is not None else t
-            if id(root) not in roots or roots[id(root)][0] is not root:
-                roots.setdefault(id(root), (t, delta))
+            roots.setdefault(id(root), (t, delta))
         by_times = {}
         for t, delta in roots.values():
             if delta > 0:
-                by_times.setdefault(delta, []).append(t)
+                by_times.setdefault(delta, []).append(self.val(t))
         where = where or self._where()
-        for times, tensors in by_times.items():
-            self.events.append(Bump(tensors, times, where))
+        for times, vals in by_times.items():
+            self.events.append(Bump(vals, times, where))
 
     # --- the Python stream --------------------------------------------------------------
     def _make_profile(self):
@@ -416,6 +516,13 @@ class Tracer(TorchFunctionMode):
             self.code_kinds[code] = kind
         if kind == "hook":
             self._refuse_hook(frame)
+        elif kind == "retain" and getattr(frame.f_locals.get("self"), "_node", None) is not None:
+            self._refuse("retain_grad()", "gradients of op outputs live on tape nodes, which a "
+                         "compiled step does not make; keep them in an eager step")
+        elif kind == "backward":
+            if frame.f_locals.get("keep_grads"):
+                self._refuse("backward(keep_grads=True)", "it keeps every node's gradient on "
+                             "the tape, which a compiled step does not make")
         elif kind == "graph":
             self._refuse("backward(create_graph=True)", "a create_graph sweep records the "
                          "derivative as new tape nodes, which a compiled step does not make; "
@@ -433,9 +540,9 @@ class Tracer(TorchFunctionMode):
             return
         kind = "backward" if backward else "forward"
         where = self._where(frame)
-        self.nodes[id(ctx)] = ctx
-        region = _Region(kind, frame, method, f"{op.__name__}.{kind}", _call_arguments(frame),
-                         len(self.events), None, True, where, op=op, ctx=ctx)
+        region = _Region(kind, frame, method, f"{op.__name__}.{kind}",
+                         self.encode(_call_arguments(frame)), len(self.events), None, True,
+                         where, op=op, ctx=ctx)
         self._open(region)
 
     def _open_method(self, frame, code):
@@ -445,45 +552,48 @@ class Tracer(TorchFunctionMode):
             return
         self.seen_owners[id(owner)] = owner
         where = self._where(frame)
-        args = _call_arguments(frame)[1:]
+        args = self.encode(_call_arguments(frame)[1:])
         region = _Region("method", frame, call, f"{type(owner).__name__}.{code.co_name}", args,
                          len(self.events), None, False, where, owner=owner)
         self._open(region)
 
     def _open(self, region):
         self._note_bumps(region.where)
+        region.first_val = self.count
         region.before = self.walker.snapshot(named=False)
         if region.opaque:
             self.opaque_depth += 1
         self.regions.append(region)
-        self.keep.append(region.args)
 
     def _close(self, region, result):
         after = self.walker.snapshot(named=False)
         if not region.opaque:
             if not _plain_changes(region.before, after) and region.value_read is None:
-                self._note_bumps(region.where)  # bumps made by its Python, after its kernels
-                return                      # its kernels stay in the trace, inlined
+                # Inlined: its kernels stay. What it wrote is written where it wrote it (a
+                # zero_grad() frees the old gradients before the sweep makes new ones, as eager).
+                self._note_bumps(region.where)      # bumps by its Python, after its kernels
+                self.events.insert(region.start, Effects(self.segment_start, region.before))
+                self.events.append(Effects(region.before, after))
+                self.segment_start = after
+                return
             # It keeps Python numbers (Adam's step count) or reads values: the generated
             # code calls it, as it is. Everything recorded inside it goes.
             for event in self.events[region.start:]:
-                for t in tensors_in(getattr(event, "out", None)):
-                    self.produced.discard(id(t))
-                    self.shadow[id(t)] = region.label
+                for v in _vals_in(getattr(event, "out", None)):
+                    if v.n > region.first_val:          # made inside it (not state it updated)
+                        v.kind, v.label = "shadow", region.label
             del self.events[region.start:]
         else:
             self.opaque_depth -= 1
         # The state written before this call is written before it at replay too.
         self.events.append(Effects(self.segment_start, region.before))
-        for t in tensors_in(result):
-            self.shadow.pop(id(t), None)
-        self.events.append(Opaque(region.kind, region.call, region.label, region.args, result,
+        out = self.encode(result, new="temp")
+        for v in _vals_in(out):
+            if v.kind == "shadow":
+                v.kind, v.label = "temp", None      # made inside, and returned: a result
+        self.events.append(Opaque(region.kind, region.call, region.label, region.args, out,
                                   region.where, op=region.op, ctx=region.ctx))
         self.regions_done.append((region.before, after, region))
-        self.keep.append(result)
-        for t in tensors_in(result):
-            self.produced.add(id(t))
-            self._watch(t)
         self.segment_start = after
         self._refresh_versions()            # what the call bumped, it bumps again itself
 
@@ -512,11 +622,15 @@ class Tracer(TorchFunctionMode):
         f = frame if frame is not None else sys._getframe(2)
         phase, node, module, label, user, grad = "user", None, None, None, None, None
         root = self.root_frame
+        running = set()                 # ctx of every forward running now
         while f is not None and f is not root:
             code = f.f_code
             if code is APPLY_CODE:
+                ctx = f.f_locals.get("ctx")
+                if ctx is not None:
+                    running.add(id(ctx))
                 if phase in ("user", "forward"):
-                    phase, node = "forward", f.f_locals.get("ctx")
+                    phase, node = "forward", ctx
             elif code is SWEEP_CODE:
                 phase, node, grad = "backward", f.f_locals.get("node"), f.f_locals.get("grad")
             elif code is SEED_CODE:
@@ -532,12 +646,53 @@ class Tracer(TorchFunctionMode):
             if user is None and not st.is_library_file(code.co_filename):
                 user = (code.co_filename, f.f_lineno, code.co_name)
             f = f.f_back
+        self._finish_nodes(running)
+        info = None
         if node is not None:
-            self.nodes[id(node)] = node
+            info = self._info(node, phase == "forward")
             if module is None:
-                ref = getattr(node, "_module", None)     # (set only after the op's forward)
-                module = None if ref is None else ref()
-        return Where(phase, node, module, label, user, grad)
+                module = info.module
+        if isinstance(grad, torch.Tensor):
+            grad = self.known(grad)
+        return Where(phase, info, module, label, user, grad)
+
+    def _info(self, node, forward) -> NodeInfo:
+        """The NodeInfo of `node` (nodes are not kept: an id is trusted only while valid)."""
+        key = id(node)
+        info = self.nodes.get(key)
+        index = getattr(node, "index", None)
+        if info is not None and info.op is node.op and (
+                self.open_nodes.get(key) is node if forward and index is None
+                else info.index == index):
+            return info
+        ref = getattr(node, "_module", None)        # (set only after the op's forward)
+        info = self.nodes[key] = NodeInfo(node.op, index, None if ref is None else ref())
+        self.node_infos.append(info)
+        if index is None:
+            self.open_nodes[key] = node                 # its index comes after its forward
+        if getattr(node, "retains_grad", False):
+            self._refuse("retain_grad()", "gradients of op outputs live on tape nodes, which a "
+                         "compiled step does not make; keep them in an eager step")
+        return info
+
+    def _finish_nodes(self, running=(), all_of_them=False):
+        """Read the index and output of each node whose forward has finished; let it go."""
+        for key in list(self.open_nodes):
+            if key in running and not all_of_them:
+                continue
+            node = self.open_nodes.pop(key)
+            info = self.nodes[key]
+            info.index = getattr(node, "index", None)
+            if getattr(node, "retains_grad", False):
+                self._refuse("retain_grad()", "gradients of op outputs live on tape nodes, which "
+                             "a compiled step does not make; keep them in an eager step")
+            out = getattr(node, "_out_id", None)
+            if out is not None:
+                entry = self.table.get(out)
+                if entry is not None:
+                    ref, v = entry
+                    t = v.obj if ref is None else ref()
+                    info.out = v if t is not None and id(t) == out else None
 
 
 def _restore_profile(previous) -> None:
@@ -547,6 +702,33 @@ def _restore_profile(previous) -> None:
     elif hasattr(previous, "enable"):
         sys.setprofile(None)
         previous.enable()
+
+
+def _tensors_of_argument(value) -> list:
+    """The torch tensors an argument carries (itself, a tapegrad tensor's data and grad...)."""
+    from ..tensor import Tensor
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, Tensor):
+        return [t for t in (value._data, value._grad) if isinstance(t, torch.Tensor)]
+    if type(value) in (tuple, list):
+        return [t for item in value for t in _tensors_of_argument(item)]
+    return []
+
+
+def _vals_in(value, found=None) -> list:
+    found = [] if found is None else found
+    if isinstance(value, Val):
+        found.append(value)
+    elif isinstance(value, Wrapped):
+        _vals_in(value.val, found)
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            _vals_in(v, found)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _vals_in(v, found)
+    return found
 
 
 def _has_tensor_index(args) -> bool:
