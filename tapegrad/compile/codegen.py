@@ -27,6 +27,7 @@ import builtins
 import keyword
 import os
 import re
+import types
 
 import torch
 from torch.nn import functional as F
@@ -169,7 +170,9 @@ class Codegen:
         self.taken = set(self.params) | {"S", "torch", "F", "aten", "_wrap", "_leaf", "_new_ctx",
                                          "bump_versions"}
         self.S = {}
-        self.ns = {"torch": torch, "F": F, "aten": torch.ops.aten, "S": self.S,
+        self.aten = types.SimpleNamespace()
+        self.aten_names = {}
+        self.ns = {"torch": torch, "F": F, "aten": self.aten, "S": self.S,
                    "_wrap": Tensor._wrap, "_leaf": _leaf, "_new_ctx": _new_ctx,
                    "bump_versions": _kernels.bump_versions}
         self.ref = {}               # id(object) -> the name or expression that holds it
@@ -433,9 +436,19 @@ class Codegen:
     def _function(self, func) -> str:
         packet = getattr(func, "overloadpacket", None)
         if packet is not None and hasattr(func, "_overloadname"):
+            # torch.ops.<namespace>.<op>.<overload>, bound once: `aten.mse_loss` is the
+            # overload's own entry (OpOverload.__call__ only forwards to it), so a call costs
+            # no attribute chain and no Python frame.
             namespace = getattr(func, "namespace", "aten")
-            base = "aten" if namespace == "aten" else f"torch.ops.{namespace}"
-            return f"{base}.{packet.__name__.split('::')[-1]}.{func._overloadname}"
+            name = packet.__name__.split("::")[-1]
+            if func._overloadname != "default":
+                name += "_" + func._overloadname
+            if namespace != "aten":
+                name = f"{namespace}_{name}"
+            setattr(self.aten, name, getattr(func, "_op", func))
+            self.aten_names[name] = f"torch.ops.{namespace}.{packet.__name__.split('::')[-1]}" \
+                                    f".{func._overloadname}"
+            return f"aten.{name}"
         known = _callable_names().get(id(func))
         if known is not None:
             return known
@@ -713,6 +726,10 @@ class Codegen:
 
     def _docstring(self) -> str:
         lines = [f'    """{self.fn_label}, compiled by tapegrad.compile: {self.kernels} kernels.']
+        if self.aten_names:
+            lines.append("")
+            lines.append("    aten.X is torch.ops.aten.X.default; S[name] the objects whose state "
+                         "it writes.")
         if self.constants:
             lines.append("")
             lines.append("    Constants:")

@@ -23,6 +23,8 @@ network. The arguments' tensors, new at every call, are checked in full.
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 
 from .. import hooks
@@ -55,6 +57,7 @@ class Guard:
 class _Builder:
     def __init__(self, plan, used_reads, used_objects, name):
         self.plan = plan
+        self.used_objects = used_objects
         self.used_reads = used_reads
         self.guarded = plan.guarded_items(used_objects)
         self.shaped = set()
@@ -92,6 +95,29 @@ class _Builder:
                     f"({expr} is not {c} and {expr} != {c})"]
         return [f"{expr} is not {self.const(value, 'o')}"]
 
+    def key(self, key) -> str:
+        """A dict key in the guard's source: a literal, or a constant holding the key."""
+        if type(key) in (str, int, bool) or key is None:
+            return repr(key)
+        return self.const(key, "k")
+
+    def equal_is_safe(self, value) -> bool:
+        """May this stable value be compared with == (in one tuple with others)?
+
+        Yes for plain values (compared by value, as wanted), objects whose == is identity
+        (modules, optimizers), and dicts, lists, tuples and weak references the generated
+        code does not use (an equal one is as good). No for tensors: == compares elements,
+        and a one-element tensor would pass for another with the same value.
+        """
+        cls = type(value)
+        if cls in st.PLAIN_TYPES:
+            return True
+        if isinstance(value, (torch.Tensor, Tensor)):
+            return False
+        if cls in (dict, list, tuple, weakref.ref):
+            return id(value) not in self.used_objects
+        return getattr(cls, "__eq__", None) is object.__eq__
+
     def kind_conditions(self, expr, value) -> list:
         if value is None:
             return [f"{expr} is not None"]
@@ -119,8 +145,10 @@ class _Builder:
     # --- the parts ----------------------------------------------------------------
     def modes(self):
         recording = _state.recording
-        conditions = [f"_state.recording is not {recording!r}", "_state.blocks",
-                      "_state.anomaly", "_state.module is not None", "_state.sweeping"]
+        # one read of this thread's recording state, compared as a tuple
+        self.lines.append("    _s = _state.__dict__")
+        conditions = [f"(_s['recording'], _s['blocks'], _s['anomaly'], _s['module'], "
+                      f"_s['sweeping']) != ({recording!r}, (), False, None, False)"]
         self.check(conditions, "recording mode (tapegrad.no_grad), an open Tape block, anomaly "
                    "mode, or a call from inside a module or a sweep differs from the trace",
                    lambda args: _modes_now(recording))
@@ -137,6 +165,12 @@ class _Builder:
         for expr, value in self.plan.arg_specs:
             path = expr
             if isinstance(value, torch.Tensor):
+                if expr.endswith("._data"):         # read the slot once
+                    local = "_" + expr[: -len("._data")].replace("[", "_").replace("]", "")
+                    self.lines.append(f"    {local} = {expr}")
+                    self.check(self.layout_conditions(local, value), f"argument {path}",
+                               _explain_tensor(expr, value))
+                    continue
                 self.check(self.layout_conditions(expr, value), f"argument {path}",
                            _explain_tensor(expr, value))
             elif isinstance(value, Tensor):
@@ -168,11 +202,11 @@ class _Builder:
             kind = entry.kind
             if kind == st.OBJECT:
                 base = self.const(obj.__dict__, "d")
-                access = lambda k, base=base: f"{base}[{k!r}]"
+                access = lambda k, base=base: f"{base}[{self.key(k)}]"
                 conditions = [f"len({base}) != {len(entry.keys)}"]
             elif kind == st.DICT:
                 base = self.const(obj, "d")
-                access = lambda k, base=base: f"{base}[{k!r}]"
+                access = lambda k, base=base: f"{base}[{self.key(k)}]"
                 conditions = [f"len({base}) != {len(entry.keys)}"]
             elif kind == st.LIST:
                 base = self.const(obj, "l")
@@ -188,16 +222,14 @@ class _Builder:
                 conditions = []
             elif kind == st.GLOBALS:
                 base = self.const(obj, "g")
-                access = lambda k, base=base: f"{base}[{k!r}]"
+                access = lambda k, base=base: f"{base}[{self.key(k)}]"
                 conditions = []
             else:
                 continue
+            same = []           # (expression, value): compared all at once, as a tuple
             for k, v in entry.items():
                 if chosen is not None and key_of(k) not in chosen:
                     continue
-                if not _simple_key(k):
-                    conditions = [f"{base}.__class__ is None"]   # unusual keys: identity only
-                    break
                 expr = access(k)
                 if plan.is_unstable(entry, k):
                     place = (oid, key_of(k))
@@ -209,8 +241,15 @@ class _Builder:
                         conditions += self.kind_conditions(expr, v)
                         if id(v) in self.used_reads and isinstance(v, torch.Tensor):
                             conditions += self.layout_conditions(expr, v)[1:]
+                elif self.equal_is_safe(v):
+                    same.append((expr, v))
                 else:
                     conditions += self.value_conditions(expr, v)
+            if len(same) > 1:
+                values = self.const(tuple(v for _, v in same), "v")
+                conditions.append(f"({', '.join(e for e, _ in same)}) != {values}")
+            elif same:
+                conditions += self.value_conditions(*same[0])
             self.check(conditions, f"{name} ({_kind_words(kind)})",
                        _explain_entry(entry, s0, plan))
 

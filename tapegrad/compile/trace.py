@@ -32,6 +32,7 @@ the versions around each kernel, and recorded as a `Bump` to repeat.
 
 from __future__ import annotations
 
+import dis
 import sys
 import weakref
 
@@ -504,16 +505,16 @@ class Tracer(TorchFunctionMode):
 
     def _on_call(self, frame, kind):
         code = frame.f_code
+        if kind is None:        # first sight of this code: every code that ran is remembered
+            kind = code.co_argcount > 0 and code.co_varnames[0] == "self" and \
+                isinstance(frame.f_locals.get("self"), Optimizer)
+            self.code_kinds[code] = kind
         caller = frame.f_back
         if caller is not None and (caller.f_code is APPLY_CODE or caller.f_code is SWEEP_CODE):
             ctx = _first_argument(frame)
             if isinstance(ctx, Node):
                 self._op_call(frame, code, ctx, caller.f_code is SWEEP_CODE)
                 return
-        if kind is None:
-            kind = code.co_argcount > 0 and code.co_varnames[0] == "self" and \
-                isinstance(frame.f_locals.get("self"), Optimizer)
-            self.code_kinds[code] = kind
         if kind == "hook":
             self._refuse_hook(frame)
         elif kind == "retain" and getattr(frame.f_locals.get("self"), "_node", None) is not None:
@@ -598,11 +599,15 @@ class Tracer(TorchFunctionMode):
         self._refresh_versions()            # what the call bumped, it bumps again itself
 
     def names_read(self) -> set:
-        """Every attribute name or string the Python code that ran could have read state by."""
+        """Every attribute name or string the Python code that ran could have read state by.
+
+        From the bytecode of every function that ran: names it loads (``obj.name``,
+        ``getattr(obj, "name")``, ``d["name"]``), not those it only stores
+        (``self.__dict__["_last_output"] = out`` writes a place; a guard need not read it).
+        """
         names = set()
         for code in self.code_kinds:
-            names.update(code.co_names)
-            names.update(c for c in code.co_consts if type(c) is str and len(c) < 80)
+            names.update(_names_loaded(code))
         return names
 
     # --- refusals -------------------------------------------------------------------
@@ -693,6 +698,30 @@ class Tracer(TorchFunctionMode):
                     ref, v = entry
                     t = v.obj if ref is None else ref()
                     info.out = v if t is not None and id(t) == out else None
+
+
+_STORES = frozenset({"STORE_ATTR", "DELETE_ATTR", "STORE_SUBSCR", "DELETE_SUBSCR"})
+_NAMES_CACHE: dict = {}
+
+
+def _names_loaded(code) -> frozenset:
+    """Names and string constants `code` may read state by (stores excluded); cached."""
+    found = _NAMES_CACHE.get(code)
+    if found is None:
+        names = set()
+        instructions = list(dis.get_instructions(code))
+        stored = set()
+        for i, ins in enumerate(instructions):
+            if ins.opname in ("STORE_ATTR", "DELETE_ATTR"):
+                stored.add(ins.argval)
+            elif ins.opname == "LOAD_CONST" and type(ins.argval) is str and len(ins.argval) < 80:
+                after = instructions[i + 1].opname if i + 1 < len(instructions) else ""
+                if after not in _STORES:
+                    names.add(ins.argval)
+            elif isinstance(ins.argval, str) and ins.opname.startswith(("LOAD_", "IMPORT_")):
+                names.add(ins.argval)
+        found = _NAMES_CACHE[code] = frozenset(names)
+    return found
 
 
 def _restore_profile(previous) -> None:
