@@ -29,6 +29,7 @@ runs the remaining steps and is what gets timed.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -55,17 +56,18 @@ class Workload:
     seed: int = 0
     dtype: torch.dtype = torch.float32
     warmup: int = 0          # steps run by setup(), untimed (see the module docstring)
+    device: str = "cpu"      # where the data and the models live (benchmarks/gpu.py: cuda)
 
     def data(self):
         """(inputs, targets) as raw torch tensors: the disk data set of the course."""
         g = torch.Generator().manual_seed(self.seed)
         x, t = tg.data.generate_disc_set(self.points, generator=g, dtype=self.dtype)
-        return x.data, t.data
+        return x.data.to(self.device), t.data.to(self.device)
 
     def initial_weights(self):
         """[(W, b), ...] drawn once; every contestant starts from copies of these."""
         g = torch.Generator().manual_seed(self.seed + 1)
-        model = _tapegrad_model(self, g)
+        model = _tapegrad_model(dataclasses.replace(self, device="cpu"), g)
         return [(m.weight.data.clone(), m.bias.data.clone())
                 for m in model if isinstance(m, tg.nn.Linear)]
 
@@ -81,7 +83,7 @@ def _tapegrad_model(w: Workload, generator=None):
     layers = []
     for i, act in enumerate(w.activations):
         layers.append(tg.nn.Linear(w.widths[i], w.widths[i + 1], generator=generator,
-                                   dtype=w.dtype))
+                                   dtype=w.dtype, device=w.device))
         layers.append(tg.nn.ReLU() if act == "relu" else tg.nn.Tanh())
     return tg.nn.Sequential(*layers)
 
@@ -151,10 +153,10 @@ def tapegrad_setup(w: Workload, weights, x, t):
     return train
 
 
-def compiled_setup(w: Workload, weights, x, t):
+def compiled_setup(w: Workload, weights, x, t, cuda_graph: bool = False):
     """The tapegrad step as above, through tapegrad.compile (traced on its first calls)."""
     model, linears, train_step = _tapegrad_parts(w, weights)
-    step = tg.compile(train_step)
+    step = tg.compile(train_step, cuda_graph=cuda_graph)
     train = _loop(w, step, _slices(x, t, w.batch_size, tg.Tensor._wrap))
     train.weights = lambda: [(l.weight.data, l.bias.data) for l in linears]
     train.model = model
@@ -167,7 +169,8 @@ def compiled_setup(w: Workload, weights, x, t):
 def _autograd_parts(w: Workload, weights):
     layers = []
     for i, act in enumerate(w.activations):
-        layers.append(torch.nn.Linear(w.widths[i], w.widths[i + 1], dtype=w.dtype))
+        layers.append(torch.nn.Linear(w.widths[i], w.widths[i + 1], dtype=w.dtype,
+                                      device=w.device))
         layers.append(torch.nn.ReLU() if act == "relu" else torch.nn.Tanh())
     model = torch.nn.Sequential(*layers)
     linears = [m for m in model if isinstance(m, torch.nn.Linear)]
@@ -216,12 +219,12 @@ _tanh = torch.tanh
 
 
 def floor_setup(w: Workload, weights, x, t):
-    params = [p.clone() for pair in weights for p in pair]           # W1, b1, W2, b2, ...
+    params = [p.to(w.device, copy=True) for pair in weights for p in pair]   # W1, b1, W2, ...
     buffers = [torch.empty_like(p) for p in params]
     relu = [act == "relu" for act in w.activations]
     depth = len(relu)
     lr, momentum = w.lr, w.momentum
-    ones = torch.ones((), dtype=w.dtype)
+    ones = torch.ones((), dtype=w.dtype, device=w.device)
     mean = 1                                                         # aten's reduction code
     first = True
 

@@ -265,9 +265,14 @@ class Walker:
             self.roots.append((name, f))
             self._follow_callable(type(f).__call__, name, depth + 1)
 
-    def add_root(self, name, obj):
-        """An object found while tracing (a module or optimizer whose method ran)."""
-        self.roots.append((name, obj))
+    def without_arguments(self) -> "Walker":
+        """A walker of the same state, without the arguments of the traced call."""
+        other = Walker.__new__(Walker)
+        other.roots = list(self.roots[self.arg_count:])
+        other.arg_count = 0
+        other._functions = set(self._functions)
+        other._globals = self._globals
+        return other
 
     # --- one walk -------------------------------------------------------------------
     def snapshot(self, named: bool = True) -> Snapshot:

@@ -63,6 +63,9 @@ class CompiledStep:
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
             raise ValueError(f"tapegrad.compile: cache_size must be a positive int, got "
                              f"{cache_size!r}")
+        if cuda_graph and not torch.cuda.is_available():
+            raise CompileError(f"tapegrad.compile({_label(fn)}, cuda_graph=True): torch sees no "
+                               "CUDA device; drop cuda_graph=True on this machine")
         self.fn = fn
         self.cuda_graph = bool(cuda_graph)
         self.on_value_read = on_value_read

@@ -300,6 +300,10 @@ class Tracer(TorchFunctionMode):
         self._watch(t, keep)
         return v
 
+    def held_tensors(self) -> list:
+        """The tensors the trace holds: the arguments', the state's, and constants."""
+        return [v.obj for _, v in self.table.values() if v.obj is not None]
+
     def known(self, t):
         """The Val of `t` if the trace has one, else None."""
         entry = self.table.get(id(t))
