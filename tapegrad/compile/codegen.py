@@ -138,6 +138,8 @@ SECTIONS = {
     "update": "# update: {label}",
     "user": "# your code",
     "effects": "# the Python state the step leaves, as eager leaves it",
+    "state": "# the Python state written so far, as eager writes it",
+    "wrote": "# {label}: the Python state it writes",
     "versions": "# version counters, bumped as eager bumps them (outside any kernel)",
 }
 
@@ -356,7 +358,7 @@ class Codegen:
                 if expr == f"{root}._data" and root not in needs_object:
                     name = root                 # x = x._data: the wrapper is not needed again
                 else:
-                    name = self.fresh(expr.replace("._data", "").replace("._grad", "_grad"))
+                    name = self.fresh(expr.replace("._", "_"))      # t_data = t._data
                 self.emit(f"{name} = {expr}", "", defs=[name], section="inputs")
                 self.ref[v] = name
             elif v.kind == "state" and v.id in plan.read_tensors:
@@ -538,7 +540,8 @@ class Codegen:
         uses = set()
         tensors = "[" + ", ".join(self.tensor(t, uses) for t in event.tensors) + "]"
         for _ in range(event.times):
-            self.emit(f"bump_versions({tensors})", "as eager: a bump outside any kernel",
+            self.emit(f"bump_versions({tensors})",
+                      f"as {event.where.label or 'eager'} does: counters bumped outside a kernel",
                       uses=uses, section=_section(event.where))
 
     # --- Python state ---------------------------------------------------------------
@@ -568,6 +571,8 @@ class Codegen:
 
     def _effects(self, event):
         changes = diff(event.before, event.after)
+        section = ("effects" if event.label == "end" else
+                   "state" if event.label is None else f"wrote:{event.label}")
         for change in changes:
             entry = change.entry
             obj = entry.obj
@@ -581,16 +586,16 @@ class Codegen:
                     "changes to state under tapegrad.no_grad(), or to .data")
             uses = set()
             if change.action == "list":
-                items = [self.template(v, uses, "effects") for v in change.new]
+                items = [self.template(v, uses, section) for v in change.new]
                 target = self.place(entry, 0, uses).rsplit("[", 1)[0]
-                self.emit(f"{target}[:] = [{', '.join(items)}]", "", uses=uses, section="effects")
+                self.emit(f"{target}[:] = [{', '.join(items)}]", "", uses=uses, section=section)
             elif change.action == "del":
                 self.emit(f"del {self.place(entry, change.key, uses)}", "", uses=uses,
-                          section="effects")
+                          section=section)
             else:
-                value = self.template(change.new, uses, "effects")
+                value = self.template(change.new, uses, section)
                 self.emit(f"{self.place(entry, change.key, uses)} = {value}", "", uses=uses,
-                          section="effects")
+                          section=section)
 
     def template(self, value, uses, section) -> str:
         """Source that gives `value` (a result, or what the step stored) at replay."""

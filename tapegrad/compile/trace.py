@@ -129,12 +129,15 @@ class Bump:
 
 
 class Effects:
-    """A point where the Python state fn wrote so far must be written (see codegen)."""
+    """A point where the Python state fn wrote (between two snapshots) is written (see codegen).
 
-    __slots__ = ("before", "after")
+    label: the optimizer method that wrote it ('SGD.zero_grad'), 'end' for the last, or None.
+    """
 
-    def __init__(self, before, after):
-        self.before, self.after = before, after
+    __slots__ = ("before", "after", "label")
+
+    def __init__(self, before, after, label=None):
+        self.before, self.after, self.label = before, after, label
 
 
 class Where:
@@ -363,7 +366,7 @@ class Tracer(TorchFunctionMode):
         self._finish_nodes(all_of_them=True)
         self._note_bumps(Where("user", label="after the step"))
         self.s_end = self.walker.snapshot(named=False)
-        self.events.append(Effects(self.segment_start, self.s_end))
+        self.events.append(Effects(self.segment_start, self.s_end, "end"))
         self.out = out
         return out
 
@@ -578,7 +581,7 @@ class Tracer(TorchFunctionMode):
                 # zero_grad() frees the old gradients before the sweep makes new ones, as eager).
                 self._note_bumps(region.where)      # bumps by its Python, after its kernels
                 self.events.insert(region.start, Effects(self.segment_start, region.before))
-                self.events.append(Effects(region.before, after))
+                self.events.append(Effects(region.before, after, region.label))
                 self.segment_start = after
                 return
             # It keeps Python numbers (Adam's step count) or reads values: the generated
