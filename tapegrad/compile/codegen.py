@@ -197,8 +197,8 @@ class Codegen:
                 for change in diff(event.before, event.after):
                     entry = change.entry
                     if entry.kind == st.SLOTS and change.key == "_grad" and \
-                            isinstance(change.new, torch.Tensor):
-                        v = tracer.known(change.new)
+                            type(change.new) is st.TRef:
+                        v = tracer.known(change.new.get())
                         if v is not None:
                             prefer.setdefault(v, "grad_" + _bare(plan.name(entry.obj)))
         for event in tracer.events:
@@ -297,8 +297,9 @@ class Codegen:
         plan = self.plan
         if v.kind == "state" and v.id in plan.state_tensors:
             self.used_objects.add(v.id)
-            name = self.fresh(plan.state_tensors[v.id][1] or "state")
-            self.ns[name] = v.obj
+            t, path = plan.state_tensors[v.id]
+            name = self.fresh(path or "state")
+            self.ns[name] = t
             self.ref[v] = name
             return name
         if v.kind == "shadow":
@@ -560,9 +561,10 @@ class Codegen:
         return f"{base}[{self.key(key)}]"
 
     def key(self, key) -> str:
-        if type(key) is int and key in self.plan.s0.objects and id(self.plan.s0.objects[key]) == key \
-                and key in self.plan.stable:
-            return f"id({self.state_name(self.plan.s0.objects[key])})"
+        objects = self.plan.s0.objects
+        if type(key) is int and key in objects and type(objects[key]) is not st.TRef \
+                and id(objects[key]) == key and key in self.plan.stable:
+            return f"id({self.state_name(objects[key])})"
         text = literal(key)
         if text is None:
             raise CompileError(f"tapegrad.compile({self.fn_label}): the step writes a dict entry "
@@ -599,6 +601,8 @@ class Codegen:
 
     def template(self, value, uses, section) -> str:
         """Source that gives `value` (a result, or what the step stored) at replay."""
+        if type(value) is st.TRef:
+            value = value.get()             # (what the step stored is alive: it is stored)
         if isinstance(value, torch.Tensor):
             v = self.tracer.known(value)
             if v is None:

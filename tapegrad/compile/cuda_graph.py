@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from .. import _kernels
+from . import state as st
 from .plan import diff
 from .trace import CompileError, Opaque
 
@@ -133,6 +134,7 @@ class GraphedRun:
 def _tensors_of(snapshot) -> list:
     seen, found = set(), []
     for obj in snapshot.objects.values():
+        obj = st.unwrap(obj)
         if isinstance(obj, torch.Tensor) and id(obj) not in seen:
             seen.add(id(obj))
             found.append(obj)
@@ -141,11 +143,11 @@ def _tensors_of(snapshot) -> list:
 
 def _writer(change):
     """A function that writes `change.new` into its place again."""
-    from . import state as st
-    entry, key, new = change.entry, change.key, change.new
+    entry, key, new = change.entry, change.key, st.unwrap(change.new)
     obj = entry.obj
     if change.action == "list":
-        return lambda: obj.__setitem__(slice(None), new)
+        items = [st.unwrap(v) for v in change.new]
+        return lambda: obj.__setitem__(slice(None), items)
     if change.action == "del":
         target = obj.__dict__ if entry.kind == st.OBJECT else obj
         return lambda: target.pop(key, None)

@@ -84,6 +84,7 @@ class _Builder:
 
     # --- the value in a place, as traced --------------------------------------------
     def value_conditions(self, expr, value) -> list:
+        value = st.unwrap(value)
         if value is None or value is True or value is False:
             return [f"{expr} is not {value!r}"]
         if st.is_plain(value):
@@ -112,7 +113,7 @@ class _Builder:
         cls = type(value)
         if cls in st.PLAIN_TYPES:
             return True
-        if isinstance(value, (torch.Tensor, Tensor)):
+        if cls is st.TRef or isinstance(value, (torch.Tensor, Tensor)):
             return False
         if cls in (dict, list, tuple, weakref.ref):
             return id(value) not in self.used_objects
@@ -121,12 +122,13 @@ class _Builder:
     def kind_conditions(self, expr, value) -> list:
         if value is None:
             return [f"{expr} is not None"]
-        return [f"{expr}.__class__ is not {self.const(type(value), 'type')}"]
+        cls = value.cls if type(value) is st.TRef else type(value)
+        return [f"{expr}.__class__ is not {self.const(cls, 'type')}"]
 
     def layout_conditions(self, expr, t) -> list:
         """The class, dtype, device, shape and strides of a tensor, each read as cheaply as torch
         allows (every attribute of a torch tensor costs a call into torch: ~0.1-0.3 us)."""
-        device = t.device
+        device = t.device           # (t: a tensor, or the TRef of one, which noted its layout)
         if device.type == "cpu":
             on_device = f"{expr}.is_cpu is not True"
         elif device.type == "cuda" and device.index is not None:
@@ -136,10 +138,12 @@ class _Builder:
         conditions = [f"{expr}.__class__ is not _TorchTensor",
                       f"{expr}.dtype is not {self.const(t.dtype, 'dtype')}", on_device,
                       f"{expr}.shape != {tuple(t.shape)!r}"]
-        if t.is_contiguous():       # with the shape, contiguity fixes what the step can see
+        contiguous = t.contiguous if type(t) is st.TRef else t.is_contiguous()
+        if contiguous:              # with the shape, contiguity fixes what the step can see
             conditions.append(f"{expr}.is_contiguous() is not True")
         else:
-            conditions.append(f"{expr}.stride() != {tuple(t.stride())!r}")
+            stride = t.stride if type(t) is st.TRef else tuple(t.stride())
+            conditions.append(f"{expr}.stride() != {stride!r}")
         return conditions
 
     # --- the parts ----------------------------------------------------------------
@@ -239,7 +243,7 @@ class _Builder:
                         conditions += self.value_conditions(expr, v)
                     else:
                         conditions += self.kind_conditions(expr, v)
-                        if id(v) in self.used_reads and isinstance(v, torch.Tensor):
+                        if type(v) is st.TRef and v.id in self.used_reads:
                             conditions += self.layout_conditions(expr, v)[1:]
                 elif self.equal_is_safe(v):
                     same.append((expr, v))
@@ -353,13 +357,14 @@ def _explain_entry(entry, s0, plan):
     for k, v in entry.items():
         path = _item(entry, k, s0)
         if plan.is_unstable(entry, k):
-            expected.append((k, path, False, type(v), None))
+            expected.append((k, path, False, v.cls if type(v) is st.TRef else type(v), None))
         else:
+            v = st.unwrap(v)            # stable: alive in its place anyway
             expected.append((k, path, True, type(v), v))
 
     def explain(args):
         now_keys, now_values = st.read_items(obj, kind, owner)
-        now = {key_of(k): v for k, v in zip(now_keys, now_values)}
+        now = {key_of(k): st.unwrap(v) for k, v in zip(now_keys, now_values)}
         found = []
         if kind in (st.DICT, st.OBJECT, st.LIST) and len(now_keys) != len(keys):
             known = {key_of(j) for j in keys}

@@ -32,6 +32,8 @@ def same_value(a, b) -> bool:
     """Has a place kept its value? Plain values by type and ==, everything else by identity."""
     if a is b:
         return True
+    if type(a) is st.TRef or type(b) is st.TRef:
+        return type(a) is type(b) and a.id == b.id and st.same_object(a, b)
     if type(a) is not type(b) or not st.is_plain(a):
         return False
     try:
@@ -149,7 +151,7 @@ class Plan:
             if entry is None:
                 continue
             for k, v in entry.items():
-                if st.is_plain(v):
+                if st.is_plain(v) or type(v) is st.TRef:
                     continue
                 if (id(obj), key_of(k)) in unstable or (id(obj), None) in unstable:
                     continue
@@ -191,7 +193,8 @@ class Plan:
                     chosen[id(obj)] = None
                 keys = chosen[id(obj)]
                 for k, v in entry.items():
-                    if st.is_plain(v) or (keys is not None and key_of(k) not in keys):
+                    if st.is_plain(v) or type(v) is st.TRef or (
+                            keys is not None and key_of(k) not in keys):
                         continue
                     if self.is_unstable(entry, k) or (entry.kind == st.SLOTS and k == "_node"):
                         continue
@@ -213,7 +216,9 @@ class Plan:
                 keys = chosen.setdefault(parent, set())
                 if keys is not None:
                     keys.add(key_of(key))
-            walk([s0.objects[oid]])
+            obj = s0.objects[oid]
+            if type(obj) is not st.TRef:
+                walk([obj])
         return {oid: keys for oid, keys in chosen.items() if oid in self.stable}
 
     def _root_objects(self) -> list:
@@ -240,12 +245,14 @@ class Plan:
             if oid not in self.stable:
                 continue
             for k, v in entry.items():
-                if not isinstance(v, torch.Tensor):
+                if type(v) is not st.TRef:
                     continue
                 if self.is_unstable(entry, k):
-                    self.read_tensors.setdefault(id(v), (v, entry, k, s0.names.get(id(v))))
+                    self.read_tensors.setdefault(v.id, (v, entry, k, s0.names.get(v.id)))
                 else:
-                    self.state_tensors.setdefault(id(v), (v, s0.names.get(id(v))))
+                    t = v.get()             # in its place since the start: alive
+                    if t is not None:
+                        self.state_tensors.setdefault(v.id, (t, s0.names.get(v.id)))
         for tid in self.state_tensors:
             self.read_tensors.pop(tid, None)
 

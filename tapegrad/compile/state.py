@@ -108,6 +108,44 @@ def _walks_attributes(cls) -> bool:
     return found
 
 
+class TRef:
+    """A torch tensor met in a walk, held weakly (the walk must not keep alive what the step
+    frees, like an old .grad): its identity, class and, for the first snapshot, its layout."""
+
+    __slots__ = ("ref", "id", "cls", "dtype", "device", "shape", "stride", "contiguous")
+
+    def __init__(self, t, layout=False):
+        self.ref = weakref.ref(t)
+        self.id = id(t)
+        self.cls = type(t)
+        if layout:
+            self.dtype, self.device, self.shape = t.dtype, t.device, tuple(t.shape)
+            self.stride, self.contiguous = tuple(t.stride()), t.is_contiguous()
+
+    def get(self):
+        """The tensor, or None if it is gone."""
+        return self.ref()
+
+    def __repr__(self):
+        return f"<tensor {self.id:#x}>"
+
+
+def same_object(a, b) -> bool:
+    """Is `a` the object `b` (either may be a TRef)?"""
+    if type(a) is TRef:
+        a = a.get()
+        if a is None:
+            return False
+    if type(b) is TRef:
+        b = b.get()
+    return a is b
+
+
+def unwrap(value):
+    """The object behind a TRef (None if it is gone); anything else as it is."""
+    return value.get() if type(value) is TRef else value
+
+
 class Entry:
     """One walked container: its kind, and the keys and objects it held when walked."""
 
@@ -130,8 +168,13 @@ class Entry:
         return default
 
 
-def read_items(obj, kind, names=None):
-    """(keys, values) of container `obj` of `kind` as they are now."""
+def read_items(obj, kind, names=None, layout=False):
+    """(keys, values) of container `obj` of `kind` as they are now; tensors as `TRef`s."""
+    keys, values = _read_items(obj, kind, names)
+    return keys, [TRef(v, layout) if isinstance(v, torch.Tensor) else v for v in values]
+
+
+def _read_items(obj, kind, names=None):
     if kind == DICT:
         return list(obj.keys()), list(obj.values())
     if kind in (LIST, TUPLE):
@@ -161,7 +204,7 @@ def read_items(obj, kind, names=None):
 def container_kind(obj):
     """The kind of container `obj` is walked as, or None for a leaf."""
     cls = type(obj)
-    if cls in PLAIN_TYPES or isinstance(obj, torch.Tensor):
+    if cls in PLAIN_TYPES or cls is TRef or isinstance(obj, torch.Tensor):
         return None
     if isinstance(obj, Tensor):
         return SLOTS
@@ -288,7 +331,7 @@ class Walker:
         count = 0
         while stack:
             obj, kind, names, parent, key, depth = stack.pop()
-            oid = id(obj)
+            oid = obj.id if type(obj) is TRef else id(obj)
             if oid not in snap.objects:
                 snap.objects[oid] = obj
                 if parent is None:
@@ -304,7 +347,7 @@ class Walker:
                     continue
             if oid in snap.entries:
                 continue
-            keys, values = read_items(obj, kind, names)
+            keys, values = read_items(obj, kind, names, layout=named)
             snap.entries[oid] = Entry(obj, kind, keys, values,
                                       owner=names if kind == GLOBALS else None)
             count += len(keys)

@@ -347,8 +347,9 @@ class Tracer(TorchFunctionMode):
             for t in _tensors_of_argument(value):
                 self.val(t, "input")
         for t in self.s0.objects.values():
+            t = st.unwrap(t)
             if isinstance(t, torch.Tensor):
-                self.val(t, "state")
+                self.val(t, "state", keep=False)    # weakly: the step may free it (an old .grad)
         self.segment_start = self.s0
         previous = sys.getprofile()
         self.active = True
