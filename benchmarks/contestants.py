@@ -200,7 +200,8 @@ def autograd_setup(w: Workload, weights, x, t):
 
 def torch_compile_setup(w: Workload, weights, x, t):
     """The torch.autograd step compiled by torch.compile (inductor). Its compilation happens in
-    the first calls: with w.warmup >= 2 it is in setup(), and `train.setup_seconds` says how long."""
+    the first calls: with w.warmup >= 2 it is in setup(), and `train.setup_seconds` says how
+    long."""
     import time
     model, linears, train_step = _autograd_parts(w, weights)
     compiled = torch.compile(train_step)

@@ -179,7 +179,8 @@ _MALLOC_ENV = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
 
 def peak(names=("tapegrad", "tapegrad.compile", "torch.autograd", "floor"), steps: int = 10,
          warmup: int = 0) -> dict:
-    """{name: peak RSS increase in bytes during `steps` steps of workload B}, each in a fresh process.
+    """{name: peak RSS increase in bytes during `steps` steps of workload B}, each in a fresh
+    process.
 
     warmup: steps run before the baseline is taken (then the optimizer state exists, and the
     compiled step has made its variants: the peak is that of a step, not of a first step).

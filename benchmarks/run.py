@@ -84,7 +84,8 @@ def training(workload, repeats: int, threads: int, out, warmup: int = 2) -> dict
         traces.append([v.trace_seconds for v in reversed(train.step.variants)])
         return train
 
-    setups = {name: (lambda s=setup: s(workload, weights, x, t)) for name, setup in CONTESTANTS.items()}
+    setups = {name: (lambda s=setup: s(workload, weights, x, t))
+              for name, setup in CONTESTANTS.items()}
     setups["tapegrad.compile"] = compiled
     # Cold runs in this order: the floor first takes the process's own warm-up (first kernel
     # calls), so that the engines' cold runs show their own start-up cost.
@@ -105,7 +106,8 @@ def training(workload, repeats: int, threads: int, out, warmup: int = 2) -> dict
     if traces:
         first = sorted(v[0] for v in traces if v)
         second = sorted(v[1] for v in traces if len(v) > 1)
-        out(f"  tapegrad.compile traced in setup: first call {1000 * first[len(first) // 2]:.1f} ms, "
+        out(f"  tapegrad.compile traced in setup: first call "
+            f"{1000 * first[len(first) // 2]:.1f} ms, "
             f"second {1000 * second[len(second) // 2]:.1f} ms (medians of {len(first)} setups; "
             "the first call is the eager step, recorded, plus code generation)")
     ratios = {}
@@ -119,7 +121,8 @@ def training(workload, repeats: int, threads: int, out, warmup: int = 2) -> dict
     for name, target in TARGETS.get(workload.name, {}).items():
         for key, limit in target.items():
             r = ratios[name]
-            verdicts.append(f"{name} <= {limit} x {'torch.autograd' if key == 'autograd' else key}: "
+            against = "torch.autograd" if key == "autograd" else key
+            verdicts.append(f"{name} <= {limit} x {against}: "
                             f"{_verdict(r[key], limit)} (best runs: {r['best_' + key]:.2f})")
     for line in verdicts:
         out("  target " + line)
@@ -158,7 +161,8 @@ def first_call_table(out, runs: int = 5) -> dict:
     """The first calls of a compiled disk step, each in a fresh process (see first_call.py)."""
     rows = [first_call.measure_in_subprocess() for _ in range(runs)]
     med = {key: statistics.median(row[key] for row in rows) for key in rows[0]}
-    spread = {key: (min(row[key] for row in rows), max(row[key] for row in rows)) for key in rows[0]}
+    spread = {key: (min(row[key] for row in rows), max(row[key] for row in rows))
+              for key in rows[0]}
     out(f"\nfirst calls of tapegrad.compile on the disk network (fresh process each, median of "
         f"{runs}; range in brackets)")
     out(f"  first call (eager step recorded + code and guard generation): "
@@ -207,8 +211,8 @@ def memory_table(steps: int, peak_steps: int, out) -> dict:
     c = memory.growth(steps=steps, compiled=True)
     cf, cl = c["samples"][0], c["samples"][-1]
     out(f"  {steps} compiled steps of A (tapegrad.compile): RSS {cf['rss'] / MB:.1f} MB at step "
-        f"{cf['step']} -> {cl['rss'] / MB:.1f} MB at step {cl['step']} ({c['rss_growth'] / MB:+.2f} "
-        f"MB); live nodes {cf['nodes']} -> {cl['nodes']}; live tensors {cf['tensors']} -> "
+        f"{cf['step']} -> {cl['rss'] / MB:.1f} MB at step {cl['step']} "
+        f"({c['rss_growth'] / MB:+.2f} MB); live nodes {cf['nodes']} -> {cl['nodes']}; live tensors {cf['tensors']} -> "
         f"{cl['tensors']}")
     peak = memory.peak(steps=peak_steps)
     out(f"  peak RSS increase over {peak_steps} steps of B (fresh process each; tapegrad.compile's "
@@ -223,8 +227,9 @@ def memory_table(steps: int, peak_steps: int, out) -> dict:
         f"{'met' if held['holding_after'] == 0 else 'NOT met'}; peak <= torch.autograd's on B: "
         f"{'met' if peak['tapegrad'] <= peak['torch.autograd'] else 'NOT met'} "
         f"({peak['tapegrad'] / peak['torch.autograd']:.2f} x)")
+    steady_met = steady["tapegrad.compile"] <= steady["tapegrad"]
     out(f"  target tapegrad.compile no growth: {'met' if compiled_growth else 'NOT met'}; peak <= "
-        f"tapegrad's on B: {'met' if steady['tapegrad.compile'] <= steady['tapegrad'] else 'NOT met'}"
+        f"tapegrad's on B: {'met' if steady_met else 'NOT met'}"
         f" ({steady['tapegrad.compile'] / steady['tapegrad']:.2f} x after the traces); with the "
         f"traces {peak['tapegrad.compile'] / peak['tapegrad']:.2f} x")
     return dict(growth=g, compiled_growth=c, held=held, saved=saved, peak=peak, steady=steady)

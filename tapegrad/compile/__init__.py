@@ -47,6 +47,6 @@ guard; ``step.last_miss`` why the last trace happened.
 """
 
 from .step import CompiledStep, Variant, compile
-from .trace import CompileError, ValueRead
+from .ir import CompileError, ValueRead
 
 __all__ = ["compile", "CompiledStep", "Variant", "CompileError", "ValueRead"]

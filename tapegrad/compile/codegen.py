@@ -4,13 +4,14 @@
         x = x._data                                        # the arguments' torch tensors
         y0 = F.linear(x, model_0_weight, model_0_bias)     # [0] LinearFunction  model.0
         ...                                                # forward: the tape, in order
+        S['model.0.weight']._grad = None                   # what zero_grad() writes, here
         dy8 = torch.ones_like(y8)                          # the sweep's seed, dL/dL = 1
-        dy7 = aten.mse_loss_backward.default(dy8, ...)     # [8] MSEFunction backward
+        dy7 = aten.mse_loss_backward(dy8, y7, t, 1)        # [8] MSEFunction backward
         del dy8                                            # (a value's last use: it goes)
         ...                                                # backward: the tape in reverse
+        S['model.0.weight']._grad = grad_model_0_weight    # the sweep's end: each .grad
         torch._fused_sgd_([...], [...], [...], lr=0.05, ...)   # update: SGD.step
-        S['model.0.weight']._grad = grad_model_0_weight    # the Python state eager leaves
-        return _wrap(y8)
+        return out
 
 Names say what a value is: ``yI`` is the output of tape node I, ``dyI`` the gradient
 that node I's derivative receives (dL/dyI), ``grad_P`` what ends in parameter P's
@@ -23,10 +24,7 @@ freed where eager frees it (or earlier).
 
 from __future__ import annotations
 
-import builtins
-import keyword
 import os
-import re
 import types
 
 import torch
@@ -36,99 +34,17 @@ from .. import _kernels
 from ..tape import Node
 from ..tensor import Tensor
 from . import state as st
+from .ir import Bump, CompileError, Effects, Kernel, Opaque, Val, Wrapped, _vals_in, func_name
+from .names import callable_names, tensor_method, identifier, literal
 from .plan import diff
-from .trace import (Bump, CompileError, Effects, Kernel, Opaque, Val, Wrapped, _vals_in,
-                    func_name)
-
-
-# --- how a torch callable is written ---------------------------------------------------
-
-_NAMES = None
-
-
-def _callable_names() -> dict:
-    """{id(function): 'torch.relu' / 'F.linear' / ...} for the public torch namespaces."""
-    global _NAMES
-    if _NAMES is None:
-        names = {}
-        spaces = [("F", F), ("torch", torch), ("torch.linalg", torch.linalg),
-                  ("torch.special", torch.special), ("torch.fft", torch.fft),
-                  ("torch.nn.functional", F)]
-        for prefix, space in spaces:
-            for attr, value in vars(space).items():
-                if attr.startswith("__") or not callable(value) or isinstance(value, type):
-                    continue
-                names.setdefault(id(value), f"{prefix}.{attr}")
-        _NAMES = names
-    return _NAMES
-
-
-def _tensor_method(func) -> str | None:
-    """The method name if `func` is a method of torch.Tensor (``x.mm(w)``), else None."""
-    name = getattr(func, "__name__", None)
-    if name is None:
-        return None
-    owner = getattr(func, "__objclass__", None)
-    if isinstance(owner, type) and issubclass(owner, torch._C.TensorBase):
-        return name
-    if getattr(torch.Tensor, name, None) is func:
-        return name
-    return None
-
-
-def literal(value) -> str | None:
-    """Python source for a plain value, or None when it needs a named constant."""
-    if value is None or type(value) in (bool, int, str, bytes, complex, range):
-        return repr(value)
-    if type(value) is float:
-        if value != value or value in (float("inf"), float("-inf")):
-            return f"float({str(value)!r})"
-        return repr(value)
-    if value is Ellipsis:
-        return "..."
-    if type(value) is slice:
-        return f"slice({literal(value.start)}, {literal(value.stop)}, {literal(value.step)})"
-    if isinstance(value, (torch.dtype, torch.layout, torch.memory_format)):
-        return str(value)
-    if type(value) is torch.Size:
-        return f"torch.Size({list(value)!r})"
-    return None
-
-
-def identifier(path: str, taken: set) -> str:
-    """A Python name for a readable path: 'model.0.weight.data' -> 'model_0_weight'."""
-    text = path or "value"
-    # optimizer.state[id(model.0.weight)]['momentum_buffer'] -> momentum_buffer_model_0_weight
-    m = re.match(r"^.*\[id\(([^()]*)\)\](?:\[['\"]?([^\]'\"]*)['\"]?\])?$", text)
-    if m:
-        owner, key = m.group(1), m.group(2)
-        if key is None:
-            key = text[: text.index("[id(")].rsplit(".", 1)[-1]
-        text = f"{key}_{owner}"
-    if text.endswith(".data"):
-        text = text[: -len(".data")]
-    name = re.sub(r"\W+", "_", text).strip("_") or "value"
-    name = re.sub(r"_+", "_", name)
-    if name[0].isdigit():
-        name = "_" + name
-    if keyword.iskeyword(name) or name in _RESERVED:
-        name += "_"
-    base, n = name, 2
-    while name in taken:
-        name = f"{base}_{n}"
-        n += 1
-    taken.add(name)
-    return name
-
-
-_RESERVED = frozenset(dir(builtins)) | {"S", "torch", "F", "aten"}
 
 
 class Stmt:
     __slots__ = ("code", "comment", "defs", "uses", "section")
 
     def __init__(self, code, comment, defs, uses, section):
-        self.code, self.comment, self.defs, self.uses, self.section = code, comment, defs, uses, section
+        self.code, self.comment, self.defs, self.uses = code, comment, defs, uses
+        self.section = section
 
 
 SECTIONS = {
@@ -394,7 +310,7 @@ class Codegen:
         where = event.where
         self.kernels += 1
         name = func_name(func)
-        method = _tensor_method(func)
+        method = tensor_method(func)
         fname = getattr(func, "__name__", "")
         if fname in ("__get__", "__set__"):
             target = self.expr(args[0], uses)
@@ -452,7 +368,7 @@ class Codegen:
             self.aten_names[name] = f"torch.ops.{namespace}.{packet.__name__.split('::')[-1]}" \
                                     f".{func._overloadname}"
             return f"aten.{name}"
-        known = _callable_names().get(id(func))
+        known = callable_names().get(id(func))
         if known is not None:
             return known
         name = self.fresh(f"fn_{getattr(func, '__name__', 'call')}")

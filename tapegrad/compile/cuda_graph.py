@@ -23,11 +23,11 @@ import torch
 from .. import _kernels
 from . import state as st
 from .plan import diff
-from .trace import CompileError, Opaque
+from .ir import CompileError, Opaque
 
 
 def graphed(variant, plan, gen, label):
-    """A run function for `variant` that replays it through a CUDA graph (see the module docstring)."""
+    """A run function that replays `variant` through a CUDA graph (see the module docstring)."""
     if not torch.cuda.is_available():
         raise CompileError(f"tapegrad.compile({label}, cuda_graph=True): torch sees no CUDA "
                            "device; drop cuda_graph=True on this machine")
@@ -51,7 +51,8 @@ def graphed(variant, plan, gen, label):
 def _input_reader(plan, params):
     """A function of the arguments returning their tensors, in the order of plan.inputs."""
     exprs = list(plan.inputs.values())
-    source = f"def read({', '.join(params)}):\n    return ({', '.join(exprs)}{',' if exprs else ''})\n"
+    listed = ", ".join(exprs) + ("," if exprs else "")
+    source = f"def read({', '.join(params)}):\n    return ({listed})\n"
     namespace = {}
     exec(compile(source, "<tapegrad.compile graph inputs>", "exec"), namespace)
     return namespace["read"]

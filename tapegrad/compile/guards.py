@@ -2,7 +2,7 @@
 
     def guard(x, t):
         if <recording mode, Tape blocks, anomaly mode, hooks> differ from the trace: return 0
-        if <each argument: its type, dtype, device, shape, strides, requires_grad> differ: return 1..
+        if <each argument: type, dtype, device, shape, strides, requires_grad> differ: return 1..
         if <each stable container: its length and every item, as in the first snapshot>: return k
         return None                                   # all hold: run the compiled code
 
@@ -271,10 +271,6 @@ class _Builder:
 
 def build_guard(plan, used_reads, used_objects, name, params) -> Guard:
     return _Builder(plan, used_reads, used_objects, name).build(params)
-
-
-def _simple_key(key) -> bool:
-    return type(key) in (str, int, bool) or key is None
 
 
 def _kind_words(kind) -> str:

@@ -20,7 +20,7 @@ import torch
 
 from ..tensor import Tensor
 from . import state as st
-from .trace import Effects
+from .ir import Effects
 
 
 def key_of(key):

@@ -90,7 +90,7 @@ _WALKED_CLASSES: dict = {}
 
 
 def _walks_attributes(cls) -> bool:
-    """Modules, optimizers, config namespaces, and instances of classes written outside libraries."""
+    """Modules, optimizers, config namespaces, and objects of classes defined outside libraries."""
     found = _WALKED_CLASSES.get(cls)
     if found is None:
         from ..nn.module import Module

@@ -25,7 +25,8 @@ from ..tensor import Tensor
 from . import codegen, guards
 from .plan import Plan
 from .state import Walker
-from .trace import CompileError, Tracer, ValueRead
+from .ir import CompileError
+from .trace import Tracer
 
 
 class Variant:
@@ -139,10 +140,7 @@ class CompiledStep:
         walker = Walker(self.fn, args)
         tracer = Tracer(self.fn, args, walker, on_value_read=self.on_value_read,
                         name=self._label)
-        try:
-            out = tracer.run()
-        except ValueRead:
-            raise
+        out = tracer.run()          # fn runs here, eagerly: errors are fn's own (or refusals)
         self._stats["traces"] += 1
         if tracer.value_read is not None:       # on_value_read='retrace': nothing kept
             what, _ = tracer.value_read
@@ -168,11 +166,10 @@ class CompiledStep:
         if len(self.variants) > self.cache_size:
             self.variants.pop()
             self._warn_once("cache", f"traced more than {self.cache_size} variants (cache_size); "
-                            f"the oldest is dropped. The latest call differed in: {self.last_miss}. "
+                            "the oldest is dropped. The latest call differed in: "
+                            f"{self.last_miss}. "
                             "A value that changes on every call makes every call trace again")
-        if tracer.value_read is None and out is not None:
-            out = _detach_returned(out)
-        return out
+        return out                  # what fn returned (this call ran eagerly)
 
     def _check(self, tracer):
         """Refuse what the compiled code could not repeat (checked after the traced run)."""
@@ -218,11 +215,6 @@ class CompiledStep:
     def __repr__(self):
         return (f"<tapegrad.compile of {self._label}: {len(self.variants)} variant(s), "
                 f"{self._stats['traces']} trace(s)>")
-
-
-def _detach_returned(out):
-    """The traced call returns what fn returned; op outputs are returned as they are."""
-    return out
 
 
 def _all_values(value, found=None):
