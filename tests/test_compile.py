@@ -538,3 +538,70 @@ def test_compiled_steps_do_not_grow_memory():
         counts.append(live_tensors())
     assert counts[2] <= counts[1], counts      # (the first window may see other tests' garbage)
     assert step.stats["traces"] == 2
+
+
+# --- what the guards say --------------------------------------------------------------------
+
+def test_the_reason_for_a_retrace_names_the_place_and_both_values():
+    twin = Twin("sgd")
+    step = tg.compile(twin.step)
+    batches = disk_batches()
+    for x, t in batches[:3]:
+        step(x, t)
+    twin.optimizer.lr = 0.01
+    step(*batches[3])
+    assert "optimizer.lr was 0.05 when traced, now 0.01" in step.last_miss, step.last_miss
+
+
+SCALE = 1.0
+
+
+def scaled_tanh(x):
+    return x.tanh() * SCALE             # reads a global number
+
+
+class Apply(nn.Module):
+    """A layer holding a function of yours."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+def test_a_function_held_by_a_layer_is_followed_and_what_it_reads_is_guarded():
+    global SCALE
+    make = lambda: Twin("sgd", model=nn.Sequential(disk_network(), Apply(scaled_tanh)))
+    eager, compiled = make(), make()
+    step = tg.compile(compiled.step)
+    batches = disk_batches()
+    try:
+        run_both(eager, compiled, step, batches)
+        traces = step.stats["traces"]
+        SCALE = 0.5
+        run_both(eager, compiled, step, batches[3:])
+        assert step.stats["traces"] == traces + 1 and "SCALE" in step.last_miss
+    finally:
+        SCALE = 1.0
+
+
+def test_rebinding_a_closure_variable_retraces():
+    model_a, model_b = disk_network(seed=1), disk_network(seed=2)
+    loss_fn = nn.MSELoss()
+    model = model_a
+
+    def evaluate(x, t):
+        with tg.no_grad():
+            return loss_fn(model(x), t)
+
+    step = tg.compile(evaluate)
+    x, t = disk_batches()[0]
+    for _ in range(2):
+        step(x, t)
+    model = model_b                     # the closure cell now holds another model
+    got = step(x, t)
+    with tg.no_grad():
+        assert torch.equal(got.data, loss_fn(model_b(x), t).data)
+    assert step.stats["traces"] == 2 and "model" in step.last_miss

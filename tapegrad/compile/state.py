@@ -319,7 +319,22 @@ class Walker:
 
     # --- one walk -------------------------------------------------------------------
     def snapshot(self, named: bool = True) -> Snapshot:
-        """Walk everything reachable now. `named`: also give each object a readable path."""
+        """Walk everything reachable now. `named`: also give each object a readable path.
+
+        The first (named) snapshot also follows functions it finds in the state (a model
+        holding a function of yours): their closures and globals become roots, and the walk
+        starts again until the roots are complete. Later snapshots walk the same roots.
+        """
+        while True:
+            size = self._root_size()
+            snap = self._walk(named)
+            if not named or self._root_size() == size:
+                return snap
+
+    def _root_size(self):
+        return len(self.roots), sum(len(entry[1]) for entry in self._globals.values())
+
+    def _walk(self, named: bool) -> Snapshot:
         snap = Snapshot()
         stack = []
         for name, obj in reversed(self.roots):
@@ -341,8 +356,8 @@ class Walker:
             if kind is None:
                 kind = container_kind(obj)
                 if kind is None:
-                    if isinstance(obj, (types.FunctionType, types.MethodType, functools.partial)) \
-                            and parent is not None:
+                    if named and parent is not None and isinstance(
+                            obj, (types.FunctionType, types.MethodType, functools.partial)):
                         self._follow_callable(obj, "fn", 1)     # a callable stored in state
                     continue
             if oid in snap.entries:
