@@ -130,17 +130,6 @@ class TRef:
         return f"<tensor {self.id:#x}>"
 
 
-def same_object(a, b) -> bool:
-    """Is `a` the object `b` (either may be a TRef)?"""
-    if type(a) is TRef:
-        a = a.get()
-        if a is None:
-            return False
-    if type(b) is TRef:
-        b = b.get()
-    return a is b
-
-
 def unwrap(value):
     """The object behind a TRef (None if it is gone); anything else as it is."""
     return value.get() if type(value) is TRef else value
@@ -168,10 +157,24 @@ class Entry:
         return default
 
 
-def read_items(obj, kind, names=None, layout=False):
-    """(keys, values) of container `obj` of `kind` as they are now; tensors as `TRef`s."""
+def read_items(obj, kind, names=None, layout=False, trefs=None):
+    """(keys, values) of container `obj` of `kind` as they are now; tensors as `TRef`s.
+
+    trefs: {id: TRef} shared by the snapshots of one trace, so that a tensor met in two
+    of them is the same TRef (`is`), even once it is gone.
+    """
     keys, values = _read_items(obj, kind, names)
-    return keys, [TRef(v, layout) if isinstance(v, torch.Tensor) else v for v in values]
+    if trefs is None:
+        return keys, [TRef(v, layout) if isinstance(v, torch.Tensor) else v for v in values]
+    out = []
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            ref = trefs.get(id(v))
+            if ref is None or ref.get() is not v:
+                ref = trefs[id(v)] = TRef(v, layout)
+            v = ref
+        out.append(v)
+    return keys, out
 
 
 def _read_items(obj, kind, names=None):
@@ -247,6 +250,7 @@ class Walker:
     def __init__(self, fn, args, kwarg_names=()):
         self.roots = []             # [(name, obj)]
         self.arg_count = 0
+        self._trefs = {}            # id -> TRef, shared by this walker's snapshots
         self._functions = set()
         self._globals = {}          # id(globals dict) -> (dict, set of names, module name)
         names = _parameter_names(fn, len(args))
@@ -315,6 +319,7 @@ class Walker:
         other.arg_count = 0
         other._functions = set(self._functions)
         other._globals = self._globals
+        other._trefs = {}
         return other
 
     # --- one walk -------------------------------------------------------------------
@@ -362,7 +367,7 @@ class Walker:
                     continue
             if oid in snap.entries:
                 continue
-            keys, values = read_items(obj, kind, names, layout=named)
+            keys, values = read_items(obj, kind, names, layout=named, trefs=self._trefs)
             snap.entries[oid] = Entry(obj, kind, keys, values,
                                       owner=names if kind == GLOBALS else None)
             count += len(keys)
