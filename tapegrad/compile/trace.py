@@ -416,6 +416,7 @@ class Tracer(TorchFunctionMode):
         self.regions.append(region)
 
     def _close(self, region, result):
+        region.frame = None             # a finished frame still holds its locals (tensors)
         after = self.walker.snapshot(named=False)
         if not region.opaque:
             if not _plain_changes(region.before, after) and region.value_read is None:
