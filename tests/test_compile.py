@@ -605,3 +605,20 @@ def test_rebinding_a_closure_variable_retraces():
     with tg.no_grad():
         assert torch.equal(got.data, loss_fn(model_b(x), t).data)
     assert step.stats["traces"] == 2 and "model" in step.last_miss
+
+
+def test_a_tensor_the_step_cannot_reach_is_refused():
+    model, loss_fn = disk_network(), nn.MSELoss()
+    optimizer = optim.SGD(model.parameters(), lr=0.1)
+    loader = iter(disk_batches())                     # the batches come from an iterator
+
+    def train_step():
+        x, t = next(loader)
+        loss = loss_fn(model(x), t)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    with pytest.raises(CompileError, match="pass it to the step as an argument"):
+        tg.compile(train_step)()

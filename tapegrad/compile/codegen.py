@@ -98,7 +98,6 @@ class Codegen:
         self.stmts = []
         self.used_reads = set()     # ids of tensors read from written places (guards check them)
         self.used_objects = set()   # ids of state objects the code uses (guards check their paths)
-        self.constants = []         # [(name, description)] of tensors kept as they were
         self.kernels = 0
         self.counter = {}
         self._prefer()
@@ -224,14 +223,22 @@ class Codegen:
                 "compiled code calls as it is) is used outside it without being returned by it; "
                 "the compiled code has no way to get it. Return it from that call, or keep the "
                 "step uncompiled")
+        if v.kind == "state":       # in the state at the start, but not held by a stable place
+            raise CompileError(
+                f"tapegrad.compile({self.fn_label}): the step reads a tensor ({_layout(v)}, "
+                f"{plan.s0.names.get(v.id) or 'in the state'}) that it also replaces; the "
+                "compiled code cannot tell where to read it next time. Keep the step eager")
         if v.obj is None:
             raise AssertionError(f"{v} used before the line that makes it")
-        name = self.fresh("const")
-        self.ns[name] = v.obj
-        self.ref[v] = name
-        self.constants.append((name, f"a {_layout(v)} tensor the step read that is neither an "
-                                     "argument nor reachable state: kept as it was"))
-        return name
+        # Made before the step, and not reachable from it: from an iterator, a closure of a
+        # library function, an object of a library class. Kept as a constant, it could be
+        # the wrong tensor next time (the next batch of an iterator): refused.
+        raise CompileError(
+            f"tapegrad.compile({self.fn_label}): the step reads a tensor ({_layout(v)}) that is "
+            "neither an argument nor state the compiler can reach from the step (its closure, "
+            "globals, modules, optimizers and your own objects): one from an iterator, or held "
+            "by an object of a library class. The compiled code could not tell if it is the "
+            "same next time: pass it to the step as an argument")
 
     # --- statements ------------------------------------------------------------------
     def emit(self, code, comment, defs=(), uses=(), section="user"):
@@ -655,11 +662,6 @@ class Codegen:
             lines.append("")
             lines.append("    aten.X is torch.ops.aten.X.default; S[name] the objects whose state "
                          "it writes.")
-        if self.constants:
-            lines.append("")
-            lines.append("    Constants:")
-            for name, what in self.constants:
-                lines.append(f"        {name}: {what}")
         lines.append('    """')
         return "\n".join(lines)
 
