@@ -24,6 +24,7 @@ network. The arguments' tensors, new at every call, are checked in full.
 from __future__ import annotations
 
 import weakref
+from collections import OrderedDict
 
 import torch
 
@@ -115,7 +116,7 @@ class _Builder:
             return True
         if cls is st.TRef or isinstance(value, (torch.Tensor, Tensor)):
             return False
-        if cls in (dict, list, tuple, weakref.ref):
+        if cls in (dict, OrderedDict, list, tuple, weakref.ref):
             return id(value) not in self.used_objects
         return getattr(cls, "__eq__", None) is object.__eq__
 

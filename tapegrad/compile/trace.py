@@ -170,8 +170,7 @@ class Tracer(TorchFunctionMode):
         cls = type(value)
         if cls is list or cls is tuple:
             return cls(self.encode(v, new) for v in value)
-        if isinstance(value, tuple) and hasattr(value, "_fields") or type(value).__module__ \
-                == "torch.return_types":
+        if isinstance(value, tuple):        # a named tuple, torch.return_types.max(...)
             return tuple(self.encode(v, new) for v in value)
         if cls is dict:
             return {k: self.encode(v, new) for k, v in value.items()}
