@@ -622,3 +622,19 @@ def test_a_tensor_the_step_cannot_reach_is_refused():
 
     with pytest.raises(CompileError, match="pass it to the step as an argument"):
         tg.compile(train_step)()
+
+
+def test_a_place_that_is_gone_is_a_mismatch_not_an_error():
+    make = lambda: Twin("sgd", model=nn.Sequential(disk_network(), Scaled()))
+    eager, compiled = make(), make()
+    step = tg.compile(compiled.step)
+    batches = disk_batches()
+    run_both(eager, compiled, step, batches)
+    for twin in (eager, compiled):
+        del twin.model[1].factor                        # the guard read it; now it is gone
+        twin.model[1].other = 1.0                       # (same number of attributes)
+    with pytest.raises(AttributeError, match="factor"):
+        eager.step(*batches[3])
+    with pytest.raises(AttributeError, match="factor"):
+        step(*batches[3])                               # eager's error, from a new trace
+    assert "factor" in step.last_miss

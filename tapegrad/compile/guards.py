@@ -47,6 +47,15 @@ class Guard:
     def explain(self, index, args) -> str:
         if index is None:
             return "all guards hold"
+        if index == -1:             # a place could not be read: find the container that changed
+            for description, detail in self.checks[2:]:
+                try:
+                    found = detail(dict(zip(self.params, args)))
+                except Exception as error:
+                    found = f"({type(error).__name__}: {error})"
+                if found and description.startswith(("argument", "a tensor")) is False:
+                    return f"{description}: {found}"
+            return "a place the trace read cannot be read now"
         description, detail = self.checks[index]
         try:
             found = detail(dict(zip(self.params, args)))
@@ -263,8 +272,12 @@ class _Builder:
         self.arguments()
         self.state()
         header = (f"def guard_{self.name}({', '.join(params)}):\n"
-                  f'    """None when the compiled {self.name} may run; else the failed check."""')
-        source = "\n".join([header] + self.lines + ["    return None", ""])
+                  f'    """None when the compiled {self.name} may run; else the failed check."""\n'
+                  "    try:")
+        body = ["    " + line.replace("\n", "\n    ") for line in self.lines]
+        # A place the trace read may be gone (an attribute deleted, a key removed): no match.
+        tail = ["    except Exception:", "        return -1", "    return None", ""]
+        source = "\n".join([header] + body + tail)
         code = compile(source, f"<tapegrad.compile guard of {self.name}>", "exec")
         exec(code, self.ns)
         return Guard(source, self.ns[f"guard_{self.name}"], self.checks, list(params))
