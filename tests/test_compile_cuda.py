@@ -87,3 +87,16 @@ def test_cuda_graph_needs_a_cuda_device():
     _, plain = twin()
     with pytest.raises(CompileError, match="no CUDA device"):
         tg.compile(plain, cuda_graph=True)          # said at once, before any step runs
+
+
+@pytest.mark.cuda
+def test_inputs_on_another_device_retrace():
+    model, plain = twin()
+    step = tg.compile(plain)
+    data = batches()
+    for x, t in data[:3]:
+        step(x, t)
+    x, t = batches(device="cpu")[0]
+    with pytest.raises(RuntimeError):           # eager's error: CPU data, CUDA weights
+        step(x, t)
+    assert "cpu" in step.last_miss
