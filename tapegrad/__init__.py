@@ -18,6 +18,7 @@ from .ops.softmax import log_softmax, logsumexp, softmax
 from .serialization import load, save
 from .check import check_tape
 from .steps import backward_steps, explain
+from .compile import compile
 
 # --- the torch surface: functions as torch has them (tapegrad.cat, tapegrad.zeros, ...) ---
 from .factories import (arange, empty, empty_like, eye, full, full_like, linspace, ones,
@@ -42,7 +43,7 @@ __version__ = "0.1.0"
 __all__ = ["Tensor", "tensor", "Tape", "Node", "Function", "once_differentiable", "backward",
            "grad", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
            "gradcheck", "gradgradcheck", "GradcheckError", "detect_anomaly", "ops", "nn", "optim", "data",
-           "save", "load", "check_tape", "backward_steps", "explain"]
+           "save", "load", "check_tape", "backward_steps", "explain", "compile"]
 
 __all__ += [  # the torch surface: creation, joins and shape functions
     "zeros", "ones", "full", "empty", "eye", "rand", "randn", "arange", "linspace",

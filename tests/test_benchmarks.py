@@ -104,7 +104,27 @@ def test_training_table_prints_every_contestant_and_the_targets():
     for name in CONTESTANTS:
         assert name in text
     assert "target tapegrad <= 0.5 x torch.autograd" in text
-    assert ratios["floor"] > 0 and ratios["autograd"] > 0
+    assert "target tapegrad.compile <= 1.1 x floor" in text
+    assert "tapegrad.compile traced in setup: first call" in text
+    for name in ("tapegrad", "tapegrad.compile"):
+        assert ratios[name]["floor"] > 0 and ratios[name]["autograd"] > 0
+
+
+def test_a_warm_up_in_setup_leaves_the_same_training():
+    """`python -m benchmarks` times all steps but the first two (the compiled step's traces):
+    every contestant runs those two in setup, and trains exactly as without them."""
+    base = dataclasses.replace(WORKLOAD_A, epochs=2)
+    x, t = base.data()
+    weights = base.initial_weights()
+    reference = CONTESTANTS["floor"](base, weights, x, t)
+    expected = reference()
+    for name, setup in CONTESTANTS.items():
+        train = setup(dataclasses.replace(base, warmup=2), weights, x, t)
+        assert train() == pytest.approx(expected, rel=1e-5), name
+    compiled = CONTESTANTS["tapegrad.compile"](dataclasses.replace(base, warmup=2), weights, x, t)
+    assert compiled.step.stats["traces"] == 2            # in setup, not in the timed train()
+    compiled()
+    assert compiled.step.stats["traces"] == 2
 
 
 def test_the_pinn_workload_trains_the_same_network_in_both_contestants():
