@@ -201,8 +201,8 @@ def run_both(eager, compiled, step, batches, steps=3):
 
 
 CHANGES = {
-    "learning rate": lambda twin: setattr(twin.optimizer, "lr", 0.01),
-    "momentum": lambda twin: setattr(twin.optimizer, "momentum", 0.5),
+    "learning rate": lambda twin: twin.optimizer.param_groups[0].update(lr=0.01),
+    "momentum": lambda twin: twin.optimizer.param_groups[0].update(momentum=0.5),
     "a parameter replaced": lambda twin: setattr(
         twin.model[0], "weight", nn.Parameter(twin.model[0].weight.data * 0.5)),
     "a parameter's data replaced": lambda twin: setattr(
@@ -227,7 +227,7 @@ def test_a_change_to_the_state_retraces_and_matches_eager(change):
         # the optimizers hold the old parameters: rebuild both, the same way
         for twin in (eager, compiled):
             params = [p for p in twin.model.parameters() if p.requires_grad]
-            twin.optimizer.params[:] = params
+            twin.optimizer.param_groups[0]["params"][:] = params
     run_both(eager, compiled, step, batches[2:], steps=3)
     assert step.stats["traces"] > traces, change
     assert step.last_miss
@@ -242,7 +242,7 @@ def test_inputs_of_another_shape_or_dtype_retrace():
     traces = step.stats["traces"]
     x, t = batches[0]
     step(tg.Tensor(x.data[:7]), tg.Tensor(t.data[:7]))
-    assert step.stats["traces"] == traces + 1 and "shape" not in step.last_miss or True
+    assert step.stats["traces"] == traces + 1
     assert "(7, 2)" in step.last_miss
     with pytest.raises(TypeError):          # float32 data on a float64 model: eager's error
         step(tg.Tensor(x.data.float()), tg.Tensor(t.data.float()))
@@ -548,9 +548,9 @@ def test_the_reason_for_a_retrace_names_the_place_and_both_values():
     batches = disk_batches()
     for x, t in batches[:3]:
         step(x, t)
-    twin.optimizer.lr = 0.01
+    twin.optimizer.param_groups[0]["lr"] = 0.01
     step(*batches[3])
-    assert "optimizer.lr was 0.05 when traced, now 0.01" in step.last_miss, step.last_miss
+    assert "['lr'] was 0.05 when traced, now 0.01" in step.last_miss, step.last_miss
 
 
 SCALE = 1.0
@@ -638,3 +638,43 @@ def test_a_place_that_is_gone_is_a_mismatch_not_an_error():
     with pytest.raises(AttributeError, match="factor"):
         step(*batches[3])                               # eager's error, from a new trace
     assert "factor" in step.last_miss
+
+
+def test_a_cnn_with_batchnorm_dropout_and_adam_compiles_bit_for_bit():
+    """The digits example's kind of network: conv, batch statistics (buffers written under
+    no_grad), dropout (random kernels drawing from the global generator), cross-entropy with
+    label smoothing, Adam (state keyed by parameter, a step count in Python)."""
+    def make():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                              nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(0.2), nn.Linear(64, 10))
+        return (model, tg.optim.Adam(model.parameters(), lr=1e-2),
+                nn.CrossEntropyLoss(label_smoothing=0.1))
+
+    data = torch.Generator().manual_seed(3)
+    x = tg.tensor(torch.rand(20, 1, 8, 8, generator=data))
+    y = tg.tensor(torch.randint(0, 10, (20,), generator=data))
+    runs = []
+    for compiled in (False, True):
+        model, optimizer, loss_fn = make()
+
+        def train_step(x, y):
+            loss = loss_fn(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        step = tg.compile(train_step) if compiled else train_step
+        torch.manual_seed(1)
+        losses = [step(x, y).data for _ in range(6)]
+        runs.append((losses, model, optimizer))
+        if compiled:
+            assert step.stats["compiled_calls"] >= 3
+    (la, ma, oa), (lb, mb, ob) = runs
+    assert all(torch.equal(a, b) for a, b in zip(la, lb))
+    for (name, p), q in zip(ma.named_parameters(), mb.parameters()):
+        assert torch.equal(p.data, q.data) and torch.equal(p.grad, q.grad), name
+    for (name, a), b in zip(ma.named_buffers(), mb.buffers()):
+        assert torch.equal(a, b), name
+    assert_same_optimizer_state(oa, ob)

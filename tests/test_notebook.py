@@ -26,3 +26,4 @@ def test_the_notebook_runs_top_to_bottom_and_draws_inline(tmp_path):
     assert "image/svg+xml" in kinds and "image/png" in kinds       # the tape, the boundary
     assert "Tape of 9 nodes" in text and "all agree" in text and "train error" in text
     assert "derivative of %0 Tanh" in text
+    assert "compiled by tapegrad.compile" in text and "# backward: the sweep" in text

@@ -488,6 +488,8 @@ class Codegen:
         if type(key) is int and key in objects and type(objects[key]) is not st.TRef \
                 and id(objects[key]) == key and key in self.plan.stable:
             return f"id({self.state_name(objects[key])})"
+        if id(key) in self.plan.stable and self.plan.stable[id(key)] is key:
+            return self.state_name(key)     # an object as a key (optimizer.state[param])
         text = literal(key)
         if text is None:
             raise CompileError(f"tapegrad.compile({self.fn_label}): the step writes a dict entry "
@@ -548,7 +550,7 @@ class Codegen:
         if id(value) in self.plan.stable:
             return self.state_name(value)
         if isinstance(value, Tensor):
-            inner = set()
+            inner: set = set()
             data = self.template(value._data, inner, section)
             name = self.fresh("out")
             if value._node is None and value._requires_grad:
@@ -559,7 +561,7 @@ class Codegen:
                 code = f"{name} = _wrap({data})"
             self.emit(code, "", defs=[name], uses=inner, section=section)
             if value._grad is not None and value._node is None:
-                g = self.template(value._grad, inner2 := set(), section)
+                g = self.template(value._grad, inner2 := set[str](), section)
                 self.emit(f"{name}._grad = {g}", "", uses=inner2 | {name}, section=section)
             self.ref[id(value)] = name
             uses.add(name)
@@ -620,14 +622,14 @@ class Codegen:
 
     def _source(self, out, out_uses) -> str:
         stmts = self.stmts
-        last = {}
+        last: dict = {}
         for i, s in enumerate(stmts):
             for n in s.defs:
                 last.setdefault(n, i)
             for n in s.uses:
                 last[n] = i
         keep = set(out_uses) | {n for n in out_uses}
-        frees = {}
+        frees: dict = {}
         for n, i in last.items():
             if n in keep or n in self.params and n not in self.temps:
                 continue

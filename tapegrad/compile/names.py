@@ -23,7 +23,7 @@ def callable_names() -> dict:
     """{id(function): 'torch.relu' / 'F.linear' / ...} for the public torch namespaces."""
     global _NAMES
     if _NAMES is None:
-        names = {}
+        names: dict = {}
         spaces = [("F", F), ("torch", torch), ("torch.linalg", torch.linalg),
                   ("torch.special", torch.special), ("torch.fft", torch.fft),
                   ("torch.nn.functional", F)]

@@ -24,8 +24,11 @@ from .ir import Effects
 
 
 def key_of(key):
-    """Dict keys compared by type and value (1 and True are different keys here)."""
-    return (type(key), key)
+    """Dict keys compared by type and value (1 and True are different keys here); a key that
+    is an object (an optimizer's state is keyed by parameter) by identity, as dicts hash it."""
+    if st.is_plain(key):
+        return (type(key), key)
+    return (object, id(key))
 
 
 def same_value(a, b) -> bool:
@@ -172,7 +175,7 @@ class Plan:
         """
         names = self.tracer.names_read()
         s0 = self.s0
-        chosen = {}
+        chosen: dict = {}
         reached = set()
 
         def walk(objects):

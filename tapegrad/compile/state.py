@@ -28,7 +28,7 @@ import sys
 import sysconfig
 import types
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 
 import torch
 
@@ -152,7 +152,7 @@ class Entry:
 
     def get(self, key, default=None):
         for k, v in zip(self.keys, self.values):
-            if k == key and type(k) is type(key):
+            if k is key or (type(k) is type(key) and is_plain(k) and k == key):
                 return v
         return default
 
@@ -211,7 +211,7 @@ def container_kind(obj):
         return None
     if isinstance(obj, Tensor):
         return SLOTS
-    if cls is dict or cls is OrderedDict:
+    if cls is dict or cls is OrderedDict or cls is defaultdict:     # optimizer.state
         return DICT
     if cls is list:
         return LIST
@@ -341,7 +341,7 @@ class Walker:
 
     def _walk(self, named: bool) -> Snapshot:
         snap = Snapshot()
-        stack = []
+        stack: list[tuple] = []
         for name, obj in reversed(self.roots):
             if name is None:            # a globals container
                 g, names, module = obj
@@ -472,6 +472,8 @@ def render_key(key, snap: Snapshot | None = None) -> str:
     """A dict key as code would write it; an int that is some object's id() as id(name)."""
     if type(key) is int and snap is not None and key in snap.objects and snap.names.get(key):
         return f"id({snap.names[key]})"
+    if not is_plain(key) and snap is not None and snap.names.get(id(key)):
+        return snap.names[id(key)]          # a parameter as a key: optimizer.state[model.0.weight]
     return repr(key)
 
 

@@ -74,11 +74,12 @@ class CompiledStep:
         self.variants: list = []
         self._stats = dict(traces=0, eager_calls=0, trace_seconds=None)
         self.last_miss = None
-        self._warned = set()
+        self._warned: set = set()
         self.__name__ = getattr(fn, "__name__", "step")
         self.__doc__ = getattr(fn, "__doc__", None)
         self._label = _label(fn)
         self._gen_name = _python_name(self.__name__)
+        self._signature: inspect.Signature | None
         try:
             self._signature = inspect.signature(fn)
         except (TypeError, ValueError):

@@ -52,7 +52,7 @@ from .ir import (METADATA, VALUE_SHAPED, Bump, CompileError, Effects, Kernel, No
 
 
 # Code objects the tracer recognises on the stack.
-APPLY_CODE = Function.apply.__func__.__code__
+APPLY_CODE = Function.__dict__["apply"].__func__.__code__
 SWEEP_CODE = sweep._sweep.__code__
 SWEEP_GRAPH_CODES = {sweep._sweep_graph.__code__, sweep._traced_backward.__code__}
 SEED_CODE = sweep._seed.__code__
@@ -111,17 +111,17 @@ class Tracer(TorchFunctionMode):
         self.fn, self.call_args, self.walker = fn, args, walker
         self.on_value_read = on_value_read
         self.name = name
-        self.events = []
+        self.events: list = []
         self.active = False
         self.opaque_depth = 0           # > 0 while a call we replay as is runs
-        self.regions = []               # open _Region stack
-        self.table = {}                 # id(tensor) -> (weak reference or None, Val)
+        self.regions: list = []               # open _Region stack
+        self.table: dict = {}                 # id(tensor) -> (weak reference or None, Val)
         self.count = 0
-        self.value_shaped = set()       # Val numbers whose shape depends on tensor values
-        self.nodes = {}                 # id(node) -> NodeInfo (while the id is the node's)
-        self.node_infos = []            # every NodeInfo made
-        self.open_nodes = {}            # id(ctx) -> ctx whose forward may still run
-        self.watch = []                 # [weak ref or None, tensor or None, version seen]
+        self.value_shaped: set = set()       # Val numbers whose shape depends on tensor values
+        self.nodes: dict = {}                 # id(node) -> NodeInfo (while the id is the node's)
+        self.node_infos: list = []            # every NodeInfo made
+        self.open_nodes: dict = {}            # id(ctx) -> ctx whose forward may still run
+        self.watch: list = []                 # [weak ref or None, tensor or None, version seen]
         self.value_read = None          # (description, where) of the first value read
         self.root_frame = None
         self.profile_fn = None
@@ -129,8 +129,8 @@ class Tracer(TorchFunctionMode):
         # 'hook' / 'graph' (refused); absent: not yet looked at
         self.code_kinds = {HOOK_CODE: "hook", RETAIN_CODE: "retain", BACKWARD_CODE: "backward",
                            **{c: "graph" for c in SWEEP_GRAPH_CODES}}
-        self.regions_done = []          # [(snapshot before, after, region)] of each opaque call
-        self.seen_owners = {}           # id -> module or optimizer whose code ran
+        self.regions_done: list = []          # [(snapshot before, after, region)] of each opaque call
+        self.seen_owners: dict = {}           # id -> module or optimizer whose code ran
 
     # --- values ------------------------------------------------------------------------
     def val(self, t, kind="const", keep=True, label=None) -> Val:
@@ -454,7 +454,7 @@ class Tracer(TorchFunctionMode):
         ``getattr(obj, "name")``, ``d["name"]``), not those it only stores
         (``self.__dict__["_last_output"] = out`` writes a place; a guard need not read it).
         """
-        names = set()
+        names: set = set()
         for code in self.code_kinds:
             names.update(_names_loaded(code))
         return names

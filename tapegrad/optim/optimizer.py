@@ -178,13 +178,13 @@ class Optimizer:
         # Every step() notes that it ran, for the schedulers' "scheduler.step() before
         # optimizer.step()" warning (torch wraps step the same way), also in your own optimizers.
         super().__init_subclass__(**kwargs)
-        step = cls.__dict__.get("step")
-        if step is not None:
-            @functools.wraps(step)
-            def noted_step(self, *args, **kwargs):
+        inner = cls.__dict__.get("step")
+        if inner is not None:
+            @functools.wraps(inner)
+            def step(self, *args, **kwargs):       # named step: tracebacks and compile read it
                 self._opt_called = True
-                return step(self, *args, **kwargs)
-            cls.step = noted_step
+                return inner(self, *args, **kwargs)
+            cls.step = step
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget every parameter's gradient: set it to None, or to a new tensor of zeros."""

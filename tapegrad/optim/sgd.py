@@ -42,7 +42,7 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov,
                                       maximize=maximize))
-        self._fused: dict = {}      # p -> what _fused_as knows of p.data and its buffer
+        self._fused = _Memo()       # p -> what _fused_as knows of p.data and its buffer
 
     def _check_options(self, options, where):
         for key in ("lr", "momentum", "weight_decay"):
@@ -119,3 +119,14 @@ class SGD(Optimizer):
             return None     # (a .data replaced after backward(): the public path refuses it)
         alike = g.is_contiguous() if layout is None else g.stride() == layout
         return fused_as if alike else None
+
+
+class _Memo(dict):
+    """A cache, not state: what `SGD._fused_as` last learnt of a parameter's data and buffer.
+
+    Its own class so that `tapegrad.compile` treats it as an opaque object rather than
+    state the step writes: everything it remembers (identity, dtype, device and layout of
+    p.data and of the momentum buffer) is among what a compiled step's guards check.
+    """
+
+    __slots__ = ()
