@@ -16,7 +16,7 @@ import torch
 import tapegrad as tg
 
 SIZES = (1_000, 10_000, 100_000, 200_000)
-WIDTH = 16          # elements per tensor: small, so the per-node overhead is what is timed
+WIDTH = 16  # elements per tensor: small, so the per-node overhead is what is timed
 
 
 def _tapegrad_chain(n: int) -> tuple:
@@ -29,7 +29,7 @@ def _tapegrad_chain(n: int) -> tuple:
     recorded = time.perf_counter()
     loss.backward()
     swept = time.perf_counter()
-    del loss, y                     # free the tape outside the timed region
+    del loss, y  # free the tape outside the timed region
     return recorded - start, swept - recorded, x.grad
 
 
@@ -59,7 +59,7 @@ def run(sizes=SIZES, repeats: int = 3) -> list:
     over a comparable number of nodes.
     """
     rows = []
-    _tapegrad_chain(1000)               # warm up both
+    _tapegrad_chain(1000)  # warm up both
     _autograd_chain(1000)
     for n in sizes:
         count = max(repeats, min(20, 200_000 // n))
@@ -70,6 +70,13 @@ def run(sizes=SIZES, repeats: int = 3) -> list:
             r, s, _ = _autograd_chain(n)
             theirs += r + s
         scale = 1e6 / (n * count)
-        rows.append(dict(n=n, record_us=record * scale, sweep_us=sweep * scale,
-                         per_node_us=(record + sweep) * scale, autograd_per_node_us=theirs * scale))
+        rows.append(
+            dict(
+                n=n,
+                record_us=record * scale,
+                sweep_us=sweep * scale,
+                per_node_us=(record + sweep) * scale,
+                autograd_per_node_us=theirs * scale,
+            )
+        )
     return rows

@@ -26,8 +26,9 @@ import argparse
 import sys
 from dataclasses import dataclass
 
-if __package__ in (None, ""):       # run as a script: make `benchmarks` importable
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     import os
+
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     __package__ = "benchmarks"
 
@@ -36,7 +37,7 @@ import torch  # noqa: E402
 import tapegrad as tg  # noqa: E402
 from benchmarks.timing import alternate  # noqa: E402
 
-TARGET = 1.0        # tapegrad's time per epoch <= TARGET x torch.autograd's
+TARGET = 1.0  # tapegrad's time per epoch <= TARGET x torch.autograd's
 
 
 @dataclass
@@ -65,19 +66,29 @@ class CNNWorkload:
 def tapegrad_model(dtype=torch.float32, generator=None):
     nn = tg.nn
     return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1, dtype=dtype, generator=generator), nn.ReLU(),
+        nn.Conv2d(1, 16, 3, padding=1, dtype=dtype, generator=generator),
+        nn.ReLU(),
         nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1, dtype=dtype, generator=generator), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1, dtype=dtype, generator=generator),
+        nn.ReLU(),
         nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(32 * 2 * 2, 10, dtype=dtype, generator=generator))
+        nn.Flatten(),
+        nn.Linear(32 * 2 * 2, 10, dtype=dtype, generator=generator),
+    )
 
 
 def torch_model(dtype=torch.float32):
     nn = torch.nn
     return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1, dtype=dtype), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1, dtype=dtype), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(32 * 2 * 2, 10, dtype=dtype))
+        nn.Conv2d(1, 16, 3, padding=1, dtype=dtype),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1, dtype=dtype),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 2 * 2, 10, dtype=dtype),
+    )
 
 
 def tapegrad_setup(w: CNNWorkload, weights, x, labels):
@@ -87,8 +98,10 @@ def tapegrad_setup(w: CNNWorkload, weights, x, labels):
         p.data.copy_(value)
     optimizer = tg.optim.Adam(params, lr=w.lr)
     loss_fn = tg.nn.CrossEntropyLoss()
-    batches = [(tg.Tensor(x[i:i + w.batch_size]), labels[i:i + w.batch_size])
-               for i in range(0, len(x), w.batch_size)]
+    batches = [
+        (tg.Tensor(x[i : i + w.batch_size]), labels[i : i + w.batch_size])
+        for i in range(0, len(x), w.batch_size)
+    ]
     epochs = w.epochs
 
     def train() -> float:
@@ -114,8 +127,10 @@ def autograd_setup(w: CNNWorkload, weights, x, labels):
             p.copy_(value)
     optimizer = torch.optim.Adam(params, lr=w.lr)
     loss_fn = torch.nn.CrossEntropyLoss()
-    batches = [(x[i:i + w.batch_size], labels[i:i + w.batch_size])
-               for i in range(0, len(x), w.batch_size)]
+    batches = [
+        (x[i : i + w.batch_size], labels[i : i + w.batch_size])
+        for i in range(0, len(x), w.batch_size)
+    ]
     epochs = w.epochs
 
     def train() -> float:
@@ -141,26 +156,41 @@ def run(workload: CNNWorkload, repeats: int, threads: int, out=print) -> dict:
     torch.set_num_threads(threads)
     x, labels = workload.data()
     weights = workload.initial_weights()
-    setups = {name: (lambda s=setup: s(workload, weights, x, labels))
-              for name, setup in CONTESTANTS.items()}
+    setups = {
+        name: (lambda s=setup: s(workload, weights, x, labels))
+        for name, setup in CONTESTANTS.items()
+    }
     timings = alternate({name: setups[name] for name in ("torch.autograd", "tapegrad")}, repeats)
     ours, theirs = timings["tapegrad"], timings["torch.autograd"]
-    per_run = sorted(a / b for a, b in zip(ours.warm, theirs.warm))     # the ratio per round
+    per_run = sorted(a / b for a, b in zip(ours.warm, theirs.warm))  # the ratio per round
     epochs = workload.epochs
-    out(f"\nworkload E: digits CNN (conv 1-16-32, max-pool, linear 128-10, cross-entropy, Adam), "
+    out(
+        f"\nworkload E: digits CNN (conv 1-16-32, max-pool, linear 128-10, cross-entropy, Adam), "
         f"batch {workload.batch_size}, {workload.images} images of 1x8x8, {epochs} epochs per run; "
-        f"torch threads = {threads}; median of {repeats} warm runs")
-    out(f"  {'contestant':<16}{'cold s':>9}{'ms/epoch':>10}{'best ms/epoch':>15}"
-        f"{'cpu ms/epoch':>14}{'final loss':>12}")
+        f"torch threads = {threads}; median of {repeats} warm runs"
+    )
+    out(
+        f"  {'contestant':<16}{'cold s':>9}{'ms/epoch':>10}{'best ms/epoch':>15}"
+        f"{'cpu ms/epoch':>14}{'final loss':>12}"
+    )
     for r in (ours, theirs):
-        out(f"  {r.name:<16}{r.cold:>9.3f}{1e3 * r.median / epochs:>10.1f}"
-            f"{1e3 * r.best / epochs:>15.1f}{1e3 * r.median_cpu / epochs:>14.1f}{r.result:>12.5f}")
-    ratios = dict(median=ours.median / theirs.median, best=ours.best / theirs.best,
-                  cpu=ours.median_cpu / theirs.median_cpu, low=per_run[0], high=per_run[-1])
+        out(
+            f"  {r.name:<16}{r.cold:>9.3f}{1e3 * r.median / epochs:>10.1f}"
+            f"{1e3 * r.best / epochs:>15.1f}{1e3 * r.median_cpu / epochs:>14.1f}{r.result:>12.5f}"
+        )
+    ratios = dict(
+        median=ours.median / theirs.median,
+        best=ours.best / theirs.best,
+        cpu=ours.median_cpu / theirs.median_cpu,
+        low=per_run[0],
+        high=per_run[-1],
+    )
     verdict = "met" if ratios["median"] <= TARGET else "NOT met"
-    out(f"  tapegrad / torch.autograd per epoch: median {ratios['median']:.2f}, best runs "
+    out(
+        f"  tapegrad / torch.autograd per epoch: median {ratios['median']:.2f}, best runs "
         f"{ratios['best']:.2f}, cpu {ratios['cpu']:.2f}; round by round {ratios['low']:.2f} .. "
-        f"{ratios['high']:.2f}. target <= {TARGET}: {verdict}")
+        f"{ratios['high']:.2f}. target <= {TARGET}: {verdict}"
+    )
     return ratios
 
 

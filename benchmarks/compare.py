@@ -29,28 +29,36 @@ def child(workload: str, repeats: int) -> None:
 
     from benchmarks.contestants import CONTESTANTS, WORKLOAD_A, WORKLOAD_B
     from benchmarks.timing import alternate
+
     torch.set_num_threads(1)
     w = {"A": dataclasses.replace(WORKLOAD_A, epochs=20), "B": WORKLOAD_B}[workload]
     x, t = w.data()
     weights = w.initial_weights()
-    setups = {name: (lambda s=CONTESTANTS[name]: s(w, weights, x, t))
-              for name in ("floor", "tapegrad")}
+    setups = {
+        name: (lambda s=CONTESTANTS[name]: s(w, weights, x, t)) for name in ("floor", "tapegrad")
+    }
     timings = alternate(setups, repeats)
     print(json.dumps({name: r.median for name, r in timings.items()}))
 
 
 def run_tree(tree: str, workload: str, repeats: int) -> dict:
-    code = ("import sys; sys.argv = ['x']; from benchmarks.compare import child; "
-            f"child({workload!r}, {repeats})")
+    code = (
+        "import sys; sys.argv = ['x']; from benchmarks.compare import child; "
+        f"child({workload!r}, {repeats})"
+    )
     env = dict(os.environ, PYTHONPATH=tree)
-    out = subprocess.run([sys.executable, "-c", code], cwd=tree, env=env, capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tree, env=env, capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.compare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--baseline", required=True, help="another checkout of tapegrad")
     parser.add_argument("--workloads", default="A,B")
     parser.add_argument("--rounds", type=int, default=5, help="fresh processes per tree")
@@ -70,8 +78,10 @@ def main(argv=None) -> None:
             x_floor = statistics.median(r["tapegrad"] / r["floor"] for r in results)
             summary[name] = (ours, x_floor)
             rounds = ", ".join(f"{r['tapegrad'] / r['floor']:.2f}" for r in results)
-            print(f"  {name:<10} tapegrad {ours:.4f} s   x floor {x_floor:.3f}   "
-                  f"(per round: {rounds})")
+            print(
+                f"  {name:<10} tapegrad {ours:.4f} s   x floor {x_floor:.3f}   "
+                f"(per round: {rounds})"
+            )
         (old, old_floor), (new, new_floor) = summary["baseline"], summary["this tree"]
         print(f"  this tree / baseline: time {new / old:.3f}, x floor {new_floor / old_floor:.3f}")
 

@@ -46,8 +46,8 @@ class Workload:
     """A training job: the network, the data and the optimizer settings."""
 
     name: str
-    widths: tuple            # (in, hidden..., out), e.g. (2, 25, 25, 25, 1)
-    activations: tuple       # one per Linear, "relu" or "tanh"
+    widths: tuple  # (in, hidden..., out), e.g. (2, 25, 25, 25, 1)
+    activations: tuple  # one per Linear, "relu" or "tanh"
     points: int
     batch_size: int
     epochs: int
@@ -55,8 +55,8 @@ class Workload:
     momentum: float = 0.9
     seed: int = 0
     dtype: torch.dtype = torch.float32
-    warmup: int = 0          # steps run by setup(), untimed (see the module docstring)
-    device: str = "cpu"      # where the data and the models live (benchmarks/gpu.py: cuda)
+    warmup: int = 0  # steps run by setup(), untimed (see the module docstring)
+    device: str = "cpu"  # where the data and the models live (benchmarks/gpu.py: cuda)
 
     def data(self):
         """(inputs, targets) as raw torch tensors: the disk data set of the course."""
@@ -68,27 +68,47 @@ class Workload:
         """[(W, b), ...] drawn once; every contestant starts from copies of these."""
         g = torch.Generator().manual_seed(self.seed + 1)
         model = _tapegrad_model(dataclasses.replace(self, device="cpu"), g)
-        return [(m.weight.data.clone(), m.bias.data.clone())
-                for m in model if isinstance(m, tg.nn.Linear)]
+        return [
+            (m.weight.data.clone(), m.bias.data.clone())
+            for m in model
+            if isinstance(m, tg.nn.Linear)
+        ]
 
 
 # The course task, and a compute-bound one.
-WORKLOAD_A = Workload("A", (2, 25, 25, 25, 1), ("relu", "relu", "tanh", "tanh"),
-                      points=1000, batch_size=100, epochs=100)
-WORKLOAD_B = Workload("B", (2, 512, 512, 512, 1), ("relu", "relu", "tanh", "tanh"),
-                      points=10000, batch_size=1000, epochs=3, lr=0.01)
+WORKLOAD_A = Workload(
+    "A",
+    (2, 25, 25, 25, 1),
+    ("relu", "relu", "tanh", "tanh"),
+    points=1000,
+    batch_size=100,
+    epochs=100,
+)
+WORKLOAD_B = Workload(
+    "B",
+    (2, 512, 512, 512, 1),
+    ("relu", "relu", "tanh", "tanh"),
+    points=10000,
+    batch_size=1000,
+    epochs=3,
+    lr=0.01,
+)
 
 
 def _tapegrad_model(w: Workload, generator=None):
     layers = []
     for i, act in enumerate(w.activations):
-        layers.append(tg.nn.Linear(w.widths[i], w.widths[i + 1], generator=generator,
-                                   dtype=w.dtype, device=w.device))
+        layers.append(
+            tg.nn.Linear(
+                w.widths[i], w.widths[i + 1], generator=generator, dtype=w.dtype, device=w.device
+            )
+        )
         layers.append(tg.nn.ReLU() if act == "relu" else tg.nn.Tanh())
     return tg.nn.Sequential(*layers)
 
 
 # --- the loop every contestant shares ------------------------------------------------
+
 
 def _loop(w: Workload, step, batch):
     """Run the first `w.warmup` steps now; return train(), which runs the rest.
@@ -98,21 +118,22 @@ def _loop(w: Workload, step, batch):
     """
     n, size = w.points, w.batch_size
     per_epoch = -(-n // size)
-    schedule = [(epoch == w.epochs - 1, start) for epoch in range(w.epochs)
-                for start in range(0, n, size)]
+    schedule = [
+        (epoch == w.epochs - 1, start) for epoch in range(w.epochs) for start in range(0, n, size)
+    ]
     warm = 0.0
     for last, start in schedule[: w.warmup]:
         loss = step(*batch(start))
         if last:
             warm = warm + loss
-    rest = schedule[w.warmup:]
+    rest = schedule[w.warmup :]
 
     def train() -> float:
         total = warm
         for last, start in rest:
             loss = step(*batch(start))
             if last:
-                total += loss               # a torch scalar: no sync, no .item() per step
+                total += loss  # a torch scalar: no sync, no .item() per step
         return float(total) / per_epoch
 
     return train
@@ -120,11 +141,12 @@ def _loop(w: Workload, step, batch):
 
 def _slices(x, t, size, wrap=None):
     if wrap is None:
-        return lambda start: (x[start:start + size], t[start:start + size])
-    return lambda start: (wrap(x[start:start + size]), wrap(t[start:start + size]))
+        return lambda start: (x[start : start + size], t[start : start + size])
+    return lambda start: (wrap(x[start : start + size]), wrap(t[start : start + size]))
 
 
 # --- tapegrad ------------------------------------------------------------------
+
 
 def _tapegrad_parts(w: Workload, weights):
     model = _tapegrad_model(w)
@@ -136,9 +158,9 @@ def _tapegrad_parts(w: Workload, weights):
     loss_fn = tg.nn.MSELoss()
 
     def train_step(xb, tb):
-        loss = loss_fn(model(xb), tb)       # the forward records this step's tape
+        loss = loss_fn(model(xb), tb)  # the forward records this step's tape
         optimizer.zero_grad()
-        loss.backward()                     # the sweep
+        loss.backward()  # the sweep
         optimizer.step()
         return loss.data
 
@@ -148,7 +170,7 @@ def _tapegrad_parts(w: Workload, weights):
 def tapegrad_setup(w: Workload, weights, x, t):
     model, linears, train_step = _tapegrad_parts(w, weights)
     train = _loop(w, train_step, _slices(x, t, w.batch_size, tg.Tensor._wrap))
-    train.weights = lambda: [(l.weight.data, l.bias.data) for l in linears]
+    train.weights = lambda: [(linear.weight.data, linear.bias.data) for linear in linears]
     train.model = model
     return train
 
@@ -158,7 +180,7 @@ def compiled_setup(w: Workload, weights, x, t, cuda_graph: bool = False):
     model, linears, train_step = _tapegrad_parts(w, weights)
     step = tg.compile(train_step, cuda_graph=cuda_graph)
     train = _loop(w, step, _slices(x, t, w.batch_size, tg.Tensor._wrap))
-    train.weights = lambda: [(l.weight.data, l.bias.data) for l in linears]
+    train.weights = lambda: [(linear.weight.data, linear.bias.data) for linear in linears]
     train.model = model
     train.step = step
     return train
@@ -166,11 +188,11 @@ def compiled_setup(w: Workload, weights, x, t, cuda_graph: bool = False):
 
 # --- torch.autograd -----------------------------------------------------------
 
+
 def _autograd_parts(w: Workload, weights):
     layers = []
     for i, act in enumerate(w.activations):
-        layers.append(torch.nn.Linear(w.widths[i], w.widths[i + 1], dtype=w.dtype,
-                                      device=w.device))
+        layers.append(torch.nn.Linear(w.widths[i], w.widths[i + 1], dtype=w.dtype, device=w.device))
         layers.append(torch.nn.ReLU() if act == "relu" else torch.nn.Tanh())
     model = torch.nn.Sequential(*layers)
     linears = [m for m in model if isinstance(m, torch.nn.Linear)]
@@ -194,7 +216,7 @@ def _autograd_parts(w: Workload, weights):
 def autograd_setup(w: Workload, weights, x, t):
     model, linears, train_step = _autograd_parts(w, weights)
     train = _loop(w, train_step, _slices(x, t, w.batch_size))
-    train.weights = lambda: [(l.weight.detach(), l.bias.detach()) for l in linears]
+    train.weights = lambda: [(linear.weight.detach(), linear.bias.detach()) for linear in linears]
     return train
 
 
@@ -203,12 +225,13 @@ def torch_compile_setup(w: Workload, weights, x, t):
     the first calls: with w.warmup >= 2 it is in setup(), and `train.setup_seconds` says how
     long."""
     import time
+
     model, linears, train_step = _autograd_parts(w, weights)
     compiled = torch.compile(train_step)
     start = time.perf_counter()
     train = _loop(w, compiled, _slices(x, t, w.batch_size))
     train.setup_seconds = time.perf_counter() - start
-    train.weights = lambda: [(l.weight.detach(), l.bias.detach()) for l in linears]
+    train.weights = lambda: [(linear.weight.detach(), linear.bias.detach()) for linear in linears]
     return train
 
 
@@ -220,13 +243,13 @@ _tanh = torch.tanh
 
 
 def floor_setup(w: Workload, weights, x, t):
-    params = [p.to(w.device, copy=True) for pair in weights for p in pair]   # W1, b1, W2, ...
+    params = [p.to(w.device, copy=True) for pair in weights for p in pair]  # W1, b1, W2, ...
     buffers = [torch.empty_like(p) for p in params]
     relu = [act == "relu" for act in w.activations]
     depth = len(relu)
     lr, momentum = w.lr, w.momentum
     ones = torch.ones((), dtype=w.dtype, device=w.device)
-    mean = 1                                                         # aten's reduction code
+    mean = 1  # aten's reduction code
     first = True
 
     @torch.no_grad()
@@ -244,16 +267,25 @@ def floor_setup(w: Workload, weights, x, t):
         g = _kernels.mse_loss_backward(ones, h, tb, mean)
         grads = [None] * (2 * depth)
         for i in range(depth - 1, -1, -1):
-            g = (_kernels.threshold_backward(g, h, 0) if relu[i]
-                 else _kernels.tanh_backward(g, h))
+            g = _kernels.threshold_backward(g, h, 0) if relu[i] else _kernels.tanh_backward(g, h)
             grads[2 * i] = g.t().mm(saved[i])
             grads[2 * i + 1] = g.sum(0)
             if i:
                 g = g.mm(params[2 * i])
                 h = saved[i]
         # update: one fused kernel for all parameters
-        torch._fused_sgd_(params, grads, buffers, weight_decay=0.0, momentum=momentum, lr=lr,
-                          dampening=0.0, nesterov=False, maximize=False, is_first_step=first)
+        torch._fused_sgd_(
+            params,
+            grads,
+            buffers,
+            weight_decay=0.0,
+            momentum=momentum,
+            lr=lr,
+            dampening=0.0,
+            nesterov=False,
+            maximize=False,
+            is_first_step=first,
+        )
         first = False
         return loss
 
@@ -262,6 +294,10 @@ def floor_setup(w: Workload, weights, x, t):
     return train
 
 
-CONTESTANTS = {"tapegrad": tapegrad_setup, "tapegrad.compile": compiled_setup,
-               "torch.autograd": autograd_setup, "floor": floor_setup}
+CONTESTANTS = {
+    "tapegrad": tapegrad_setup,
+    "tapegrad.compile": compiled_setup,
+    "torch.autograd": autograd_setup,
+    "floor": floor_setup,
+}
 ANCHORS = {"torch.compile": torch_compile_setup}

@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 
-if __package__ in (None, ""):       # run as a script: make `benchmarks` importable
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     __package__ = "benchmarks"
 
@@ -41,13 +41,13 @@ import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 
 import tapegrad as tg  # noqa: E402
-from tapegrad.distributed import DistributedDataParallel, shard  # noqa: E402
 from benchmarks.contestants import WORKLOAD_B, tapegrad_setup  # noqa: E402
+from tapegrad.distributed import DistributedDataParallel, shard  # noqa: E402
 
 
 def ddp_setup(workload, weights, x, t, rank: int, world_size: int, bucket_cap_mb: float = 25):
     """The tapegrad contestant's training, data-parallel: this rank's half of every batch."""
-    model = tapegrad_setup(workload, weights, x, t).model      # same layers, same weights
+    model = tapegrad_setup(workload, weights, x, t).model  # same layers, same weights
     ddp = DistributedDataParallel(model, bucket_cap_mb=bucket_cap_mb)
     optimizer = tg.optim.SGD(model.parameters(), lr=workload.lr, momentum=workload.momentum)
     loss_fn = tg.nn.MSELoss()
@@ -64,12 +64,12 @@ def ddp_setup(workload, weights, x, t, rank: int, world_size: int, bucket_cap_mb
                 optimizer.zero_grad()
                 loss.backward()
                 start = time.perf_counter()
-                ddp.sync_gradients()        # includes waiting for the slower rank
+                ddp.sync_gradients()  # includes waiting for the slower rank
                 syncing += time.perf_counter() - start
                 optimizer.step()
                 total += loss.data
         train.sync_seconds = syncing
-        dist.all_reduce(total)      # the ranks' mean losses, averaged: the global batch's
+        dist.all_reduce(total)  # the ranks' mean losses, averaged: the global batch's
         return float(total) / world_size / -(-len(x) // batch_size)
 
     train.sync_seconds = 0.0
@@ -86,14 +86,13 @@ def _timed(run) -> tuple[float, float]:
 
 def _worker(rank, world_size, store, out_path, workload, repeats, threads):
     torch.set_num_threads(threads)
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank,
-                            world_size=world_size)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
     try:
         x, t = workload.data()
         weights = workload.initial_weights()
         times = {"1 process": [], f"{world_size} processes": [], "sync": []}
         losses = {}
-        for round_ in range(repeats + 1):         # round 0: the cold runs
+        for _round in range(repeats + 1):  # round 0: the cold runs
             # one process: rank 0 alone, the others wait at the closing barrier
             single = tapegrad_setup(workload, weights, x, t) if rank == 0 else (lambda: None)
             seconds, loss = _timed(single)
@@ -111,8 +110,13 @@ def _worker(rank, world_size, store, out_path, workload, repeats, threads):
         dist.destroy_process_group()
 
 
-def run(epochs: int | None = None, repeats: int = 3, threads: int = 1, workload=WORKLOAD_B,
-        world_size: int = 2) -> dict:
+def run(
+    epochs: int | None = None,
+    repeats: int = 3,
+    threads: int = 1,
+    workload=WORKLOAD_B,
+    world_size: int = 2,
+) -> dict:
     """Time `world_size`-process training against one process; return timings, the ratio and losses.
 
     epochs: overrides the workload's (3 for B). threads: torch threads per process.
@@ -120,22 +124,30 @@ def run(epochs: int | None = None, repeats: int = 3, threads: int = 1, workload=
     if epochs is not None:
         workload = dataclasses.replace(workload, epochs=epochs)
     if workload.batch_size % world_size:
-        raise ValueError(f"benchmarks.ddp: batch {workload.batch_size} does not split evenly over "
-                         f"{world_size} processes; pick a batch size divisible by it")
+        raise ValueError(
+            f"benchmarks.ddp: batch {workload.batch_size} does not split evenly over "
+            f"{world_size} processes; pick a batch size divisible by it"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         out_path = os.path.join(tmp, "result.json")
-        mp.spawn(_worker, args=(world_size, os.path.join(tmp, "store"), out_path, workload,
-                                repeats, threads), nprocs=world_size, join=True)
+        mp.spawn(
+            _worker,
+            args=(world_size, os.path.join(tmp, "store"), out_path, workload, repeats, threads),
+            nprocs=world_size,
+            join=True,
+        )
         with open(out_path) as f:
             measured = json.load(f)
     times, losses = measured["times"], measured["losses"]
     one, many = "1 process", f"{world_size} processes"
     single, parallel = statistics.median(times[one][1:]), statistics.median(times[many][1:])
     return {
-        "workload": (f"{workload.name}: {'-'.join(map(str, workload.widths))}, batch "
-                     f"{workload.batch_size} ({workload.batch_size // world_size} per process), "
-                     f"{workload.epochs} epochs of {workload.points} points, gloo, "
-                     f"{threads} torch thread(s) per process, median of {repeats} warm runs"),
+        "workload": (
+            f"{workload.name}: {'-'.join(map(str, workload.widths))}, batch "
+            f"{workload.batch_size} ({workload.batch_size // world_size} per process), "
+            f"{workload.epochs} epochs of {workload.points} points, gloo, "
+            f"{threads} torch thread(s) per process, median of {repeats} warm runs"
+        ),
         f"{one} s": single,
         f"{many} s": parallel,
         f"ratio {many} / {one}": parallel / single,
@@ -156,7 +168,8 @@ if __name__ == "__main__":
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--points", type=int, default=None, help="override the data set size")
     args = parser.parse_args()
-    chosen = WORKLOAD_B if args.points is None else dataclasses.replace(WORKLOAD_B,
-                                                                        points=args.points)
+    chosen = (
+        WORKLOAD_B if args.points is None else dataclasses.replace(WORKLOAD_B, points=args.points)
+    )
     for key, value in run(args.epochs, args.repeats, args.threads, chosen).items():
         print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")

@@ -27,8 +27,10 @@ def measure() -> dict:
     torch.set_num_threads(1)
     w = WORKLOAD_A
     x, t = w.data()
-    batches = [(tg.Tensor(x[i:i + w.batch_size]), tg.Tensor(t[i:i + w.batch_size]))
-               for i in range(0, 500, w.batch_size)]
+    batches = [
+        (tg.Tensor(x[i : i + w.batch_size]), tg.Tensor(t[i : i + w.batch_size]))
+        for i in range(0, 500, w.batch_size)
+    ]
     # torch's own first calls, on a twin model
     _, _, warm = _tapegrad_parts(w, w.initial_weights())
     warm(*batches[0])
@@ -44,14 +46,23 @@ def measure() -> dict:
         step(xb, tb)
         times.append(time.perf_counter() - start)
     assert step.stats["traces"] == 2, step.stats
-    return dict(first_ms=1000 * times[0], second_ms=1000 * times[1],
-                compiled_ms=1000 * min(times[2:]), eager_ms=1000 * eager)
+    return dict(
+        first_ms=1000 * times[0],
+        second_ms=1000 * times[1],
+        compiled_ms=1000 * min(times[2:]),
+        eager_ms=1000 * eager,
+    )
 
 
 def measure_in_subprocess() -> dict:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    result = subprocess.run([sys.executable, "-m", "benchmarks.first_call"], cwd=root,
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.first_call"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

@@ -13,10 +13,11 @@ tracemalloc does not see it):
   while a thread samples RSS every millisecond; the peak is the highest
   sample minus the RSS just before training (weights and data are
   allocated before it; what is left is activations, gradients,
-  temporaries, momentum buffers and each engine's lazily built state). torch releases the GIL in its kernels, so
-  the sampler runs during them. glibc's mmap threshold is fixed at 64 KiB
-  there (MALLOC_MMAP_THRESHOLD_), so that a freed tensor leaves RSS at once
-  instead of staying in the allocator's heap; small allocations still may.
+  temporaries, momentum buffers and each engine's lazily built state). torch
+  releases the GIL in its kernels, so the sampler runs during them. glibc's
+  mmap threshold is fixed at 64 KiB there (MALLOC_MMAP_THRESHOLD_), so that a
+  freed tensor leaves RSS at once instead of staying in the allocator's heap;
+  small allocations still may.
 - the most bytes malloc'd at once on workload B (glibc's own count of what it handed
   out, read after every torch call of the run: tensors are allocated by torch calls, so
   the peak is seen exactly; with the same fixed mmap threshold), per contestant, in a
@@ -85,14 +86,18 @@ def growth(steps: int = 10_000, every: int = 1_000, compiled: bool = False) -> d
             step += 1
             if step % every == 0:
                 gc.collect()
-                samples.append(dict(step=step, rss=rss(), nodes=_live(tg.Node),
-                                    tensors=_live(torch.Tensor)))
+                samples.append(
+                    dict(step=step, rss=rss(), nodes=_live(tg.Node), tensors=_live(torch.Tensor))
+                )
             if step == steps:
                 break
     first, last = samples[0], samples[-1]
-    return dict(samples=samples, rss_growth=last["rss"] - first["rss"],
-                node_growth=last["nodes"] - first["nodes"],
-                tensor_growth=last["tensors"] - first["tensors"])
+    return dict(
+        samples=samples,
+        rss_growth=last["rss"] - first["rss"],
+        node_growth=last["nodes"] - first["nodes"],
+        tensor_growth=last["tensors"] - first["tensors"],
+    )
 
 
 def held_after_sweep() -> dict:
@@ -100,14 +105,18 @@ def held_after_sweep() -> dict:
     w = WORKLOAD_A
     x, t = w.data()
     model = CONTESTANTS["tapegrad"](w, w.initial_weights(), x, t).model
-    loss = tg.nn.MSELoss()(model(tg.Tensor(x[:w.batch_size])), tg.Tensor(t[:w.batch_size]))
+    loss = tg.nn.MSELoss()(model(tg.Tensor(x[: w.batch_size])), tg.Tensor(t[: w.batch_size]))
     tape = loss.tape
     holding_before = sum(1 for node in tape if any(s is not None for s in node._saved))
     loss.backward()
     holding_after = sum(1 for node in tape if not node.released)
     gathering = sum(1 for node in tape if node._gathered is not None)
-    return dict(nodes=len(tape), holding_before=holding_before, holding_after=holding_after,
-                grads_left=gathering)
+    return dict(
+        nodes=len(tape),
+        holding_before=holding_before,
+        holding_after=holding_after,
+        grads_left=gathering,
+    )
 
 
 def _storage_bytes(tensors) -> int:
@@ -125,7 +134,7 @@ def saved_bytes() -> dict:
     """Bytes saved for backward by one training step of workload B, per engine."""
     w = WORKLOAD_B
     x, t = w.data()
-    xb, tb = x[:w.batch_size], t[:w.batch_size]
+    xb, tb = x[: w.batch_size], t[: w.batch_size]
     weights = w.initial_weights()
     model = CONTESTANTS["tapegrad"](w, weights, x, t).model
     loss = tg.nn.MSELoss()(model(tg.Tensor(xb)), tg.Tensor(tb))
@@ -135,16 +144,19 @@ def saved_bytes() -> dict:
     packed = []
     layers = []
     for i, act in enumerate(w.activations):
-        layers += [torch.nn.Linear(w.widths[i], w.widths[i + 1]),
-                   torch.nn.ReLU() if act == "relu" else torch.nn.Tanh()]
+        layers += [
+            torch.nn.Linear(w.widths[i], w.widths[i + 1]),
+            torch.nn.ReLU() if act == "relu" else torch.nn.Tanh(),
+        ]
     reference = torch.nn.Sequential(*layers)
     with torch.autograd.graph.saved_tensors_hooks(lambda t: packed.append(t) or t, lambda t: t):
-        loss = torch.nn.functional.mse_loss(reference(xb), tb)
+        torch.nn.functional.mse_loss(reference(xb), tb)  # the hooks pack what it saves
     theirs = _storage_bytes(packed)
     return dict(tapegrad=ours, autograd=theirs)
 
 
 # --- peak RSS on workload B, one fresh process per contestant --------------------
+
 
 def _peak_in_this_process(name: str, steps: int, warmup: int = 0) -> dict:
     torch.set_num_threads(1)
@@ -152,6 +164,7 @@ def _peak_in_this_process(name: str, steps: int, warmup: int = 0) -> dict:
     x, t = w.data()
     epochs = -(-(steps + warmup) * w.batch_size // w.points)
     import dataclasses
+
     w = dataclasses.replace(w, epochs=epochs, warmup=warmup)
     train = CONTESTANTS[name](w, w.initial_weights(), x, t)
     # No warm-up step before the baseline: memory that a first step frees stays in the
@@ -176,20 +189,35 @@ def _peak_in_this_process(name: str, steps: int, warmup: int = 0) -> dict:
 
 # --- peak allocated bytes on workload B: exact, from the allocator, after every torch call ---
 
+
 def _malloc_in_use():
     """Bytes glibc's malloc has handed out and not taken back (heap in use + own mappings)."""
     import ctypes
 
     class MallInfo2(ctypes.Structure):
-        _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks",
-                                                   "hblkhd", "usmblks", "fsmblks", "uordblks",
-                                                   "fordblks", "keepcost")]
+        _fields_ = [
+            (n, ctypes.c_size_t)
+            for n in (
+                "arena",
+                "ordblks",
+                "smblks",
+                "hblks",
+                "hblkhd",
+                "usmblks",
+                "fsmblks",
+                "uordblks",
+                "fordblks",
+                "keepcost",
+            )
+        ]
+
     libc = ctypes.CDLL("libc.so.6")
     libc.mallinfo2.restype = MallInfo2
 
     def in_use() -> int:
         info = libc.mallinfo2()
         return info.uordblks + info.hblkhd
+
     return in_use
 
 
@@ -201,12 +229,14 @@ def _allocated_peak_in_this_process(name: str, steps: int, warmup: int = 0) -> d
     catches it exactly, without the timing luck of an RSS sampler.
     """
     from torch.overrides import TorchFunctionMode
+
     in_use = _malloc_in_use()
     torch.set_num_threads(1)
     w = WORKLOAD_B
     x, t = w.data()
     epochs = -(-(steps + warmup) * w.batch_size // w.points)
     import dataclasses
+
     w = dataclasses.replace(w, epochs=epochs, warmup=warmup)
     train = CONTESTANTS[name](w, w.initial_weights(), x, t)
     gc.collect()
@@ -227,15 +257,32 @@ def _allocated_peak_in_this_process(name: str, steps: int, warmup: int = 0) -> d
     return dict(name=name, base=base, peak=Peak.top, increase=Peak.top - base)
 
 
-def allocated_peak(names=("tapegrad", "tapegrad.compile", "torch.autograd", "floor"),
-                   steps: int = 10, warmup: int = 0) -> dict:
-    """{name: the most bytes malloc'd at once during `steps` steps of B}, each in a fresh process."""
+def allocated_peak(
+    names=("tapegrad", "tapegrad.compile", "torch.autograd", "floor"),
+    steps: int = 10,
+    warmup: int = 0,
+) -> dict:
+    """{name: the most bytes malloc'd at once during `steps` steps of B}, each in a fresh
+    process."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = {}
     for name in names:
         result = subprocess.run(
-            [sys.executable, "-m", "benchmarks.memory", "--allocated", name, str(steps),
-             str(warmup)], cwd=root, capture_output=True, text=True, check=True, env=_MALLOC_ENV)
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.memory",
+                "--allocated",
+                name,
+                str(steps),
+                str(warmup),
+            ],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            env=_MALLOC_ENV,
+        )
         out[name] = json.loads(result.stdout.strip().splitlines()[-1])["increase"]
     return out
 
@@ -247,8 +294,11 @@ def allocated_peak(names=("tapegrad", "tapegrad.compile", "torch.autograd", "flo
 _MALLOC_ENV = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
 
 
-def peak(names=("tapegrad", "tapegrad.compile", "torch.autograd", "floor"), steps: int = 10,
-         warmup: int = 0) -> dict:
+def peak(
+    names=("tapegrad", "tapegrad.compile", "torch.autograd", "floor"),
+    steps: int = 10,
+    warmup: int = 0,
+) -> dict:
     """{name: peak RSS increase in bytes during `steps` steps of workload B}, each in a fresh
     process.
 
@@ -260,16 +310,27 @@ def peak(names=("tapegrad", "tapegrad.compile", "torch.autograd", "floor"), step
     for name in names:
         result = subprocess.run(
             [sys.executable, "-m", "benchmarks.memory", "--peak", name, str(steps), str(warmup)],
-            cwd=root, capture_output=True, text=True, check=True, env=_MALLOC_ENV)
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            env=_MALLOC_ENV,
+        )
         out[name] = json.loads(result.stdout.strip().splitlines()[-1])["increase"]
     return out
 
 
 if __name__ == "__main__":
     if len(sys.argv) in (4, 5) and sys.argv[1] in ("--peak", "--allocated"):
-        measure = _peak_in_this_process if sys.argv[1] == "--peak" else \
-            _allocated_peak_in_this_process
-        print(json.dumps(measure(sys.argv[2], int(sys.argv[3]),
-                                 int(sys.argv[4]) if len(sys.argv) == 5 else 0)))
+        measure = (
+            _peak_in_this_process if sys.argv[1] == "--peak" else _allocated_peak_in_this_process
+        )
+        print(
+            json.dumps(
+                measure(
+                    sys.argv[2], int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) == 5 else 0
+                )
+            )
+        )
     else:
         sys.exit("usage: python -m benchmarks.memory --peak|--allocated NAME STEPS [WARMUP]")

@@ -34,7 +34,7 @@ def tapegrad_setup(steps: int, seed: int = 0):
     network = pinn_poisson.make_network(32, seed)
     optimizer = tg.optim.Adam(network.parameters(), lr=1e-3)
     x = tg.Tensor(torch.linspace(0, 1, POINTS, dtype=DTYPE).reshape(-1, 1), requires_grad=True)
-    source = tg.Tensor(-math.pi ** 2 * torch.sin(math.pi * x.data))
+    source = tg.Tensor(-(math.pi**2) * torch.sin(math.pi * x.data))
 
     def train() -> float:
         for _ in range(steps):
@@ -43,12 +43,13 @@ def tapegrad_setup(steps: int, seed: int = 0):
             loss.backward()
             optimizer.step()
         return loss.item()
+
     train.network = network
     return train
 
 
 def autograd_setup(steps: int, seed: int = 0):
-    reference = pinn_poisson.make_network(32, seed)     # the same initial weights
+    reference = pinn_poisson.make_network(32, seed)  # the same initial weights
     layers = []
     for m in reference:
         if isinstance(m, tg.nn.Linear):
@@ -60,7 +61,7 @@ def autograd_setup(steps: int, seed: int = 0):
     params = [p for layer in layers for p in layer.parameters()]
     optimizer = torch.optim.Adam(params, lr=1e-3)
     x = torch.linspace(0, 1, POINTS, dtype=DTYPE).reshape(-1, 1).requires_grad_()
-    source = -math.pi ** 2 * torch.sin(math.pi * x.detach())
+    source = -(math.pi**2) * torch.sin(math.pi * x.detach())
 
     def u(x):
         h = x
@@ -71,29 +72,44 @@ def autograd_setup(steps: int, seed: int = 0):
     def train() -> float:
         for _ in range(steps):
             out = u(x)
-            du, = torch.autograd.grad(out.sum(), x, create_graph=True)
-            d2u, = torch.autograd.grad(du.sum(), x, create_graph=True)
+            (du,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+            (d2u,) = torch.autograd.grad(du.sum(), x, create_graph=True)
             loss = ((d2u - source) ** 2).mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         return loss.item()
+
     return train
 
 
 def run(steps: int = 200, repeats: int = 5, threads: int = 1) -> dict:
     torch.set_num_threads(threads)
-    timings = alternate({"torch.autograd": lambda: autograd_setup(steps),
-                         "tapegrad": lambda: tapegrad_setup(steps)}, repeats)
+    timings = alternate(
+        {
+            "torch.autograd": lambda: autograd_setup(steps),
+            "tapegrad": lambda: tapegrad_setup(steps),
+        },
+        repeats,
+    )
     ours, theirs = timings["tapegrad"], timings["torch.autograd"]
-    return dict(steps=steps, repeats=repeats, tapegrad_s=ours.median, autograd_s=theirs.median,
-                ratio=ours.median / theirs.median, best_ratio=ours.best / theirs.best,
-                tapegrad_loss=ours.result, autograd_loss=theirs.result)
+    return dict(
+        steps=steps,
+        repeats=repeats,
+        tapegrad_s=ours.median,
+        autograd_s=theirs.median,
+        ratio=ours.median / theirs.median,
+        best_ratio=ours.best / theirs.best,
+        tapegrad_loss=ours.result,
+        autograd_loss=theirs.result,
+    )
 
 
 if __name__ == "__main__":
     result = run()
-    print(f"workload P: PINN, {result['steps']} steps, median of {result['repeats']}: tapegrad "
-          f"{result['tapegrad_s']:.3f} s, torch.autograd {result['autograd_s']:.3f} s, ratio "
-          f"{result['ratio']:.2f} (best runs {result['best_ratio']:.2f}); final losses "
-          f"{result['tapegrad_loss']:.6e} / {result['autograd_loss']:.6e}")
+    print(
+        f"workload P: PINN, {result['steps']} steps, median of {result['repeats']}: tapegrad "
+        f"{result['tapegrad_s']:.3f} s, torch.autograd {result['autograd_s']:.3f} s, ratio "
+        f"{result['ratio']:.2f} (best runs {result['best_ratio']:.2f}); final losses "
+        f"{result['tapegrad_loss']:.6e} / {result['autograd_loss']:.6e}"
+    )

@@ -23,7 +23,7 @@ class Timings:
     cold: float = float("nan")
     warm: list = field(default_factory=list)
     warm_cpu: list = field(default_factory=list)
-    result: object = None           # what the run returned (e.g. its final loss)
+    result: object = None  # what the run returned (e.g. its final loss)
 
     @property
     def median(self) -> float:

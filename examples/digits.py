@@ -51,7 +51,7 @@ from tapegrad import nn, optim
 from tapegrad.data import batches
 
 MODELS = ("cnn", "mlp")
-SETTINGS = ("model", "epochs", "lr", "batch_size", "seed", "train_size")   # what defines a run
+SETTINGS = ("model", "epochs", "lr", "batch_size", "seed", "train_size")  # what defines a run
 
 
 def load_data(seed: int, train_size: int | None = None):
@@ -66,11 +66,13 @@ def load_data(seed: int, train_size: int | None = None):
     digits = load_digits()
     # stratify=target: each digit keeps its share (about 10%) in both parts.
     train_x, test_x, train_t, test_t = train_test_split(
-        digits.images, digits.target, test_size=0.25, stratify=digits.target, random_state=seed)
+        digits.images, digits.target, test_size=0.25, stratify=digits.target, random_state=seed
+    )
     # Pixels are integers 0-16 (ink counted in 4x4 blocks of a 32x32 scan); /16 puts them in
     # [0, 1]. Images get a channel dimension: (N, 1, 8, 8), as Conv2d takes them.
-    train_x, test_x = (torch.tensor(x / 16.0, dtype=torch.float32).unsqueeze(1)
-                       for x in (train_x, test_x))
+    train_x, test_x = (
+        torch.tensor(x / 16.0, dtype=torch.float32).unsqueeze(1) for x in (train_x, test_x)
+    )
     train_t, test_t = (torch.tensor(t, dtype=torch.int64) for t in (train_t, test_t))
     if train_size is not None:
         train_x, train_t = train_x[:train_size], train_t[:train_size]
@@ -81,13 +83,22 @@ def build_model(kind: str = "cnn", generator: torch.Generator | None = None) -> 
     """The module docstring's CNN (two conv-ReLU-pool blocks, a linear classifier) or an MLP."""
     if kind == "cnn":
         return nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1, generator=generator), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1, generator=generator), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(32 * 2 * 2, 10, generator=generator))
+            nn.Conv2d(1, 16, 3, padding=1, generator=generator),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1, generator=generator),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(32 * 2 * 2, 10, generator=generator),
+        )
     if kind == "mlp":
         return nn.Sequential(
-            nn.Flatten(), nn.Linear(64, 128, generator=generator), nn.ReLU(),
-            nn.Linear(128, 10, generator=generator))
+            nn.Flatten(),
+            nn.Linear(64, 128, generator=generator),
+            nn.ReLU(),
+            nn.Linear(128, 10, generator=generator),
+        )
     raise ValueError(f"build_model: kind must be one of {', '.join(MODELS)}, got {kind!r}")
 
 
@@ -118,19 +129,24 @@ class Run:
         self.optimizer = optim.Adam(self.model.parameters(), lr=s["lr"])
         # One step per epoch: from lr down to 0 along half a cosine, ending with the last epoch.
         self.scheduler = optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=s["epochs"])
-        self.epoch = 0                      # epochs done
+        self.epoch = 0  # epochs done
         self.history = {"loss": [], "train_accuracy": [], "test_accuracy": [], "lr": []}
 
     def train_epoch(self) -> float:
         """One pass over the training set in a fresh random order; returns the mean loss."""
         self.model.train()
         total, seen = 0.0, 0
-        for x, t in batches(self.train_x, self.train_t, self.settings["batch_size"],
-                            shuffle=True, generator=self.generator):
-            loss = self.loss_fn(self.model(x), t)   # the forward pass records this step's tape...
+        for x, t in batches(
+            self.train_x,
+            self.train_t,
+            self.settings["batch_size"],
+            shuffle=True,
+            generator=self.generator,
+        ):
+            loss = self.loss_fn(self.model(x), t)  # the forward pass records this step's tape...
             self.optimizer.zero_grad()
-            loss.backward()                         # ...the sweep walks it back, filling p.grad
-            self.optimizer.step()                   # in place, never recorded
+            loss.backward()  # ...the sweep walks it back, filling p.grad
+            self.optimizer.step()  # in place, never recorded
             total += loss.item() * len(x)
             seen += len(x)
         return total / seen
@@ -140,7 +156,7 @@ class Run:
         epochs = self.settings["epochs"]
         last = epochs if stop_after is None else min(stop_after, epochs)
         while self.epoch < last:
-            lr = self.scheduler.get_last_lr()[0]    # the rate this epoch's steps use
+            lr = self.scheduler.get_last_lr()[0]  # the rate this epoch's steps use
             loss = self.train_epoch()
             self.scheduler.step()
             self.epoch += 1
@@ -152,8 +168,10 @@ class Run:
             # Watched for the curves only; nothing is chosen by it.
             h["test_accuracy"].append(accuracy(self.model, self.test_x, self.test_t))
             if log is not None:
-                log(f"epoch {self.epoch:3d}/{epochs}  loss {loss:.4f}  "
-                    f"train accuracy {100 * h['train_accuracy'][-1]:6.2f}%  lr {lr:.6f}")
+                log(
+                    f"epoch {self.epoch:3d}/{epochs}  loss {loss:.4f}  "
+                    f"train accuracy {100 * h['train_accuracy'][-1]:6.2f}%  lr {lr:.6f}"
+                )
             if checkpoint is not None:
                 self.save(checkpoint)
         return self
@@ -162,27 +180,37 @@ class Run:
 
     def save(self, path: Path) -> None:
         """Everything needed to continue exactly: state dicts, epoch, RNG states, curves."""
-        tg.save({"model": self.model.state_dict(),
-                 "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict(),
-                 "epoch": self.epoch,
-                 # torch's global generator (unused by this network, saved as a habit: dropout
-                 # would draw from it) and the one that shuffles the batches
-                 "rng": {"torch": torch.get_rng_state(), "batches": self.generator.get_state()},
-                 "history": self.history,
-                 "settings": self.settings}, path)
+        tg.save(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "epoch": self.epoch,
+                # torch's global generator (unused by this network, saved as a habit: dropout
+                # would draw from it) and the one that shuffles the batches
+                "rng": {"torch": torch.get_rng_state(), "batches": self.generator.get_state()},
+                "history": self.history,
+                "settings": self.settings,
+            },
+            path,
+        )
 
     @classmethod
-    def resume(cls, path: Path) -> "Run":
+    def resume(cls, path: Path) -> Run:
         """Rebuild the run a checkpoint was written by, then restore its state."""
-        checkpoint = tg.load(path)      # ValueError for a damaged or foreign file, naming it
-        missing = [key for key in ("model", "optimizer", "scheduler", "epoch", "rng", "history",
-                                   "settings") if key not in checkpoint]
+        checkpoint = tg.load(path)  # ValueError for a damaged or foreign file, naming it
+        missing = [
+            key
+            for key in ("model", "optimizer", "scheduler", "epoch", "rng", "history", "settings")
+            if key not in checkpoint
+        ]
         if missing:
-            raise ValueError(f"{path} is a tapegrad file but not a checkpoint of this example: it "
-                             f"has no {', '.join(map(repr, missing))} (it holds "
-                             f"{', '.join(map(repr, list(checkpoint)[:6]))})")
-        run = cls(checkpoint["settings"])   # same data, same shapes; the values are replaced
+            raise ValueError(
+                f"{path} is a tapegrad file but not a checkpoint of this example: it "
+                f"has no {', '.join(map(repr, missing))} (it holds "
+                f"{', '.join(map(repr, list(checkpoint)[:6]))})"
+            )
+        run = cls(checkpoint["settings"])  # same data, same shapes; the values are replaced
         run.model.load_state_dict(checkpoint["model"])
         run.optimizer.load_state_dict(checkpoint["optimizer"])
         run.scheduler.load_state_dict(checkpoint["scheduler"])
@@ -195,10 +223,13 @@ class Run:
 
 # --- figures -------------------------------------------------------------------
 
+
 def _pyplot():
     import matplotlib
-    matplotlib.use("Agg")               # files only, no window
+
+    matplotlib.use("Agg")  # files only, no window
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -212,8 +243,11 @@ def plot_curves(run: Run, path: Path) -> Path:
     loss_ax.set(title="training loss (cross-entropy)", xlabel="epoch", yscale="log")
     acc_ax.plot(epochs, [100 * a for a in h["train_accuracy"]], marker=".", label="train")
     acc_ax.plot(epochs, [100 * a for a in h["test_accuracy"]], marker=".", label="test")
-    acc_ax.set(title="accuracy (%)", xlabel="epoch", ylim=(max(0, 100 * min(
-        h["train_accuracy"] + h["test_accuracy"]) - 2), 100.5))
+    acc_ax.set(
+        title="accuracy (%)",
+        xlabel="epoch",
+        ylim=(max(0, 100 * min(h["train_accuracy"] + h["test_accuracy"]) - 2), 100.5),
+    )
     acc_ax.legend()
     lr_ax.plot(epochs, h["lr"], marker=".", color="tab:green")
     lr_ax.set(title="learning rate (cosine annealing)", xlabel="epoch")
@@ -228,14 +262,17 @@ def plot_curves(run: Run, path: Path) -> Path:
 def plot_confusion(run: Run, path: Path) -> Path:
     """Which digit was read as which, on the test set (rows: true, columns: predicted)."""
     from sklearn.metrics import ConfusionMatrixDisplay
+
     plt = _pyplot()
     predicted = predict(run.model, run.test_x)
     fig, ax = plt.subplots(figsize=(6.2, 5.6), constrained_layout=True)
-    ConfusionMatrixDisplay.from_predictions(run.test_t.numpy(), predicted.numpy(), ax=ax,
-                                            cmap="Blues", colorbar=False)
+    ConfusionMatrixDisplay.from_predictions(
+        run.test_t.numpy(), predicted.numpy(), ax=ax, cmap="Blues", colorbar=False
+    )
     wrong = int((predicted != run.test_t).sum())
-    ax.set_title(f"test set: {wrong} of {len(predicted)} wrong "
-                 f"({100 * wrong / len(predicted):.2f}%)")
+    ax.set_title(
+        f"test set: {wrong} of {len(predicted)} wrong ({100 * wrong / len(predicted):.2f}%)"
+    )
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -248,15 +285,21 @@ def plot_mistakes(run: Run, path: Path, limit: int = 40) -> Path:
     wrong = (predicted != run.test_t).nonzero().reshape(-1)[:limit].tolist()
     columns = 8
     rows = max(1, math.ceil(len(wrong) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(1.35 * columns, 1.6 * rows + 0.5),
-                             squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(
+        rows,
+        columns,
+        figsize=(1.35 * columns, 1.6 * rows + 0.5),
+        squeeze=False,
+        constrained_layout=True,
+    )
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, wrong):
         ax.imshow(run.test_x[i, 0].numpy(), cmap="gray_r", vmin=0, vmax=1)
         ax.set_title(f"true {int(run.test_t[i])}\npredicted {int(predicted[i])}", fontsize=9)
-    fig.suptitle(f"misclassified test digits: {len(wrong)}" if wrong
-                 else "no test digit is misclassified")
+    fig.suptitle(
+        f"misclassified test digits: {len(wrong)}" if wrong else "no test digit is misclassified"
+    )
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -267,47 +310,82 @@ def draw_tape(run: Run, path: Path) -> Path:
     import visualize
 
     x, t = tg.Tensor(run.test_x[:4]), tg.Tensor(run.test_t[:4])
-    with tg.Tape() as tape:             # an explicit tape keeps every value for the picture
+    with tg.Tape() as tape:  # an explicit tape keeps every value for the picture
         loss = run.loss_fn(run.model(x), t)
-    loss.backward(keep_grads=True)      # and every node's gradient
-    written = visualize.render(tape, path, format="svg", model=run.model, values=True, grads=True,
-                               group="collapse")
+    loss.backward(keep_grads=True)  # and every node's gradient
+    written = visualize.render(
+        tape, path, format="svg", model=run.model, values=True, grads=True, group="collapse"
+    )
     run.model.zero_grad()
     return Path(written)
 
 
 def write_figures(run: Run, out_dir: Path) -> list[Path]:
-    return [plot_curves(run, out_dir / "digits_curves.png"),
-            plot_confusion(run, out_dir / "digits_confusion.png"),
-            plot_mistakes(run, out_dir / "digits_misclassified.png"),
-            draw_tape(run, out_dir / "digits_tape.svg")]
+    return [
+        plot_curves(run, out_dir / "digits_curves.png"),
+        plot_confusion(run, out_dir / "digits_confusion.png"),
+        plot_mistakes(run, out_dir / "digits_misclassified.png"),
+        draw_tape(run, out_dir / "digits_tape.svg"),
+    ]
 
 
 # --- command line ------------------------------------------------------------------
 
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--model", choices=MODELS, default="cnn")
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--lr", type=float, default=0.01,
-                        help="Adam's learning rate at the start (cosine-annealed to 0)")
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=0.01,
+        help="Adam's learning rate at the start (cosine-annealed to 0)",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0, help="seed of the first run")
-    parser.add_argument("--runs", type=int, default=1,
-                        help="independent runs with seeds seed, seed+1, ...: report mean and std "
-                             "of the test accuracy")
-    parser.add_argument("--train-size", type=int, default=None,
-                        help="train on only this many of the 1,347 training images (quick runs)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="directory for the figures (of the first run) and the checkpoint")
-    parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="file to write a checkpoint to after every epoch; with --out, "
-                             "OUT/digits_checkpoint.pt unless given (several runs: _seedN added)")
-    parser.add_argument("--resume", type=Path, default=None, metavar="CHECKPOINT",
-                        help="continue the run that wrote CHECKPOINT (its settings are used)")
-    parser.add_argument("--stop-after", type=int, default=None, metavar="EPOCH",
-                        help="stop after this epoch, as if interrupted (continue with --resume)")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="independent runs with seeds seed, seed+1, ...: report mean and std "
+        "of the test accuracy",
+    )
+    parser.add_argument(
+        "--train-size",
+        type=int,
+        default=None,
+        help="train on only this many of the 1,347 training images (quick runs)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="directory for the figures (of the first run) and the checkpoint",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="file to write a checkpoint to after every epoch; with --out, "
+        "OUT/digits_checkpoint.pt unless given (several runs: _seedN added)",
+    )
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="CHECKPOINT",
+        help="continue the run that wrote CHECKPOINT (its settings are used)",
+    )
+    parser.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        metavar="EPOCH",
+        help="stop after this epoch, as if interrupted (continue with --resume)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     return parser
 
@@ -340,17 +418,21 @@ def resume(args) -> Run:
     try:
         run = Run.resume(args.resume)
     except (ValueError, FileNotFoundError) as error:
-        parser.error(f"--resume: {error}")      # the message, without a traceback; exit code 2
+        parser.error(f"--resume: {error}")  # the message, without a traceback; exit code 2
     # The checkpoint's settings win; a flag set to another value than both its default and the
     # checkpoint's is a mistake worth naming.
     given = {name: getattr(args, name) for name in SETTINGS}
     defaults = vars(parser.parse_args([]))
-    clashes = [f"--{name.replace('_', '-')} {given[name]} (the checkpoint has {run.settings[name]})"
-               for name in SETTINGS
-               if given[name] != defaults[name] and given[name] != run.settings[name]]
+    clashes = [
+        f"--{name.replace('_', '-')} {given[name]} (the checkpoint has {run.settings[name]})"
+        for name in SETTINGS
+        if given[name] != defaults[name] and given[name] != run.settings[name]
+    ]
     if clashes:
-        parser.error(f"--resume: {args.resume} was written by another run: {'; '.join(clashes)}. "
-                     "Leave these flags out to continue it with its own settings")
+        parser.error(
+            f"--resume: {args.resume} was written by another run: {'; '.join(clashes)}. "
+            "Leave these flags out to continue it with its own settings"
+        )
     return run
 
 
@@ -370,9 +452,11 @@ def main(argv=None) -> dict:
         start = time.perf_counter()
         if args.resume is not None:
             run = resume(args)
-            checkpoint = args.checkpoint or args.resume     # keep writing where it was
-            print(f"resumed {args.resume} after epoch {run.epoch}/{run.settings['epochs']} "
-                  f"(seed {run.settings['seed']}, {run.settings['model']})")
+            checkpoint = args.checkpoint or args.resume  # keep writing where it was
+            print(
+                f"resumed {args.resume} after epoch {run.epoch}/{run.settings['epochs']} "
+                f"(seed {run.settings['seed']}, {run.settings['model']})"
+            )
         else:
             seed = args.seed + run_index
             if args.runs > 1:
@@ -383,8 +467,10 @@ def main(argv=None) -> dict:
         seconds = time.perf_counter() - start
         train_acc = accuracy(run.model, run.train_x, run.train_t)
         test_acc = accuracy(run.model, run.test_x, run.test_t)
-        print(f"train accuracy {100 * train_acc:.2f}%  test accuracy {100 * test_acc:.2f}%  "
-              f"after {run.epoch} epochs ({seconds:.1f} s)")
+        print(
+            f"train accuracy {100 * train_acc:.2f}%  test accuracy {100 * test_acc:.2f}%  "
+            f"after {run.epoch} epochs ({seconds:.1f} s)"
+        )
         accuracies.append(test_acc)
         if checkpoint is not None:
             print(f"wrote {checkpoint} (after epoch {run.epoch})")

@@ -39,16 +39,20 @@ import tapegrad as tg
 from tapegrad import nn, optim
 from tapegrad.data import RADIUS, batches, generate_disc_set
 
-THRESHOLD = 0.5         # halfway between the targets 0 (outside) and 1 (inside)
+THRESHOLD = 0.5  # halfway between the targets 0 (outside) and 1 (inside)
 
 
 def build_model(hidden: int = 25, generator: torch.Generator | None = None) -> nn.Sequential:
     """2 -> hidden -> hidden -> hidden -> 1, with the course's activations."""
     return nn.Sequential(
-        nn.Linear(2, hidden, generator=generator), nn.ReLU(),
-        nn.Linear(hidden, hidden, generator=generator), nn.ReLU(),
-        nn.Linear(hidden, hidden, generator=generator), nn.Tanh(),
-        nn.Linear(hidden, 1, generator=generator), nn.Tanh(),
+        nn.Linear(2, hidden, generator=generator),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden, generator=generator),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden, generator=generator),
+        nn.Tanh(),
+        nn.Linear(hidden, 1, generator=generator),
+        nn.Tanh(),
     )
 
 
@@ -59,8 +63,7 @@ def error_rate(model: nn.Module, inputs: tg.Tensor, targets: tg.Tensor) -> float
     return (inside != (targets.data > THRESHOLD)).float().mean().item()
 
 
-def train(model, train_x, train_t, *, epochs, lr, batch_size, generator, log=print,
-          compile=False):
+def train(model, train_x, train_t, *, epochs, lr, batch_size, generator, log=print, compile=False):
     """Mini-batch SGD with momentum; one progress line per epoch. Returns the training step.
 
     compile: run the step through tapegrad.compile (the same results, bit for bit).
@@ -69,10 +72,10 @@ def train(model, train_x, train_t, *, epochs, lr, batch_size, generator, log=pri
     optimizer = optim.SGD(model.parameters(), lr=lr, momentum=0.9)
 
     def train_step(x, t):
-        loss = loss_fn(model(x), t)         # the forward pass records this step's tape...
+        loss = loss_fn(model(x), t)  # the forward pass records this step's tape...
         optimizer.zero_grad()
-        loss.backward()                     # ...and the sweep walks it back, filling p.grad
-        optimizer.step()                    # in place, never recorded
+        loss.backward()  # ...and the sweep walks it back, filling p.grad
+        optimizer.step()  # in place, never recorded
         return loss
 
     # Compiled, the first calls run as above while being recorded; the later ones run the
@@ -82,20 +85,23 @@ def train(model, train_x, train_t, *, epochs, lr, batch_size, generator, log=pri
         total, seen = 0.0, 0
         for x, t in batches(train_x, train_t, batch_size, shuffle=True, generator=generator):
             loss = step(x, t)
-            total += loss.item() * len(x)   # read outside the step: a compiled step has no `if`s
+            total += loss.item() * len(x)  # read outside the step: a compiled step has no `if`s
             seen += len(x)
         if log is not None:
-            log(f"epoch {epoch:3d}/{epochs}  loss {total / seen:.4f}  "
-                f"train error {100 * error_rate(model, train_x, train_t):5.2f}%")
+            log(
+                f"epoch {epoch:3d}/{epochs}  loss {total / seen:.4f}  "
+                f"train error {100 * error_rate(model, train_x, train_t):5.2f}%"
+            )
     return step
 
 
 class Trained:
-    """What one run leaves behind: the model, how it reads raw points, the test set and the errors."""
+    """What one run leaves behind: the model, how it reads raw points, the test set and the
+    errors."""
 
     def __init__(self, model, mean, std, test_x, test_t, train_error, test_error):
         self.model, self.mean, self.std = model, mean, std
-        self.test_x, self.test_t = test_x, test_t          # raw points in the unit square
+        self.test_x, self.test_t = test_x, test_t  # raw points in the unit square
         self.train_error, self.test_error = train_error, test_error
 
     def prepare(self, points: torch.Tensor) -> tg.Tensor:
@@ -113,7 +119,9 @@ def run(seed: int, args, log=print) -> Trained:
     generator = torch.Generator().manual_seed(seed)
     train_x, train_t = generate_disc_set(args.train_size, generator)
     test_x, test_t = generate_disc_set(args.test_size, generator)
-    train_x, train_t, test_x, test_t = (d.data.to(device) for d in (train_x, train_t, test_x, test_t))
+    train_x, train_t, test_x, test_t = (
+        d.data.to(device) for d in (train_x, train_t, test_x, test_t)
+    )
 
     # Standardise the inputs with the training set's statistics. The biases start at zero, so
     # without this every first-layer unit would start with its boundary through the corner
@@ -122,9 +130,17 @@ def run(seed: int, args, log=print) -> Trained:
     model = build_model(args.hidden, generator).to(device)
     trained = Trained(model, mean, std, test_x, test_t, None, None)
     inputs, targets = trained.prepare(train_x), tg.Tensor(train_t)
-    trained.step = train(model, inputs, targets, epochs=args.epochs, lr=args.lr,
-                         batch_size=args.batch_size, generator=generator, log=log,
-                         compile=args.compile)
+    trained.step = train(
+        model,
+        inputs,
+        targets,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        generator=generator,
+        log=log,
+        compile=args.compile,
+    )
     trained.train_error = error_rate(model, inputs, targets)
     trained.test_error = error_rate(model, trained.prepare(test_x), tg.Tensor(test_t))
     return trained
@@ -132,10 +148,12 @@ def run(seed: int, args, log=print) -> Trained:
 
 # --- figures -------------------------------------------------------------------
 
+
 def plot_classes(trained: Trained, path_stem: Path) -> list[Path]:
     """True classes and the model's predictions side by side, with the learned boundary."""
     import matplotlib
-    matplotlib.use("Agg")               # files only, no window
+
+    matplotlib.use("Agg")  # files only, no window
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.patches import Circle
@@ -153,9 +171,11 @@ def plot_classes(trained: Trained, path_stem: Path) -> list[Path]:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 5.9), constrained_layout=True)
     colours = {True: "tab:orange", False: "tab:blue"}
-    titles = ("true classes (test set)",
-              f"model's predictions: {int(wrong.sum())} of {len(wrong)} wrong "
-              f"({100 * wrong.float().mean():.1f}%)")
+    titles = (
+        "true classes (test set)",
+        f"model's predictions: {int(wrong.sum())} of {len(wrong)} wrong "
+        f"({100 * wrong.float().mean():.1f}%)",
+    )
     for ax, labels, title in zip((left, right), (truth, predicted), titles):
         for cls, name in ((True, "inside"), (False, "outside")):
             mask = labels == cls
@@ -163,11 +183,19 @@ def plot_classes(trained: Trained, path_stem: Path) -> list[Path]:
         ax.add_patch(Circle((0.5, 0.5), RADIUS, fill=False, ls="--", lw=1.2, color="black"))
         ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", title=title, xlabel="x1", ylabel="x2")
     # Shade each side of the learned boundary, draw the boundary, and ring the mistakes.
-    right.contourf(gx, gy, out, levels=[-2, THRESHOLD, 2], colors=["tab:blue", "tab:orange"],
-                   alpha=0.12)
+    right.contourf(
+        gx, gy, out, levels=[-2, THRESHOLD, 2], colors=["tab:blue", "tab:orange"], alpha=0.12
+    )
     right.contour(gx, gy, out, levels=[THRESHOLD], colors="crimson", linewidths=2)
-    right.scatter(points[wrong, 0], points[wrong, 1], s=40, facecolors="none",
-                  edgecolors="black", lw=1, label="misclassified")
+    right.scatter(
+        points[wrong, 0],
+        points[wrong, 1],
+        s=40,
+        facecolors="none",
+        edgecolors="black",
+        lw=1,
+        label="misclassified",
+    )
     handles, labels = right.get_legend_handles_labels()
     handles += [Line2D([], [], color="black", ls="--"), Line2D([], [], color="crimson", lw=2)]
     labels += ["true boundary", "learned boundary (output = 0.5)"]
@@ -182,7 +210,8 @@ def plot_classes(trained: Trained, path_stem: Path) -> list[Path]:
 
 
 def draw_tape(trained: Trained, out_dir: Path) -> list[Path]:
-    """The trained network's tape on a few points: as SVG, and as a page that steps through backprop."""
+    """The trained network's tape on a few points: as SVG, and as a page that steps through
+    backprop."""
     import visualize
 
     model, loss_fn = trained.model, nn.MSELoss()
@@ -192,10 +221,17 @@ def draw_tape(trained: Trained, out_dir: Path) -> list[Path]:
     with tg.Tape() as tape:
         loss = loss_fn(model(x), t)
     loss.backward(keep_grads=True)
-    picture = visualize.render(tape, out_dir / "disk_circle_tape.svg", format="svg", model=model,
-                               values=True, grads=True, group="cluster")
+    picture = visualize.render(
+        tape,
+        out_dir / "disk_circle_tape.svg",
+        format="svg",
+        model=model,
+        values=True,
+        grads=True,
+        group="cluster",
+    )
     with tg.Tape():
-        loss = loss_fn(model(x), t)     # a fresh forward: the page runs the sweep itself
+        loss = loss_fn(model(x), t)  # a fresh forward: the page runs the sweep itself
     page = out_dir / "disk_circle_backprop.html"
     visualize.write_backprop_html(loss, page, model=model)
     model.zero_grad()
@@ -204,25 +240,34 @@ def draw_tape(trained: Trained, out_dir: Path) -> list[Path]:
 
 # --- command line ------------------------------------------------------------------
 
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (momentum 0.9)")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--hidden", type=int, default=25, help="units in each hidden layer")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first run")
-    parser.add_argument("--runs", type=int, default=1,
-                        help="independent runs with seeds seed, seed+1, ...: report mean and std "
-                             "of the test error")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="independent runs with seeds seed, seed+1, ...: report mean and std of the test error",
+    )
     parser.add_argument("--train-size", type=int, default=1000)
     parser.add_argument("--test-size", type=int, default=1000)
-    parser.add_argument("--out", type=Path, default=None,
-                        help="directory for the figures (of the first run)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="directory for the figures (of the first run)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu, or cuda")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
-    parser.add_argument("--compile", action="store_true",
-                        help="compile the training step with tapegrad.compile (same results)")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile the training step with tapegrad.compile (same results)",
+    )
     args = parser.parse_args(argv)
     for name in ("epochs", "batch_size", "hidden", "runs", "train_size", "test_size"):
         if getattr(args, name) <= 0:
@@ -252,13 +297,15 @@ def main(argv=None) -> dict:
         start = time.perf_counter()
         trained = run(seed, args, log=None if args.quiet else print)
         seconds = time.perf_counter() - start
-        print(f"train error {100 * trained.train_error:.2f}%  "
-              f"test error {100 * trained.test_error:.2f}%  ({seconds:.1f} s)")
+        print(
+            f"train error {100 * trained.train_error:.2f}%  "
+            f"test error {100 * trained.test_error:.2f}%  ({seconds:.1f} s)"
+        )
         test_errors.append(trained.test_error)
         if args.out is not None and run_index == 0:
             written = plot_classes(trained, args.out / "disk_circle")
             written += draw_tape(trained, args.out)
-            if args.compile:            # the step as the program the compiler wrote
+            if args.compile:  # the step as the program the compiler wrote
                 code = args.out / "disk_circle_step.py"
                 code.write_text(trained.step.code)
                 written.append(code)

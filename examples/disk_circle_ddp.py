@@ -25,25 +25,27 @@ import time
 import torch
 import torch.distributed as dist
 
+# The single-process example sits next to this file: same model, same error measure, same defaults.
+from disk_circle import build_model, error_rate
+from disk_circle import parse_args as single_process_args
+
 import tapegrad as tg
 from tapegrad import nn, optim
 from tapegrad.data import batches, generate_disc_set
 from tapegrad.distributed import DistributedDataParallel, shard
 
-# The single-process example sits next to this file: same model, same error measure, same defaults.
-from disk_circle import build_model, error_rate
-from disk_circle import parse_args as single_process_args
-
 
 def start_process_group(device_kind: str, backend: str | None) -> torch.device:
     """Join the process group torchrun describes (RANK, WORLD_SIZE, MASTER_ADDR/PORT in the
-    environment), or make a world of one when started with plain `python`. Returns this rank's device."""
+    environment), or make a world of one when started with plain `python`. Returns this rank's
+    device."""
     if "RANK" not in os.environ:
-        with socket.socket() as s:          # a free port for a one-process rendezvous
+        with socket.socket() as s:  # a free port for a one-process rendezvous
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
-                          MASTER_PORT=str(port))
+        os.environ.update(
+            RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+        )
     if device_kind == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.cuda.set_device(device)
@@ -60,21 +62,25 @@ def train(model, ddp, inputs, targets, *, epochs, lr, batch_size, generator, log
     for epoch in range(1, epochs + 1):
         total, seen = 0.0, 0
         for x, t in batches(inputs, targets, batch_size, shuffle=True, generator=generator):
-            x, t = shard(x, t)                  # the same global batch everywhere; keep our rows
+            x, t = shard(x, t)  # the same global batch everywhere; keep our rows
             optimizer.zero_grad()
-            if len(x):                          # a batch smaller than the world leaves some idle
-                loss = loss_fn(ddp(x), t)       # this rank's tape...
-                loss.backward()                 # ...and its own sweep: p.grad = this shard's gradient
+            if len(x):  # a batch smaller than the world leaves some idle
+                loss = loss_fn(ddp(x), t)  # this rank's tape...
+                loss.backward()  # ...and its own sweep: p.grad = this shard's gradient
                 total += loss.item() * len(x)
                 seen += len(x)
-            ddp.sync_gradients(num_samples=len(x))  # p.grad = the whole batch's gradient, everywhere
-            optimizer.step()                    # the same step on every rank: replicas stay equal
+            ddp.sync_gradients(
+                num_samples=len(x)
+            )  # p.grad = the whole batch's gradient, everywhere
+            optimizer.step()  # the same step on every rank: replicas stay equal
         # The epoch's mean loss over all ranks' points: one small collective per epoch.
         sums = torch.tensor([total, seen], dtype=torch.float64, device=inputs.device)
         dist.all_reduce(sums)
         if log is not None:
-            log(f"epoch {epoch:3d}/{epochs}  loss {(sums[0] / sums[1]).item():.4f}  "
-                f"train error {100 * error_rate(model, inputs, targets):5.2f}%")
+            log(
+                f"epoch {epoch:3d}/{epochs}  loss {(sums[0] / sums[1]).item():.4f}  "
+                f"train error {100 * error_rate(model, inputs, targets):5.2f}%"
+            )
     return model
 
 
@@ -92,23 +98,37 @@ def run(args) -> dict:
         generator = torch.Generator().manual_seed(args.seed)
         train_x, train_t = generate_disc_set(args.train_size, generator)
         test_x, test_t = generate_disc_set(args.test_size, generator)
-        train_x, train_t, test_x, test_t = (d.data.to(device)
-                                            for d in (train_x, train_t, test_x, test_t))
-        mean, std = train_x.mean(0), train_x.std(0)    # standardised as in disk_circle.py
+        train_x, train_t, test_x, test_t = (
+            d.data.to(device) for d in (train_x, train_t, test_x, test_t)
+        )
+        mean, std = train_x.mean(0), train_x.std(0)  # standardised as in disk_circle.py
         model = build_model(args.hidden, generator).to(device)
-        ddp = DistributedDataParallel(model)           # rank 0's weights, broadcast to all
+        ddp = DistributedDataParallel(model)  # rank 0's weights, broadcast to all
         inputs, targets = tg.Tensor((train_x - mean) / std), tg.Tensor(train_t)
         if rank == 0:
-            print(f"{world_size} process(es), backend {dist.get_backend()}, device {device}, "
-                  f"global batch {args.batch_size}")
-        train(model, ddp, inputs, targets, epochs=args.epochs, lr=args.lr,
-              batch_size=args.batch_size, generator=generator, log=log)
+            print(
+                f"{world_size} process(es), backend {dist.get_backend()}, device {device}, "
+                f"global batch {args.batch_size}"
+            )
+        train(
+            model,
+            ddp,
+            inputs,
+            targets,
+            epochs=args.epochs,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            generator=generator,
+            log=log,
+        )
         train_error = error_rate(model, inputs, targets)
         test_error = error_rate(model, tg.Tensor((test_x - mean) / std), tg.Tensor(test_t))
         seconds = time.perf_counter() - start
         if rank == 0:
-            print(f"train error {100 * train_error:.2f}%  test error {100 * test_error:.2f}%  "
-                  f"({seconds:.1f} s)")
+            print(
+                f"train error {100 * train_error:.2f}%  test error {100 * test_error:.2f}%  "
+                f"({seconds:.1f} s)"
+            )
         return {"train_error": train_error, "test_error": test_error}
     finally:
         dist.destroy_process_group()
@@ -116,21 +136,31 @@ def run(args) -> dict:
 
 def parse_args(argv=None):
     defaults = single_process_args([])
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--lr", type=float, default=defaults.lr,
-                        help="SGD learning rate (momentum 0.9)")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
-                        help="the global batch, split across the processes")
-    parser.add_argument("--hidden", type=int, default=defaults.hidden,
-                        help="units in each hidden layer")
+    parser.add_argument(
+        "--lr", type=float, default=defaults.lr, help="SGD learning rate (momentum 0.9)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help="the global batch, split across the processes",
+    )
+    parser.add_argument(
+        "--hidden", type=int, default=defaults.hidden, help="units in each hidden layer"
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--train-size", type=int, default=defaults.train_size)
     parser.add_argument("--test-size", type=int, default=defaults.test_size)
     parser.add_argument("--device", default="cpu", help="cpu, or cuda (one GPU per process)")
-    parser.add_argument("--backend", default=None,
-                        help="torch.distributed backend (default: gloo on cpu, nccl on cuda)")
+    parser.add_argument(
+        "--backend",
+        default=None,
+        help="torch.distributed backend (default: gloo on cpu, nccl on cuda)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     args = parser.parse_args(argv)
     for name in ("epochs", "batch_size", "hidden", "train_size", "test_size"):

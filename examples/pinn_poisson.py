@@ -38,10 +38,15 @@ DTYPE = torch.float64
 def make_network(width: int, seed: int) -> nn.Sequential:
     """N(x): 1 -> width -> width -> width -> 1, tanh, Xavier-initialised from `seed`."""
     g = torch.Generator().manual_seed(seed)
-    return nn.Sequential(nn.Linear(1, width, dtype=DTYPE, generator=g), nn.Tanh(),
-                         nn.Linear(width, width, dtype=DTYPE, generator=g), nn.Tanh(),
-                         nn.Linear(width, width, dtype=DTYPE, generator=g), nn.Tanh(),
-                         nn.Linear(width, 1, dtype=DTYPE, generator=g))
+    return nn.Sequential(
+        nn.Linear(1, width, dtype=DTYPE, generator=g),
+        nn.Tanh(),
+        nn.Linear(width, width, dtype=DTYPE, generator=g),
+        nn.Tanh(),
+        nn.Linear(width, width, dtype=DTYPE, generator=g),
+        nn.Tanh(),
+        nn.Linear(width, 1, dtype=DTYPE, generator=g),
+    )
 
 
 def solution(network, x):
@@ -52,18 +57,27 @@ def solution(network, x):
 def residual_loss(network, x, source):
     """mean (u''(x) - f(x))^2, with u'' from two create_graph sweeps."""
     u = solution(network, x)
-    du, = tg.grad(u.sum(), x, create_graph=True)       # du/dx at every point (each u_i has its own x_i)
-    d2u, = tg.grad(du.sum(), x, create_graph=True)     # d2u/dx2
+    (du,) = tg.grad(
+        u.sum(), x, create_graph=True
+    )  # du/dx at every point (each u_i has its own x_i)
+    (d2u,) = tg.grad(du.sum(), x, create_graph=True)  # d2u/dx2
     return ((d2u - source) ** 2).mean()
 
 
-def train(steps: int = 3000, width: int = 32, points: int = 128, lr: float = 1e-3, seed: int = 0,
-          every: int = 500, log=print):
+def train(
+    steps: int = 3000,
+    width: int = 32,
+    points: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    every: int = 500,
+    log=print,
+):
     """Train N; return (network, the last loss)."""
     network = make_network(width, seed)
     optimizer = tg.optim.Adam(network.parameters(), lr=lr)
     x = tg.Tensor(torch.linspace(0, 1, points, dtype=DTYPE).reshape(-1, 1), requires_grad=True)
-    source = tg.Tensor(-math.pi ** 2 * torch.sin(math.pi * x.data))     # f(x) = u''(x)
+    source = tg.Tensor(-(math.pi**2) * torch.sin(math.pi * x.data))  # f(x) = u''(x)
     loss = None
     for step in range(1, steps + 1):
         loss = residual_loss(network, x, source)
@@ -86,8 +100,10 @@ def max_error(network, n: int = 1001) -> float:
 def figure(network, path: str) -> None:
     """The prediction against sin(pi x), and the pointwise error."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     x = torch.linspace(0, 1, 1001, dtype=DTYPE).reshape(-1, 1)
     with tg.no_grad():
         u = solution(network, tg.Tensor(x)).data

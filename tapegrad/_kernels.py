@@ -45,8 +45,20 @@ mse_loss_backward = _aten("mse_loss_backward") or _mse_loss_backward
 
 # --- private: the fused SGD update, and the version counter it must bump -----
 
-def _public_sgd(params, grads, momentum_buffers, *, lr, momentum, dampening, weight_decay,
-                nesterov, is_first_step, maximize=False):
+
+def _public_sgd(
+    params,
+    grads,
+    momentum_buffers,
+    *,
+    lr,
+    momentum,
+    dampening,
+    weight_decay,
+    nesterov,
+    is_first_step,
+    maximize=False,
+):
     """torch.optim.SGD's update rule, one tensor at a time, in place (any layout, any dtype)."""
     # Without momentum there are no buffers: zip over [] would update nothing.
     buffers = momentum_buffers if momentum else [None] * len(params)
@@ -64,12 +76,32 @@ def _public_sgd(params, grads, momentum_buffers, *, lr, momentum, dampening, wei
         p.add_(g, alpha=-lr)
 
 
-def _fused_sgd(params, grads, momentum_buffers, *, lr, momentum, dampening, weight_decay,
-               nesterov, is_first_step, maximize=False):
+def _fused_sgd(
+    params,
+    grads,
+    momentum_buffers,
+    *,
+    lr,
+    momentum,
+    dampening,
+    weight_decay,
+    nesterov,
+    is_first_step,
+    maximize=False,
+):
     """The same update in one torch kernel call, for tensors that `fused_sgd_takes`."""
-    torch._fused_sgd_(params, grads, momentum_buffers if momentum else [],
-                      weight_decay=weight_decay, momentum=momentum, lr=lr, dampening=dampening,
-                      nesterov=nesterov, maximize=maximize, is_first_step=is_first_step)
+    torch._fused_sgd_(
+        params,
+        grads,
+        momentum_buffers if momentum else [],
+        weight_decay=weight_decay,
+        momentum=momentum,
+        lr=lr,
+        dampening=dampening,
+        nesterov=nesterov,
+        maximize=maximize,
+        is_first_step=is_first_step,
+    )
     # The fused kernel writes the parameters without bumping their version
     # counters; bump them, so a stale tape (saved before this step) is caught.
     bump_versions(params)
@@ -101,14 +133,22 @@ def fused_sgd_takes(param, grad, buffer=None) -> bool:
     on_cpu, device = param.is_cpu, param.get_device()
     if not (on_cpu or param.is_cuda) or grad.is_cpu != on_cpu or grad.get_device() != device:
         return False
-    if buffer is not None and (buffer.dtype != dtype or buffer.is_cpu != on_cpu
-                               or buffer.get_device() != device):
+    if buffer is not None and (
+        buffer.dtype != dtype or buffer.is_cpu != on_cpu or buffer.get_device() != device
+    ):
         return False
-    if param.is_contiguous() and grad.is_contiguous() and (buffer is None or buffer.is_contiguous()):
+    if (
+        param.is_contiguous()
+        and grad.is_contiguous()
+        and (buffer is None or buffer.is_contiguous())
+    ):
         return True
     stride = param.stride()
-    return (grad.stride() == stride and (buffer is None or buffer.stride() == stride)
-            and is_dense(param))
+    return (
+        grad.stride() == stride
+        and (buffer is None or buffer.stride() == stride)
+        and is_dense(param)
+    )
 
 
 def storage_shared(t) -> bool:
@@ -137,7 +177,7 @@ def is_dense(t) -> bool:
 
 def _public_bump_versions(tensors):
     for t in tensors:
-        t.add_(0)       # any in-place op bumps the counter
+        t.add_(0)  # any in-place op bumps the counter
 
 
 bump_versions = getattr(torch._C, "_increment_version", None) or _public_bump_versions

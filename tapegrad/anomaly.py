@@ -34,7 +34,9 @@ def user_frame() -> str:
 
 
 def _bad(values: torch.Tensor) -> bool:
-    return (values.is_floating_point() or values.is_complex()) and not bool(torch.isfinite(values).all())
+    return (values.is_floating_point() or values.is_complex()) and not bool(
+        torch.isfinite(values).all()
+    )
 
 
 def check_forward(node, out, recorded: bool) -> None:
@@ -43,12 +45,16 @@ def check_forward(node, out, recorded: bool) -> None:
         node.where = where
     if _bad(out):
         what = node.describe() if recorded else f"{node.op.__name__} (not recorded)"
-        raise RuntimeError(f"anomaly: {what} produced a NaN or infinity in its output of shape "
-                           f"{tuple(out.shape)}\n  recorded at {where}")
+        raise RuntimeError(
+            f"anomaly: {what} produced a NaN or infinity in its output of shape "
+            f"{tuple(out.shape)}\n  recorded at {where}"
+        )
 
 
 def check_backward(node, position, grad) -> None:
     if _bad(grad):
-        raise RuntimeError(f"anomaly: the derivative of {node.describe()} produced a NaN or "
-                           f"infinity in the gradient of input {position}\n  recorded at "
-                           f"{getattr(node, 'where', '<recorded outside detect_anomaly>')}")
+        raise RuntimeError(
+            f"anomaly: the derivative of {node.describe()} produced a NaN or "
+            f"infinity in the gradient of input {position}\n  recorded at "
+            f"{getattr(node, 'where', '<recorded outside detect_anomaly>')}"
+        )

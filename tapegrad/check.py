@@ -40,7 +40,7 @@ from .steps import reached_nodes
 from .tape import Node, Tape
 from .tensor import Tensor
 
-LOW_PRECISION = (1e-3, 1e-2, 1e-2)     # eps, atol, rtol for ops whose output is not float64
+LOW_PRECISION = (1e-3, 1e-2, 1e-2)  # eps, atol, rtol for ops whose output is not float64
 
 
 @dataclass
@@ -49,10 +49,10 @@ class NodeCheck:
 
     index: int
     name: str
-    checked: int = 0            # elements compared, over all inputs
+    checked: int = 0  # elements compared, over all inputs
     error: float = 0.0
     ok: bool = True
-    problem: str = ""           # what is wrong, where, with the two values
+    problem: str = ""  # what is wrong, where, with the two values
 
 
 class TapeCheck:
@@ -79,20 +79,30 @@ class TapeCheck:
 
     def __str__(self):
         verdict = "all agree" if self else f"{len(self.failures)} WRONG"
-        lines = [f"check_tape: {len(self.rows)} nodes against central differences "
-                 f"(float64, eps {self.eps:g}): {verdict}",
-                 f"  {'node':<6} {'op':<18} {'elements':>8}  {'largest error':>13}  verdict"]
+        lines = [
+            f"check_tape: {len(self.rows)} nodes against central differences "
+            f"(float64, eps {self.eps:g}): {verdict}",
+            f"  {'node':<6} {'op':<18} {'elements':>8}  {'largest error':>13}  verdict",
+        ]
         for row in self.rows:
-            lines.append(f"  %{row.index:<5} {row.name:<18} {row.checked:>8}  {row.error:>13.3g}  "
-                         f"{'ok' if row.ok else 'WRONG: ' + row.problem}")
+            lines.append(
+                f"  %{row.index:<5} {row.name:<18} {row.checked:>8}  {row.error:>13.3g}  "
+                f"{'ok' if row.ok else 'WRONG: ' + row.problem}"
+            )
         return "\n".join(lines)
 
     def __repr__(self):
         return f"<TapeCheck of {len(self.rows)} nodes: {'ok' if self else 'WRONG'}>"
 
 
-def check_tape(loss, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
-               max_elements: int = 200, seed: int = 0) -> TapeCheck:
+def check_tape(
+    loss,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    max_elements: int = 200,
+    seed: int = 0,
+) -> TapeCheck:
     """Check the derivative of every node that `loss` depends on (or every node of a `Tape`).
 
     Returns a `TapeCheck`: falsy if some node's backward disagrees with
@@ -100,13 +110,14 @@ def check_tape(loss, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
     wrong nodes (index, op name, largest error, and where).
     """
     nodes = _nodes_to_check(loss)
-    values: dict = {}           # Node -> its output, recomputed in float64
+    values: dict = {}  # Node -> its output, recomputed in float64
     rows = []
     for node in nodes:
         row = NodeCheck(node.index, node.name)
         rows.append(row)
-        inputs = [values.get(item) if isinstance(item, Node) else _float64(item)
-                  for item in node.inputs]
+        inputs = [
+            values.get(item) if isinstance(item, Node) else _float64(item) for item in node.inputs
+        ]
         if any(v is None for v, item in zip(inputs, node.inputs) if isinstance(item, Node)):
             row.ok, row.problem = False, "not checked: an input node could not be recomputed"
             continue
@@ -117,7 +128,7 @@ def check_tape(loss, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
                 raise TypeError(f"forward returned a {type(out).__name__}, not a tensor")
             values[node] = _float64(out)
             _check_node(node, ctx, out, inputs, row, eps, atol, rtol, max_elements, seed)
-        except Exception as error:   # a derivative that crashes is a wrong derivative: report it
+        except Exception as error:  # a derivative that crashes is a wrong derivative: report it
             row.ok, row.problem = False, f"{type(error).__name__}: {error}"
     return TapeCheck(rows, eps)
 
@@ -135,9 +146,11 @@ def _nodes_to_check(loss) -> list:
                 stack.extend(item for item in node.inputs if isinstance(item, Node))
         return sorted(nodes, key=lambda node: node.index)
     if getattr(loss, "_node", None) is None:
-        raise ValueError("check_tape(loss): the loss was not recorded on a tape (it is a leaf, was "
-                         "computed under no_grad(), or nothing it depends on requires grad); "
-                         "pass the output of recorded ops, or a Tape")
+        raise ValueError(
+            "check_tape(loss): the loss was not recorded on a tape (it is a leaf, was "
+            "computed under no_grad(), or nothing it depends on requires grad); "
+            "pass the output of recorded ops, or a Tape"
+        )
     return reached_nodes(loss)
 
 
@@ -152,7 +165,7 @@ def _float64(item):
 def _fresh_ctx(node: Node) -> Node:
     ctx = Node(node.op)
     ctx.needs_input_grad = node.needs_input_grad
-    ctx.index = node.index          # so that errors from the op name the node
+    ctx.index = node.index  # so that errors from the op name the node
     ctx._module = node._module
     return ctx
 
@@ -179,12 +192,14 @@ def _check_node(node, ctx, out, inputs, row, eps, atol, rtol, max_elements, seed
             continue
         analytic = grads[position]
         if analytic is None:
-            analytic = torch.zeros_like(x)      # the sweep adds nothing for None
+            analytic = torch.zeros_like(x)  # the sweep adds nothing for None
         elif not isinstance(analytic, torch.Tensor) or analytic.shape != x.shape:
             row.ok = False
-            row.problem = (f"input {position}: backward returned "
-                           f"{getattr(analytic, 'shape', type(analytic).__name__)} for an input "
-                           f"of shape {tuple(x.shape)}")
+            row.problem = (
+                f"input {position}: backward returned "
+                f"{getattr(analytic, 'shape', type(analytic).__name__)} for an input "
+                f"of shape {tuple(x.shape)}"
+            )
             return
         analytic = analytic.to(torch.float64)
         analytic_flat = analytic.reshape(-1)
@@ -209,8 +224,11 @@ def _check_node(node, ctx, out, inputs, row, eps, atol, rtol, max_elements, seed
                 # a kink (relu at 0, a tie of max): any slope between the one-sided ones is
                 # a right derivative there (torch picks one), so take the nearest of them
                 numerical = min(max(got, min(left, right)), max(left, right))
-            _compare(row, got, numerical, atol, rtol,
-                     lambda: f"input {position} at {_unravel(k, x.shape)}")
+
+            def where(position=position, k=k, x=x) -> str:  # the message, made only on a failure
+                return f"input {position} at {_unravel(k, x.shape)}"
+
+            _compare(row, got, numerical, atol, rtol, where)
 
 
 def _check_direction(position, x, analytic, loss, row, eps, atol, rtol, generator) -> None:
@@ -225,10 +243,9 @@ def _check_direction(position, x, analytic, loss, row, eps, atol, rtol, generato
 def _compare(row, got, numerical, atol, rtol, where) -> None:
     error = abs(got - numerical)
     row.checked += 1
-    wrong = not error <= atol + rtol * abs(numerical)       # `not <=`: a NaN is wrong too
+    wrong = not error <= atol + rtol * abs(numerical)  # `not <=`: a NaN is wrong too
     if wrong and (row.ok or error > row.error):
-        row.problem = (f"{where()}: backward gives {got:.6g}, central differences "
-                       f"{numerical:.6g}")
+        row.problem = f"{where()}: backward gives {got:.6g}, central differences {numerical:.6g}"
     if wrong:
         row.ok = False
     if error > row.error or error != error:

@@ -1,4 +1,5 @@
-"""Error classes that are caught as both tapegrad's type and the one torch raises for the same mistake.
+"""Error classes that are caught as both tapegrad's type and the one torch raises for the same
+mistake.
 
 tapegrad names its errors by what went wrong (a wrong shape is a
 ValueError, a wrong dtype a TypeError), but code written for torch
@@ -17,7 +18,8 @@ class DtypeError(TypeError, RuntimeError):
 
 
 class DataError(TypeError, ValueError):
-    """Values that can't make a tensor (torch raises ValueError for ragged lists, TypeError else)."""
+    """Values that can't make a tensor (torch raises ValueError for ragged lists, TypeError
+    else)."""
 
 
 class ArgumentError(ValueError, RuntimeError):

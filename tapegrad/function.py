@@ -66,8 +66,10 @@ class Function:
         raise NotImplementedError("a Function subclass must define backward(ctx, grad_output)")
 
     def __init__(self, *args, **kwargs):
-        raise TypeError(f"{type(self).__name__} is used as {type(self).__name__}.apply(...), "
-                        "not instantiated (as with torch.autograd.Function)")
+        raise TypeError(
+            f"{type(self).__name__} is used as {type(self).__name__}.apply(...), "
+            "not instantiated (as with torch.autograd.Function)"
+        )
 
     @classmethod
     def apply(cls, *args):
@@ -76,26 +78,28 @@ class Function:
         # arguments, then the forward, then a handful of slot writes.
         recording = _state.recording
         raw = []
-        inputs = []     # per input: its Node, a leaf Tensor, or the constant itself
+        inputs = []  # per input: its Node, a leaf Tensor, or the constant itself
         needs = []
         tape = None
         for arg in args:
             if isinstance(arg, Tensor):
                 raw.append(arg._data)
                 node = arg._node
-                inputs.append(arg if node is None else node)    # a leaf, or the op that made it
-                needs.append(arg._requires_grad)                # (always True for an op's output)
+                inputs.append(arg if node is None else node)  # a leaf, or the op that made it
+                needs.append(arg._requires_grad)  # (always True for an op's output)
                 if node is not None and recording:
-                    version = node._out_version     # None unless the output is a view
+                    version = node._out_version  # None unless the output is a view
                     if version is not None and arg._data._version != version:
                         raise _changed_view_error(cls, node)
                     own = arg._tape
-                    if own is not tape:     # the first input's tape, or two tapes meeting
+                    if own is not tape:  # the first input's tape, or two tapes meeting
                         fresh = tape is None and own._merged_into is None
                         tape = own if fresh else _tape_of(arg, tape)
             else:
                 if isinstance(arg, torch.Tensor) and arg.requires_grad:
-                    arg = arg.detach()  # a torch-tracked constant would make torch record the forward
+                    arg = (
+                        arg.detach()
+                    )  # a torch-tracked constant would make torch record the forward
                 raw.append(arg)
                 inputs.append(arg)
                 needs.append(False)
@@ -107,18 +111,21 @@ class Function:
             out = cls.forward(ctx, *raw)
         except (RuntimeError, ValueError, TypeError, IndexError, AttributeError) as error:
             raise _forward_error(cls, error, raw) from error
-        if cls.check_grad_shapes:      # a user op: its checks, and torch's extras
+        if cls.check_grad_shapes:  # a user op: its checks, and torch's extras
             _check_reserved(cls, ctx)
             if out.__class__ is tuple or "_non_differentiable" in ctx.__dict__:
                 return _apply_extras(cls, ctx, out, raw, inputs, tape, record)
         if not isinstance(out, torch.Tensor):
             hint = ""
             if isinstance(out, Tensor):
-                hint = (" (a tapegrad Tensor: forward computed with one it got inside a list or "
-                        "tuple argument, which apply passes on as it is; pass each tensor as an "
-                        "argument of apply of its own)")
-            raise TypeError(f"{cls.__name__}.forward must return a torch.Tensor, "
-                            f"got {type(out).__name__}{hint}")
+                hint = (
+                    " (a tapegrad Tensor: forward computed with one it got inside a list or "
+                    "tuple argument, which apply passes on as it is; pass each tensor as an "
+                    "argument of apply of its own)"
+                )
+            raise TypeError(
+                f"{cls.__name__}.forward must return a torch.Tensor, got {type(out).__name__}{hint}"
+            )
 
         if not record:
             if _state.anomaly:
@@ -144,14 +151,14 @@ def _record(ctx, out, inputs, tape) -> Tensor:
     if dtype.is_complex:
         raise _complex_error(ctx)
     ctx._module = _state.module
-    ctx._out_id = id(out)   # which saved tensor is this output: see sweep's create_graph
+    ctx._out_id = id(out)  # which saved tensor is this output: see sweep's create_graph
     # A view whose memory changes later (an in-place op on its base) is refused when used.
     ctx._out_version = None if out._base is None else out._version
     ctx.value = out if tape.keep_values else None
     deriving = _state.deriving
-    if deriving is not None:    # recorded by a create_graph sweep: part of that node's derivative
+    if deriving is not None:  # recorded by a create_graph sweep: part of that node's derivative
         ctx.derivative_of = deriving
-    if _state.anomaly:      # before appending: a refused node leaves the tape as it was
+    if _state.anomaly:  # before appending: a refused node leaves the tape as it was
         anomaly.check_forward(ctx, out, recorded=True)
     nodes.append(ctx)
     if blocks:
@@ -171,21 +178,26 @@ def _apply_extras(cls, ctx, out, raw, inputs, tape, record):
     outs = out if out.__class__ is tuple else (out,)
     for position, o in enumerate(outs):
         if not isinstance(o, torch.Tensor):
-            raise TypeError(f"{cls.__name__}.forward must return a torch.Tensor or a tuple of "
-                            f"them, got a {type(o).__name__} as output {position}")
+            raise TypeError(
+                f"{cls.__name__}.forward must return a torch.Tensor or a tuple of "
+                f"them, got a {type(o).__name__} as output {position}"
+            )
     frozen = ctx.__dict__.get("_non_differentiable", ())
-    live = [all(o is not f for f in frozen) and (o.is_floating_point() or o.is_complex())
-            for o in outs]
+    live = [
+        all(o is not f for f in frozen) and (o.is_floating_point() or o.is_complex()) for o in outs
+    ]
     if not record or not any(live):
         wrapped = tuple(Tensor._wrap(o) for o in outs)
         return wrapped if out.__class__ is tuple else wrapped[0]
     ctx.op = _several_outputs(cls)
     ctx.outputs = tuple((o.shape, o.dtype, o.device, alive) for o, alive in zip(outs, live))
     parent = _record(ctx, outs[0], inputs, tape)
-    ctx._out_id = None          # its outputs are those of its OutputOf nodes
+    ctx._out_id = None  # its outputs are those of its OutputOf nodes
     ctx.shape = outs[0].shape if len(outs) == 1 else torch.Size([len(outs)])
-    results = tuple(OutputOf.apply(parent, position, o) if alive else Tensor._wrap(o)
-                    for position, (o, alive) in enumerate(zip(outs, live)))
+    results = tuple(
+        OutputOf.apply(parent, position, o) if alive else Tensor._wrap(o)
+        for position, (o, alive) in enumerate(zip(outs, live))
+    )
     return results if out.__class__ is tuple else results[0]
 
 
@@ -208,7 +220,8 @@ class OutputOf(Function):
 
 
 class Parts:
-    """The gradients a multi-output node's outputs sent so far (None where none yet); ``+`` merges."""
+    """The gradients a multi-output node's outputs sent so far (None where none yet); ``+``
+    merges."""
 
     __slots__ = ("grads",)
 
@@ -238,18 +251,26 @@ class Parts:
         return result
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _several_outputs(cls):
     """`cls` with a backward that unpacks the gathered `Parts` into one gradient per output."""
     user_backward = cls.backward
 
     def backward(ctx, parts):
         return user_backward(ctx, *parts.values(ctx))
+
     if getattr(user_backward, "once_differentiable", False):
         backward.once_differentiable = True
-    return type(cls.__name__, (cls,), {"backward": staticmethod(backward), "__doc__": cls.__doc__,
-                                       "__module__": cls.__module__,
-                                       "__qualname__": cls.__qualname__})
+    return type(
+        cls.__name__,
+        (cls,),
+        {
+            "backward": staticmethod(backward),
+            "__doc__": cls.__doc__,
+            "__module__": cls.__module__,
+            "__qualname__": cls.__qualname__,
+        },
+    )
 
 
 def _complex_error(ctx) -> TypeError:
@@ -258,7 +279,8 @@ def _complex_error(ctx) -> TypeError:
         "derivatives are written for real numbers, and torch's convention for complex ones "
         "(conjugate Wirtinger derivatives) would need conjugates in every rule. Work on the real "
         "and imaginary parts as two real tensors, or compute under tapegrad.no_grad(). (Complex "
-        "parameters with gradients you set yourself are fine for the optimizers.)")
+        "parameters with gradients you set yourself are fine for the optimizers.)"
+    )
 
 
 def _changed_view_error(cls, node) -> RuntimeError:
@@ -267,7 +289,8 @@ def _changed_view_error(cls, node) -> RuntimeError:
         "memory, and that memory was changed in place after the view was taken (e.g. "
         "base[index] = value, or base += 1): the view's values changed but its tape entry did "
         "not, so its gradient would be wrong. Take the view again after the change (or clone "
-        "it before)")
+        "it before)"
+    )
 
 
 def _tape_of(tensor: Tensor, tape: Tape | None) -> Tape:
@@ -277,7 +300,7 @@ def _tape_of(tensor: Tensor, tape: Tape | None) -> Tape:
         own = tensor._tape = resolve(own)
     if tape is None or tape is own:
         return own
-    return join(resolve(tape), own)     # inputs from two computations: one op joins them
+    return join(resolve(tape), own)  # inputs from two computations: one op joins them
 
 
 def once_differentiable(backward):
@@ -292,22 +315,34 @@ def once_differentiable(backward):
     a second-order sweep that then reaches its result raises an error naming
     the op, instead of giving a silently wrong (zero) second derivative.
     """
+
     @functools.wraps(backward)
     def wrapper(*args, **kwargs):
         return backward(*args, **kwargs)
+
     wrapper.once_differentiable = True
     return wrapper
 
 
-_RESERVED = ("inputs", "index", "seq", "shape", "dtype", "value", "outputs")  # (ctx.module refuses itself)
+_RESERVED = (
+    "inputs",
+    "index",
+    "seq",
+    "shape",
+    "dtype",
+    "value",
+    "outputs",
+)  # (ctx.module refuses itself)
 
 
 def _check_reserved(cls, ctx) -> None:
     """A user op must not overwrite the node's own fields (it would corrupt the tape)."""
     for name in _RESERVED:
         if hasattr(ctx, name):
-            raise AttributeError(f"{cls.__name__}.forward set ctx.{name}, a name the tape node uses "
-                                 f"itself; store it under another name (e.g. ctx.my_{name})")
+            raise AttributeError(
+                f"{cls.__name__}.forward set ctx.{name}, a name the tape node uses "
+                f"itself; store it under another name (e.g. ctx.my_{name})"
+            )
 
 
 def _forward_error(cls, error: Exception, raw) -> Exception:
@@ -316,28 +351,43 @@ def _forward_error(cls, error: Exception, raw) -> Exception:
     Runs only when a forward failed, so the checks cost the hot path nothing.
     """
     kind = type(error)
-    odd = [type(v).__name__ for v in raw if v is None or isinstance(v, (str, bytes, list, dict, set))]
+    odd = [
+        type(v).__name__ for v in raw if v is None or isinstance(v, (str, bytes, list, dict, set))
+    ]
     hint = ""
-    if odd and isinstance(error, (TypeError, AttributeError)) and any(name in str(error)
-                                                                       for name in odd):
+    if (
+        odd
+        and isinstance(error, (TypeError, AttributeError))
+        and any(name in str(error) for name in odd)
+    ):
         # e.g. x + "1", x @ [[1.0], [2.0]], or None from a function that forgot to return
         kind = TypeError
-        hint = (f"\n  an input is a {odd[0]}: where a tensor is expected, pass a tapegrad Tensor "
-                "or a number (build one with tapegrad.tensor(...))")
+        hint = (
+            f"\n  an input is a {odd[0]}: where a tensor is expected, pass a tapegrad Tensor "
+            "or a number (build one with tapegrad.tensor(...))"
+        )
     else:
         tensors = [v for v in raw if isinstance(v, torch.Tensor)]
         devices = sorted({str(t.device) for t in tensors})
         if len(devices) > 1:
-            hint = (f"\n  the inputs are on different devices ({', '.join(devices)}); move them to "
-                    "one device with .to(device) (for a model: model.to(device))")
-        elif (isinstance(error, RuntimeError) and "must match the size" in str(error)
-              and len(tensors) > 1 and not _broadcastable(tensors)):
+            hint = (
+                f"\n  the inputs are on different devices ({', '.join(devices)}); move them to "
+                "one device with .to(device) (for a model: model.to(device))"
+            )
+        elif (
+            isinstance(error, RuntimeError)
+            and "must match the size" in str(error)
+            and len(tensors) > 1
+            and not _broadcastable(tensors)
+        ):
             shapes = " and ".join(str(tuple(t.shape)) for t in tensors)
-            hint = (f"\n  shapes {shapes} do not broadcast: aligned from the right, each pair of "
-                    "sizes must be equal or one of them 1; reshape or index an input so they agree")
+            hint = (
+                f"\n  shapes {shapes} do not broadcast: aligned from the right, each pair of "
+                "sizes must be equal or one of them 1; reshape or index an input so they agree"
+            )
     try:
         return kind(f"{cls.__name__}: {error}\n  inputs: {_describe(raw)}{hint}")
-    except TypeError:       # an exception class with a constructor of its own
+    except TypeError:  # an exception class with a constructor of its own
         return RuntimeError(f"{cls.__name__}: {error}\n  inputs: {_describe(raw)}{hint}")
 
 
@@ -353,8 +403,10 @@ def _describe(raw) -> str:
     parts = []
     for value in raw:
         if isinstance(value, torch.Tensor):
-            parts.append(f"tensor{tuple(value.shape)} {str(value.dtype).replace('torch.', '')}"
-                         f"{'' if value.device.type == 'cpu' else ' on ' + str(value.device)}")
+            parts.append(
+                f"tensor{tuple(value.shape)} {str(value.dtype).replace('torch.', '')}"
+                f"{'' if value.device.type == 'cpu' else ' on ' + str(value.device)}"
+            )
         else:
             parts.append(repr(value))
     return ", ".join(parts)
@@ -375,8 +427,10 @@ class OnceDifferentiable(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        raise RuntimeError(f"a second-order sweep reached the derivative of {ctx.reason}: that "
-                           "derivative was computed outside the tape, so it can't be "
-                           "differentiated again. Write the op's backward with tensor methods "
-                           "and operators on what it gets (ctx.saved_tensors, grad_output) so that "
-                           "tapegrad can record it")
+        raise RuntimeError(
+            f"a second-order sweep reached the derivative of {ctx.reason}: that "
+            "derivative was computed outside the tape, so it can't be "
+            "differentiated again. Write the op's backward with tensor methods "
+            "and operators on what it gets (ctx.saved_tensors, grad_output) so that "
+            "tapegrad can record it"
+        )

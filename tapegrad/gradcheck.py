@@ -37,13 +37,15 @@ def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 
     args = [_as_float64_leaf(a) for a in inputs]
     checked = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
     if not checked:
-        raise ValueError("gradcheck: no input requires grad; pass tensors made with "
-                         "requires_grad=True")
+        raise ValueError(
+            "gradcheck: no input requires grad; pass tensors made with requires_grad=True"
+        )
     return _check(fn, args, checked, eps, atol, rtol, "gradcheck", "the tape's gradient", no_grad)
 
 
-def gradgradcheck(fn, *inputs, grad_outputs=None, eps: float = 1e-6, atol: float = 1e-5,
-                  rtol: float = 1e-3) -> bool:
+def gradgradcheck(
+    fn, *inputs, grad_outputs=None, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3
+) -> bool:
     """Return True if the second derivatives of `fn(*inputs)` match finite differences.
 
     The first derivative is computed with ``tapegrad.grad(..., create_graph=True)``
@@ -53,37 +55,63 @@ def gradgradcheck(fn, *inputs, grad_outputs=None, eps: float = 1e-6, atol: float
     whose own derivative is wrong (found with `check_tape`).
     """
     from .sweep import grad
+
     args = [_as_float64_leaf(a) for a in inputs]
     checked = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
     if not checked:
-        raise ValueError("gradgradcheck: no input requires grad; pass tensors made with "
-                         "requires_grad=True")
+        raise ValueError(
+            "gradgradcheck: no input requires grad; pass tensors made with requires_grad=True"
+        )
     outputs = _outputs(fn, args)
     if grad_outputs is None:
         generator = torch.Generator().manual_seed(1)
-        grad_outputs = [torch.randn(o.shape, dtype=torch.float64, generator=generator)
-                        for o in outputs]
+        grad_outputs = [
+            torch.randn(o.shape, dtype=torch.float64, generator=generator) for o in outputs
+        ]
     elif isinstance(grad_outputs, (Tensor, torch.Tensor)):
         grad_outputs = [grad_outputs]
-    us = [Tensor(u.data.detach().to(torch.float64).clone() if isinstance(u, Tensor)
-                 else u.detach().to(torch.float64).clone(), requires_grad=True) for u in grad_outputs]
+    us = [
+        Tensor(
+            u.data.detach().to(torch.float64).clone()
+            if isinstance(u, Tensor)
+            else u.detach().to(torch.float64).clone(),
+            requires_grad=True,
+        )
+        for u in grad_outputs
+    ]
     n = len(args)
 
     def first_derivative(*values):
         xs, u = list(values[:n]), list(values[n:])
         outs = [o for o in _outputs(fn, xs)]
         pairs = [(o, g) for o, g in zip(outs, u) if o.requires_grad]
-        grads = grad([o for o, _ in pairs], [xs[i] for i in checked], [g for _, g in pairs],
-                     create_graph=True, allow_unused=True)
-        return tuple(g if g is not None else Tensor._wrap(torch.zeros_like(xs[i].data))
-                     for g, i in zip(grads, checked))
+        grads = grad(
+            [o for o, _ in pairs],
+            [xs[i] for i in checked],
+            [g for _, g in pairs],
+            create_graph=True,
+            allow_unused=True,
+        )
+        return tuple(
+            g if g is not None else Tensor._wrap(torch.zeros_like(xs[i].data))
+            for g, i in zip(grads, checked)
+        )
 
     all_args = args + us
     all_checked = checked + list(range(n, n + len(us)))
     try:
         # (the first derivative must record even when only its values are wanted)
-        return _check(first_derivative, all_args, all_checked, eps, atol, rtol, "gradgradcheck",
-                      "the second derivative", enable_grad)
+        return _check(
+            first_derivative,
+            all_args,
+            all_checked,
+            eps,
+            atol,
+            rtol,
+            "gradgradcheck",
+            "the second derivative",
+            enable_grad,
+        )
     except GradcheckError as error:
         culprit = _culprit(first_derivative, all_args)
         raise GradcheckError(f"{error}{culprit}") from None
@@ -92,8 +120,10 @@ def gradgradcheck(fn, *inputs, grad_outputs=None, eps: float = 1e-6, atol: float
 def _culprit(first_derivative, args) -> str:
     """Which node of the first derivative's tape has a wrong derivative, if check_tape finds one."""
     from .check import check_tape
-    leaves = [Tensor(a.data.clone(), requires_grad=True) if isinstance(a, Tensor) else a
-              for a in args]
+
+    leaves = [
+        Tensor(a.data.clone(), requires_grad=True) if isinstance(a, Tensor) else a for a in args
+    ]
     outs = [o for o in first_derivative(*leaves) if o.requires_grad]
     reports = [check_tape(o.sum()) for o in outs]
     wrong = [row for report in reports for row in report.failures]
@@ -106,21 +136,30 @@ def _culprit(first_derivative, args) -> str:
 def _check(fn, args, checked, eps, atol, rtol, caller, what, mode) -> bool:
     outs = _outputs(fn, args)
     if not any(o.requires_grad for o in outs):
-        raise GradcheckError(f"{caller}: the output does not depend on any input that requires grad")
+        raise GradcheckError(
+            f"{caller}: the output does not depend on any input that requires grad"
+        )
     generator = torch.Generator().manual_seed(0)
     weights = [torch.randn(o.shape, dtype=torch.float64, generator=generator) for o in outs]
     for i in checked:
         args[i].grad = None
     live = [(o, w.to(o.dtype)) for o, w in zip(outs, weights) if o.requires_grad]
     from .sweep import backward
+
     backward([o for o, _ in live], [w for _, w in live])
-    analytic = {i: (args[i].grad if args[i].grad is not None else torch.zeros_like(args[i].data))
-                for i in checked}
+    analytic = {
+        i: (args[i].grad if args[i].grad is not None else torch.zeros_like(args[i].data))
+        for i in checked
+    }
 
     def loss() -> float:
         with mode():
-            return float(sum((o.data.to(torch.float64) * w).sum()
-                             for o, w in zip(_outputs(fn, args), weights)))
+            return float(
+                sum(
+                    (o.data.to(torch.float64) * w).sum()
+                    for o, w in zip(_outputs(fn, args), weights)
+                )
+            )
 
     for i in checked:
         flat = args[i].data.view(-1)
@@ -139,12 +178,13 @@ def _check(fn, args, checked, eps, atol, rtol, caller, what, mode) -> bool:
                 raise GradcheckError(
                     f"{caller}: input {i} at index {where}: {what} is {got:.8g}, finite "
                     f"differences give {numerical:.8g} (difference {got - numerical:.3g}, "
-                    f"allowed {atol + rtol * abs(numerical):.3g})")
+                    f"allowed {atol + rtol * abs(numerical):.3g})"
+                )
     return True
 
 
 def _as_float64_leaf(a):
-    if isinstance(a, Tensor):       # contiguous: elements are perturbed one by one through view(-1)
+    if isinstance(a, Tensor):  # contiguous: elements are perturbed one by one through view(-1)
         data = a.data.detach().to(torch.float64).clone(memory_format=torch.contiguous_format)
         return Tensor(data, requires_grad=a.requires_grad)
     return a
@@ -155,6 +195,8 @@ def _outputs(fn, args) -> list:
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
     for o in outs:
         if not isinstance(o, Tensor):
-            raise TypeError(f"gradcheck: fn must return a tapegrad Tensor (or a tuple of them), "
-                            f"got {type(o).__name__}")
+            raise TypeError(
+                f"gradcheck: fn must return a tapegrad Tensor (or a tuple of them), "
+                f"got {type(o).__name__}"
+            )
     return outs

@@ -45,10 +45,14 @@ class RemovableHandle:
 def register(tensor, hook) -> RemovableHandle:
     """Register `hook` on `tensor` (see `Tensor.register_hook`)."""
     if not callable(hook):
-        raise TypeError(f"register_hook takes a function of the gradient, got {type(hook).__name__}")
+        raise TypeError(
+            f"register_hook takes a function of the gradient, got {type(hook).__name__}"
+        )
     if not tensor.requires_grad:
-        raise RuntimeError("cannot register a hook on a tensor that doesn't require grad: no "
-                           "gradient will ever reach it. Create it with requires_grad=True")
+        raise RuntimeError(
+            "cannot register a hook on a tensor that doesn't require grad: no "
+            "gradient will ever reach it. Create it with requires_grad=True"
+        )
     node = tensor.node
     if node is not None:
         if node.hooks is None:
@@ -58,8 +62,10 @@ def register(tensor, hook) -> RemovableHandle:
         key = id(tensor)
         entry = leaf_hooks.get(key)
         if entry is None or entry[0]() is not tensor:
-            def forget(_, key: int = key) -> None:     # the leaf is gone: so are its hooks
+
+            def forget(_, key: int = key) -> None:  # the leaf is gone: so are its hooks
                 leaf_hooks.pop(key, None)
+
             entry = leaf_hooks[key] = (weakref.ref(tensor, forget), [])
         hooks = entry[1]
     hooks.append(hook)
@@ -86,16 +92,20 @@ def run(hooks, grad, where: str, wrap=None):
         result = hook(grad)
         if result is None:
             continue
-        if isinstance(grad, torch.Tensor):          # the ordinary sweep: torch tensors
+        if isinstance(grad, torch.Tensor):  # the ordinary sweep: torch tensors
             result = getattr(result, "_data", result)
-        elif isinstance(result, torch.Tensor):      # create_graph: a constant replacement
+        elif isinstance(result, torch.Tensor):  # create_graph: a constant replacement
             result = wrap(result)
         if not hasattr(result, "shape"):
-            raise TypeError(f"hook {getattr(hook, '__name__', hook)!r} on {where} returned a "
-                            f"{type(result).__name__}; return a tensor shaped like the gradient, or None")
+            raise TypeError(
+                f"hook {getattr(hook, '__name__', hook)!r} on {where} returned a "
+                f"{type(result).__name__}; return a tensor shaped like the gradient, or None"
+            )
         if result.shape != grad.shape:
-            raise ShapeError(f"hook {getattr(hook, '__name__', hook)!r} on {where} changed the "
-                             f"gradient's shape from {tuple(grad.shape)} to {tuple(result.shape)}; "
-                             "return a gradient of the same shape")
+            raise ShapeError(
+                f"hook {getattr(hook, '__name__', hook)!r} on {where} changed the "
+                f"gradient's shape from {tuple(grad.shape)} to {tuple(result.shape)}; "
+                "return a gradient of the same shape"
+            )
         grad = result
     return grad

@@ -1,11 +1,13 @@
 """`print(tape)`: the Wengert list as text, one line per node.
 
-    Tape of 7 nodes
-      %0 = LinearFunction(input(10, 2), Linear0.weight, Linear0.bias)  -> (10, 25)    mean 0.0113  [-0.583, 0.585]
-      %1 = ReLU(%0)                                                    -> (10, 25)    mean 0.0878  [0, 0.585]
-      ...
-      %6 = MSEFunction(%5, input(10, 1), reduction=1)                  -> ()          0.666
+For the README's first example, ``y = (x @ w).tanh().sum()`` with x and w leaves:
 
+    Tape of 3 nodes
+      %0 = MatMul(leaf(2, 2), leaf(2, 1))  -> (2, 1)      mean -2  [-2.5, -1.5]
+      %1 = Tanh(%0)                        -> (2, 1)      mean -0.946  [-0.987, -0.905]
+      %2 = Sum(%1)                         -> ()          -1.892
+
+Each line: the op and its inputs, the output's shape, and a summary of its values.
 `%i` is the output of tape node i. A leaf is written by its name where one
 is known, else as ``leaf(shape)`` (requires grad) or ``input(shape)``:
 
@@ -29,8 +31,8 @@ import torch
 
 from .tape import Node, Tape
 
-MAX_HEAD = 64           # longer `%i = Op(...)` parts push their own line's columns right
-_MAX_CONSTANT = 24      # a constant's repr is cut after this many characters
+MAX_HEAD = 64  # longer `%i = Op(...)` parts push their own line's columns right
+_MAX_CONSTANT = 24  # a constant's repr is cut after this many characters
 
 
 def summarize(value) -> str:
@@ -49,6 +51,7 @@ def summarize(value) -> str:
 
 # --- names of leaves ------------------------------------------------------------
 
+
 def parameter_names(model) -> dict:
     """{id(parameter): dotted name} for a module, {} for None."""
     if model is None:
@@ -57,17 +60,21 @@ def parameter_names(model) -> dict:
 
 
 def module_parameter_names(tape) -> dict:
-    """{id(parameter): 'Linear0.weight'} for the parameters that the tape's modules fed to their ops.
+    """{id(parameter): 'Linear0.weight'} for the parameters that the tape's modules fed to their
+    ops.
 
     A node knows the module whose forward recorded it, and a module knows its
     own parameters by attribute name; modules of one class are numbered in
     the order the tape meets them (no number when the class appears once).
     """
-    modules = {}            # id -> module, in the order the tape meets them (a set: deep tapes)
+    modules = {}  # id -> module, in the order the tape meets them (a set: deep tapes)
     for node in tape:
         module = node.module
-        if module is not None and id(module) not in modules \
-                and (getattr(module, "_parameters", None) or getattr(module, "_buffers", None)):
+        if (
+            module is not None
+            and id(module) not in modules
+            and (getattr(module, "_parameters", None) or getattr(module, "_buffers", None))
+        ):
             modules[id(module)] = module
     classes = [type(m).__name__ for m in modules.values()]
     totals = Counter(classes)
@@ -81,7 +88,7 @@ def module_parameter_names(tape) -> dict:
             if param is not None:
                 names.setdefault(id(param), f"{label}.{attribute}")
         for attribute, buffer in getattr(module, "_buffers", {}).items():
-            if buffer is not None:          # an op takes a buffer's torch tensor (running stats)
+            if buffer is not None:  # an op takes a buffer's torch tensor (running stats)
                 names.setdefault(id(getattr(buffer, "_data", buffer)), f"{label}.{attribute}")
     return names
 
@@ -124,7 +131,7 @@ def _argument_names(op) -> list | None:
         except (TypeError, ValueError):
             params = None
         names: list | None = None
-        if params is not None:      # names up to a *args (Cat's forward(ctx, dim, *tensors))
+        if params is not None:  # names up to a *args (Cat's forward(ctx, dim, *tensors))
             names = []
             for p in params:
                 if p.kind is p.VAR_POSITIONAL:
@@ -146,45 +153,52 @@ def constants_text(node: Node) -> list:
     for position, item in enumerate(node.inputs):
         if is_tensor_input(item):
             continue
-        name, default = (names[position] if names and position < len(names)
-                         else (None, inspect.Parameter.empty))
+        name, default = (
+            names[position] if names and position < len(names) else (None, inspect.Parameter.empty)
+        )
         if default is not inspect.Parameter.empty and _same(item, default):
             continue
         text = _constant_repr(item)
         if len(text) > _MAX_CONSTANT:
-            text = text[:_MAX_CONSTANT - 1] + "…"
+            text = text[: _MAX_CONSTANT - 1] + "…"
         # a number operand reads best bare (Mul(%0, 2)); settings read best named (dim=1)
-        bare = name is None or (isinstance(item, (int, float)) and not isinstance(item, bool)
-                                and default is inspect.Parameter.empty and len(name) == 1)
+        bare = name is None or (
+            isinstance(item, (int, float))
+            and not isinstance(item, bool)
+            and default is inspect.Parameter.empty
+            and len(name) == 1
+        )
         parts.append(text if bare else f"{name}={text}")
     return parts
 
 
 def _constant_repr(item) -> str:
-    """repr, but slices as Python writes them in an index: (1:, ::2) rather than (slice(1, None, None), ...)."""
+    """repr, but slices as Python writes them in an index: (1:, ::2) rather than
+    (slice(1, None, None), ...)."""
     if isinstance(item, slice):
         parts = ["" if v is None else repr(v) for v in (item.start, item.stop, item.step)]
         return ":".join(parts[:2] if item.step is None else parts)
     if isinstance(item, tuple) and any(isinstance(i, slice) for i in item):
         return "(" + ", ".join(_constant_repr(i) for i in item) + ")"
     if isinstance(item, torch.Size):
-        return repr(tuple(item))            # (3, 2), not torch.Size([3, 2])
+        return repr(tuple(item))  # (3, 2), not torch.Size([3, 2])
     return repr(item)
 
 
 def _same(a, b) -> bool:
     try:
         return type(a) is type(b) and bool(a == b)
-    except Exception:       # an argument whose == is not a plain bool: show it
+    except Exception:  # an argument whose == is not a plain bool: show it
         return False
 
 
 # --- lines ----------------------------------------------------------------------------
 
+
 def node_call(node: Node, names: dict | None = None) -> str:
     """'%3 = ReLU(%2)': the node as the assignment of a Wengert list."""
     names = names or {}
-    if "position" in node.__dict__ and node.name == "OutputOf":    # an op with several outputs
+    if "position" in node.__dict__ and node.name == "OutputOf":  # an op with several outputs
         return f"%{node.index} = output {node.__dict__['position']} of %{node.inputs[0].index}"
     args = [input_label(item, names) for item in node.inputs if is_tensor_input(item)]
     args += constants_text(node)
@@ -232,17 +246,27 @@ def format_tape(tape, model=None, names: dict | None = None) -> str:
     lines = [title] + ["  " + format_node(node, labels, width) for node in tape]
     derivative = sum(1 for node in tape if node.derivative_of is not None)
     if derivative:
-        lines.append(f"  ({derivative} node{'s' if derivative != 1 else ''} recorded by a "
-                     "create_graph=True sweep, each marked with the node whose derivative it "
-                     "computes)")
+        lines.append(
+            f"  ({derivative} node{'s' if derivative != 1 else ''} recorded by a "
+            "create_graph=True sweep, each marked with the node whose derivative it "
+            "computes)"
+        )
     here = {id(node) for node in tape}
-    outside = sorted({item.index for node in tape for item in node.inputs
-                      if isinstance(item, Node) and id(item) not in here})
+    outside = sorted(
+        {
+            item.index
+            for node in tape
+            for item in node.inputs
+            if isinstance(item, Node) and id(item) not in here
+        }
+    )
     if outside:
         listed = ", ".join(f"%{i}" for i in outside)
-        lines.append(f"  ({listed}: recorded outside this tape's block, on the computation's own "
-                     "tape, y.tape)")
+        lines.append(
+            f"  ({listed}: recorded outside this tape's block, on the computation's own "
+            "tape, y.tape)"
+        )
     return "\n".join(lines)
 
 
-Tape.formatter = staticmethod(format_tape)      # print(tape), tape.format(): see Tape
+Tape.formatter = staticmethod(format_tape)  # print(tape), tape.format(): see Tape

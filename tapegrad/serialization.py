@@ -30,7 +30,7 @@ import torch
 from .tensor import Tensor
 
 _CONTAINERS = (dict, list, tuple)
-_PLAIN = (bool, str, int, float, type(None))     # bool first: a bool is an int
+_PLAIN = (bool, str, int, float, type(None))  # bool first: a bool is an int
 
 
 def save(obj, path) -> None:
@@ -44,19 +44,23 @@ def save(obj, path) -> None:
     """
     state = obj.state_dict() if hasattr(obj, "state_dict") else obj
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
-        raise TypeError(f"tapegrad.save takes a Module or a dict (a state dict {{name: tensor}} "
-                        "or a checkpoint dict with str keys), or anything with a state_dict() "
-                        f"such as an optimizer; got {type(obj).__name__}")
+        raise TypeError(
+            f"tapegrad.save takes a Module or a dict (a state dict {{name: tensor}} "
+            "or a checkpoint dict with str keys), or anything with a state_dict() "
+            f"such as an optimizer; got {type(obj).__name__}"
+        )
     if not any(isinstance(value, _CONTAINERS) for value in state.values()):
         for name, value in state.items():
             if not isinstance(value, (Tensor, torch.Tensor)):
-                raise TypeError(f"tapegrad.save: {name!r} is a {type(value).__name__}, not a "
-                                "tensor: a dict of tensors is a state dict and holds only "
-                                "tensors. Save other values in a checkpoint: {'model': "
-                                f"model.state_dict(), {name!r}: ...}}")
+                raise TypeError(
+                    f"tapegrad.save: {name!r} is a {type(value).__name__}, not a "
+                    "tensor: a dict of tensors is a state dict and holds only "
+                    "tensors. Save other values in a checkpoint: {'model': "
+                    f"model.state_dict(), {name!r}: ...}}"
+                )
     clean = _plain(state, "", {}, set())
     if not isinstance(path, (str, os.PathLike)):
-        torch.save(clean, path)         # a file object: torch writes to it
+        torch.save(clean, path)  # a file object: torch writes to it
         return
     partial = f"{os.fspath(path)}.partial"
     try:
@@ -72,30 +76,37 @@ def _plain(value, where: str, copies: dict, open_containers: set):
     if isinstance(value, Tensor):
         value = value.data
     if isinstance(value, torch.Tensor):
-        if id(value) not in copies:     # a tensor saved twice stays one tensor
+        if id(value) not in copies:  # a tensor saved twice stays one tensor
             copies[id(value)] = (value, value.detach().clone())
         return copies[id(value)][1]
     if value is None:
         return None
-    for kind in (bool, str, int, float):    # bool first: a bool is an int
+    for kind in (bool, str, int, float):  # bool first: a bool is an int
         if isinstance(value, kind):
             return value if type(value) is kind else kind(value)
     if not isinstance(value, _CONTAINERS):
-        raise TypeError(f"tapegrad.save: {where or 'the checkpoint'} is a {type(value).__name__}, "
-                        "which tapegrad.load could not read back: a checkpoint holds only dicts, "
-                        "lists and tuples of tensors, str, int, float, bool and None")
+        raise TypeError(
+            f"tapegrad.save: {where or 'the checkpoint'} is a {type(value).__name__}, "
+            "which tapegrad.load could not read back: a checkpoint holds only dicts, "
+            "lists and tuples of tensors, str, int, float, bool and None"
+        )
     if id(value) in open_containers:
         raise ValueError(f"tapegrad.save: {where} contains itself")
     open_containers.add(id(value))
     if isinstance(value, dict):
         for key in value:
             if not isinstance(key, (str, int, float, bool, type(None))):
-                raise TypeError(f"tapegrad.save: {where or 'the checkpoint'} has a key of type "
-                                f"{type(key).__name__} ({key!r}); keys must be str, int, float, "
-                                "bool or None")
-        result = {_plain(k, where, copies, open_containers): _plain(v, f"{where}[{k!r}]", copies,
-                                                                    open_containers)
-                  for k, v in value.items()}
+                raise TypeError(
+                    f"tapegrad.save: {where or 'the checkpoint'} has a key of type "
+                    f"{type(key).__name__} ({key!r}); keys must be str, int, float, "
+                    "bool or None"
+                )
+        result = {
+            _plain(k, where, copies, open_containers): _plain(
+                v, f"{where}[{k!r}]", copies, open_containers
+            )
+            for k, v in value.items()
+        }
     else:
         items = [_plain(v, f"{where}[{i}]", copies, open_containers) for i, v in enumerate(value)]
         result = items if isinstance(value, list) else tuple(items)  # type: ignore[assignment]
@@ -111,7 +122,7 @@ def load(path, map_location=None) -> dict:
     than plain data and tensors (never run), or one that is not a state
     dict or checkpoint dict as described in this module's docstring.
     """
-    if hasattr(path, "read"):           # a file object (io.BytesIO, open(..., "rb")), as torch.load
+    if hasattr(path, "read"):  # a file object (io.BytesIO, open(..., "rb")), as torch.load
         path.seek(0)
     elif not os.path.exists(path):
         raise FileNotFoundError(f"tapegrad.load: no file at {path}")
@@ -121,28 +132,38 @@ def load(path, map_location=None) -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        raise ValueError(f"tapegrad.load: {path} was refused: it is not a tensors-only checkpoint "
-                         "(it holds pickled objects other than tensors and plain data, which could "
-                         "run code when loaded, or it was not written by torch.save). Only load "
-                         f"checkpoints written by tapegrad.save or torch.save(state_dict).\n  "
-                         f"({error})") from None
+        raise ValueError(
+            f"tapegrad.load: {path} was refused: it is not a tensors-only checkpoint "
+            "(it holds pickled objects other than tensors and plain data, which could "
+            "run code when loaded, or it was not written by torch.save). Only load "
+            f"checkpoints written by tapegrad.save or torch.save(state_dict).\n  "
+            f"({error})"
+        ) from None
     except Exception as error:  # a foreign or damaged file can fail anywhere in the parser
-        raise ValueError(f"tapegrad.load: {path} is not a readable checkpoint (truncated, corrupted "
-                         f"or another kind of file): {type(error).__name__}: {error}") from None
+        raise ValueError(
+            f"tapegrad.load: {path} is not a readable checkpoint (truncated, corrupted "
+            f"or another kind of file): {type(error).__name__}: {error}"
+        ) from None
     if not isinstance(state, dict):
-        raise ValueError(f"tapegrad.load: {path} does not hold a state dict (a mapping of names to "
-                         f"tensors) or a checkpoint dict, it holds a {type(state).__name__}")
+        raise ValueError(
+            f"tapegrad.load: {path} does not hold a state dict (a mapping of names to "
+            f"tensors) or a checkpoint dict, it holds a {type(state).__name__}"
+        )
     if not any(isinstance(value, _CONTAINERS) for value in state.values()):
         for name, value in state.items():
             if not (isinstance(name, str) and isinstance(value, torch.Tensor)):
-                raise ValueError(f"tapegrad.load: {path} does not hold a state dict (a mapping of "
-                                 f"names to tensors): its entry {name!r} is a "
-                                 f"{type(value).__name__} (a checkpoint that holds other values "
-                                 "keeps the tensors in a nested dict)")
+                raise ValueError(
+                    f"tapegrad.load: {path} does not hold a state dict (a mapping of "
+                    f"names to tensors): its entry {name!r} is a "
+                    f"{type(value).__name__} (a checkpoint that holds other values "
+                    "keeps the tensors in a nested dict)"
+                )
     problem = _not_plain(state, "")
     if problem:
-        raise ValueError(f"tapegrad.load: {path} holds {problem}; a checkpoint holds only dicts, "
-                         "lists and tuples of tensors, str, int, float, bool and None")
+        raise ValueError(
+            f"tapegrad.load: {path} holds {problem}; a checkpoint holds only dicts, "
+            "lists and tuples of tensors, str, int, float, bool and None"
+        )
     return state
 
 
@@ -173,16 +194,21 @@ def _check_checksums(path) -> None:
     silently wrong weight. zipfile's testzip() reads every entry and checks it.
     """
     if not zipfile.is_zipfile(path):
-        return          # not a zip: torch.load's own parser accepts or refuses it
+        return  # not a zip: torch.load's own parser accepts or refuses it
     try:
         with zipfile.ZipFile(path) as archive:
             if not any(info.CRC for info in archive.infolist()):
-                return  # written with torch.serialization.set_crc32_options(False): nothing to check
+                # written with torch.serialization.set_crc32_options(False): nothing to check
+                return
             bad = archive.testzip()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
-        raise ValueError(f"tapegrad.load: {path} is not a readable checkpoint (truncated or "
-                         f"corrupted): {type(error).__name__}: {error}") from None
+        raise ValueError(
+            f"tapegrad.load: {path} is not a readable checkpoint (truncated or "
+            f"corrupted): {type(error).__name__}: {error}"
+        ) from None
     if bad is not None:
-        raise ValueError(f"tapegrad.load: {path} is corrupted: the checksum of its entry {bad!r} "
-                         "does not match its bytes (the file changed after it was saved). Use "
-                         "another copy of the checkpoint")
+        raise ValueError(
+            f"tapegrad.load: {path} is corrupted: the checksum of its entry {bad!r} "
+            "does not match its bytes (the file changed after it was saved). Use "
+            "another copy of the checkpoint"
+        )

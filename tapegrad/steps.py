@@ -35,15 +35,15 @@ from .sweep import _commit as sweep_commit
 from .tape import Node, Tape, _state
 from .tensor import Tensor
 
-
 # --- the op's maths, from its docstring ---------------------------------------------
+
 
 def _paragraphs(op) -> list:
     doc = inspect.cleandoc(op.__doc__ or "")
     return [p.strip("\n") for p in doc.split("\n\n") if p.strip()]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def derivative_rule(op) -> str:
     """The ``dL/d...`` lines of `op`'s docstring (with the rest of their paragraph), or ''."""
     for paragraph in _paragraphs(op):
@@ -54,9 +54,10 @@ def derivative_rule(op) -> str:
     return ""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def forward_rule(op) -> str:
-    """What `op` computes, from its docstring: the paragraph before the derivative, e.g. 'y = tanh(x)'."""
+    """What `op` computes, from its docstring: the paragraph before the derivative, e.g.
+    'y = tanh(x)'."""
     paragraphs = _paragraphs(op)
     if paragraphs and "dL/d" not in paragraphs[0].split("\n")[0]:
         return paragraphs[0]
@@ -65,11 +66,13 @@ def forward_rule(op) -> str:
 
 def rule_text(op) -> str:
     """The derivative rule, or how to make one appear."""
-    return derivative_rule(op) or (f"(no rule to show: write it in the docstring of {op.__name__} "
-                                   "as a line 'dL/dx = ...')")
+    return derivative_rule(op) or (
+        f"(no rule to show: write it in the docstring of {op.__name__} as a line 'dL/dx = ...')"
+    )
 
 
 # --- one step ------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, eq=False)
 class Step:
@@ -96,8 +99,9 @@ class Step:
     @property
     def contributions(self) -> list:
         """[(input, gradient sent)] for the inputs that received one (Nodes or leaf Tensors)."""
-        return [(holder, grad) for holder, grad in zip(self.node.inputs, self.grads)
-                if grad is not None]
+        return [
+            (holder, grad) for holder, grad in zip(self.node.inputs, self.grads) if grad is not None
+        ]
 
     def format(self, names: dict | None = None) -> str:
         """A few lines: the node, dL/dy, the rule, and each contribution."""
@@ -121,7 +125,7 @@ class Step:
 
 
 def _tensor_text(value) -> str:
-    if isinstance(value, Parts):        # the gradients of an op with several outputs
+    if isinstance(value, Parts):  # the gradients of an op with several outputs
         return "; ".join(f"output {k}: {_tensor_text(v)}" for k, v in sorted(value.grads.items()))
     value = getattr(value, "data", value)
     if value.numel() == 1:
@@ -130,6 +134,7 @@ def _tensor_text(value) -> str:
 
 
 # --- the steppable sweep -----------------------------------------------------------
+
 
 def backward_steps(loss, grad=None, retain_graph: bool = False, accumulate: bool = True):
     """Sweep the tape backwards from `loss` one node at a time: a generator of `Step`.
@@ -147,16 +152,18 @@ def backward_steps(loss, grad=None, retain_graph: bool = False, accumulate: bool
 def _steps(root, seed, retain_graph: bool, commit: bool):
     """The sweep of sweep.py, gathering gradients here; `commit` writes them at the end."""
     top = root._node
-    leaves: dict = {}       # id(leaf) -> [leaf, its .grad when we started, gathered gradient]
-    kept = []               # (node, dL/dy) for retain_grad() outputs
-    passed = []             # the nodes swept, to release at the end
+    leaves: dict = {}  # id(leaf) -> [leaf, its .grad when we started, gathered gradient]
+    kept = []  # (node, dL/dy) for retain_grad() outputs
+    passed = []  # the nodes swept, to release at the end
     if top is not None:
-        nodes = root.tape.nodes[: top.index + 1]     # a copy: ops run between steps append nothing here
-        gathered = {top: seed}                        # Node -> dL/d(its output) so far
+        nodes = root.tape.nodes[
+            : top.index + 1
+        ]  # a copy: ops run between steps append nothing here
+        gathered = {top: seed}  # Node -> dL/d(its output) so far
         for node in reversed(nodes):
             grad_output = gathered.pop(node, None)
             if grad_output is None:
-                continue                    # this node does not lead to the loss
+                continue  # this node does not lead to the loss
             seen = []
             if node.hooks:
                 for hook in list(node.hooks):
@@ -176,9 +183,13 @@ def _steps(root, seed, retain_graph: bool, commit: bool):
             if node.retains_grad:
                 kept.append((node, grad_output))
             passed.append(node)
-            yield Step(node, grad_output, derivative_rule(node.op),
-                       tuple(g if needed else None for g, needed in zip(grads, node.needs_input_grad)),
-                       tuple(seen))
+            yield Step(
+                node,
+                grad_output,
+                derivative_rule(node.op),
+                tuple(g if needed else None for g, needed in zip(grads, node.needs_input_grad)),
+                tuple(seen),
+            )
     else:
         leaves[id(root)] = [root, root._grad, seed]
     if commit:
@@ -189,10 +200,12 @@ def _commit(leaves, kept, passed, retain_graph: bool) -> None:
     """Write the gathered gradients, as the sweep would have, all or nothing."""
     for leaf, start, _ in leaves:
         if leaf._grad is not start:
-            raise RuntimeError("backward_steps(): the .grad of a leaf of shape "
-                               f"{tuple(leaf.shape)} changed while the sweep was being stepped "
-                               "(a backward() or zero_grad() between steps); nothing was written. "
-                               "Step through to the end before changing gradients")
+            raise RuntimeError(
+                "backward_steps(): the .grad of a leaf of shape "
+                f"{tuple(leaf.shape)} changed while the sweep was being stepped "
+                "(a backward() or zero_grad() between steps); nothing was written. "
+                "Step through to the end before changing gradients"
+            )
     for node, grad in kept:
         node.grad = grad if node.grad is None else node.grad + grad
     for leaf, _, grad in leaves:
@@ -206,20 +219,22 @@ def _commit(leaves, kept, passed, retain_graph: bool) -> None:
 
 
 def local_gradients(node: Node, grad_output: torch.Tensor) -> tuple:
-    """One gradient per input of `node`: its op's derivative applied to dL/dy, with the sweep's checks."""
+    """One gradient per input of `node`: its op's derivative applied to dL/dy, with the sweep's
+    checks."""
     if node.released:
         raise RuntimeError(
             f"backward() through {node.describe()} a second time: the tape's saved tensors "
             "were freed by the first backward(). Pass retain_graph=True to the first "
-            "backward() to sweep the same tape again")
-    _state.sweeping = True          # an op's derivative must not start another sweep
+            "backward() to sweep the same tape again"
+        )
+    _state.sweeping = True  # an op's derivative must not start another sweep
     try:
         grads = node.op.backward(node, grad_output)
     finally:
         _state.sweeping = False
     if grads.__class__ is not tuple:
         grads = (grads,)
-    if node.op.check_grad_shapes or _state.anomaly:   # user ops (built-in ones are tested instead)
+    if node.op.check_grad_shapes or _state.anomaly:  # user ops (built-in ones are tested instead)
         grads = _check_grads(node, grads)
     return grads
 
@@ -233,15 +248,20 @@ def reached_nodes(loss) -> list:
     reached = {top}
     for node in reversed(nodes):
         if node in reached:
-            reached.update(item for item, needed in zip(node.inputs, node.needs_input_grad)
-                           if needed and isinstance(item, Node))
+            reached.update(
+                item
+                for item, needed in zip(node.inputs, node.needs_input_grad)
+                if needed and isinstance(item, Node)
+            )
     return [node for node in nodes if node in reached]
 
 
 # --- the trace as text ------------------------------------------------------------
 
-def explain(loss, grad=None, retain_graph: bool = False, model=None, names: dict | None = None,
-            file=None) -> None:
+
+def explain(
+    loss, grad=None, retain_graph: bool = False, model=None, names: dict | None = None, file=None
+) -> None:
     """``loss.backward()`` that prints what it does, node by node (see `Step`).
 
     model, names: name the leaves, as in ``tape.format(model=..., names=...)``.
@@ -254,8 +274,11 @@ def explain(loss, grad=None, retain_graph: bool = False, model=None, names: dict
         list(steps)
         return
     labels = leaf_names(loss.tape, model, names)
-    print(f"Reverse sweep from %{loss._node.index} ({loss._node.name}), "
-          f"starting from dL/dL = {_tensor_text(_seed(loss, grad))}", file=out)
+    print(
+        f"Reverse sweep from %{loss._node.index} ({loss._node.name}), "
+        f"starting from dL/dL = {_tensor_text(_seed(loss, grad))}",
+        file=out,
+    )
     reached: list = []
     for step in steps:
         print(step.format(labels), file=out)
@@ -267,4 +290,4 @@ def explain(loss, grad=None, retain_graph: bool = False, model=None, names: dict
         print(f"    {input_label(leaf, labels):<14} {_tensor_text(leaf.grad)}", file=out)
 
 
-Tape.stepper = staticmethod(backward_steps)     # tape.backward_steps(loss): see Tape
+Tape.stepper = staticmethod(backward_steps)  # tape.backward_steps(loss): see Tape

@@ -33,11 +33,17 @@ from . import anomaly, hooks
 from .tape import RELEASED, Node, _state, resolve
 from .tensor import Tensor
 
-
 # --- the entry points ----------------------------------------------------------------
 
-def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool = False,
-             inputs=None, keep_grads: bool = False) -> None:
+
+def backward(
+    tensors,
+    grad_tensors=None,
+    retain_graph=None,
+    create_graph: bool = False,
+    inputs=None,
+    keep_grads: bool = False,
+) -> None:
     """Accumulate dL/d(leaf) into the ``.grad`` of every leaf that `tensors` depend on.
 
     tensors: a tensor or a sequence of tensors (the roots: one sweep from all).
@@ -64,7 +70,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
     captured: dict = {}
     with _capture(targets, captured):
         leaves, shared, kept = _run(roots, seeds, retain_graph, create_graph, keep_grads, targets)
-    if targets is not None:     # only the chosen tensors take a gradient
+    if targets is not None:  # only the chosen tensors take a gradient
         chosen = {id(t) for t in targets}
         for leaf in leaves:
             if id(leaf) not in chosen:
@@ -77,8 +83,15 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
     _commit(leaves, shared, kept, create_graph)
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False,
-         allow_unused: bool | None = None, materialize_grads: bool = False) -> tuple:
+def grad(
+    outputs,
+    inputs,
+    grad_outputs=None,
+    retain_graph=None,
+    create_graph: bool = False,
+    allow_unused: bool | None = None,
+    materialize_grads: bool = False,
+) -> tuple:
     """The gradients of `outputs` with respect to each of `inputs`, as torch.autograd.grad.
 
     Returns a tuple with one tapegrad Tensor per input (None for an input the
@@ -101,7 +114,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
     with _capture(targets, captured):
         leaves, _, _ = _run(roots, seeds, retain_graph, create_graph, False, targets)
     try:
-        for leaf in leaves:         # leaves' gradients go to the caller, not into .grad
+        for leaf in leaves:  # leaves' gradients go to the caller, not into .grad
             captured[id(leaf)] = _with_hooks(leaf, leaf._gathered)
     finally:
         for leaf in leaves:
@@ -113,14 +126,17 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
         if g is None and materialize_grads:
             g = Tensor._wrap(torch.zeros_like(t._data))
         if g is None and not allow_unused:
-            raise RuntimeError(f"grad(): input {position} (shape {tuple(t.shape)}) was not used to "
-                               "compute the outputs, so it has no gradient. Pass "
-                               "allow_unused=True to get None for it")
+            raise RuntimeError(
+                f"grad(): input {position} (shape {tuple(t.shape)}) was not used to "
+                "compute the outputs, so it has no gradient. Pass "
+                "allow_unused=True to get None for it"
+            )
         result.append(None if g is None else g if isinstance(g, Tensor) else Tensor._wrap(g))
     return tuple(result)
 
 
 # --- roots, seeds and targets ----------------------------------------------------------
+
 
 def _as_list(value) -> list:
     if isinstance(value, (Tensor, torch.Tensor)) or value is None:
@@ -134,8 +150,10 @@ def _roots_and_seeds(tensors, grads, caller: str, create_graph: bool):
         raise RuntimeError(f"{caller}(): no tensors to differentiate; pass the loss (or losses)")
     grads = [None] * len(roots) if grads is None else _as_list(grads)
     if len(grads) != len(roots):
-        raise RuntimeError(f"{caller}(): got {len(roots)} tensors but {len(grads)} gradients; "
-                           "pass one gradient (or None) per tensor")
+        raise RuntimeError(
+            f"{caller}(): got {len(roots)} tensors but {len(grads)} gradients; "
+            "pass one gradient (or None) per tensor"
+        )
     seeds = [begin_sweep(root, g, caller, create_graph) for root, g in zip(roots, grads)]
     return roots, seeds
 
@@ -146,12 +164,15 @@ def _targets(inputs, caller: str) -> list:
         raise RuntimeError(f"{caller}: no inputs given; pass the tensors to differentiate against")
     for position, t in enumerate(targets):
         if not isinstance(t, Tensor):
-            raise TypeError(f"{caller}: input {position} is a {type(t).__name__}, not a "
-                            "tapegrad Tensor")
+            raise TypeError(
+                f"{caller}: input {position} is a {type(t).__name__}, not a tapegrad Tensor"
+            )
         if not t._requires_grad:
-            raise RuntimeError(f"{caller}: input {position} (shape {tuple(t.shape)}) does not "
-                               "require grad, so there is no gradient for it; create it with "
-                               "requires_grad=True")
+            raise RuntimeError(
+                f"{caller}: input {position} (shape {tuple(t.shape)}) does not "
+                "require grad, so there is no gradient for it; create it with "
+                "requires_grad=True"
+            )
     return targets
 
 
@@ -169,6 +190,7 @@ class _capture:
     def _keeper(self, node):
         def keep(grad):
             self.captured[id(node)] = grad
+
         keep.internal = True
         return keep
 
@@ -182,18 +204,24 @@ class _capture:
 def begin_sweep(root, grad, caller: str, create_graph: bool = False):
     """The checks every sweep begins with (`caller` names it in errors); returns dL/d(root)."""
     if _state.sweeping:
-        raise RuntimeError(f"{caller}() was called from inside a backward() (from an op's "
-                           "derivative or a hook); finish that sweep first, then start the next")
+        raise RuntimeError(
+            f"{caller}() was called from inside a backward() (from an op's "
+            "derivative or a hook); finish that sweep first, then start the next"
+        )
     if not isinstance(root, Tensor):
         raise TypeError(f"{caller}() takes tapegrad Tensors, got {type(root).__name__}")
     if not root._requires_grad:
-        raise RuntimeError(f"{caller}() on a tensor that does not require grad: nothing it depends "
-                           "on has requires_grad=True, or it was computed under no_grad(). Create "
-                           "the inputs with requires_grad=True and compute it outside no_grad()")
+        raise RuntimeError(
+            f"{caller}() on a tensor that does not require grad: nothing it depends "
+            "on has requires_grad=True, or it was computed under no_grad(). Create "
+            "the inputs with requires_grad=True and compute it outside no_grad()"
+        )
     seed = _seed(root, grad, create_graph)
     if _state.anomaly and anomaly._bad(seed.data if isinstance(seed, Tensor) else seed):
-        raise RuntimeError(f"anomaly: the gradient passed to {caller}(grad=...) holds a NaN or "
-                           f"infinity (shape {tuple(seed.shape)}); check where it was computed")
+        raise RuntimeError(
+            f"anomaly: the gradient passed to {caller}(grad=...) holds a NaN or "
+            f"infinity (shape {tuple(seed.shape)}); check where it was computed"
+        )
     return seed
 
 
@@ -202,26 +230,37 @@ def _seed(root, grad, create_graph: bool = False):
     data = root._data
     if grad is None:
         if data.numel() != 1:
-            raise RuntimeError(f"backward() without a gradient needs a single-element tensor (a "
-                               f"loss), this one has shape {tuple(data.shape)}; reduce it first "
-                               "(.sum() or .mean()) or pass grad= shaped like it")
+            raise RuntimeError(
+                f"backward() without a gradient needs a single-element tensor (a "
+                f"loss), this one has shape {tuple(data.shape)}; reduce it first "
+                "(.sum() or .mean()) or pass grad= shaped like it"
+            )
         seed = torch.ones_like(data)
         return Tensor._wrap(seed) if create_graph else seed
     value = grad._data if isinstance(grad, Tensor) else grad
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"backward(grad=...) takes a tensor, got {type(grad).__name__}")
     if value.shape != data.shape:
-        raise RuntimeError(f"backward(grad=...): grad has shape {tuple(value.shape)} but the tensor "
-                           f"has shape {tuple(data.shape)}; they must match")
+        raise RuntimeError(
+            f"backward(grad=...): grad has shape {tuple(value.shape)} but the tensor "
+            f"has shape {tuple(data.shape)}; they must match"
+        )
     if value.dtype != data.dtype or value.device != data.device:
-        raise TypeError(f"backward(grad=...): grad is {value.dtype} on {value.device} but the "
-                        f"tensor is {data.dtype} on {data.device}; they must match")
-    if create_graph:    # a gradient that requires grad is differentiated against, as is
-        return grad if isinstance(grad, Tensor) and grad._requires_grad else Tensor._wrap(value.clone())
-    return value.clone()    # the caller keeps its tensor; a leaf's .grad must not share it
+        raise TypeError(
+            f"backward(grad=...): grad is {value.dtype} on {value.device} but the "
+            f"tensor is {data.dtype} on {data.device}; they must match"
+        )
+    if create_graph:  # a gradient that requires grad is differentiated against, as is
+        return (
+            grad
+            if isinstance(grad, Tensor) and grad._requires_grad
+            else Tensor._wrap(value.clone())
+        )
+    return value.clone()  # the caller keeps its tensor; a leaf's .grad must not share it
 
 
 # --- the sweep -------------------------------------------------------------------------
+
 
 def _run(roots, seeds, retain_graph, create_graph, keep_grads, targets=None):
     """Sweep from every root; return (leaves reached, leaves whose gradient may be shared, kept).
@@ -232,7 +271,7 @@ def _run(roots, seeds, retain_graph, create_graph, keep_grads, targets=None):
     `targets`, only the derivatives that lead to them are computed (`_prune`).
     """
     touched, shared, kept = [], [], []
-    tapes = {}                          # id(tape) -> [tape, start index]
+    tapes = {}  # id(tape) -> [tape, start index]
     seeded = []
     try:
         for root, seed in zip(roots, seeds):
@@ -251,8 +290,14 @@ def _run(roots, seeds, retain_graph, create_graph, keep_grads, targets=None):
                 entry[1] = max(entry[1], root._node.index)
         # The lists to walk, fixed now: a create_graph sweep records onto these tapes (an
         # ordinary one appends nothing, and walks the tape's own list from `start` down).
-        walks = [(tape, tape.nodes[: start + 1] if create_graph or targets is not None
-                  else tape.nodes, start) for tape, start in tapes.values()]
+        walks = [
+            (
+                tape,
+                tape.nodes[: start + 1] if create_graph or targets is not None else tape.nodes,
+                start,
+            )
+            for tape, start in tapes.values()
+        ]
     except BaseException:
         for holder in seeded:
             holder._gathered = None
@@ -311,36 +356,37 @@ def _sweep(nodes, start, retain_graph, keep_grads, touched, shared, kept, pruned
         node = nodes[index]
         grad = node._gathered
         if grad is None:
-            continue                    # this node does not lead to the loss
-        node._gathered = None           # free it as we pass
+            continue  # this node does not lead to the loss
+        node._gathered = None  # free it as we pass
         if keep_grads or node.retains_grad or node.hooks is not None:
             grad = _at_node(node, grad, keep_grads, kept)
         if pruned and True not in node.needs_input_grad:
-            continue                    # nothing it leads to is wanted (grad(), inputs=)
+            continue  # nothing it leads to is wanted (grad(), inputs=)
         if node._saved is RELEASED:
             raise RuntimeError(
                 f"backward() through {node.describe()} a second time: the tape's saved tensors "
                 "were freed by the first backward(). Pass retain_graph=True to the first "
-                "backward() to sweep the same tape again")
+                "backward() to sweep the same tape again"
+            )
         op = node.op
         grads = op.backward(node, grad)
         if grads.__class__ is not tuple:
             grads = (grads,)
-        if op.check_grad_shapes or check:   # user ops (built-in ones are tested instead)
+        if op.check_grad_shapes or check:  # user ops (built-in ones are tested instead)
             grads = _check_grads(node, grads)
         fresh = op.fresh_grads
         for holder, needed, grad_in in zip(node.inputs, node.needs_input_grad, grads):
             if needed and grad_in is not None:
                 previous = holder._gathered
                 if previous is None:
-                    if holder.__class__ is not Node:    # a leaf: its first contribution
+                    if holder.__class__ is not Node:  # a leaf: its first contribution
                         touched.append(holder)
                         if not fresh:
                             shared.append(holder)
                     holder._gathered = grad_in
                 else:
                     holder._gathered = previous + grad_in
-        if not retain_graph and node._versions:     # node.release(), inlined: the hot path
+        if not retain_graph and node._versions:  # node.release(), inlined: the hot path
             node._saved = RELEASED
             node._versions = ()
 
@@ -364,9 +410,10 @@ def _sweep_graph(nodes, tape, keep_grads, touched, kept, pruned=False):
                 continue
             if node._saved is RELEASED:
                 raise RuntimeError(
-                    f"backward(create_graph=True) through {node.describe()}: its saved tensors were "
-                    "freed by an earlier backward(). Pass retain_graph=True (or create_graph=True) "
-                    "to that earlier backward()")
+                    f"backward(create_graph=True) through {node.describe()}: its saved tensors "
+                    "were freed by an earlier backward(). Pass retain_graph=True (or "
+                    "create_graph=True) to that earlier backward()"
+                )
             grads = _traced_backward(node, grad, tape)
             if node.op.check_grad_shapes or _state.anomaly:
                 grads = _check_grads(node, grads, traced=True)
@@ -392,8 +439,11 @@ def _at_node(node, grad, keep_grads, kept):
         kept.append((node, node.grad))
         # a copy of its own (torch's retain_grad clones): grad may be a broadcast view, or
         # the tensor that flows on and into a leaf's .grad
-        own = grad.clone(memory_format=torch.contiguous_format) if isinstance(grad, torch.Tensor) \
+        own = (
+            grad.clone(memory_format=torch.contiguous_format)
+            if isinstance(grad, torch.Tensor)
             else grad
+        )
         node.grad = _added(node.grad, own)
     return grad
 
@@ -403,6 +453,7 @@ def _added(previous, grad):
 
 
 # --- create_graph: derivatives as recorded ops ------------------------------------------
+
 
 class GraphCtx:
     """The ctx an op's backward receives in a create_graph sweep.
@@ -431,13 +482,16 @@ class NotTraceable(RuntimeError):
 
 
 def _traced_saved(node, tape) -> tuple:
-    saved = node.saved_tensors              # checks for freed and stale tensors
-    return tuple(_traced(node, position, t, tape) if isinstance(t, torch.Tensor) else t
-                 for position, t in enumerate(saved))
+    saved = node.saved_tensors  # checks for freed and stale tensors
+    return tuple(
+        _traced(node, position, t, tape) if isinstance(t, torch.Tensor) else t
+        for position, t in enumerate(saved)
+    )
 
 
 def _traced(node, position, t, tape):
-    """The tapegrad tensor that saved tensor `t` of `node` is: an input, the output, or a constant."""
+    """The tapegrad tensor that saved tensor `t` of `node` is: an input, the output, or a
+    constant."""
     for holder in node.inputs:
         if holder.__class__ is Node:
             if holder._out_id == id(t) or id(t) in holder.__dict__.get("aliases", ()):
@@ -449,17 +503,18 @@ def _traced(node, position, t, tape):
             return Tensor._wrap(t)
     if node._out_id == id(t):
         return Tensor._recorded(t, node, tape)
-    for output in _output_nodes(node, tape):       # an op with several outputs
+    for output in _output_nodes(node, tape):  # an op with several outputs
         if output._out_id == id(t):
             return Tensor._recorded(t, output, tape)
     if not (t.is_floating_point() or t.is_complex()):
-        return Tensor._wrap(t)              # masks, indices: constants of the derivative
+        return Tensor._wrap(t)  # masks, indices: constants of the derivative
     raise NotTraceable(
-        f"backward(create_graph=True) through {node.describe()}: saved tensor {position} is neither "
-        f"an input nor the output of {node.name}, so its derivative can't be recorded (the tape "
-        "does not know what it depends on). Save only inputs and outputs with "
+        f"backward(create_graph=True) through {node.describe()}: saved tensor {position} is "
+        f"neither an input nor the output of {node.name}, so its derivative can't be recorded "
+        "(the tape does not know what it depends on). Save only inputs and outputs with "
         "ctx.save_for_backward and compute the rest in backward from them, or mark backward "
-        "with @tapegrad.once_differentiable")
+        "with @tapegrad.once_differentiable"
+    )
 
 
 def _output_nodes(node, tape) -> list:
@@ -467,9 +522,10 @@ def _output_nodes(node, tape) -> list:
     if "outputs" not in node.__dict__:
         return []
     from .function import OutputOf
+
     nodes = resolve(tape).nodes
     found = []
-    for later in nodes[node.index + 1:]:
+    for later in nodes[node.index + 1 :]:
         if later.op is not OutputOf or later.inputs[0] is not node:
             break
         found.append(later)
@@ -496,15 +552,24 @@ def _traced_backward(node, grad, tape) -> tuple:
         # A user op whose backward calls torch on the tensors it gets: run it on torch
         # tensors, and let a second-order sweep that reaches the result fail (never a
         # silently zero second derivative).
-        return _once(node, grad, tape, f"its backward does not run on tapegrad tensors "
-                                       f"({type(error).__name__}: {error})")
+        return _once(
+            node,
+            grad,
+            tape,
+            f"its backward does not run on tapegrad tensors ({type(error).__name__}: {error})",
+        )
     if grads.__class__ is not tuple:
         grads = (grads,)
     if any(isinstance(g, torch.Tensor) for g in grads):
-        if _requires_grad(grad) or any(isinstance(s, Tensor) and s._requires_grad
-                                      for s in ctx.saved_tensors):
-            return _once(node, grad, tape, "its backward returned plain torch tensors, computed "
-                                           "outside the tape")
+        if _requires_grad(grad) or any(
+            isinstance(s, Tensor) and s._requires_grad for s in ctx.saved_tensors
+        ):
+            return _once(
+                node,
+                grad,
+                tape,
+                "its backward returned plain torch tensors, computed outside the tape",
+            )
         grads = tuple(Tensor._wrap(g) if isinstance(g, torch.Tensor) else g for g in grads)
     return grads
 
@@ -512,7 +577,8 @@ def _traced_backward(node, grad, tape) -> tuple:
 def _once(node, grad, tape, reason: str) -> tuple:
     """The derivative run once on torch tensors; a second-order sweep through it raises."""
     from .function import OnceDifferentiable, Parts
-    if isinstance(grad, Parts):         # the gradients of an op with several outputs
+
+    if isinstance(grad, Parts):  # the gradients of an op with several outputs
         given = [g for g in grad.grads.values() if g is not None]
         raw = node.op.backward(node, Parts({k: g._data for k, g in grad.grads.items()}))
     else:
@@ -520,16 +586,24 @@ def _once(node, grad, tape, reason: str) -> tuple:
         raw = node.op.backward(node, grad._data)
     if raw.__class__ is not tuple:
         raw = (raw,)
-    depends = given + [_depend(holder, tape) for holder, needed
-                       in zip(node.inputs, node.needs_input_grad) if needed]
-    return tuple(None if g is None else
-                 OnceDifferentiable.apply(g._data if isinstance(g, Tensor) else g,
-                                          f"{node.describe()}: {reason}", *depends)
-                 for g in raw)
+    depends = given + [
+        _depend(holder, tape)
+        for holder, needed in zip(node.inputs, node.needs_input_grad)
+        if needed
+    ]
+    return tuple(
+        None
+        if g is None
+        else OnceDifferentiable.apply(
+            g._data if isinstance(g, Tensor) else g, f"{node.describe()}: {reason}", *depends
+        )
+        for g in raw
+    )
 
 
 def _requires_grad(grad) -> bool:
     from .function import Parts
+
     if isinstance(grad, Parts):
         return any(g is not None and g._requires_grad for g in grad.grads.values())
     return grad._requires_grad
@@ -543,6 +617,7 @@ def _depend(holder, tape):
 
 
 # --- the end of a sweep: leaves' .grad ----------------------------------------------------
+
 
 def _with_hooks(leaf, grad):
     if hooks.leaf_hooks:
@@ -560,7 +635,7 @@ def _commit(leaves, shared, kept, create_graph: bool) -> None:
     in place, so a reference held to ``x.grad`` sees the sum. After
     create_graph=True the sum is recorded instead (out of place).
     """
-    if hooks.leaf_hooks:    # run them all before any .grad changes (one may raise)
+    if hooks.leaf_hooks:  # run them all before any .grad changes (one may raise)
         try:
             gathered = [_with_hooks(leaf, leaf._gathered) for leaf in leaves]
         finally:
@@ -568,8 +643,10 @@ def _commit(leaves, shared, kept, create_graph: bool) -> None:
                 leaf._gathered = None
         # a hook may keep the tensor it saw, or return one it keeps: .grad takes a copy
         hooked = {id(leaf) for leaf in leaves if id(leaf) in hooks.leaf_hooks}
-        gathered = [grad.clone() if id(leaf) in hooked and isinstance(grad, torch.Tensor) else grad
-                    for leaf, grad in zip(leaves, gathered)]
+        gathered = [
+            grad.clone() if id(leaf) in hooked and isinstance(grad, torch.Tensor) else grad
+            for leaf, grad in zip(leaves, gathered)
+        ]
     else:
         gathered = [leaf._gathered for leaf in leaves]
         for leaf in leaves:
@@ -585,7 +662,7 @@ def _commit(leaves, shared, kept, create_graph: bool) -> None:
         else:
             if isinstance(old, Tensor):
                 old = old._data
-            if 0 in old.stride() and old.numel() > 1:   # an expanded .grad: can't add in place
+            if 0 in old.stride() and old.numel() > 1:  # an expanded .grad: can't add in place
                 leaf._grad = old + grad
             else:
                 leaf._grad = old.add_(grad)
@@ -624,30 +701,41 @@ def _check_grads(node, grads, traced: bool = False) -> tuple:
     tapegrad Tensor that a user's backward returned (from ops it called)
     is taken as its values.
     """
-    if len(grads) > len(node.inputs) and all(g is None for g in grads[len(node.inputs):]):
-        grads = grads[:len(node.inputs)]     # trailing Nones (e.g. for defaulted arguments): fine
+    if len(grads) > len(node.inputs) and all(g is None for g in grads[len(node.inputs) :]):
+        grads = grads[: len(node.inputs)]  # trailing Nones (e.g. for defaulted arguments): fine
     if len(grads) != len(node.inputs):
-        raise RuntimeError(f"{node.op.__name__}.backward returned {len(grads)} gradient(s) "
-                           f"for {len(node.inputs)} input(s); return one per input of forward "
-                           "(None where there is none)")
-    for position, (holder, needed, grad_in) in enumerate(zip(node.inputs, node.needs_input_grad, grads)):
+        raise RuntimeError(
+            f"{node.op.__name__}.backward returned {len(grads)} gradient(s) "
+            f"for {len(node.inputs)} input(s); return one per input of forward "
+            "(None where there is none)"
+        )
+    for position, (holder, needed, grad_in) in enumerate(
+        zip(node.inputs, node.needs_input_grad, grads)
+    ):
         if not needed or grad_in is None:
             continue
         if not isinstance(grad_in, (torch.Tensor, Tensor)):
-            raise TypeError(f"{node.op.__name__}.backward returned a {type(grad_in).__name__} as the "
-                            f"gradient of input {position}; return a torch.Tensor (or None)")
+            raise TypeError(
+                f"{node.op.__name__}.backward returned a {type(grad_in).__name__} as the "
+                f"gradient of input {position}; return a torch.Tensor (or None)"
+            )
         shape = holder.shape
         if grad_in.shape != shape:
-            raise RuntimeError(f"{node.describe()}: backward returned a gradient of shape "
-                               f"{tuple(grad_in.shape)} for input {position}, whose shape is "
-                               f"{tuple(shape)}; each gradient must have its input's shape")
+            raise RuntimeError(
+                f"{node.describe()}: backward returned a gradient of shape "
+                f"{tuple(grad_in.shape)} for input {position}, whose shape is "
+                f"{tuple(shape)}; each gradient must have its input's shape"
+            )
         dtype = holder.dtype
         if grad_in.dtype != dtype:
-            raise TypeError(f"{node.describe()}: backward returned a {grad_in.dtype} gradient for "
-                            f"input {position}, which is {dtype}; return it in its input's dtype")
+            raise TypeError(
+                f"{node.describe()}: backward returned a {grad_in.dtype} gradient for "
+                f"input {position}, which is {dtype}; return it in its input's dtype"
+            )
         if _state.anomaly:
-            anomaly.check_backward(node, position,
-                                   grad_in._data if isinstance(grad_in, Tensor) else grad_in)
+            anomaly.check_backward(
+                node, position, grad_in._data if isinstance(grad_in, Tensor) else grad_in
+            )
     if not traced and any(isinstance(g, Tensor) for g in grads):
         grads = tuple(g._data if isinstance(g, Tensor) else g for g in grads)
     return grads

@@ -55,7 +55,8 @@ import functools
 import inspect
 import itertools
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -64,16 +65,18 @@ class _ThreadState(threading.local):
     """What this thread is recording into, and how."""
 
     def __init__(self):
-        self.recording = True   # False under no_grad()
-        self.blocks = ()        # the open `with Tape()` block tapes, innermost last
-        self.module = None      # weakref to the innermost Module whose forward is running (for pictures)
-        self.sweeping = False   # a reverse sweep is running on this thread
-        self.deriving = None    # in a create_graph sweep: the node whose derivative is recording
-        self.anomaly = False    # detect_anomaly() is on
+        self.recording = True  # False under no_grad()
+        self.blocks = ()  # the open `with Tape()` block tapes, innermost last
+        self.module = (
+            None  # weakref to the innermost Module whose forward is running (for pictures)
+        )
+        self.sweeping = False  # a reverse sweep is running on this thread
+        self.deriving = None  # in a create_graph sweep: the node whose derivative is recording
+        self.anomaly = False  # detect_anomaly() is on
 
 
 _state = _ThreadState()
-_sequence = itertools.count()   # global execution order of nodes
+_sequence = itertools.count()  # global execution order of nodes
 
 
 class _Released:
@@ -110,9 +113,25 @@ class Node:
                         node whose derivative recorded it (None otherwise)
     """
 
-    __slots__ = ("op", "inputs", "needs_input_grad", "index", "seq", "shape", "dtype",
-                 "_module", "value", "grad", "retains_grad", "_gathered", "_saved", "_versions",
-                 "_out_id", "_out_version", "__dict__")
+    __slots__ = (
+        "op",
+        "inputs",
+        "needs_input_grad",
+        "index",
+        "seq",
+        "shape",
+        "dtype",
+        "_module",
+        "value",
+        "grad",
+        "retains_grad",
+        "_gathered",
+        "_saved",
+        "_versions",
+        "_out_id",
+        "_out_version",
+        "__dict__",
+    )
     # (types of the slots, for readers and type checkers; `Function.apply` fills them)
     op: Any
     inputs: tuple
@@ -133,8 +152,8 @@ class Node:
 
     # Rarely set, so they live in the instance __dict__ with these class defaults: a node
     # pays nothing for them until one is set.
-    hooks: list | None = None           # [fn, ...] from Tensor.register_hook
-    derivative_of: Node | None = None   # the Node whose derivative recorded this one (create_graph)
+    hooks: list | None = None  # [fn, ...] from Tensor.register_hook
+    derivative_of: Node | None = None  # the Node whose derivative recorded this one (create_graph)
 
     def __init__(self, op):
         self.op = op
@@ -155,8 +174,10 @@ class Node:
 
     @module.setter
     def module(self, value):
-        raise AttributeError("ctx.module is the tape node's own field (the module that recorded "
-                             "it); store your value under another name, e.g. ctx.my_module")
+        raise AttributeError(
+            "ctx.module is the tape node's own field (the module that recorded "
+            "it); store your value under another name, e.g. ctx.my_module"
+        )
 
     # --- torch's ctx API -------------------------------------------------
     def save_for_backward(self, *tensors):
@@ -171,8 +192,9 @@ class Node:
         # A tuple, not a list: a tuple of numbers drops out of Python's cycle collector, which
         # then has one object less per node to walk on a long tape. (`is not None` first:
         # isinstance(x, torch.Tensor) is slow when x is not a tensor.)
-        versions = tuple([t._version if t is not None and isinstance(t, torch.Tensor)
-                          else None for t in tensors])
+        versions = tuple(
+            [t._version if t is not None and isinstance(t, torch.Tensor) else None for t in tensors]
+        )
         self._versions = versions if versions.count(None) != len(versions) else ()
 
     def mark_non_differentiable(self, *outputs):
@@ -184,10 +206,12 @@ class Node:
         raise NotImplementedError(
             f"{self.op.__name__}.forward called ctx.mark_dirty: Functions that change their "
             "inputs in place are not supported by tapegrad; return a new tensor from forward "
-            "(tensor.clone() first), and let the caller assign it")
+            "(tensor.clone() first), and let the caller assign it"
+        )
 
     def set_materialize_grads(self, value: bool):
-        """torch's API: with False, backward gets None (not zeros) for outputs that had no gradient."""
+        """torch's API: with False, backward gets None (not zeros) for outputs that had no
+        gradient."""
         self.materialize_grads = bool(value)
 
     @property
@@ -197,7 +221,8 @@ class Node:
             raise RuntimeError(
                 f"{self.describe()}: its saved tensors were already freed by an earlier "
                 "backward(). Pass retain_graph=True to the first backward() to sweep the "
-                "same tape again.")
+                "same tape again."
+            )
         for t, version in zip(saved, self._versions):
             if version is not None and t._version != version:
                 raise self._stale_error()
@@ -213,13 +238,14 @@ class Node:
                     f"modified in place after it was recorded (version {version} -> "
                     f"{t._version}), so its gradient would be wrong. Typical cause: an "
                     "optimizer step or an in-place edit between forward and backward. "
-                    "Run the forward again after the change, or clone the tensor first.")
+                    "Run the forward again after the change, or clone the tensor first."
+                )
         raise AssertionError("_stale_error() called with no stale saved tensor")
 
     def _name_of(self, t: torch.Tensor) -> str:
         """Which tensor `t` is, for an error: a parameter's name, an input, or an output."""
         for position, holder in enumerate(self.inputs):
-            if getattr(holder, "data", None) is t:      # a leaf Tensor
+            if getattr(holder, "data", None) is t:  # a leaf Tensor
                 module = self.module
                 if module is not None:
                     for name, param in module.named_parameters():
@@ -276,9 +302,9 @@ class Tape:
     def __init__(self, keep_values: bool = True):
         self.nodes: list[Node] = []
         self.keep_values = keep_values
-        self._merged_into: Tape | None = None   # the tape that now holds this one's computation
-        self._block = True         # made by the user for `with Tape()`
-        self._record = False       # a block tape that handed its computation on (rule 5)
+        self._merged_into: Tape | None = None  # the tape that now holds this one's computation
+        self._block = True  # made by the user for `with Tape()`
+        self._record = False  # a block tape that handed its computation on (rule 5)
 
     @classmethod
     def _computation(cls) -> Tape:
@@ -290,11 +316,15 @@ class Tape:
     # --- recording context ----------------------------------------------
     def __enter__(self) -> Tape:
         if not self._block:
-            raise RuntimeError("this Tape holds a computation recorded outside `with`; "
-                               "record a block into a new Tape(): `with tapegrad.Tape() as tape:`")
+            raise RuntimeError(
+                "this Tape holds a computation recorded outside `with`; "
+                "record a block into a new Tape(): `with tapegrad.Tape() as tape:`"
+            )
         if self in _state.blocks:
-            raise RuntimeError("this Tape is already recording (its `with` block is open); "
-                               "use a new Tape() for the inner block")
+            raise RuntimeError(
+                "this Tape is already recording (its `with` block is open); "
+                "use a new Tape() for the inner block"
+            )
         _state.blocks = _state.blocks + (self,)
         return self
 
@@ -329,8 +359,8 @@ class Tape:
     # Reading a tape is the teaching tools' job, above this module: printing.py and steps.py
     # put their functions here when they are imported (``import tapegrad`` imports them), so
     # that the tape, at the bottom of the package, imports nothing above it.
-    formatter: Callable[..., str] | None = None     # printing.format_tape
-    stepper: Callable[..., Any] | None = None       # steps.backward_steps
+    formatter: Callable[..., str] | None = None  # printing.format_tape
+    stepper: Callable[..., Any] | None = None  # steps.backward_steps
 
     def __str__(self):
         return self.format()
@@ -352,7 +382,7 @@ def resolve(tape: Tape) -> Tape:
     root = tape
     while root._merged_into is not None:
         root = root._merged_into
-    while tape is not root:         # shorten the path for the next lookup
+    while tape is not root:  # shorten the path for the next lookup
         following = tape._merged_into
         assert following is not None
         tape._merged_into, tape = root, following
@@ -396,15 +426,15 @@ def home_in_blocks(tape: Tape | None, blocks: tuple) -> Tape:
     """The computation tape for an op recorded inside `blocks`, given its inputs' tape (or None)."""
     inner = blocks[-1]
     if len(blocks) == 1 and not inner._record and (tape is None or tape is inner):
-        return inner                    # rule 4: the block tape is its computation's tape
-    for block in blocks:                # rule 5: every open block must receive this node,
-        if not block._record:           # and one list can't be two: all become records
+        return inner  # rule 4: the block tape is its computation's tape
+    for block in blocks:  # rule 5: every open block must receive this node,
+        if not block._record:  # and one list can't be two: all become records
             hand_on(block)
     home = None if tape is None else resolve(tape)
     for block in blocks:
         own = resolve(block)
         home = own if home is None else join(home, own)
-    assert home is not None         # (blocks is not empty)
+    assert home is not None  # (blocks is not empty)
     return home
 
 
@@ -434,9 +464,11 @@ class ThreadSwitch:
         if function is None:
             return self
         if not callable(function):
-            raise TypeError(f"{cls.__name__}() takes no arguments, or a function to decorate; "
-                            f"got {type(function).__name__}")
-        return self(function)        # used bare, as @no_grad
+            raise TypeError(
+                f"{cls.__name__}() takes no arguments, or a function to decorate; "
+                f"got {type(function).__name__}"
+            )
+        return self(function)  # used bare, as @no_grad
 
     def __enter__(self):
         self._previous = getattr(_state, self.attribute)
@@ -462,6 +494,7 @@ class ThreadSwitch:
         def wrapper(*args, **kwargs):
             with self._fresh():
                 return function(*args, **kwargs)
+
         return wrapper
 
     def _wrap_generator(self, function):
@@ -469,7 +502,7 @@ class ThreadSwitch:
         def wrapper(*args, **kwargs):
             generator = function(*args, **kwargs)
             try:
-                with self._fresh():             # every resumption runs under the setting
+                with self._fresh():  # every resumption runs under the setting
                     response = generator.send(None)
                 while True:
                     try:
@@ -486,6 +519,7 @@ class ThreadSwitch:
                             response = generator.send(request)
             except StopIteration as stop:
                 return stop.value
+
         return wrapper
 
 
@@ -522,13 +556,13 @@ class set_grad_enabled(ThreadSwitch):
             raise TypeError(f"set_grad_enabled(mode) takes a bool, got {type(mode).__name__}")
         self.mode = mode
         self._previous = _state.recording
-        _state.recording = mode       # takes effect now, like torch.set_grad_enabled(...)
+        _state.recording = mode  # takes effect now, like torch.set_grad_enabled(...)
 
     def __enter__(self):
-        return self                   # already set by the call; __exit__ restores
+        return self  # already set by the call; __exit__ restores
 
     def __call__(self, function):
-        _state.recording = self._previous   # as a decorator it sets the mode per call only
+        _state.recording = self._previous  # as a decorator it sets the mode per call only
         return super().__call__(function)
 
     def _fresh(self):

@@ -15,9 +15,8 @@ promote silently).
 
 from __future__ import annotations
 
-from typing import Any
-
 import builtins  # Tensor has methods named int and bool, as torch's: its annotations say builtins.
+from typing import Any
 
 import torch
 
@@ -31,8 +30,9 @@ def _can_require_grad(data: torch.Tensor) -> bool:
 
 
 def _refuse_integer_grad(data: torch.Tensor, fix: str) -> None:
-    raise DtypeError(f"only floating-point and complex tensors can require gradients, got "
-                     f"{data.dtype}; {fix}")
+    raise DtypeError(
+        f"only floating-point and complex tensors can require gradients, got {data.dtype}; {fix}"
+    )
 
 
 class Tensor:
@@ -46,8 +46,7 @@ class Tensor:
     tape, node      the tape that recorded this tensor and its entry (None for leaves)
     """
 
-    __slots__ = ("_data", "_requires_grad", "_grad", "_node", "_tape", "_gathered",
-                 "__weakref__")
+    __slots__ = ("_data", "_requires_grad", "_grad", "_node", "_tape", "_gathered", "__weakref__")
     # (types of the slots, for readers and type checkers)
     _data: torch.Tensor
     _requires_grad: builtins.bool
@@ -55,15 +54,17 @@ class Tensor:
     _node: Any
     _tape: Any
     _gathered: Any
-    __hash__ = object.__hash__          # like torch: == is elementwise, hashing by identity
-    __array_priority__ = 1000           # so that numpy defers to our reflected operators
+    __hash__ = object.__hash__  # like torch: == is elementwise, hashing by identity
+    __array_priority__ = 1000  # so that numpy defers to our reflected operators
 
     def __init__(self, data, requires_grad: builtins.bool = False):
         if isinstance(data, Tensor):
             data = data._data
         if not isinstance(data, torch.Tensor):
-            raise TypeError(f"Tensor(data): data must be a torch.Tensor, got {type(data).__name__}; "
-                            "use tapegrad.tensor(...) to build one from a list or a number")
+            raise TypeError(
+                f"Tensor(data): data must be a torch.Tensor, got {type(data).__name__}; "
+                "use tapegrad.tensor(...) to build one from a list or a number"
+            )
         if requires_grad and not _can_require_grad(data):
             _refuse_integer_grad(data, "build it with dtype=torch.float32 (or float64)")
         self._data = _check_no_torch_grad(data)
@@ -71,7 +72,7 @@ class Tensor:
         self._grad = None
         self._node = None
         self._tape = None
-        self._gathered = None           # the gradient being gathered during a sweep
+        self._gathered = None  # the gradient being gathered during a sweep
 
     @classmethod
     def _wrap(cls, data: torch.Tensor) -> Tensor:
@@ -100,7 +101,8 @@ class Tensor:
     # --- what torch users reach for ------------------------------------
     @property
     def data(self) -> torch.Tensor:
-        """The values, a plain torch.Tensor; assigning replaces them (no gradient flows through that)."""
+        """The values, a plain torch.Tensor; assigning replaces them (no gradient flows through
+        that)."""
         return self._data
 
     @data.setter
@@ -110,8 +112,11 @@ class Tensor:
         if not isinstance(value, torch.Tensor):
             raise TypeError(f".data must be set to a torch.Tensor, got {type(value).__name__}")
         if self._requires_grad and not _can_require_grad(value):
-            _refuse_integer_grad(value, "this tensor requires grad, so its .data must stay "
-                                        "floating-point: convert the new value with .to(dtype)")
+            _refuse_integer_grad(
+                value,
+                "this tensor requires grad, so its .data must stay "
+                "floating-point: convert the new value with .to(dtype)",
+            )
         self._data = _check_no_torch_grad(value)
 
     @property
@@ -130,25 +135,34 @@ class Tensor:
     @grad.setter
     def grad(self, value):
         if self._node is not None:
-            raise RuntimeError("only a leaf tensor's .grad can be set; this tensor is the output "
-                               f"of {self._node.describe()}")
+            raise RuntimeError(
+                "only a leaf tensor's .grad can be set; this tensor is the output "
+                f"of {self._node.describe()}"
+            )
         if value is not None:
             if isinstance(value, Tensor) and value._node is None:
-                value = value._data         # a plain gradient: kept as a torch tensor
+                value = value._data  # a plain gradient: kept as a torch tensor
             data = value._data if isinstance(value, Tensor) else value
             if not isinstance(data, torch.Tensor):
-                raise TypeError(f"assigned grad must be a tensor or None, got "
-                                f"{type(value).__name__}")
+                raise TypeError(
+                    f"assigned grad must be a tensor or None, got {type(value).__name__}"
+                )
             if data.shape != self._data.shape:
-                raise ShapeError(f"assigned grad has shape {tuple(data.shape)}, but the tensor "
-                                 f"has shape {tuple(self._data.shape)}; they must be the same")
+                raise ShapeError(
+                    f"assigned grad has shape {tuple(data.shape)}, but the tensor "
+                    f"has shape {tuple(self._data.shape)}; they must be the same"
+                )
             if data.dtype != self._data.dtype:
                 # else an optimizer step would fail half-way, some parameters already updated
-                raise DtypeError(f"assigned grad is {data.dtype} but the tensor is "
-                                 f"{self._data.dtype}; convert it with .to(tensor.dtype)")
+                raise DtypeError(
+                    f"assigned grad is {data.dtype} but the tensor is "
+                    f"{self._data.dtype}; convert it with .to(tensor.dtype)"
+                )
             if data.device != self._data.device:
-                raise RuntimeError(f"assigned grad is on {data.device} but the tensor is on "
-                                   f"{self._data.device}; move it with .to(tensor.device)")
+                raise RuntimeError(
+                    f"assigned grad is on {data.device} but the tensor is on "
+                    f"{self._data.device}; move it with .to(tensor.device)"
+                )
         self._grad = value
 
     @property
@@ -164,7 +178,8 @@ class Tensor:
 
     @property
     def tape(self):
-        """The computation tape that holds this tensor's computation (None for leaves and untracked tensors)."""
+        """The computation tape that holds this tensor's computation (None for leaves and
+        untracked tensors)."""
         tape = self._tape
         if tape is not None and tape._merged_into is not None:
             tape = self._tape = resolve(tape)
@@ -197,15 +212,19 @@ class Tensor:
 
     def __len__(self):
         if self._data.dim() == 0:
-            raise TypeError("len() of a 0-d tensor: it has no first dimension to count (as in "
-                            "torch); use .numel() for the number of elements, .item() for the value")
+            raise TypeError(
+                "len() of a 0-d tensor: it has no first dimension to count (as in "
+                "torch); use .numel() for the number of elements, .item() for the value"
+            )
         return self._data.shape[0]
 
     def __iter__(self):
         """The slices x[0], x[1], ... along the first dimension, each recorded like x[i]."""
         if self._data.dim() == 0:
-            raise TypeError("iteration over a 0-d tensor (as in torch): it has no first "
-                            "dimension; use .item() for its value")
+            raise TypeError(
+                "iteration over a 0-d tensor (as in torch): it has no first "
+                "dimension; use .item() for its value"
+            )
         return iter(self.unbind(0))
 
     def item(self):
@@ -215,18 +234,23 @@ class Tensor:
         return self._data.tolist()
 
     def numpy(self, *, force: builtins.bool = False):
-        """The values as a numpy array sharing memory (a CPU tensor that requires no grad, as in torch).
+        """The values as a numpy array sharing memory (a CPU tensor that requires no grad, as in
+        torch).
 
         force=True: detach and copy to the CPU first when needed (torch's option).
         """
         if force:
             return self._data.detach().cpu().resolve_conj().resolve_neg().numpy()
         if self._requires_grad:
-            raise RuntimeError("can't call numpy() on a tensor that requires grad (as in torch): "
-                               "numpy would not see the tape. Use tensor.detach().numpy()")
+            raise RuntimeError(
+                "can't call numpy() on a tensor that requires grad (as in torch): "
+                "numpy would not see the tape. Use tensor.detach().numpy()"
+            )
         if self._data.device.type != "cpu":
-            raise TypeError(f"can't convert a tensor on {self._data.device} to numpy (as in "
-                            "torch); copy it to the CPU first: tensor.cpu().numpy()")
+            raise TypeError(
+                f"can't convert a tensor on {self._data.device} to numpy (as in "
+                "torch); copy it to the CPU first: tensor.cpu().numpy()"
+            )
         return self._data.numpy()
 
     def __float__(self):
@@ -250,10 +274,12 @@ class Tensor:
         requires_grad = bool(requires_grad)
         if self._node is not None:
             if requires_grad:
-                return self         # an op's output already requires grad
-            raise RuntimeError("you can only change requires_grad flags of leaf tensors; this "
-                               f"tensor is the output of {self._node.describe()}. To use it "
-                               "without a gradient, take tensor.detach()")
+                return self  # an op's output already requires grad
+            raise RuntimeError(
+                "you can only change requires_grad flags of leaf tensors; this "
+                f"tensor is the output of {self._node.describe()}. To use it "
+                "without a gradient, take tensor.detach()"
+            )
         if requires_grad and not _can_require_grad(self._data):
             _refuse_integer_grad(self._data, "convert it first with .float() or .double()")
         self._requires_grad = requires_grad
@@ -274,10 +300,19 @@ class Tensor:
         `.grad`. Returns a handle: ``handle.remove()`` unregisters it.
         """
         from .hooks import register
+
         return register(self, hook)
 
-    def backward(self, gradient=None, retain_graph=None, create_graph: builtins.bool = False,
-                 inputs=None, *, keep_grads: builtins.bool = False, grad=None) -> None:
+    def backward(
+        self,
+        gradient=None,
+        retain_graph=None,
+        create_graph: builtins.bool = False,
+        inputs=None,
+        *,
+        keep_grads: builtins.bool = False,
+        grad=None,
+    ) -> None:
         """Sweep the tape backwards from this tensor, accumulating dL/d(leaf) into leaves' .grad.
 
         gradient: dL/d(this tensor); may be omitted for a single-element
@@ -293,13 +328,19 @@ class Tensor:
             if gradient is not None:
                 raise TypeError("backward(): pass the gradient once, as gradient= (or grad=)")
             gradient = grad
-        sweep.backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph,
-                       inputs=inputs, keep_grads=keep_grads)
+        sweep.backward(
+            [self],
+            [gradient],
+            retain_graph=retain_graph,
+            create_graph=create_graph,
+            inputs=inputs,
+            keep_grads=keep_grads,
+        )
 
     def __repr__(self):
         body = repr(self._data)
         if body.startswith("tensor("):
-            body = body[len("tensor("):-1]
+            body = body[len("tensor(") : -1]
         extra = ""
         if self._node is not None:
             extra = f", grad_fn=<{self._node.describe()}>"
@@ -321,16 +362,22 @@ class Tensor:
         target = ops.shape.to_arguments(args, kwargs)
         dtype, device = target["dtype"], target["device"]
         data = self._data
-        if (not target["copy"] and (dtype is None or dtype == data.dtype)
-                and ops.shape.same_device(device, data.device)
-                and (target["memory_format"] is torch.preserve_format
-                     or data.is_contiguous(memory_format=target["memory_format"]))):
+        if (
+            not target["copy"]
+            and (dtype is None or dtype == data.dtype)
+            and ops.shape.same_device(device, data.device)
+            and (
+                target["memory_format"] is torch.preserve_format
+                or data.is_contiguous(memory_format=target["memory_format"])
+            )
+        ):
             return self
         ops.shape.check_device_available(device)
         if dtype is not None and not (dtype.is_floating_point or dtype.is_complex):
-            return Tensor._wrap(data.to(**target))     # no gradient through an integer copy
-        return ops.To.apply(self, dtype, device, target["copy"], target["non_blocking"],
-                            target["memory_format"])
+            return Tensor._wrap(data.to(**target))  # no gradient through an integer copy
+        return ops.To.apply(
+            self, dtype, device, target["copy"], target["non_blocking"], target["memory_format"]
+        )
 
     def float(self) -> Tensor:
         return self.to(torch.float32)
@@ -356,11 +403,16 @@ class Tensor:
         return self.to("cpu")
 
     def cuda(self, device=None, non_blocking: builtins.bool = False) -> Tensor:
-        """This tensor on a CUDA device (itself if it already is there); torch's error without one."""
-        target = "cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device
-        ops.shape.check_device_available(torch.device(target),
-                                         "cuda()" if device is None else f"cuda({device!r})",
-                                         lambda: torch.empty(0).cuda(device))
+        """This tensor on a CUDA device (itself if it already is there); torch's error without
+        one."""
+        target = (
+            "cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device
+        )
+        ops.shape.check_device_available(
+            torch.device(target),
+            "cuda()" if device is None else f"cuda({device!r})",
+            lambda: torch.empty(0).cuda(device),
+        )
         return self.to(target, non_blocking=non_blocking)
 
     # --- arithmetic -------------------------------------------------------
@@ -419,15 +471,17 @@ class Tensor:
         return -self
 
     def pow(self, exponent):
-        return self ** exponent
+        return self**exponent
 
     def matmul(self, other):
         return self @ other
 
     def mm(self, other):
         if self.dim() != 2 or getattr(other, "ndim", 0) != 2:
-            raise ShapeError(f"mm takes two 2-D tensors, got shapes {tuple(self.shape)} and "
-                             f"{tuple(getattr(other, 'shape', ()))}; use @ (matmul) for others")
+            raise ShapeError(
+                f"mm takes two 2-D tensors, got shapes {tuple(self.shape)} and "
+                f"{tuple(getattr(other, 'shape', ()))}; use @ (matmul) for others"
+            )
         return self @ other
 
     # --- in place: torch's rules (see _in_place) ----------------------------
@@ -444,10 +498,14 @@ class Tensor:
         return self._in_place("div_", ops.Div.apply, other)
 
     def add_(self, other, *, alpha=1):
-        return self._in_place("add_", ops.Add.apply, other if alpha == 1 else as_operand(other) * alpha)
+        return self._in_place(
+            "add_", ops.Add.apply, other if alpha == 1 else as_operand(other) * alpha
+        )
 
     def sub_(self, other, *, alpha=1):
-        return self._in_place("sub_", ops.Sub.apply, other if alpha == 1 else as_operand(other) * alpha)
+        return self._in_place(
+            "sub_", ops.Sub.apply, other if alpha == 1 else as_operand(other) * alpha
+        )
 
     def mul_(self, other):
         return self._in_place("mul_", ops.Mul.apply, other)
@@ -468,7 +526,7 @@ class Tensor:
         return self._in_place("clamp_", ops.Clamp.apply, min, max)
 
     def __setitem__(self, index, value):
-        index, _ = ops.indexing.plain_index(index)      # torch's own forms, also under no_grad
+        index, _ = ops.indexing.plain_index(index)  # torch's own forms, also under no_grad
         return self._in_place("__setitem__", ops.SetItem.apply, index, value)
 
     def _in_place(self, method: str, record, *operands):
@@ -485,36 +543,41 @@ class Tensor:
           go stale, as in torch); the tensor then is that node's output.
         """
         operands = tuple(as_operand(o) for o in operands)
-        needs = _state.recording and (self._requires_grad or any(
-            isinstance(o, Tensor) and o._requires_grad for o in operands))
+        needs = _state.recording and (
+            self._requires_grad or any(isinstance(o, Tensor) and o._requires_grad for o in operands)
+        )
         name = "x[index] = value" if method == "__setitem__" else f"{method}()"
         if not needs:
             raw = [o._data if isinstance(o, Tensor) else o for o in operands]
             for o in raw:
-                if isinstance(o, torch.Tensor) and method != "copy_":     # copy_ converts, as in torch
+                if isinstance(o, torch.Tensor) and method != "copy_":  # copy_ converts, as in torch
                     _check_same_float(self._data, o, name)
             getattr(self._data, method)(*raw)
             return self
         if self._node is None and self._requires_grad:
-            raise RuntimeError(f"{name}: a leaf tensor that requires grad can't be changed in place "
-                               "while recording (as in torch): the change would not be on the tape. "
-                               "For an update such as an optimizer step, do it inside "
-                               "`with tapegrad.no_grad():`; otherwise use the out-of-place form "
-                               "(x = x + y)")
+            raise RuntimeError(
+                f"{name}: a leaf tensor that requires grad can't be changed in place "
+                "while recording (as in torch): the change would not be on the tape. "
+                "For an update such as an optimizer step, do it inside "
+                "`with tapegrad.no_grad():`; otherwise use the out-of-place form "
+                "(x = x + y)"
+            )
         if self._node is None and _kernels.storage_shared(self._data):
             raise RuntimeError(
                 f"{name}: this tensor needs no gradient but the value written into it does, so "
                 "it would start to require grad; its memory is shared with another tensor (it is a "
                 "view, or a view of it exists), which would not (torch tracks views; tapegrad "
                 "does not). Write into a tensor of its own (buffer = buffer.clone(), or build the "
-                "result out of place, e.g. tapegrad.stack)")
+                "result out of place, e.g. tapegrad.stack)"
+            )
         if self._node is not None:
             if self._data._base is not None:
                 raise RuntimeError(
-                    f"{name}: this tensor is a view of another recorded tensor's memory (the output "
-                    f"of {self._node.describe()}); changing it in place would change that tensor "
-                    "behind the tape's back. Use the out-of-place form (x = x + y), or write into "
-                    "the tensor it views: base[index] = new_value")
+                    f"{name}: this tensor is a view of another recorded tensor's memory (the "
+                    f"output of {self._node.describe()}); changing it in place would change "
+                    "that tensor behind the tape's back. Use the out-of-place form (x = x + y), "
+                    "or write into the tensor it views: base[index] = new_value"
+                )
             snapshot = self._data.clone()
             old = Tensor._recorded(snapshot, self._node, self.tape)
             # the snapshot is the old node's output by another name, for create_graph's mapping
@@ -524,8 +587,10 @@ class Tensor:
         # x.mul_(x): the operand is the old value too (as the op saw it), not the memory rewritten
         result = record(old, *(old if o is self else o for o in operands))
         if result.shape != self.shape:
-            raise ShapeError(f"{name}: the result has shape {tuple(result.shape)}, which can't be "
-                             f"written into this tensor of shape {tuple(self.shape)}")
+            raise ShapeError(
+                f"{name}: the result has shape {tuple(result.shape)}, which can't be "
+                f"written into this tensor of shape {tuple(self.shape)}"
+            )
         _rebase(self, result)
         return self
 
@@ -575,15 +640,19 @@ class Tensor:
 
     def t(self):
         if self._data.dim() > 2:
-            raise ShapeError(f"t() is for tensors of at most 2 dimensions, this one has shape "
-                             f"{tuple(self.shape)}; use .transpose(dim0, dim1)")
+            raise ShapeError(
+                f"t() is for tensors of at most 2 dimensions, this one has shape "
+                f"{tuple(self.shape)}; use .transpose(dim0, dim1)"
+            )
         return self if self._data.dim() < 2 else ops.Transpose.apply(self, 0, 1)
 
     @property
     def T(self):
         if self._data.dim() > 2:
-            raise ShapeError(f".T is for tensors of at most 2 dimensions, this one has shape "
-                             f"{tuple(self.shape)}; use .transpose(dim0, dim1)")
+            raise ShapeError(
+                f".T is for tensors of at most 2 dimensions, this one has shape "
+                f"{tuple(self.shape)}; use .transpose(dim0, dim1)"
+            )
         return self.t()
 
     def unsqueeze(self, dim: builtins.int):
@@ -674,7 +743,6 @@ class Tensor:
     def ne(self, other):
         return self != other
 
-
     # --- softmax, log_softmax, logsumexp -------------------------------------------
     def softmax(self, dim: builtins.int, dtype=None):
         return ops.softmax(self, dim, dtype)
@@ -687,7 +755,8 @@ class Tensor:
 
     # --- shape, joins and conversions (the torch surface) ----------------------------
     def view(self, *shape):
-        """The same memory read in another shape (a view, never a copy); ``view(dtype)`` reinterprets the bits.
+        """The same memory read in another shape (a view, never a copy); ``view(dtype)``
+        reinterprets the bits.
 
         Refuses, as torch (RuntimeError), a shape the strides don't allow
         (a transposed or sliced tensor): use reshape, which copies then. A
@@ -709,7 +778,8 @@ class Tensor:
         return self.expand(tuple(other.shape))
 
     def flatten(self, start_dim: builtins.int = 0, end_dim: builtins.int = -1) -> Tensor:
-        """Dimensions start_dim..end_dim merged into one (a reshape); a 0-d tensor becomes shape (1,).
+        """Dimensions start_dim..end_dim merged into one (a reshape); a 0-d tensor becomes shape
+        (1,).
 
         Errors: IndexError for a dim out of range, RuntimeError if start_dim
         comes after end_dim (as torch).
@@ -718,16 +788,18 @@ class Tensor:
         start = ops.shape.normalize_dim(start_dim, shape, "flatten(start_dim)")
         end = ops.shape.normalize_dim(end_dim, shape, "flatten(end_dim)")
         if start > end:
-            raise RuntimeError(f"flatten(): start_dim {start_dim} comes after end_dim {end_dim} "
-                               f"for a tensor of shape {shape}; swap them")
+            raise RuntimeError(
+                f"flatten(): start_dim {start_dim} comes after end_dim {end_dim} "
+                f"for a tensor of shape {shape}; swap them"
+            )
         if not shape:
             return ops.Reshape.apply(self, (1,))
         if start == end:
-            return self         # nothing to merge: torch returns the tensor itself too
+            return self  # nothing to merge: torch returns the tensor itself too
         merged = 1
-        for size in shape[start:end + 1]:
+        for size in shape[start : end + 1]:
             merged *= size
-        return ops.Reshape.apply(self, shape[:start] + (merged,) + shape[end + 1:])
+        return ops.Reshape.apply(self, shape[:start] + (merged,) + shape[end + 1 :])
 
     def squeeze(self, dim=None) -> Tensor:
         """Remove dimensions of size 1: all of them, or those among `dim` (an int or a tuple)."""
@@ -738,13 +810,15 @@ class Tensor:
         return ops.Permute.apply(self, ops.shape.sizes_argument(dims, "permute()"))
 
     def movedim(self, source, destination) -> Tensor:
-        """Move dims `source` to positions `destination`, the others keeping their order (a permute)."""
+        """Move dims `source` to positions `destination`, the others keeping their order (a
+        permute)."""
         if isinstance(source, list):
             source = tuple(source)
         if isinstance(destination, list):
             destination = tuple(destination)
-        return ops.Permute.apply(self, ops.shape.movedim_order(source, destination,
-                                                               tuple(self.shape)))
+        return ops.Permute.apply(
+            self, ops.shape.movedim_order(source, destination, tuple(self.shape))
+        )
 
     moveaxis = movedim
 
@@ -754,20 +828,26 @@ class Tensor:
     swapdims = swapaxes
 
     def narrow(self, dim: builtins.int, start: builtins.int, length: builtins.int) -> Tensor:
-        """The slice start:start+length along `dim` (a view, recorded like x[:, start:start+length])."""
+        """The slice start:start+length along `dim` (a view, recorded like
+        x[:, start:start+length])."""
         if self._data.dim() == 0:
-            raise RuntimeError("narrow() cannot be applied to a 0-d tensor (as in torch); "
-                               "reshape it first")
+            raise RuntimeError(
+                "narrow() cannot be applied to a 0-d tensor (as in torch); reshape it first"
+            )
         d = ops.shape.normalize_dim(dim, tuple(self.shape), "narrow()")
         size = self.shape[d]
         if not -size <= start <= size:
-            raise IndexError(f"narrow(): start {start} is out of range for dim {dim} of size {size} "
-                             f"(shape {tuple(self.shape)}); use a start in [{-size}, {size}]")
+            raise IndexError(
+                f"narrow(): start {start} is out of range for dim {dim} of size {size} "
+                f"(shape {tuple(self.shape)}); use a start in [{-size}, {size}]"
+            )
         start = start + size if start < 0 else start
         if length < 0 or start + length > size:
-            raise RuntimeError(f"narrow(): start {start} + length {length} doesn't fit in dim {dim} "
-                               f"of size {size} (shape {tuple(self.shape)}); the length must be "
-                               f"in [0, {size - start}]")
+            raise RuntimeError(
+                f"narrow(): start {start} + length {length} doesn't fit in dim {dim} "
+                f"of size {size} (shape {tuple(self.shape)}); the length must be "
+                f"in [0, {size - start}]"
+            )
         return self[(slice(None),) * d + (slice(start, start + length),)]
 
     def select(self, dim: builtins.int, index: builtins.int) -> Tensor:
@@ -860,6 +940,7 @@ def as_operand(value):
         return value
     if type(value).__module__ == "numpy":
         import numpy
+
         if isinstance(value, numpy.generic):
             return value.item()
         if isinstance(value, numpy.ndarray):
@@ -871,32 +952,34 @@ _PLAIN = {Tensor, torch.Tensor, float, int, bool, type(None)}
 
 
 def _check_same_float(target: torch.Tensor, operand: torch.Tensor, name: str) -> None:
-    if (operand.dtype != target.dtype and operand.is_floating_point()
-            and target.is_floating_point()):
-        raise DtypeError(f"{name}: the tensor is {target.dtype} but the operand is "
-                         f"{operand.dtype}; convert one with .float() or .double() so both agree")
+    if operand.dtype != target.dtype and operand.is_floating_point() and target.is_floating_point():
+        raise DtypeError(
+            f"{name}: the tensor is {target.dtype} but the operand is "
+            f"{operand.dtype}; convert one with .float() or .double() so both agree"
+        )
 
 
 def _rebase(tensor: Tensor, result: Tensor) -> None:
     """Write `result` into `tensor`'s memory and make `tensor` the output of result's node."""
     data = tensor._data
-    data.copy_(result._data)        # bumps data's version: nodes that saved the old values go stale
+    data.copy_(result._data)  # bumps data's version: nodes that saved the old values go stale
     node = result._node
     if node is None:
         tensor._node = tensor._tape = None
         tensor._requires_grad = False
         return
     old = result._data
-    if any(t is old for t in node._saved):      # what the node saved of its output: now `data`
+    if any(t is old for t in node._saved):  # what the node saved of its output: now `data`
         node._saved = tuple(data if t is old else t for t in node._saved)
-        node._versions = tuple(None if not isinstance(t, torch.Tensor) else t._version
-                               for t in node._saved)
+        node._versions = tuple(
+            None if not isinstance(t, torch.Tensor) else t._version for t in node._saved
+        )
     node._out_id = id(data)
     node._out_version = None if data._base is None else data._version
     if node.value is old:
         node.value = data
     if tensor._node is not None and tensor._node.retains_grad:
-        node.retains_grad = True    # retain_grad() follows the tensor to its new value, as in torch
+        node.retains_grad = True  # retain_grad() follows the tensor to its new value, as in torch
     tensor._node, tensor._tape, tensor._requires_grad = node, result._tape, True
 
 
@@ -916,9 +999,11 @@ def tensor(data, requires_grad: bool = False, dtype=None, device=None) -> Tensor
         except (TypeError, ValueError, RuntimeError) as error:
             # tapegrad's type (TypeError: not data for a tensor), and the one torch raised
             kind = {ValueError: DataError, RuntimeError: DtypeError}.get(type(error), TypeError)
-            raise kind(f"tapegrad.tensor(): cannot build a tensor from {type(data).__name__} "
-                       f"({error}); pass a number, a nested list of numbers (of equal lengths at "
-                       "each depth) or a torch.Tensor") from error
+            raise kind(
+                f"tapegrad.tensor(): cannot build a tensor from {type(data).__name__} "
+                f"({error}); pass a number, a nested list of numbers (of equal lengths at "
+                "each depth) or a torch.Tensor"
+            ) from error
     return Tensor(data, requires_grad=requires_grad)
 
 

@@ -19,14 +19,16 @@ from hypothesis import strategies as st
 
 import tapegrad as tg
 
-SIDE = 4        # largest size of one dimension: keeps finite differences cheap
+SIDE = 4  # largest size of one dimension: keeps finite differences cheap
 
 
 # --- shapes --------------------------------------------------------------------
 
+
 def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: int = SIDE):
-    return st.lists(st.integers(min_side, max_side), min_size=min_dims,
-                    max_size=max_dims).map(tuple)
+    return st.lists(st.integers(min_side, max_side), min_size=min_dims, max_size=max_dims).map(
+        tuple
+    )
 
 
 @st.composite
@@ -40,7 +42,7 @@ def broadcast_shapes(draw, min_dims: int = 0, max_dims: int = 3):
     pair = []
     for _ in range(2):
         keep = draw(st.integers(0, len(result)))
-        suffix = result[len(result) - keep:]
+        suffix = result[len(result) - keep :]
         ones = draw(st.lists(st.booleans(), min_size=len(suffix), max_size=len(suffix)))
         pair.append(tuple(1 if one else size for size, one in zip(suffix, ones)))
     return tuple(pair)
@@ -51,8 +53,10 @@ seeds = st.integers(0, 2**31 - 1)
 
 # --- values --------------------------------------------------------------------
 
-def randn(shape, seed: int, dtype=torch.float64, away_from_zero: float = 0.0,
-          device="cpu") -> torch.Tensor:
+
+def randn(
+    shape, seed: int, dtype=torch.float64, away_from_zero: float = 0.0, device="cpu"
+) -> torch.Tensor:
     """Seeded normal values; |x| >= away_from_zero (for relu's kink and division)."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(shape, generator=g, dtype=torch.float64)
@@ -61,8 +65,9 @@ def randn(shape, seed: int, dtype=torch.float64, away_from_zero: float = 0.0,
     return x.to(dtype=dtype, device=device)
 
 
-def positive(shape, seed: int, low: float = 0.5, high: float = 2.0, dtype=torch.float64,
-             device="cpu") -> torch.Tensor:
+def positive(
+    shape, seed: int, low: float = 0.5, high: float = 2.0, dtype=torch.float64, device="cpu"
+) -> torch.Tensor:
     """Seeded uniform values in [low, high) (for log and fractional powers)."""
     g = torch.Generator().manual_seed(seed)
     x = low + (high - low) * torch.rand(shape, generator=g, dtype=torch.float64)
@@ -70,6 +75,7 @@ def positive(shape, seed: int, low: float = 0.5, high: float = 2.0, dtype=torch.
 
 
 # --- the two references -----------------------------------------------------------
+
 
 def check_against_torch(fn, *values, requires=None, rtol=1e-7, atol=1e-7, equal_nan=False):
     """Run `fn` on tapegrad leaves and on torch autograd leaves; compare output and gradients.
@@ -86,7 +92,9 @@ def check_against_torch(fn, *values, requires=None, rtol=1e-7, atol=1e-7, equal_
 
     out = fn(*ours)
     expected = fn(*refs)
-    torch.testing.assert_close(out.data, expected.detach(), rtol=rtol, atol=atol, equal_nan=equal_nan)
+    torch.testing.assert_close(
+        out.data, expected.detach(), rtol=rtol, atol=atol, equal_nan=equal_nan
+    )
     assert out.data.grad_fn is None and not out.data.requires_grad
 
     g = torch.Generator().manual_seed(1)
@@ -107,8 +115,14 @@ def check_against_torch(fn, *values, requires=None, rtol=1e-7, atol=1e-7, equal_
         assert leaf.grad.shape == values[position].shape, f"input {position}: gradient shape"
         assert leaf.grad.dtype == values[position].dtype, f"input {position}: gradient dtype"
         assert leaf.grad.device == values[position].device, f"input {position}: gradient device"
-        torch.testing.assert_close(leaf.grad, want, rtol=rtol, atol=atol, equal_nan=equal_nan,
-                                   msg=lambda m: f"input {position}: {m}")
+        torch.testing.assert_close(
+            leaf.grad,
+            want,
+            rtol=rtol,
+            atol=atol,
+            equal_nan=equal_nan,
+            msg=lambda m: f"input {position}: {m}",
+        )
     return out
 
 
@@ -138,16 +152,21 @@ def check_second_order(fn, *values, requires=None, rtol=1e-7, atol=1e-7):
     for position, (a, b) in enumerate(zip(first, reference)):
         a = torch.zeros_like(wanted[position]) if a is None else a.data
         b = torch.zeros_like(wanted[position]) if b is None else b.detach()
-        torch.testing.assert_close(a, b, rtol=rtol, atol=atol,
-                                   msg=lambda m: f"first derivative {position}: {m}")
-    directions = [torch.randn(t.shape, generator=g, dtype=torch.float64).to(t.dtype) for t in wanted]
+        torch.testing.assert_close(
+            a, b, rtol=rtol, atol=atol, msg=lambda m: f"first derivative {position}: {m}"
+        )
+    directions = [
+        torch.randn(t.shape, generator=g, dtype=torch.float64).to(t.dtype) for t in wanted
+    ]
     ours_sum = sum((d * v).sum() for d, v in zip(first, directions) if d is not None)
     ref_sum = sum((d * v).sum() for d, v in zip(reference, directions) if d is not None)
     targets_ours, targets_ref = leaves + [w_ours], wanted + [w_ref]
     zeros = [torch.zeros_like(t) for t in targets_ref]
     if isinstance(ours_sum, tg.Tensor) and ours_sum.requires_grad:
-        second = [s.data if s is not None else None
-                  for s in tg.grad(ours_sum, targets_ours, allow_unused=True)]
+        second = [
+            s.data if s is not None else None
+            for s in tg.grad(ours_sum, targets_ours, allow_unused=True)
+        ]
     else:
         second = [None] * len(targets_ours)
     if isinstance(ref_sum, torch.Tensor) and ref_sum.requires_grad:
@@ -155,9 +174,13 @@ def check_second_order(fn, *values, requires=None, rtol=1e-7, atol=1e-7):
     else:
         want = [None] * len(targets_ref)
     for position, (a, b, zero) in enumerate(zip(second, want, zeros)):
-        torch.testing.assert_close(zero if a is None else a, zero if b is None else b.detach(),
-                                   rtol=rtol, atol=atol,
-                                   msg=lambda m: f"second derivative, input {position}: {m}")
+        torch.testing.assert_close(
+            zero if a is None else a,
+            zero if b is None else b.detach(),
+            rtol=rtol,
+            atol=atol,
+            msg=lambda m: f"second derivative, input {position}: {m}",
+        )
 
 
 def check_both(fn, *values, requires=None):

@@ -33,13 +33,14 @@ class Sqrt(tg.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        y, = ctx.saved_tensors
+        (y,) = ctx.saved_tensors
         return grad / (2 * y)
 
 
 # --- forward -------------------------------------------------------------------
 
-@pytest.mark.parametrize("value", [0.0, -1.0])     # log gives -inf, then nan
+
+@pytest.mark.parametrize("value", [0.0, -1.0])  # log gives -inf, then nan
 def test_forward_nan_or_inf_names_node_op_and_user_line(value):
     x = tg.tensor([1.0, value], requires_grad=True)
     with tg.detect_anomaly(), tg.Tape() as tape:
@@ -50,9 +51,10 @@ def test_forward_nan_or_inf_names_node_op_and_user_line(value):
     message = str(info.value)
     assert message.startswith("anomaly: Log (tape index 1) produced a NaN or infinity")
     assert "shape (2,)" in message
-    assert (f"recorded at {where} in test_forward_nan_or_inf_names_node_op_and_user_line: "
-            "h.log()") in message
-    assert len(tape) == 1          # the refused node was not appended
+    assert (
+        f"recorded at {where} in test_forward_nan_or_inf_names_node_op_and_user_line: h.log()"
+    ) in message
+    assert len(tape) == 1  # the refused node was not appended
 
 
 def test_forward_overflow_to_inf():
@@ -78,20 +80,23 @@ def test_without_anomaly_mode_nan_passes_silently():
 
 # --- sweep -----------------------------------------------------------------------
 
+
 def test_nan_appearing_only_in_the_sweep_names_the_node():
     x = tg.tensor([0.0, 4.0], requires_grad=True)
     x.grad = torch.tensor([1.0, 1.0])
     with tg.detect_anomaly():
         h = x * 1.0
         where = here(1)
-        loss = (Sqrt.apply(h) * 3).sum()       # the forward is finite: sqrt(0) = 0
+        loss = (Sqrt.apply(h) * 3).sum()  # the forward is finite: sqrt(0) = 0
         with pytest.raises(RuntimeError) as info:
             loss.backward()
     message = str(info.value)
-    assert message.startswith("anomaly: the derivative of Sqrt (tape index 1) produced a NaN or "
-                              "infinity in the gradient of input 0")
+    assert message.startswith(
+        "anomaly: the derivative of Sqrt (tape index 1) produced a NaN or "
+        "infinity in the gradient of input 0"
+    )
     assert f"recorded at {where} in test_nan_appearing_only_in_the_sweep_names_the_node" in message
-    assert torch.equal(x.grad, torch.tensor([1.0, 1.0]))      # rolled back
+    assert torch.equal(x.grad, torch.tensor([1.0, 1.0]))  # rolled back
 
 
 def test_sweep_anomaly_undoes_gradients_accumulated_before_it():
@@ -99,7 +104,7 @@ def test_sweep_anomaly_undoes_gradients_accumulated_before_it():
     w = tg.tensor([1.0, 2.0], requires_grad=True)
     w.grad = torch.full((2,), 10.0)
     with tg.detect_anomaly():
-        y = (Sqrt.apply(x) + w).sum()           # the sweep reaches w (Add) before Sqrt
+        y = (Sqrt.apply(x) + w).sum()  # the sweep reaches w (Add) before Sqrt
         with pytest.raises(RuntimeError, match=r"derivative of Sqrt \(tape index 0\)"):
             y.backward()
     assert torch.equal(w.grad, torch.full((2,), 10.0)) and x.grad is None
@@ -116,7 +121,7 @@ def test_sweep_anomaly_in_a_built_in_op():
     # d(x^0.5)/dx = 0.5 x^-0.5 is infinite at 0, though x^0.5 is 0 there.
     x = tg.tensor([0.0, 1.0], requires_grad=True)
     with tg.detect_anomaly():
-        loss = (x ** 0.5).sum()
+        loss = (x**0.5).sum()
         with pytest.raises(RuntimeError, match=r"derivative of Pow \(tape index 0\)"):
             loss.backward()
     assert x.grad is None
@@ -134,16 +139,23 @@ def test_sweep_anomaly_for_a_tape_recorded_outside_anomaly_mode():
 def test_bad_seed_gradient_is_caught():
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     y = x * 2
-    with tg.detect_anomaly(), pytest.raises(RuntimeError, match=r"anomaly: the gradient passed to "
-                                                                r"backward\(grad=\.\.\.\)"):
+    with (
+        tg.detect_anomaly(),
+        pytest.raises(
+            RuntimeError,
+            match=r"anomaly: the gradient passed to "
+            r"backward\(grad=\.\.\.\)",
+        ),
+    ):
         y.backward(torch.tensor([1.0, math.nan]))
     assert x.grad is None
 
 
 def test_finite_run_is_unchanged_by_anomaly_mode():
     g = torch.Generator().manual_seed(0)
-    model = tg.nn.Sequential(tg.nn.Linear(2, 5, generator=g), tg.nn.Tanh(),
-                             tg.nn.Linear(5, 1, generator=g))
+    model = tg.nn.Sequential(
+        tg.nn.Linear(2, 5, generator=g), tg.nn.Tanh(), tg.nn.Linear(5, 1, generator=g)
+    )
     x = tg.tensor(torch.randn(6, 2, generator=g))
     t = tg.tensor(torch.randn(6, 1, generator=g))
     tg.nn.MSELoss()(model(x), t).backward()
@@ -155,6 +167,7 @@ def test_finite_run_is_unchanged_by_anomaly_mode():
 
 
 # --- the switch itself -------------------------------------------------------------
+
 
 def test_anomaly_mode_is_restored_after_an_error_and_nests():
     assert _state.anomaly is False
@@ -184,7 +197,7 @@ def test_anomaly_mode_is_per_thread():
 
     def other():
         seen["anomaly"] = _state.anomaly
-        seen["value"] = tg.tensor([0.0], requires_grad=True).log().item()   # no error here
+        seen["value"] = tg.tensor([0.0], requires_grad=True).log().item()  # no error here
 
     with tg.detect_anomaly():
         thread = threading.Thread(target=other)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import tapegrad as tg
+
 from helpers import randn
 
 
@@ -14,6 +15,7 @@ def pair(values):
 
 
 # --- tapegrad.backward(tensors, grad_tensors) ------------------------------------------------
+
 
 def test_one_sweep_from_several_roots_equals_torch():
     x, rx = pair([0.5, -1.0, 2.0])
@@ -30,9 +32,12 @@ def test_one_sweep_from_several_roots_equals_torch():
 def test_roots_on_separate_tapes_and_a_leaf_root():
     x, rx = pair([0.5, 2.0])
     y, ry = pair([3.0, -1.0])
-    tg.backward([(x * x).sum(), (y.exp()).sum(), x], [None, None, torch.ones(2, dtype=torch.float64)])
-    torch.autograd.backward([(rx * rx).sum(), ry.exp().sum(), rx],
-                            [None, None, torch.ones(2, dtype=torch.float64)])
+    tg.backward(
+        [(x * x).sum(), (y.exp()).sum(), x], [None, None, torch.ones(2, dtype=torch.float64)]
+    )
+    torch.autograd.backward(
+        [(rx * rx).sum(), ry.exp().sum(), rx], [None, None, torch.ones(2, dtype=torch.float64)]
+    )
     torch.testing.assert_close(x.grad, rx.grad)
     torch.testing.assert_close(y.grad, ry.grad)
 
@@ -56,13 +61,14 @@ def test_several_roots_need_one_gradient_each():
 
 # --- hooks ----------------------------------------------------------------------------
 
+
 def test_a_hook_on_an_op_output_sees_and_replaces_its_gradient_like_torch():
     x, rx = pair([0.5, -1.0])
     seen = {}
     for name, t in (("ours", x), ("torch", rx)):
         h = t * 3
         h.register_hook(lambda g, name=name: seen.__setitem__(name, g.clone()))
-        h.register_hook(lambda g: g * 10)                       # a replacement, used downstream
+        h.register_hook(lambda g: g * 10)  # a replacement, used downstream
         (h * h).sum().backward()
     torch.testing.assert_close(seen["ours"], seen["torch"])
     torch.testing.assert_close(x.grad, rx.grad)
@@ -73,7 +79,7 @@ def test_a_hook_on_a_leaf_runs_before_the_gradient_is_added():
     for t in (x, rx):
         t.register_hook(lambda g: g.clamp(-1, 1))
         (t * 5).sum().backward()
-        (t * 5).sum().backward()                # the hook sees each sweep's own gradient
+        (t * 5).sum().backward()  # the hook sees each sweep's own gradient
     torch.testing.assert_close(x.grad, rx.grad)
     assert x.grad.tolist() == [2.0, 2.0]
 
@@ -93,9 +99,9 @@ def test_hooks_in_a_create_graph_sweep_are_recorded():
     x, rx = pair([0.5, -1.0])
     for t, grad in ((x, tg.grad), (rx, torch.autograd.grad)):
         h = t * t
-        h.register_hook(lambda g: g * t)               # a replacement that depends on t
-        first, = grad((h * 2).sum(), t, create_graph=True)
-        second, = grad(first.sum(), t)
+        h.register_hook(lambda g: g * t)  # a replacement that depends on t
+        (first,) = grad((h * 2).sum(), t, create_graph=True)
+        (second,) = grad(first.sum(), t)
         if t is x:
             ours = (first.data, second.data)
         else:
@@ -120,6 +126,7 @@ def test_hooks_show_in_print_and_backward_steps():
 
         def double(g):
             return g * 2
+
         h.register_hook(double)
         loss = h.sum()
     assert "[hooks: double]" in str(tape)
@@ -131,6 +138,7 @@ def test_hooks_show_in_print_and_backward_steps():
 
 
 # --- Functions with several outputs ------------------------------------------------------------
+
 
 class SinCos(tg.Function):
     """y1 = sin(x), y2 = cos(x)
@@ -156,8 +164,11 @@ def test_a_function_with_two_outputs_matches_torch(use):
     x, rx = tg.Tensor(values.clone(), requires_grad=True), values.clone().requires_grad_()
     s, c = SinCos.apply(x)
     rs, rc = rx.sin(), rx.cos()
-    loss = {"both": lambda a, b: (a * 2 + b * b).sum(), "first": lambda a, b: a.sum(),
-            "second": lambda a, b: (b * b).sum()}[use]
+    loss = {
+        "both": lambda a, b: (a * 2 + b * b).sum(),
+        "first": lambda a, b: a.sum(),
+        "second": lambda a, b: (b * b).sum(),
+    }[use]
     loss(s, c).backward()
     loss(rs, rc).backward()
     torch.testing.assert_close(x.grad, rx.grad)
@@ -167,10 +178,10 @@ def test_a_function_with_two_outputs_differentiates_twice():
     values = randn((3,), 1)
     x, rx = tg.Tensor(values.clone(), requires_grad=True), values.clone().requires_grad_()
     s, c = SinCos.apply(x)
-    first, = tg.grad((s * c).sum(), x, create_graph=True)
-    second, = tg.grad(first.sum(), x)
-    rfirst, = torch.autograd.grad((rx.sin() * rx.cos()).sum(), rx, create_graph=True)
-    rsecond, = torch.autograd.grad(rfirst.sum(), rx)
+    (first,) = tg.grad((s * c).sum(), x, create_graph=True)
+    (second,) = tg.grad(first.sum(), x)
+    (rfirst,) = torch.autograd.grad((rx.sin() * rx.cos()).sum(), rx, create_graph=True)
+    (rsecond,) = torch.autograd.grad(rfirst.sum(), rx)
     torch.testing.assert_close(first.data, rfirst.detach())
     torch.testing.assert_close(second.data, rsecond)
 
@@ -190,7 +201,7 @@ def test_non_differentiable_outputs_and_materialize_grads():
         @staticmethod
         def backward(ctx, grad_values, grad_order):
             calls.append(grad_order)
-            order, = ctx.saved_tensors
+            (order,) = ctx.saved_tensors
             out = torch.zeros_like(grad_values)
             out[order] = grad_values
             return out
@@ -230,7 +241,7 @@ def test_trailing_none_gradients_and_defaulted_arguments_are_accepted_like_torch
 
         @staticmethod
         def backward(ctx, grad):
-            return grad * ctx.scale, None, None      # one more None than inputs
+            return grad * ctx.scale, None, None  # one more None than inputs
 
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     Scale.apply(x).sum().backward()

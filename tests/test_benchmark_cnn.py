@@ -50,15 +50,16 @@ def test_contestants_start_equal_and_reach_the_same_loss_and_weights(dtype, tole
     assert losses["tapegrad"] == pytest.approx(losses["torch.autograd"], rel=tolerance)
     for ours, theirs in zip(end["tapegrad"], end["torch.autograd"]):
         torch.testing.assert_close(ours, theirs, rtol=tolerance, atol=tolerance)
-    assert not torch.allclose(end["tapegrad"][0], weights[0])       # training moved the weights
+    assert not torch.allclose(end["tapegrad"][0], weights[0])  # training moved the weights
 
 
 def test_the_table_prints_both_contestants_the_ratio_and_the_target():
     lines = []
     threads = torch.get_num_threads()
     try:
-        ratios = cnn.run(dataclasses.replace(SHORT, epochs=1), repeats=1, threads=1,
-                         out=lines.append)
+        ratios = cnn.run(
+            dataclasses.replace(SHORT, epochs=1), repeats=1, threads=1, out=lines.append
+        )
     finally:
         torch.set_num_threads(threads)
     text = "\n".join(lines)

@@ -22,16 +22,18 @@ from benchmarks.contestants import CONTESTANTS, WORKLOAD_A, WORKLOAD_B  # noqa: 
 
 SHORT_A = dataclasses.replace(WORKLOAD_A, epochs=3)
 # Workload B's network shape and learning rate, shrunk so that it runs in a moment.
-SHORT_B = dataclasses.replace(WORKLOAD_B, widths=(2, 64, 64, 64, 1), points=300, batch_size=100,
-                              epochs=2)
+SHORT_B = dataclasses.replace(
+    WORKLOAD_B, widths=(2, 64, 64, 64, 1), points=300, batch_size=100, epochs=2
+)
 
 
 def train_all(workload):
     x, t = workload.data()
     weights = workload.initial_weights()
     runs = {name: setup(workload, weights, x, t) for name, setup in CONTESTANTS.items()}
-    start = {name: [tuple(p.clone() for p in pair) for pair in r.weights()]
-             for name, r in runs.items()}
+    start = {
+        name: [tuple(p.clone() for p in pair) for pair in r.weights()] for name, r in runs.items()
+    }
     losses = {name: r() for name, r in runs.items()}
     end = {name: r.weights() for name, r in runs.items()}
     return weights, start, losses, end
@@ -44,7 +46,7 @@ def test_contestants_start_equal_and_reach_the_same_loss_and_weights(workload):
         for (w0, b0), (w, b) in zip(weights, start[name]):
             assert torch.equal(w0, w) and torch.equal(b0, b), name
     reference = losses["floor"]
-    assert reference < 0.5         # it trained on something (targets are 0/1, tanh output)
+    assert reference < 0.5  # it trained on something (targets are 0/1, tanh output)
     for name in ("tapegrad", "torch.autograd"):
         assert losses[name] == pytest.approx(reference, rel=1e-4), name
         for (w_ref, b_ref), (w, b) in zip(end["floor"], end[name]):
@@ -72,7 +74,7 @@ def test_chain_gradient_matches_torch_autograd():
 
 def test_a_sweep_releases_every_saved_tensor_of_the_tape():
     held = memory.held_after_sweep()
-    assert held["nodes"] == 9                       # 4 Linear + 4 activations + MSE
+    assert held["nodes"] == 9  # 4 Linear + 4 activations + MSE
     assert held["holding_before"] == held["nodes"]
     assert held["holding_after"] == 0
     assert held["grads_left"] == 0
@@ -84,6 +86,7 @@ def test_alternate_rotates_the_order_and_keeps_the_cold_run_apart():
     def setup(name):
         def make():
             return lambda: calls.append(name) or name
+
         return make
 
     result = timing.alternate({"a": setup("a"), "b": setup("b"), "c": setup("c")}, repeats=3)
@@ -122,13 +125,14 @@ def test_a_warm_up_in_setup_leaves_the_same_training():
         train = setup(dataclasses.replace(base, warmup=2), weights, x, t)
         assert train() == pytest.approx(expected, rel=1e-5), name
     compiled = CONTESTANTS["tapegrad.compile"](dataclasses.replace(base, warmup=2), weights, x, t)
-    assert compiled.step.stats["traces"] == 2            # in setup, not in the timed train()
+    assert compiled.step.stats["traces"] == 2  # in setup, not in the timed train()
     compiled()
     assert compiled.step.stats["traces"] == 2
 
 
 def test_the_pinn_workload_trains_the_same_network_in_both_contestants():
     from benchmarks import pinn
+
     ours, theirs = pinn.tapegrad_setup(5), pinn.autograd_setup(5)
     assert ours() == pytest.approx(theirs(), rel=1e-10)
 

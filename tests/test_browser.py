@@ -14,8 +14,14 @@ import tapegrad as tg
 from tapegrad import nn
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 def _browser_or_skip():
@@ -37,15 +43,23 @@ def _browser_or_skip():
 @pytest.fixture(scope="module")
 def page_and_steps(tmp_path_factory):
     import visualize
+
     g = torch.Generator().manual_seed(0)
     x, t = tg.data.generate_disc_set(6, g)
-    model = nn.Sequential(nn.Linear(2, 4, generator=g), nn.ReLU(), nn.Linear(4, 4, generator=g),
-                          nn.Tanh(), nn.Linear(4, 1, generator=g), nn.Tanh())
+    model = nn.Sequential(
+        nn.Linear(2, 4, generator=g),
+        nn.ReLU(),
+        nn.Linear(4, 4, generator=g),
+        nn.Tanh(),
+        nn.Linear(4, 1, generator=g),
+        nn.Tanh(),
+    )
     with tg.Tape() as tape:
         loss = nn.MSELoss()(model(x), t)
-    path = visualize.write_backprop_html(loss, tmp_path_factory.mktemp("page") / "backprop.html",
-                                         model=model)
-    assert all(p.grad is None for p in model.parameters())      # writing the page swept nothing
+    path = visualize.write_backprop_html(
+        loss, tmp_path_factory.mktemp("page") / "backprop.html", model=model
+    )
+    assert all(p.grad is None for p in model.parameters())  # writing the page swept nothing
     assert not any(node.released for node in tape)
     steps = list(tg.backward_steps(loss, accumulate=False))
     return path, tape, steps, model
@@ -70,6 +84,7 @@ def test_the_page_is_self_contained(page_and_steps):
 
 def test_next_prev_and_arrow_keys_move_the_highlight_and_the_gradient(page_and_steps, browser):
     from visualize.html import tensor_text
+
     path, tape, steps, model = page_and_steps
     names = {id(p): name for name, p in model.named_parameters()}
     page = browser.new_page()
@@ -80,25 +95,29 @@ def test_next_prev_and_arrow_keys_move_the_highlight_and_the_gradient(page_and_s
     page.goto(path.as_uri())
 
     def state():
-        return (page.get_attribute("#panel", "data-phase"), page.get_attribute("#panel", "data-node"))
+        return (
+            page.get_attribute("#panel", "data-phase"),
+            page.get_attribute("#panel", "data-node"),
+        )
 
     def highlighted():
         return page.eval_on_selector_all(
-            "#picture g.node.current", "gs => gs.map(g => g.querySelector('title').textContent)")
+            "#picture g.node.current", "gs => gs.map(g => g.querySelector('title').textContent)"
+        )
 
     # the forward pass starts at the first node, its value shown
     assert state() == ("forward", "n0") and highlighted() == ["n0"]
     assert tensor_text(tape[0].value)["summary"] in page.inner_text("#value")
     assert page.inner_text("#tape .line.current").startswith("%0 = LinearFunction(")
 
-    page.click("#next")                                   # the button
+    page.click("#next")  # the button
     assert state() == ("forward", "n1") and highlighted() == ["n1"]
-    page.keyboard.press("ArrowRight")                     # the arrow key
+    page.keyboard.press("ArrowRight")  # the arrow key
     assert state() == ("forward", "n2") and highlighted() == ["n2"]
     page.keyboard.press("ArrowLeft")
     page.click("#prev")
     assert state() == ("forward", "n0")
-    page.click("#prev")                                   # nothing before the first step
+    page.click("#prev")  # nothing before the first step
     assert state() == ("forward", "n0")
 
     # to the last forward node, then into the sweep: the loss first, dL/dL = 1
@@ -122,15 +141,20 @@ def test_next_prev_and_arrow_keys_move_the_highlight_and_the_gradient(page_and_s
         assert shown.splitlines()[1] == expected["preview"]
         assert step.rule.splitlines()[0] in page.inner_text("#panel")
         receivers = page.eval_on_selector_all(
-            "#picture g.node.receiver", "gs => gs.map(g => g.querySelector('title').textContent)")
-        assert [r for r in receivers if r.startswith("n")] == \
-               [f"n{h.index}" for h, _ in step.contributions if isinstance(h, tg.Node)]
+            "#picture g.node.receiver", "gs => gs.map(g => g.querySelector('title').textContent)"
+        )
+        assert [r for r in receivers if r.startswith("n")] == [
+            f"n{h.index}" for h, _ in step.contributions if isinstance(h, tg.Node)
+        ]
         shown_leaves = page.eval_on_selector_all(
-            "#picture g.node.receiver", "gs => gs.filter(g => g.querySelector('title')"
-            ".textContent.startsWith('t')).map(g => g.querySelector('text').textContent)")
-        assert sorted(shown_leaves) == sorted(names[id(h)] for h, _ in step.contributions
-                                              if not isinstance(h, tg.Node))
-    assert steps[1].grad_output.shape != steps[0].grad_output.shape   # the gradient did change
+            "#picture g.node.receiver",
+            "gs => gs.filter(g => g.querySelector('title')"
+            ".textContent.startsWith('t')).map(g => g.querySelector('text').textContent)",
+        )
+        assert sorted(shown_leaves) == sorted(
+            names[id(h)] for h, _ in step.contributions if not isinstance(h, tg.Node)
+        )
+    assert steps[1].grad_output.shape != steps[0].grad_output.shape  # the gradient did change
 
     page.keyboard.press("End")
     assert state() == ("backward", "n0")

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from test_ops_shape import shape_ops_loss
 
 import tapegrad as tg
 from tapegrad import nn
 from tapegrad.check import TapeCheck
-from test_ops_shape import shape_ops_loss
 
 
 def leaf(shape, seed, low=None, high=None, dtype=torch.float64):
@@ -24,47 +24,62 @@ def every_builtin_op_tape():
     pos = leaf((3, 4), 2, 0.5, 2.0)
     w = leaf((4, 2), 3)
     with tg.Tape() as tape:
-        h = (a + b) - 0.5 * a                              # Add, Sub, Mul (number, broadcast)
-        h = h * b / pos + (-a)                             # Mul, Div, Neg
-        h = h ** 2 + pos ** 0.5 + pos.log() + a.exp()      # Pow, Log, Exp
-        m = h @ w                                          # MatMul
-        m = m.relu() + m.tanh() + m.sigmoid()              # ReLU, Tanh, Sigmoid
-        r = m.reshape(2, 3).transpose(0, 1)                # Reshape, Transpose
-        picked = r[1:, :].sum() + r[torch.tensor([0, 2, 2])].mean(0).sum()   # GetItem x2, Sum, Mean
-        d = a.to(torch.float32).to(torch.float64).sum(1)   # To (through float32 and back)
+        h = (a + b) - 0.5 * a  # Add, Sub, Mul (number, broadcast)
+        h = h * b / pos + (-a)  # Mul, Div, Neg
+        h = h**2 + pos**0.5 + pos.log() + a.exp()  # Pow, Log, Exp
+        m = h @ w  # MatMul
+        m = m.relu() + m.tanh() + m.sigmoid()  # ReLU, Tanh, Sigmoid
+        r = m.reshape(2, 3).transpose(0, 1)  # Reshape, Transpose
+        picked = r[1:, :].sum() + r[torch.tensor([0, 2, 2])].mean(0).sum()  # GetItem x2, Sum, Mean
+        d = a.to(torch.float32).to(torch.float64).sum(1)  # To (through float32 and back)
         x, weight, bias = leaf((5, 3), 4), leaf((2, 3), 5), leaf((2,), 6)
         y = nn.LinearFunction.apply(x, weight, bias)
         p = y.sigmoid()
         target = leaf((5, 2), 7, 0.1, 0.9)
-        mse = nn.MSEFunction.apply(p, target, "mean")           # targets require grad: dL/dt checked too
+        mse = nn.MSEFunction.apply(p, target, "mean")  # targets require grad: dL/dt checked too
         bce = nn.BCEFunction.apply(p, target, "sum")
         s = pos.log1p().sum() + a.clamp(-0.5, 0.5).sum() + a.clamp(min=b).sum()  # Log1p, Clamp
-        s = s + tg.ops.where(a > 0, a, pos).sum() + (pos ** b).sum() + (2 ** a).sum()  # Where, PowTensor
-        s = s + b.unsqueeze(0).expand(3, 4).sum()         # Unsqueeze, Expand
-        s = s + shape_ops_loss(a, b)                       # View, Squeeze, Permute, Cat, Stack, ...
+        s = (
+            s + tg.ops.where(a > 0, a, pos).sum() + (pos**b).sum() + (2**a).sum()
+        )  # Where, PowTensor
+        s = s + b.unsqueeze(0).expand(3, 4).sum()  # Unsqueeze, Expand
+        s = s + shape_ops_loss(a, b)  # View, Squeeze, Permute, Cat, Stack, ...
         e = a * 1.0
-        e[0] = b                                           # SetItem
+        e[0] = b  # SetItem
         f = a * 2.0
-        f.fill_(b[0])                                      # Fill
+        f.fill_(b[0])  # Fill
         c = a * 3.0
-        c.copy_(b)                                         # CopyInto (b broadcast to (3, 4))
+        c.copy_(b)  # CopyInto (b broadcast to (3, 4))
         s = s + e.sum() + f.sum() + c.sum()
         # the derivative ops, recorded by a create_graph sweep
         u = (m.relu() + m.tanh() + m.sigmoid()).sum() + (r[torch.tensor([0, 0])] ** 2).sum() + mse
-        grads = tg.grad(u, [w, p], create_graph=True)     # ThresholdBackward, TanhBackward, ...
+        grads = tg.grad(u, [w, p], create_graph=True)  # ThresholdBackward, TanhBackward, ...
         s = s + sum((g * g).sum() for g in grads)
         # elementwise and reductions (the torch surface)
         s = s + a.abs().sum() + pos.sqrt().sum() + a.sin().sum() + a.cos().sum()  # Abs .. Cos
-        s = s + (a.sign() * a).sum() + tg.maximum(a, b).sum() + tg.minimum(b, a).sum()  # Sign, Maximum, Minimum
-        s = s + a.max() + a.min() + a.max(1).values.sum() + a.min(-2).values.sum()  # Max, Min, MaxDim, MinDim
-        s = s + a.amax((0, 1)) + a.amin(-1).sum() + a.var(1).sum() + a.std(0).sum()  # Amax, Amin, Var, Std
-        s = s + pos.prod(1).sum() + tg.ops.TakeAlongDim.apply(a, torch.tensor([[0], [2], [1]]), 1, False).sum()
-        picked_grad, = tg.grad((a.max(1).values ** 2).sum(), [a], create_graph=True)  # PutAlongDim
+        s = (
+            s + (a.sign() * a).sum() + tg.maximum(a, b).sum() + tg.minimum(b, a).sum()
+        )  # Sign, Maximum, Minimum
+        s = (
+            s + a.max() + a.min() + a.max(1).values.sum() + a.min(-2).values.sum()
+        )  # Max, Min, MaxDim, MinDim
+        s = (
+            s + a.amax((0, 1)) + a.amin(-1).sum() + a.var(1).sum() + a.std(0).sum()
+        )  # Amax, Amin, Var, Std
+        s = (
+            s
+            + pos.prod(1).sum()
+            + tg.ops.TakeAlongDim.apply(a, torch.tensor([[0], [2], [1]]), 1, False).sum()
+        )
+        (picked_grad,) = tg.grad(
+            (a.max(1).values ** 2).sum(), [a], create_graph=True
+        )  # PutAlongDim
         s = s + (picked_grad * a).sum()
         # the softmax family, and its derivative ops
         s = s + (a.softmax(1) * b).sum() + (a.log_softmax(0) * b).sum() + a.logsumexp(1).sum()
-        soft_grad, = tg.grad((a.softmax(1) ** 2).sum() + (a.log_softmax(1) ** 2).sum(), [a],
-                             create_graph=True)           # SoftmaxBackward, LogSoftmaxBackward
+        (soft_grad,) = tg.grad(
+            (a.softmax(1) ** 2).sum() + (a.log_softmax(1) ** 2).sum(), [a], create_graph=True
+        )  # SoftmaxBackward, LogSoftmaxBackward
         s = s + (soft_grad * a).sum()
         loss = picked + d.sum() + mse + bce + s
     return tape, loss
@@ -75,8 +90,12 @@ def test_every_builtin_op_passes():
     report = tg.check_tape(loss)
     assert report, str(report)
     checked = {row.name for row in report.rows}
-    builtin = {name for name in tg.ops.__all__
-               if isinstance(getattr(tg.ops, name), type) and issubclass(getattr(tg.ops, name), tg.Function)}
+    builtin = {
+        name
+        for name in tg.ops.__all__
+        if isinstance(getattr(tg.ops, name), type)
+        and issubclass(getattr(tg.ops, name), tg.Function)
+    }
     builtin |= {"LinearFunction", "MSEFunction", "BCEFunction"}
     assert builtin <= checked, builtin - checked
     assert all(row.checked > 0 for row in report.rows)
@@ -86,19 +105,34 @@ def test_every_builtin_op_passes():
 def test_disk_network_passes_in_float32_and_without_kept_values():
     g = torch.Generator().manual_seed(0)
     x, t = tg.data.generate_disc_set(8, g)
-    model = nn.Sequential(nn.Linear(2, 6, generator=g), nn.ReLU(), nn.Linear(6, 6, generator=g),
-                          nn.ReLU(), nn.Linear(6, 6, generator=g), nn.Tanh(),
-                          nn.Linear(6, 1, generator=g), nn.Tanh())
-    loss = nn.MSELoss()(model(x), t)                       # an implicit tape: no values kept
+    model = nn.Sequential(
+        nn.Linear(2, 6, generator=g),
+        nn.ReLU(),
+        nn.Linear(6, 6, generator=g),
+        nn.ReLU(),
+        nn.Linear(6, 6, generator=g),
+        nn.Tanh(),
+        nn.Linear(6, 1, generator=g),
+        nn.Tanh(),
+    )
+    loss = nn.MSELoss()(model(x), t)  # an implicit tape: no values kept
     assert not loss.tape.keep_values
     report = tg.check_tape(loss)
     assert report, str(report)
-    assert [row.name for row in report.rows] == ["LinearFunction", "ReLU", "LinearFunction", "ReLU",
-                                                 "LinearFunction", "Tanh", "LinearFunction", "Tanh",
-                                                 "MSEFunction"]
+    assert [row.name for row in report.rows] == [
+        "LinearFunction",
+        "ReLU",
+        "LinearFunction",
+        "ReLU",
+        "LinearFunction",
+        "Tanh",
+        "LinearFunction",
+        "Tanh",
+        "MSEFunction",
+    ]
     assert str(report).startswith("check_tape: 9 nodes against central differences")
     assert "WRONG" not in str(report)
-    loss.backward()                                        # checking swept nothing and freed nothing
+    loss.backward()  # checking swept nothing and freed nothing
     assert all(p.grad is not None for p in model.parameters())
 
 
@@ -115,7 +149,7 @@ class BadSquare(tg.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
         return grad * x
 
 
@@ -132,7 +166,7 @@ class GoodSquare(tg.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
         return grad * 2 * x
 
 
@@ -210,7 +244,7 @@ def test_large_inputs_are_sampled_and_checked_along_a_direction():
 
     x = leaf((20, 20), 0)
     ok = tg.check_tape((x * 2).sum(), max_elements=10)
-    assert ok and ok.rows[0].checked == 10 + 1           # 10 elements and one direction
+    assert ok and ok.rows[0].checked == 10 + 1  # 10 elements and one direction
     report = tg.check_tape(OneWrongElement.apply(x), max_elements=10)
     assert not report and report.failures[0].name == "OneWrongElement"
 
@@ -236,7 +270,7 @@ def test_a_block_record_is_checked_with_the_nodes_it_reads_from_outside_its_bloc
     x = leaf((3,), 0)
     outside = x.exp()
     with tg.Tape() as tape:
-        y = (outside * x).tanh().sum()
+        (outside * x).tanh().sum()
     assert tape.is_record and [node.name for node in tape] == ["Mul", "Tanh", "Sum"]
     report = tg.check_tape(tape)
     assert report and [row.name for row in report.rows] == ["Exp", "Mul", "Tanh", "Sum"]
@@ -264,7 +298,7 @@ def test_a_wrong_derivative_at_a_kink_is_still_caught():
 
         @staticmethod
         def backward(ctx, grad):
-            x, = ctx.saved_tensors
+            (x,) = ctx.saved_tensors
             return grad * (x >= 0) * 2
 
     x = tg.tensor([0.0, 1.0], dtype=torch.float64, requires_grad=True)

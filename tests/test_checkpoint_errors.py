@@ -59,7 +59,7 @@ def test_the_good_checkpoint_loads(good):
 def test_truncated_checkpoint(good, tmp_path, keep):
     raw = good.read_bytes()
     path = tmp_path / "truncated.pt"
-    path.write_bytes(raw[:int(len(raw) * keep)])
+    path.write_bytes(raw[: int(len(raw) * keep)])
     refuse(path, r"is not a readable checkpoint|is corrupted")
 
 
@@ -78,8 +78,9 @@ def test_one_flipped_bit_in_a_weight_is_refused(good, tmp_path):
     raw[offset] ^= 0x01
     path = tmp_path / "bitflip.pt"
     path.write_bytes(bytes(raw))
-    assert not torch.equal(torch.load(path, weights_only=True)["0.weight"],
-                           make_model(seed=1)[0].weight.data)
+    assert not torch.equal(
+        torch.load(path, weights_only=True)["0.weight"], make_model(seed=1)[0].weight.data
+    )
     message = refuse(path, r"is corrupted: the checksum of its entry")
     assert "data/0" in message
 
@@ -177,13 +178,17 @@ def test_the_payload_is_real(tmp_path):
 
 # --- load_state_dict itself --------------------------------------------------------
 
+
 def test_load_state_dict_with_a_wrong_shape_leaves_the_module_unchanged():
     model = make_model()
     before = snapshot(model)
     state = {name: torch.zeros_like(value) for name, value in before.items()}
-    state["2.weight"] = torch.zeros(1, 5)       # every other entry is fine, and would be copied
-    with pytest.raises(RuntimeError, match=r"2.weight: shape \(1, 5\) in the state dict, \(1, 4\) "
-                                           r"in the model") as info:
+    state["2.weight"] = torch.zeros(1, 5)  # every other entry is fine, and would be copied
+    with pytest.raises(
+        RuntimeError,
+        match=r"2.weight: shape \(1, 5\) in the state dict, \(1, 4\) "
+        r"in the model",
+    ) as info:
         model.load_state_dict(state)
     assert "(the module is unchanged)" in str(info.value)
     assert unchanged(model, before)

@@ -25,11 +25,24 @@ SVG = "{http://www.w3.org/2000/svg}"
 DOCS_SVG = Path(__file__).resolve().parent.parent / "docs" / "classes.svg"
 
 # Classes that must be drawn whatever __all__ says: the course's Figure 1.
-KNOWN = {"Module", "Parameter", "Sequential", "Linear", "ReLU", "Tanh", "Sigmoid", "MSELoss",
-         "BCELoss", "Optimizer", "SGD", "Adam"}
+KNOWN = {
+    "Module",
+    "Parameter",
+    "Sequential",
+    "Linear",
+    "ReLU",
+    "Tanh",
+    "Sigmoid",
+    "MSELoss",
+    "BCELoss",
+    "Optimizer",
+    "SGD",
+    "Adam",
+}
 
 
 # --- reading the SVG ------------------------------------------------------------------
+
 
 def read_svg(data) -> dict:
     """{'boxes': {node id: [text lines]}, 'names': {class name: node id},
@@ -40,14 +53,15 @@ def read_svg(data) -> dict:
     for g in root.iter(SVG + "g"):
         kinds = (g.get("class") or "").split()
         if "node" in kinds:
-            boxes[g.find(SVG + "title").text] = [" ".join((t.text or "").split())
-                                                 for t in g.iter(SVG + "text")]
+            boxes[g.find(SVG + "title").text] = [
+                " ".join((t.text or "").split()) for t in g.iter(SVG + "text")
+            ]
     names = {}
     for node, lines in boxes.items():
         names[lines[0]] = node
         for line in lines[1:]:
             if line.startswith("alias "):
-                for alias in line[len("alias "):].split(", "):
+                for alias in line[len("alias ") :].split(", "):
                     names[alias] = node
     by_id = {node: lines[0] for node, lines in boxes.items()}
     for g in root.iter(SVG + "g"):
@@ -57,7 +71,9 @@ def read_svg(data) -> dict:
             kind = next(k for k in kinds if k != "edge")
             texts = [" ".join((t.text or "").split()) for t in g.iter(SVG + "text")]
             edges[(kind, by_id[source], by_id[target])] = {
-                "texts": texts, "heads": [p.get("fill") for p in g.iter(SVG + "polygon")]}
+                "texts": texts,
+                "heads": [p.get("fill") for p in g.iter(SVG + "polygon")],
+            }
     return {"boxes": boxes, "names": names, "edges": edges}
 
 
@@ -92,13 +108,14 @@ def drawn(tmp_path_factory):
 
 # --- the picture of the code as it is ------------------------------------------------
 
+
 def test_every_public_class_has_a_box(drawn):
     assert missing(drawn, expected_names()) == []
-    assert drawn["names"]["LossMSE"] == drawn["names"]["MSELoss"]      # an alias: one box
+    assert drawn["names"]["LossMSE"] == drawn["names"]["MSELoss"]  # an alias: one box
     assert "alias LossMSE" in box(drawn, "MSELoss")
     # Bases the arrows need: the private one the losses share, and those from tapegrad's core.
     assert {"_Loss", "tapegrad.Tensor", "tapegrad.Function"} <= set(drawn["names"])
-    assert box(drawn, "tapegrad.Tensor") == ["tapegrad.Tensor"]         # by name only
+    assert box(drawn, "tapegrad.Tensor") == ["tapegrad.Tensor"]  # by name only
 
 
 def test_the_check_for_missing_classes_can_fail(drawn):
@@ -107,22 +124,34 @@ def test_the_check_for_missing_classes_can_fail(drawn):
 
 
 def _names(lines) -> set:
-    """'forward(x)' -> 'forward', 'weight: Parameter' -> 'weight' (signatures change; names stay)."""
+    """'forward(x)' -> 'forward', 'weight: Parameter' -> 'weight' (signatures change; names
+    stay)."""
     return {line.split("(")[0].split(":")[0].split(" = ")[0].strip() for line in lines}
 
 
 def test_boxes_list_own_methods_and_attributes(drawn):
     module = box(drawn, "Module")
-    assert module[:2] == ["Module", "{abstract}"]                      # forward raises NotImplementedError
-    assert "training: bool" in module and any(l.startswith("forward(") and l.endswith("{abstract}")
-                                              for l in module)
-    assert {"__call__", "parameters", "named_parameters", "zero_grad", "train",
-            "state_dict"} <= _names(module)
+    assert module[:2] == ["Module", "{abstract}"]  # forward raises NotImplementedError
+    assert "training: bool" in module and any(
+        line.startswith("forward(") and line.endswith("{abstract}") for line in module
+    )
+    assert {
+        "__call__",
+        "parameters",
+        "named_parameters",
+        "zero_grad",
+        "train",
+        "state_dict",
+    } <= _names(module)
     linear = box(drawn, "Linear")
-    assert {"in_features: int", "out_features: int", "weight: Parameter",
-            "bias: Parameter | None"} <= set(linear)
+    assert {
+        "in_features: int",
+        "out_features: int",
+        "weight: Parameter",
+        "bias: Parameter | None",
+    } <= set(linear)
     assert {"forward", "reset_parameters"} <= _names(linear)
-    assert "parameters" not in _names(linear)                          # inherited: on Module's box
+    assert "parameters" not in _names(linear)  # inherited: on Module's box
     assert "__getitem__" in _names(box(drawn, "Sequential"))
     optimizer = box(drawn, "Optimizer")
     assert {"param_groups", "state", "step", "zero_grad", "state_dict"} <= _names(optimizer)
@@ -133,12 +162,19 @@ def test_boxes_list_own_methods_and_attributes(drawn):
 
 def test_inheritance_arrows_are_hollow_triangles_to_the_base(drawn):
     edges = drawn["edges"]
-    for sub, base in (("Linear", "Module"), ("Sequential", "Module"), ("ReLU", "Module"),
-                      ("SGD", "Optimizer"), ("Adam", "Optimizer"), ("MSELoss", "_Loss"),
-                      ("_Loss", "Module"), ("Parameter", "tapegrad.Tensor"),
-                      ("LinearFunction", "tapegrad.Function")):
+    for sub, base in (
+        ("Linear", "Module"),
+        ("Sequential", "Module"),
+        ("ReLU", "Module"),
+        ("SGD", "Optimizer"),
+        ("Adam", "Optimizer"),
+        ("MSELoss", "_Loss"),
+        ("_Loss", "Module"),
+        ("Parameter", "tapegrad.Tensor"),
+        ("LinearFunction", "tapegrad.Function"),
+    ):
         assert ("inherits", sub, base) in edges, (sub, base)
-        assert edges[("inherits", sub, base)]["heads"] == ["none"]      # one arrowhead, not filled
+        assert edges[("inherits", sub, base)]["heads"] == ["none"]  # one arrowhead, not filled
     # Every drawn class reaches its tapegrad bases along the arrows.
     parents = {}
     for kind, source, target in edges:
@@ -169,11 +205,11 @@ def _lookup(name):
 def test_composition_has_its_diamond_at_the_holder(drawn):
     edges = drawn["edges"]
     holds = edges[("holds", "Sequential", "Module")]
-    assert "args" in holds["texts"] and "*" in holds["texts"]        # Sequential(*args), as torch
-    assert holds["heads"] == ["#555555"]                              # one filled diamond
+    assert "args" in holds["texts"] and "*" in holds["texts"]  # Sequential(*args), as torch
+    assert holds["heads"] == ["#555555"]  # one filled diamond
     assert "weight, bias" in edges[("holds", "Linear", "Parameter")]["texts"]
     assert "param_groups" in edges[("holds", "Optimizer", "tapegrad.Tensor")]["texts"]
-    assert ("holds", "Module", "Module") in edges                      # submodules (by hand)
+    assert ("holds", "Module", "Module") in edges  # submodules (by hand)
     assert ("runs", "Linear", "LinearFunction") in edges
     assert ("runs", "MSELoss", "MSEFunction") in edges
 
@@ -183,11 +219,15 @@ def test_the_composition_written_by_hand_still_matches_the_code():
         holder_cls, held_cls = classes._resolve_path(holder), classes._resolve_path(held)
         assert isinstance(holder_cls, type) and isinstance(held_cls, type), (holder, held)
         source = inspect.getsource(holder_cls.__init__)
-        assert (f"self.{attribute} " in source or f"self.{attribute}:" in source
-                or f'"{attribute}"' in source), (holder, attribute)
+        assert (
+            f"self.{attribute} " in source
+            or f"self.{attribute}:" in source
+            or f'"{attribute}"' in source
+        ), (holder, attribute)
 
 
 # --- from the live code --------------------------------------------------------------
+
 
 def _load(monkeypatch, tmp_path, name, source):
     """Import `source` as module `name` (a real file, so inspect can read it)."""
@@ -202,7 +242,11 @@ def _load(monkeypatch, tmp_path, name, source):
 
 def test_a_class_added_to_nn_appears_with_its_members(monkeypatch, tmp_path):
     assert "Dropfake" not in {b.name for b in classes.describe().boxes.values()}
-    module = _load(monkeypatch, tmp_path, "tapegrad.nn.dropfake_for_test", """
+    module = _load(
+        monkeypatch,
+        tmp_path,
+        "tapegrad.nn.dropfake_for_test",
+        """
         from tapegrad.nn.module import Module
 
         class Dropfake(Module):
@@ -215,7 +259,8 @@ def test_a_class_added_to_nn_appears_with_its_members(monkeypatch, tmp_path):
 
             def forward(self, x):
                 return x
-        """)
+        """,
+    )
     monkeypatch.setattr(nn, "Dropfake", module.Dropfake, raising=False)
     monkeypatch.setattr(nn, "__all__", [*nn.__all__, "Dropfake"])
     svg = read_svg(visualize.class_diagram().pipe(format="svg"))
@@ -224,7 +269,11 @@ def test_a_class_added_to_nn_appears_with_its_members(monkeypatch, tmp_path):
 
 
 def test_the_schedulers_are_drawn_when_their_module_exists(monkeypatch, tmp_path):
-    _load(monkeypatch, tmp_path, "tapegrad.optim.lr_scheduler", """
+    _load(
+        monkeypatch,
+        tmp_path,
+        "tapegrad.optim.lr_scheduler",
+        """
         from tapegrad.optim.optimizer import Optimizer
 
         class LRScheduler:
@@ -247,16 +296,23 @@ def test_the_schedulers_are_drawn_when_their_module_exists(monkeypatch, tmp_path
 
             def get_lr(self) -> list:
                 return []
-        """)
+        """,
+    )
     diagram = classes.describe()
     assert "tapegrad.optim.lr_scheduler" in diagram.packages
     svg = read_svg(visualize.class_diagram().pipe(format="svg"))
-    assert {"LRScheduler", "StepLR"} <= set(svg["names"])     # no __all__: its public classes
-    assert box(svg, "LRScheduler") == ["LRScheduler", "{abstract}", "optimizer: Optimizer",
-                                       "last_epoch: int", "get_lr(): list {abstract}", "step()"]
+    assert {"LRScheduler", "StepLR"} <= set(svg["names"])  # no __all__: its public classes
+    assert box(svg, "LRScheduler") == [
+        "LRScheduler",
+        "{abstract}",
+        "optimizer: Optimizer",
+        "last_epoch: int",
+        "get_lr(): list {abstract}",
+        "step()",
+    ]
     assert "step_size: int" in box(svg, "StepLR") and "gamma: float" in box(svg, "StepLR")
     assert ("inherits", "StepLR", "LRScheduler") in svg["edges"]
-    assert ("refers", "LRScheduler", "Optimizer") in svg["edges"]      # given, not owned
+    assert ("refers", "LRScheduler", "Optimizer") in svg["edges"]  # given, not owned
 
 
 def test_a_missing_module_is_skipped_but_a_broken_one_is_an_error(monkeypatch, tmp_path):
@@ -269,6 +325,7 @@ def test_a_missing_module_is_skipped_but_a_broken_one_is_an_error(monkeypatch, t
 
 # --- the function and the command ---------------------------------------------------
 
+
 def test_class_diagram_is_an_unrendered_digraph():
     graph = visualize.class_diagram()
     assert isinstance(graph, visualize.TapeGraph)
@@ -278,7 +335,7 @@ def test_class_diagram_is_an_unrendered_digraph():
 
 
 def test_every_direction_keeps_the_compartments():
-    svg = read_svg(visualize.class_diagram(rankdir="BT").pipe(format="svg"))   # the default is RL
+    svg = read_svg(visualize.class_diagram(rankdir="BT").pipe(format="svg"))  # the default is RL
     assert box(svg, "Optimizer")[:2] == ["Optimizer", "{abstract}"]
     assert "param_groups: list" in box(svg, "Optimizer")
     with pytest.raises(ValueError, match="rankdir"):
@@ -299,6 +356,7 @@ def test_docs_classes_svg_is_up_to_date(drawn):
     If this fails, regenerate it:  python -m visualize classes --out docs/classes.svg
     """
     committed = read_svg(DOCS_SVG.read_bytes())
-    assert sorted(committed["boxes"].values()) == sorted(drawn["boxes"].values()), \
+    assert sorted(committed["boxes"].values()) == sorted(drawn["boxes"].values()), (
         "docs/classes.svg is stale: run  python -m visualize classes --out docs/classes.svg"
+    )
     assert set(committed["edges"]) == set(drawn["edges"])

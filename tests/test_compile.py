@@ -22,8 +22,9 @@ from tapegrad.compile import CompileError, ValueRead
 
 OPTIMIZERS = {
     "sgd": lambda params: optim.SGD(params, lr=0.05, momentum=0.9),
-    "sgd-nesterov-decay": lambda params: optim.SGD(params, lr=0.05, momentum=0.9,
-                                                   nesterov=True, weight_decay=1e-3),
+    "sgd-nesterov-decay": lambda params: optim.SGD(
+        params, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3
+    ),
     "adam": lambda params: optim.Adam(params, lr=0.01),
 }
 
@@ -31,8 +32,14 @@ OPTIMIZERS = {
 def disk_network(dtype=torch.float32, seed=0):
     g = torch.Generator().manual_seed(seed)
     return nn.Sequential(
-        nn.Linear(2, 25, generator=g), nn.ReLU(), nn.Linear(25, 25, generator=g), nn.ReLU(),
-        nn.Linear(25, 25, generator=g), nn.Tanh(), nn.Linear(25, 1, generator=g), nn.Tanh(),
+        nn.Linear(2, 25, generator=g),
+        nn.ReLU(),
+        nn.Linear(25, 25, generator=g),
+        nn.ReLU(),
+        nn.Linear(25, 25, generator=g),
+        nn.Tanh(),
+        nn.Linear(25, 1, generator=g),
+        nn.Tanh(),
     ).to(dtype=dtype)
 
 
@@ -86,12 +93,13 @@ def assert_same_optimizer_state(a, b, where=""):
 
 # --- bit for bit ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("kind", list(OPTIMIZERS))
 def test_compiled_steps_equal_eager_bit_for_bit_over_30_steps(kind, dtype):
     eager, compiled = Twin(kind, dtype), Twin(kind, dtype)
     step = tg.compile(compiled.step)
-    batches = disk_batches(dtype=dtype)            # 6 batches of 20 and a last one of 10
+    batches = disk_batches(dtype=dtype)  # 6 batches of 20 and a last one of 10
     for i in range(30):
         x, t = batches[i % len(batches)]
         expected = eager.step(x, t)
@@ -110,7 +118,7 @@ def test_eager_steps_between_compiled_steps_stay_valid():
     for i in range(12):
         x, t = batches[i % 6]
         eager.step(x, t)
-        (step if i % 3 else compiled.step)(x, t)      # every third step eagerly
+        (step if i % 3 else compiled.step)(x, t)  # every third step eagerly
         assert_same(eager, compiled, f"step {i}")
     assert step.stats["compiled_calls"] >= 6
 
@@ -130,9 +138,9 @@ def test_a_tape_recorded_before_a_compiled_step_is_stale_after_it():
     step = tg.compile(twin.step)
     batches = disk_batches()
     for x, t in batches[:3]:
-        step(x, t)                                      # compiled from here on
-    old = twin.loss_fn(twin.model(batches[0][0]), batches[0][1])   # saves the weights
-    step(*batches[1])                                   # a compiled update of the weights
+        step(x, t)  # compiled from here on
+    old = twin.loss_fn(twin.model(batches[0][0]), batches[0][1])  # saves the weights
+    step(*batches[1])  # a compiled update of the weights
     with pytest.raises(RuntimeError, match="modified in place"):
         old.backward()
 
@@ -146,6 +154,7 @@ def test_gradients_accumulate_across_compiled_calls_without_zero_grad():
             loss = loss_fn(model(x), t)
             loss.backward()
             return loss
+
         return model, accumulate
 
     (m1, f1), (m2, f2) = make(), make()
@@ -159,6 +168,7 @@ def test_gradients_accumulate_across_compiled_calls_without_zero_grad():
 
 
 # --- the generated code ---------------------------------------------------------------------
+
 
 def test_the_code_is_python_one_line_per_kernel_forward_backward_update():
     twin = Twin("sgd")
@@ -177,7 +187,7 @@ def test_the_code_is_python_one_line_per_kernel_forward_backward_update():
     assert "# [8] MSEFunction backward" in code and "torch._fused_sgd_(" in code
     assert "S['model.0.weight']._grad = grad_model_0_weight" in code
     kernels = [line for line in lines if "# [" in line or "_fused_sgd_" in line]
-    assert len(kernels) == 30                 # 9 forward, the seed, 19 backward, 1 update
+    assert len(kernels) == 30  # 9 forward, the seed, 19 backward, 1 update
     assert "def guard_train_step" in step.guard_code
 
 
@@ -193,6 +203,7 @@ def test_the_first_call_traces_in_milliseconds():
 
 # --- guards ---------------------------------------------------------------------------------
 
+
 def run_both(eager, compiled, step, batches, steps=3):
     for x, t in batches[:steps]:
         a, b = eager.step(x, t), step(x, t)
@@ -204,9 +215,11 @@ CHANGES = {
     "learning rate": lambda twin: twin.optimizer.param_groups[0].update(lr=0.01),
     "momentum": lambda twin: twin.optimizer.param_groups[0].update(momentum=0.5),
     "a parameter replaced": lambda twin: setattr(
-        twin.model[0], "weight", nn.Parameter(twin.model[0].weight.data * 0.5)),
+        twin.model[0], "weight", nn.Parameter(twin.model[0].weight.data * 0.5)
+    ),
     "a parameter's data replaced": lambda twin: setattr(
-        twin.model[2].weight, "data", twin.model[2].weight.data * 0.5),
+        twin.model[2].weight, "data", twin.model[2].weight.data * 0.5
+    ),
     "a layer replaced": lambda twin: twin.model.add_module("6", nn.Linear(25, 1)),
     "requires_grad turned off": lambda twin: twin.model[0].bias.requires_grad_(False),
 }
@@ -244,7 +257,7 @@ def test_inputs_of_another_shape_or_dtype_retrace():
     step(tg.Tensor(x.data[:7]), tg.Tensor(t.data[:7]))
     assert step.stats["traces"] == traces + 1
     assert "(7, 2)" in step.last_miss
-    with pytest.raises(TypeError):          # float32 data on a float64 model: eager's error
+    with pytest.raises(TypeError):  # float32 data on a float64 model: eager's error
         step(tg.Tensor(x.data.float()), tg.Tensor(t.data.float()))
     assert "float32" in step.last_miss
 
@@ -256,7 +269,7 @@ def test_a_non_contiguous_input_retraces():
     for x, t in batches[:3]:
         step(x, t)
     x, t = batches[0]
-    odd = tg.Tensor(x.data.t().contiguous().t())        # same values, column-major
+    odd = tg.Tensor(x.data.t().contiguous().t())  # same values, column-major
     traces = step.stats["traces"]
     step(odd, t)
     assert step.stats["traces"] == traces + 1
@@ -275,6 +288,7 @@ def test_a_python_number_argument_is_guarded_by_value():
             loss.backward()
             opt.step()
             return loss
+
         return step
 
     eager = scaled(model, loss_fn, optimizer)
@@ -325,7 +339,7 @@ def test_no_grad_around_the_call_is_a_guard():
     for x, t in batches[:3]:
         step(x, t)
     with tg.no_grad(), pytest.raises(RuntimeError, match="does not require grad"):
-        step(*batches[0])                   # eager's error, not the compiled code
+        step(*batches[0])  # eager's error, not the compiled code
 
 
 def test_anomaly_mode_and_tape_blocks_run_the_step_eagerly():
@@ -356,17 +370,19 @@ def test_keyword_arguments_are_bound_to_the_signature():
 
 # --- control flow on tensor values ----------------------------------------------------------
 
+
 def branching(twin):
     model, loss_fn, optimizer = twin.model, twin.loss_fn, twin.optimizer
 
     def train_step(x, t):
         loss = loss_fn(model(x), t)
         optimizer.zero_grad()
-        if loss.item() > 0.3:               # the branch depends on a value
+        if loss.item() > 0.3:  # the branch depends on a value
             loss = loss * 2
         loss.backward()
         optimizer.step()
         return loss
+
     return train_step
 
 
@@ -398,11 +414,13 @@ def test_printing_a_tensor_in_the_step_is_a_value_read():
         loss = inner(x, t)
         print(loss)
         return loss
+
     with pytest.raises(ValueRead):
         tg.compile(noisy)(*disk_batches()[0])
 
 
 # --- what is not compiled -------------------------------------------------------------------
+
 
 class NumpyCube(tg.Function):
     """y = x^3, computed with numpy (so no torch kernel the compiler could record)."""
@@ -417,7 +435,7 @@ class NumpyCube(tg.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
         return grad * torch.from_numpy(np.asarray(3 * x.numpy() ** 2))
 
 
@@ -432,6 +450,7 @@ def test_a_user_op_is_called_as_it_is_from_the_generated_code():
             loss.backward()
             optimizer.step()
             return loss
+
         return model, train_step
 
     (m1, eager), (m2, plain) = make(), make()
@@ -446,7 +465,7 @@ def test_a_user_op_is_called_as_it_is_from_the_generated_code():
     assert step.stats["compiled_calls"] == 8
     before = NumpyCube.calls
     step(*batches[0])
-    assert NumpyCube.calls == before + 1      # its own Python ran again
+    assert NumpyCube.calls == before + 1  # its own Python ran again
 
 
 def test_adam_step_is_called_as_it_is():
@@ -521,8 +540,9 @@ def test_an_evaluation_step_under_no_grad_compiles():
 
 # --- memory ---------------------------------------------------------------------------------
 
+
 def test_compiled_steps_do_not_grow_memory():
-    gc.collect()                # (other tests' leaves with hooks go: the guards see hooks)
+    gc.collect()  # (other tests' leaves with hooks go: the guards see hooks)
     twin = Twin("sgd")
     step = tg.compile(twin.step)
     batches = disk_batches()
@@ -536,11 +556,12 @@ def test_compiled_steps_do_not_grow_memory():
         for i in range(1000):
             step(*batches[i % 6])
         counts.append(live_tensors())
-    assert counts[2] <= counts[1], counts      # (the first window may see other tests' garbage)
+    assert counts[2] <= counts[1], counts  # (the first window may see other tests' garbage)
     assert step.stats["traces"] == 2
 
 
 # --- what the guards say --------------------------------------------------------------------
+
 
 def test_the_reason_for_a_retrace_names_the_place_and_both_values():
     twin = Twin("sgd")
@@ -557,7 +578,7 @@ SCALE = 1.0
 
 
 def scaled_tanh(x):
-    return x.tanh() * SCALE             # reads a global number
+    return x.tanh() * SCALE  # reads a global number
 
 
 class Apply(nn.Module):
@@ -573,7 +594,10 @@ class Apply(nn.Module):
 
 def test_a_function_held_by_a_layer_is_followed_and_what_it_reads_is_guarded():
     global SCALE
-    make = lambda: Twin("sgd", model=nn.Sequential(disk_network(), Apply(scaled_tanh)))
+
+    def make():
+        return Twin("sgd", model=nn.Sequential(disk_network(), Apply(scaled_tanh)))
+
     eager, compiled = make(), make()
     step = tg.compile(compiled.step)
     batches = disk_batches()
@@ -600,7 +624,7 @@ def test_rebinding_a_closure_variable_retraces():
     x, t = disk_batches()[0]
     for _ in range(2):
         step(x, t)
-    model = model_b                     # the closure cell now holds another model
+    model = model_b  # the closure cell now holds another model
     got = step(x, t)
     with tg.no_grad():
         assert torch.equal(got.data, loss_fn(model_b(x), t).data)
@@ -610,7 +634,7 @@ def test_rebinding_a_closure_variable_retraces():
 def test_a_tensor_the_step_cannot_reach_is_refused():
     model, loss_fn = disk_network(), nn.MSELoss()
     optimizer = optim.SGD(model.parameters(), lr=0.1)
-    loader = iter(disk_batches())                     # the batches come from an iterator
+    loader = iter(disk_batches())  # the batches come from an iterator
 
     def train_step():
         x, t = next(loader)
@@ -625,18 +649,20 @@ def test_a_tensor_the_step_cannot_reach_is_refused():
 
 
 def test_a_place_that_is_gone_is_a_mismatch_not_an_error():
-    make = lambda: Twin("sgd", model=nn.Sequential(disk_network(), Scaled()))
+    def make():
+        return Twin("sgd", model=nn.Sequential(disk_network(), Scaled()))
+
     eager, compiled = make(), make()
     step = tg.compile(compiled.step)
     batches = disk_batches()
     run_both(eager, compiled, step, batches)
     for twin in (eager, compiled):
-        del twin.model[1].factor                        # the guard read it; now it is gone
-        twin.model[1].other = 1.0                       # (same number of attributes)
+        del twin.model[1].factor  # the guard read it; now it is gone
+        twin.model[1].other = 1.0  # (same number of attributes)
     with pytest.raises(AttributeError, match="factor"):
         eager.step(*batches[3])
     with pytest.raises(AttributeError, match="factor"):
-        step(*batches[3])                               # eager's error, from a new trace
+        step(*batches[3])  # eager's error, from a new trace
     assert "factor" in step.last_miss
 
 
@@ -644,12 +670,23 @@ def test_a_cnn_with_batchnorm_dropout_and_adam_compiles_bit_for_bit():
     """The digits example's kind of network: conv, batch statistics (buffers written under
     no_grad), dropout (random kernels drawing from the global generator), cross-entropy with
     label smoothing, Adam (state keyed by parameter, a step count in Python)."""
+
     def make():
         torch.manual_seed(0)
-        model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-                              nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(0.2), nn.Linear(64, 10))
-        return (model, tg.optim.Adam(model.parameters(), lr=1e-2),
-                nn.CrossEntropyLoss(label_smoothing=0.1))
+        model = nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1),
+            nn.BatchNorm2d(4),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Dropout(0.2),
+            nn.Linear(64, 10),
+        )
+        return (
+            model,
+            tg.optim.Adam(model.parameters(), lr=1e-2),
+            nn.CrossEntropyLoss(label_smoothing=0.1),
+        )
 
     data = torch.Generator().manual_seed(3)
     x = tg.tensor(torch.rand(20, 1, 8, 8, generator=data))

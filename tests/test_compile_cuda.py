@@ -21,11 +21,20 @@ DEVICE = "cuda"
 def twin(kind="sgd", dtype=torch.float32):
     g = torch.Generator().manual_seed(0)
     model = nn.Sequential(
-        nn.Linear(2, 25, generator=g), nn.ReLU(), nn.Linear(25, 25, generator=g), nn.ReLU(),
-        nn.Linear(25, 25, generator=g), nn.Tanh(), nn.Linear(25, 1, generator=g), nn.Tanh(),
+        nn.Linear(2, 25, generator=g),
+        nn.ReLU(),
+        nn.Linear(25, 25, generator=g),
+        nn.ReLU(),
+        nn.Linear(25, 25, generator=g),
+        nn.Tanh(),
+        nn.Linear(25, 1, generator=g),
+        nn.Tanh(),
     ).to(DEVICE if torch.cuda.is_available() else "cpu", dtype)
-    optimizer = (optim.SGD(model.parameters(), lr=0.05, momentum=0.9) if kind == "sgd"
-                 else optim.Adam(model.parameters(), lr=0.01))
+    optimizer = (
+        optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        if kind == "sgd"
+        else optim.Adam(model.parameters(), lr=0.01)
+    )
     loss_fn = nn.MSELoss()
 
     def train_step(x, t):
@@ -34,13 +43,16 @@ def twin(kind="sgd", dtype=torch.float32):
         loss.backward()
         optimizer.step()
         return loss
+
     return model, train_step
 
 
 def batches(dtype=torch.float32, device=DEVICE):
     x, t = tg.data.generate_disc_set(130, generator=torch.Generator().manual_seed(1), dtype=dtype)
-    return [(tg.Tensor(xb.data.to(device)), tg.Tensor(tb.data.to(device)))
-            for xb, tb in tg.data.batches(x, t, 20)]
+    return [
+        (tg.Tensor(xb.data.to(device)), tg.Tensor(tb.data.to(device)))
+        for xb, tb in tg.data.batches(x, t, 20)
+    ]
 
 
 @pytest.mark.cuda
@@ -67,7 +79,7 @@ def test_a_graphed_step_bumps_version_counters_like_eager():
     step = tg.compile(plain, cuda_graph=True)
     data = batches()
     for x, t in data[:4]:
-        step(x, t)                          # traced, warmed up, captured, replayed
+        step(x, t)  # traced, warmed up, captured, replayed
     old = nn.MSELoss()(model(data[0][0]), data[0][1])
     step(*data[1])
     with pytest.raises(RuntimeError, match="modified in place"):
@@ -86,7 +98,7 @@ def test_cuda_graph_needs_a_cuda_device():
         pytest.skip("this machine has a CUDA device")
     _, plain = twin()
     with pytest.raises(CompileError, match="no CUDA device"):
-        tg.compile(plain, cuda_graph=True)          # said at once, before any step runs
+        tg.compile(plain, cuda_graph=True)  # said at once, before any step runs
 
 
 @pytest.mark.cuda
@@ -97,6 +109,6 @@ def test_inputs_on_another_device_retrace():
     for x, t in data[:3]:
         step(x, t)
     x, t = batches(device="cpu")[0]
-    with pytest.raises(RuntimeError):           # eager's error: CPU data, CUDA weights
+    with pytest.raises(RuntimeError):  # eager's error: CPU data, CUDA weights
         step(x, t)
     assert "cpu" in step.last_miss

@@ -13,10 +13,27 @@ SCRIPT = ROOT / "examples" / "disk_circle.py"
 
 
 def run(*flags):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))       # this tree's tapegrad
-    result = subprocess.run([sys.executable, str(SCRIPT), "--epochs", "4", "--train-size", "250",
-                             "--test-size", "100", "--seed", "2", *flags],
-                            capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))  # this tree's tapegrad
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--epochs",
+            "4",
+            "--train-size",
+            "250",
+            "--test-size",
+            "100",
+            "--seed",
+            "2",
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.splitlines()
 
@@ -25,7 +42,10 @@ def test_compile_flag_prints_the_same_losses_and_errors_as_eager(tmp_path):
     eager = run()
     compiled = run("--compile", "--out", str(tmp_path))
     same = [line for line in compiled if not line.startswith("wrote ")]
-    strip = lambda lines: [line.split("  (")[0] for line in lines]     # drop the seconds
+
+    def strip(lines):  # drop the seconds
+        return [line.split("  (")[0] for line in lines]
+
     assert strip(same) == strip(eager) and len(eager) == 5
     step = tmp_path / "disk_circle_step.py"
     assert f"wrote {step}" in compiled

@@ -15,8 +15,11 @@ from hypothesis import strategies as st
 import tapegrad as tg
 from tapegrad import nn, optim
 
-SETTINGS = settings(max_examples=25, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
@@ -45,14 +48,16 @@ def build(s):
         act = "sigmoid" if last and s["loss"] == "bce" else s["activations"][i]
         layers.append(ACTIVATIONS[act]())
     model = nn.Sequential(*layers)
-    loss_fn = {"mse": nn.MSELoss(), "mse-sum": nn.MSELoss(reduction="sum"),
-               "bce": nn.BCELoss()}[s["loss"]]
+    loss_fn = {"mse": nn.MSELoss(), "mse-sum": nn.MSELoss(reduction="sum"), "bce": nn.BCELoss()}[
+        s["loss"]
+    ]
     params = model.parameters()
     optimizer = {
         "sgd": lambda: optim.SGD(params, lr=0.1),
         "momentum": lambda: optim.SGD(params, lr=0.05, momentum=0.9, dampening=0.1),
-        "nesterov": lambda: optim.SGD(params, lr=0.05, momentum=0.5, nesterov=True,
-                                      weight_decay=0.01),
+        "nesterov": lambda: optim.SGD(
+            params, lr=0.05, momentum=0.5, nesterov=True, weight_decay=0.01
+        ),
         "adam": lambda: optim.Adam(params, lr=0.01),
         "adam-decay": lambda: optim.Adam(params, lr=0.01, betas=(0.8, 0.9), weight_decay=0.1),
     }[s["optimizer"]]()
@@ -63,6 +68,7 @@ def build(s):
         loss.backward()
         optimizer.step()
         return loss
+
     return model, optimizer, train_step
 
 
@@ -76,8 +82,9 @@ def assert_twins(m1, o1, m2, o2, where):
     for key in s1:
         for name, value in s1[key].items():
             other = s2[key][name]
-            assert (torch.equal(value, other) if isinstance(value, torch.Tensor)
-                    else value == other), (where, name)
+            assert (
+                torch.equal(value, other) if isinstance(value, torch.Tensor) else value == other
+            ), (where, name)
 
 
 @SETTINGS
@@ -86,8 +93,9 @@ def test_random_networks_train_bit_for_bit(s):
     m1, o1, eager = build(s)
     m2, o2, plain = build(s)
     step = tg.compile(plain)
-    x, t = tg.data.generate_disc_set(s["points"], generator=torch.Generator().manual_seed(7),
-                                     dtype=s["dtype"])
+    x, t = tg.data.generate_disc_set(
+        s["points"], generator=torch.Generator().manual_seed(7), dtype=s["dtype"]
+    )
     batches = list(tg.data.batches(x, t, s["batch"]))
     for i in range(8):
         xb, tb = batches[i % len(batches)]
@@ -99,8 +107,9 @@ def test_random_networks_train_bit_for_bit(s):
 PROGRAMS = {
     # ops on leaf tensors: matmul, broadcasting, reductions, indexing, reshape, pow, exp, log
     "expression": lambda w, b, x: ((x @ w + b).tanh() * 0.5 + x[:, :1] ** 2).sum(),
-    "broadcast": lambda w, b, x: ((x.reshape(-1, 1, 2) * w.t()[:1]).exp().mean(1)
-                                  - b[:2]).pow(2).mean(),
+    "broadcast": lambda w, b, x: (
+        ((x.reshape(-1, 1, 2) * w.t()[:1]).exp().mean(1) - b[:2]).pow(2).mean()
+    ),
     "log-sigmoid": lambda w, b, x: (x @ w + b).sigmoid().log().neg().sum(0).mean(),
     "indexing": lambda w, b, x: ((x[::2] @ w)[:, 1:] * b[1:]).relu().sum() / 3,
 }
@@ -120,10 +129,11 @@ def test_programs_of_tapegrad_ops_with_a_hand_written_update(program, dtype):
             loss = f(w, b, x)
             w.grad = b.grad = None
             loss.backward()
-            with tg.no_grad():               # a hand-written update, in place
+            with tg.no_grad():  # a hand-written update, in place
                 w.data.sub_(0.1 * w.grad)
                 b.data.add_(b.grad, alpha=-0.1)
             return loss
+
         return (w, b), train_step
 
     (p1, eager), (p2, plain) = make(), make()

@@ -8,6 +8,7 @@ import torch
 
 import tapegrad as tg
 from tapegrad import nn
+
 from helpers import check_against_torch, positive, randn
 
 pytestmark = pytest.mark.cuda
@@ -24,13 +25,15 @@ OPS = {
     "sub number": (lambda a, b: 2.0 - a * b, [(2, 3), (3,)]),
     "mul broadcast": (lambda a, b: a * b, [(4, 1), (1, 5)]),
     "div": (lambda a, b: a / (b * b + 1), [(2, 3), (2, 3)]),
-    "neg pow": (lambda a, b: (-a) ** 3 + b ** 2, [(3,), (3,)]),
+    "neg pow": (lambda a, b: (-a) ** 3 + b**2, [(3,), (3,)]),
     "matmul 2d": (lambda a, b: a @ b, [(3, 4), (4, 2)]),
     "matmul batched": (lambda a, b: a @ b, [(2, 1, 3, 4), (5, 4, 2)]),
     "matmul 1d": (lambda a, b: a @ b, [(4,), (4,)]),
     "sum mean": (lambda a, b: a.sum((0, -1), keepdim=True) * b.mean(1), [(2, 3, 4), (2, 3)]),
-    "exp tanh sigmoid relu": (lambda a, b: (a.exp() * b.tanh()).sigmoid() + (a - b).relu(),
-                              [(3, 4), (3, 4)]),
+    "exp tanh sigmoid relu": (
+        lambda a, b: (a.exp() * b.tanh()).sigmoid() + (a - b).relu(),
+        [(3, 4), (3, 4)],
+    ),
     "reshape transpose": (lambda a, b: a.reshape(4, 3).T * b, [(3, 4), (3, 4)]),
     "basic index": (lambda a, b: a[1:, None, ..., ::2] * b[0, ::2], [(3, 4), (3, 4)]),
 }
@@ -39,13 +42,15 @@ OPS = {
 @pytest.mark.parametrize("name", OPS)
 def test_ops_match_torch_on_the_device(name):
     fn, shapes = OPS[name]
-    values = [on_device(randn(shape, seed, away_from_zero=0.1)) for seed, shape in enumerate(shapes)]
-    out = check_against_torch(fn, *values)      # also checks each gradient's device
+    values = [
+        on_device(randn(shape, seed, away_from_zero=0.1)) for seed, shape in enumerate(shapes)
+    ]
+    out = check_against_torch(fn, *values)  # also checks each gradient's device
     assert out.device.type == "cuda"
 
 
 def test_log_and_fractional_power_on_the_device():
-    check_against_torch(lambda a: a.log() + a ** -1.5, on_device(positive((3, 4), 0)))
+    check_against_torch(lambda a: a.log() + a**-1.5, on_device(positive((3, 4), 0)))
 
 
 @pytest.mark.parametrize("index_device", ["cpu", "cuda"])
@@ -66,8 +71,9 @@ def test_gradcheck_on_the_device():
 def test_moving_between_devices_brings_the_gradient_home():
     check_against_torch(lambda t: t.to("cpu") * 2, on_device(randn((3,), 0)))
     check_against_torch(lambda t: t.to(DEVICE).exp(), randn((3,), 0))
-    check_against_torch(lambda t: t.to(DEVICE, torch.float32).sum(), randn((3,), 0),
-                        rtol=1e-6, atol=1e-6)
+    check_against_torch(
+        lambda t: t.to(DEVICE, torch.float32).sum(), randn((3,), 0), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_a_leaf_gradient_accumulates_on_the_device():
@@ -117,11 +123,11 @@ def test_user_function_on_the_device():
         @staticmethod
         def forward(ctx, x):
             ctx.save_for_backward(x)
-            return x ** 3
+            return x**3
 
         @staticmethod
         def backward(ctx, grad):
-            x, = ctx.saved_tensors
+            (x,) = ctx.saved_tensors
             return grad * 3 * x * x
 
     x = tg.tensor([1.0, -2.0], requires_grad=True, device=DEVICE)

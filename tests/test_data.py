@@ -12,7 +12,7 @@ from tapegrad.data import RADIUS, batches, generate_disc_set
 
 
 def test_radius_gives_a_disk_of_area_one_half():
-    assert math.pi * RADIUS ** 2 == pytest.approx(0.5)
+    assert math.pi * RADIUS**2 == pytest.approx(0.5)
     assert RADIUS == pytest.approx(1 / math.sqrt(2 * math.pi))
 
 
@@ -64,6 +64,7 @@ def test_disc_set_refuses_a_bad_size(n):
 
 # --- batches ----------------------------------------------------------------------
 
+
 def numbered(n):
     """Inputs whose first column is the sample number, and targets equal to it: easy to follow."""
     x = torch.arange(n, dtype=torch.float64).reshape(n, 1).repeat(1, 2)
@@ -76,10 +77,15 @@ def test_batches_cover_every_sample_once_and_keep_pairs(n, batch_size, shuffle):
     x, t = numbered(n)
     seen = []
     sizes = []
-    for xb, tb in batches(tg.Tensor(x), tg.Tensor(t), batch_size, shuffle=shuffle,
-                          generator=torch.Generator().manual_seed(0)):
+    for xb, tb in batches(
+        tg.Tensor(x),
+        tg.Tensor(t),
+        batch_size,
+        shuffle=shuffle,
+        generator=torch.Generator().manual_seed(0),
+    ):
         assert isinstance(xb, tg.Tensor) and isinstance(tb, tg.Tensor)
-        assert torch.equal(tb.data, xb.data[:, :1] * 10)       # inputs stay with their targets
+        assert torch.equal(tb.data, xb.data[:, :1] * 10)  # inputs stay with their targets
         seen += xb.data[:, 0].tolist()
         sizes.append(len(xb))
     assert sorted(seen) == list(range(n))
@@ -97,16 +103,25 @@ def test_shuffling_changes_the_order_reproducibly():
 
     def order(seed):
         g = torch.Generator().manual_seed(seed)
-        return [v for xb, _ in batches(x, t, 8, shuffle=True, generator=g)
-                for v in xb.data[:, 0].tolist()]
+        return [
+            v
+            for xb, _ in batches(x, t, 8, shuffle=True, generator=g)
+            for v in xb.data[:, 0].tolist()
+        ]
 
     assert order(1) == order(1)
     assert order(1) != order(2)
     assert order(1) != list(range(50))
     # one generator across epochs gives a new order each epoch
     g = torch.Generator().manual_seed(3)
-    epochs = [[v for xb, _ in batches(x, t, 50, shuffle=True, generator=g)
-               for v in xb.data[:, 0].tolist()] for _ in range(2)]
+    epochs = [
+        [
+            v
+            for xb, _ in batches(x, t, 50, shuffle=True, generator=g)
+            for v in xb.data[:, 0].tolist()
+        ]
+        for _ in range(2)
+    ]
     assert epochs[0] != epochs[1]
 
 

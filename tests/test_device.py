@@ -33,8 +33,11 @@ def _leaf(*shape, device=META):
 EXPRESSIONS = {
     "add sub broadcast": (lambda a, b: (a + b) - (2.0 - b), [(3, 1), (2, 1, 4)]),
     "mul div neg": (lambda a, b: -(a * b) / (b + 3.0), [(4, 1), (1, 5)]),
-    "pow": (lambda a: a ** 2 + a ** 3 + a ** 0, [(3,)]),
-    "matmul 2d batched 1d": (lambda a, b, v: ((a @ b) @ v).sum() + (v @ v), [(2, 3, 4), (4, 4), (4,)]),
+    "pow": (lambda a: a**2 + a**3 + a**0, [(3,)]),
+    "matmul 2d batched 1d": (
+        lambda a, b, v: ((a @ b) @ v).sum() + (v @ v),
+        [(2, 3, 4), (4, 4), (4,)],
+    ),
     "sum mean": (lambda a: a.sum((0, 2), keepdim=True) * a.mean(1, keepdim=True), [(2, 3, 4)]),
     "exp log": (lambda a: a.exp().log(), [(3, 2)]),
     "relu tanh sigmoid": (lambda a: a.relu() + a.tanh() * a.sigmoid(), [(3, 2)]),
@@ -60,14 +63,15 @@ def test_every_derivative_stays_on_the_device(name):
 
 def test_a_scalar_loss_seeds_its_sweep_on_the_device():
     x = _leaf(5)
-    (x * x).sum().backward()            # the seed dL/dL = 1 is made like the loss
+    (x * x).sum().backward()  # the seed dL/dL = 1 is made like the loss
     assert x.grad.device == META
 
 
 @pytest.mark.parametrize("loss_class", [nn.MSELoss, nn.BCELoss])
 def test_layers_and_losses_on_the_device(loss_class):
-    model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 8), nn.Tanh(),
-                          nn.Linear(8, 1), nn.Sigmoid())
+    model = nn.Sequential(
+        nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 1), nn.Sigmoid()
+    )
     model.to(META)
     for name, p in model.named_parameters():
         assert p.device == META, name
@@ -85,8 +89,8 @@ def test_module_to_moves_parameters_and_their_gradients():
     model.to(torch.device("cpu"), torch.float64)
     for name, p in model.named_parameters():
         assert p.data.device.type == "cpu" and p.grad.dtype == torch.float64, name
-    assert model.to(META) is model                      # (no way back: meta has no values)
-    assert list(model.parameters()) == params           # the same Parameter objects, moved
+    assert model.to(META) is model  # (no way back: meta has no values)
+    assert list(model.parameters()) == params  # the same Parameter objects, moved
     for name, p in model.named_parameters():
         assert p.device == META and p.grad.device == META, name
 
@@ -101,6 +105,7 @@ def test_adam_keeps_its_state_on_the_parameters_device():
 
 
 # --- on a GPU ---------------------------------------------------------------------------
+
 
 @pytest.mark.cuda
 def test_module_to_cuda_and_back():
@@ -124,8 +129,7 @@ def test_sgd_momentum_buffers_live_on_the_gpu():
     optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
     optimizer.step()
     optimizer.step()
-    assert all(state["momentum_buffer"].device.type == "cuda"
-               for state in optimizer.state.values())
+    assert all(state["momentum_buffer"].device.type == "cuda" for state in optimizer.state.values())
 
 
 @pytest.mark.cuda
@@ -141,9 +145,23 @@ def test_checkpoint_of_a_gpu_model_loads_on_the_cpu(tmp_path):
 @pytest.mark.cuda
 def test_the_disk_example_trains_on_the_gpu():
     result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "disk_circle.py"), "--device", "cuda",
-         "--epochs", "20", "--train-size", "300", "--test-size", "300"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT)
+        [
+            sys.executable,
+            str(ROOT / "examples" / "disk_circle.py"),
+            "--device",
+            "cuda",
+            "--epochs",
+            "20",
+            "--train-size",
+            "300",
+            "--test-size",
+            "300",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
     final = [line for line in result.stdout.splitlines() if line.startswith("train error")]
     assert len(final) == 1, result.stdout
@@ -153,8 +171,22 @@ def test_the_disk_example_trains_on_the_gpu():
 def test_the_data_parallel_example_runs_on_the_gpu_with_nccl():
     """A world of one on cuda:0 (nccl needs one GPU per process; two ranks need two GPUs)."""
     result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "disk_circle_ddp.py"), "--device", "cuda",
-         "--epochs", "3", "--train-size", "300", "--test-size", "300"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT)
+        [
+            sys.executable,
+            str(ROOT / "examples" / "disk_circle_ddp.py"),
+            "--device",
+            "cuda",
+            "--epochs",
+            "3",
+            "--train-size",
+            "300",
+            "--test-size",
+            "300",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
     assert "backend nccl, device cuda:0" in result.stdout

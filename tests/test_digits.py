@@ -18,9 +18,12 @@ import tapegrad as tg
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "examples" / "digits.py"
 EPOCH_LINE = re.compile(
-    r"^epoch +(\d+)/(\d+) +loss (\d+\.\d{4}) +train accuracy +(\d+\.\d\d)% +lr (\d\.\d{6})$")
-RESULT_LINE = re.compile(r"^train accuracy (\d+\.\d\d)% +test accuracy (\d+\.\d\d)% +after (\d+) "
-                         r"epochs \(\d+\.\d s\)$")
+    r"^epoch +(\d+)/(\d+) +loss (\d+\.\d{4}) +train accuracy +(\d+\.\d\d)% +lr (\d\.\d{6})$"
+)
+RESULT_LINE = re.compile(
+    r"^train accuracy (\d+\.\d\d)% +test accuracy (\d+\.\d\d)% +after (\d+) "
+    r"epochs \(\d+\.\d s\)$"
+)
 SVG = "{http://www.w3.org/2000/svg}"
 PNG = b"\x89PNG\r\n\x1a\n"
 # A small, short configuration: the same code paths as the real run, in a moment.
@@ -44,8 +47,13 @@ def keep_threads():
 
 
 def command_line(*argv, expect_ok=True):
-    result = subprocess.run([sys.executable, str(SCRIPT), *map(str, argv)], capture_output=True,
-                            text=True, timeout=180, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, argv)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+    )
     if expect_ok:
         assert result.returncode == 0, result.stderr
     return result
@@ -72,16 +80,25 @@ def test_data_is_the_stratified_split_of_sklearns_digits(digits):
     assert (counts_test - share).abs().max() <= 1
     again = digits.load_data(0)
     assert torch.equal(again[0], train_x) and torch.equal(again[3], test_t)
-    assert not torch.equal(digits.load_data(1)[3], test_t)       # the split follows the seed
+    assert not torch.equal(digits.load_data(1)[3], test_t)  # the split follows the seed
 
 
 def test_the_cnn_is_the_issues_and_the_benchmarks(digits):
     sys.path.insert(0, str(ROOT))
     from benchmarks import cnn
+
     model = digits.build_model("cnn")
-    assert [type(m).__name__ for m in model] == ["Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU",
-                                                 "MaxPool2d", "Flatten", "Linear"]
-    assert repr(model) == repr(cnn.tapegrad_model())      # workload E times this very network
+    assert [type(m).__name__ for m in model] == [
+        "Conv2d",
+        "ReLU",
+        "MaxPool2d",
+        "Conv2d",
+        "ReLU",
+        "MaxPool2d",
+        "Flatten",
+        "Linear",
+    ]
+    assert repr(model) == repr(cnn.tapegrad_model())  # workload E times this very network
     mlp = digits.build_model("mlp")
     assert [type(m).__name__ for m in mlp] == ["Flatten", "Linear", "ReLU", "Linear"]
 
@@ -93,14 +110,19 @@ def test_short_run_from_the_command_line_prints_progress_and_writes_every_file(t
     epochs = [EPOCH_LINE.match(line) for line in lines if line.startswith("epoch")]
     assert len(epochs) == 2 and all(epochs), lines
     assert [(int(m.group(1)), int(m.group(2))) for m in epochs] == [(1, 2), (2, 2)]
-    assert float(epochs[0].group(5)) == 0.01 and float(epochs[1].group(5)) < 0.01   # annealed
+    assert float(epochs[0].group(5)) == 0.01 and float(epochs[1].group(5)) < 0.01  # annealed
     results = [RESULT_LINE.match(line) for line in lines if line.startswith("train accuracy")]
     assert len(results) == 1 and results[0], lines
-    assert float(results[0].group(2)) > 25          # 2 epochs on 200 images: well above 10%
+    assert float(results[0].group(2)) > 25  # 2 epochs on 200 images: well above 10%
 
     written = {Path(line.split()[1]) for line in lines if line.startswith("wrote ")}
-    names = {"digits_curves.png", "digits_confusion.png", "digits_misclassified.png",
-             "digits_tape.svg", "digits_checkpoint.pt"}
+    names = {
+        "digits_curves.png",
+        "digits_confusion.png",
+        "digits_misclassified.png",
+        "digits_tape.svg",
+        "digits_checkpoint.pt",
+    }
     assert written == {out / name for name in names}
     assert {p.name for p in out.iterdir()} == names
     for name in names:
@@ -108,21 +130,32 @@ def test_short_run_from_the_command_line_prints_progress_and_writes_every_file(t
             assert (out / name).read_bytes()[:8] == PNG, name
     # The tape, collapsed by module: one box per layer of the Sequential and one for the loss.
     assert sorted(module_boxes(out / "digits_tape.svg")) == [
-        "0: Conv2d", "1: ReLU", "2: MaxPool2d", "3: Conv2d", "4: ReLU", "5: MaxPool2d",
-        "6: Flatten", "7: Linear", "CrossEntropyLoss"]
+        "0: Conv2d",
+        "1: ReLU",
+        "2: MaxPool2d",
+        "3: Conv2d",
+        "4: ReLU",
+        "5: MaxPool2d",
+        "6: Flatten",
+        "7: Linear",
+        "CrossEntropyLoss",
+    ]
     checkpoint = tg.load(out / "digits_checkpoint.pt")
     assert checkpoint["epoch"] == 2 and checkpoint["settings"]["seed"] == 1
     assert len(checkpoint["history"]["loss"]) == 2
 
 
 def test_resume_in_a_fresh_process_ends_with_the_uninterrupted_runs_weights(
-        digits, keep_threads, tmp_path, capsys):
+    digits, keep_threads, tmp_path, capsys
+):
     whole, stopped, resumed = (tmp_path / f"{name}.pt" for name in ("whole", "stopped", "resumed"))
     digits.main(["--epochs", "3", *SMALL, "--checkpoint", str(whole), "--quiet"])
     digits.main(["--epochs", "3", *SMALL, "--checkpoint", str(stopped), "--stop-after", "2"])
     printed = capsys.readouterr().out.splitlines()
     assert [line.split("/")[0] for line in printed if line.startswith("epoch")] == [
-        "epoch   1", "epoch   2"]
+        "epoch   1",
+        "epoch   2",
+    ]
     assert tg.load(stopped)["epoch"] == 2
 
     result = command_line("--resume", stopped, "--checkpoint", resumed)
@@ -143,7 +176,8 @@ def test_resume_in_a_fresh_process_ends_with_the_uninterrupted_runs_weights(
 
 
 def test_resume_refuses_a_corrupted_or_foreign_file_with_the_librarys_error(
-        digits, keep_threads, tmp_path, capsys):
+    digits, keep_threads, tmp_path, capsys
+):
     good = tmp_path / "good.pt"
     digits.main(["--epochs", "1", *SMALL, "--checkpoint", str(good), "--quiet"])
     capsys.readouterr()
@@ -154,10 +188,13 @@ def test_resume_refuses_a_corrupted_or_foreign_file_with_the_librarys_error(
     foreign = tmp_path / "notes.pt"
     foreign.write_text("not a checkpoint\n")
     weights_only = tmp_path / "weights.pt"
-    tg.save(digits.build_model(), weights_only)           # a tapegrad file, but only weights
-    for path, message in ((corrupted, "tapegrad.load: "), (foreign, "tapegrad.load: "),
-                          (tmp_path / "missing.pt", "no file at"),
-                          (weights_only, "not a checkpoint of this example")):
+    tg.save(digits.build_model(), weights_only)  # a tapegrad file, but only weights
+    for path, message in (
+        (corrupted, "tapegrad.load: "),
+        (foreign, "tapegrad.load: "),
+        (tmp_path / "missing.pt", "no file at"),
+        (weights_only, "not a checkpoint of this example"),
+    ):
         with pytest.raises(SystemExit) as info:
             digits.main(["--resume", str(path)])
         assert info.value.code == 2
@@ -165,24 +202,43 @@ def test_resume_refuses_a_corrupted_or_foreign_file_with_the_librarys_error(
         assert "--resume: " in err and message in err and str(path) in err, err
         assert "Traceback" not in err
 
-    with pytest.raises(SystemExit):                 # a flag that contradicts the checkpoint
+    with pytest.raises(SystemExit):  # a flag that contradicts the checkpoint
         digits.main(["--resume", str(good), "--lr", "0.5"])
     assert "--lr 0.5 (the checkpoint has 0.01)" in capsys.readouterr().err
 
 
 def test_runs_report_mean_and_std_of_the_test_accuracy(digits, keep_threads, tmp_path, capsys):
-    report = digits.main(["--runs", "2", "--epochs", "1", *SMALL, "--quiet", "--seed", "4",
-                          "--checkpoint", str(tmp_path / "run.pt")])
+    report = digits.main(
+        [
+            "--runs",
+            "2",
+            "--epochs",
+            "1",
+            *SMALL,
+            "--quiet",
+            "--seed",
+            "4",
+            "--checkpoint",
+            str(tmp_path / "run.pt"),
+        ]
+    )
     lines = capsys.readouterr().out.splitlines()
     assert [line for line in lines if line.startswith("---")] == [
-        "--- run 1/2 (seed 4)", "--- run 2/2 (seed 5)"]
-    assert not any(line.startswith("epoch") for line in lines)       # --quiet
+        "--- run 1/2 (seed 4)",
+        "--- run 2/2 (seed 5)",
+    ]
+    assert not any(line.startswith("epoch") for line in lines)  # --quiet
     accuracies = report["test_accuracies"]
-    printed = [float(RESULT_LINE.match(line).group(2)) for line in lines
-               if line.startswith("train accuracy")]
+    printed = [
+        float(RESULT_LINE.match(line).group(2))
+        for line in lines
+        if line.startswith("train accuracy")
+    ]
     assert printed == [round(100 * a, 2) for a in accuracies]
-    assert lines[-1] == (f"test accuracy over 2 runs: mean {100 * statistics.mean(accuracies):.2f}%"
-                         f"  std {100 * statistics.stdev(accuracies):.2f}%")
+    assert lines[-1] == (
+        f"test accuracy over 2 runs: mean {100 * statistics.mean(accuracies):.2f}%"
+        f"  std {100 * statistics.stdev(accuracies):.2f}%"
+    )
     # one checkpoint per run, named by its seed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run_seed4.pt", "run_seed5.pt"]
     assert tg.load(tmp_path / "run_seed5.pt")["settings"]["seed"] == 5
@@ -194,8 +250,16 @@ def test_the_mlp_trains_too(digits, keep_threads, capsys):
     assert "test accuracy" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv", [["--epochs", "0"], ["--lr", "-1"], ["--batch-size", "0"],
-                                  ["--runs", "0"], ["--train-size", "0"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--epochs", "0"],
+        ["--lr", "-1"],
+        ["--batch-size", "0"],
+        ["--runs", "0"],
+        ["--train-size", "0"],
+    ],
+)
 def test_bad_flags_are_refused(digits, argv, capsys):
     with pytest.raises(SystemExit):
         digits.parse_args(argv)

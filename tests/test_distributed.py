@@ -23,11 +23,14 @@ from tapegrad import nn, optim
 from tapegrad.distributed import DistributedDataParallel, plan_buckets, shard, shard_range
 from tapegrad.distributed.buckets import MB
 
-pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
-                                reason="torch.distributed with gloo is not available")
+pytestmark = pytest.mark.skipif(
+    not (dist.is_available() and dist.is_gloo_available()),
+    reason="torch.distributed with gloo is not available",
+)
 
 
 # --- buckets -------------------------------------------------------------------------
+
 
 def _params(*numels, dtype=torch.float32):
     return [nn.Parameter(torch.zeros(n, dtype=dtype)) for n in numels]
@@ -38,7 +41,12 @@ def test_buckets_fill_up_to_the_cap_in_order():
     # 600+400 = 1000 fits | 100 would make 1100: new | 2000 > cap: alone | 24+1000 = 1024 fits
     params = _params(600, 400, 100, 2000, 24, 1000)
     buckets = plan_buckets(params, bucket_cap_mb=4096 / MB)
-    assert [[p.numel() for p in b.params] for b in buckets] == [[600, 400], [100], [2000], [24, 1000]]
+    assert [[p.numel() for p in b.params] for b in buckets] == [
+        [600, 400],
+        [100],
+        [2000],
+        [24, 1000],
+    ]
     assert [p for b in buckets for p in b.params] == params
     assert [b.nbytes for b in buckets] == [4000, 400, 8000, 4096]
 
@@ -50,13 +58,17 @@ def test_buckets_never_mix_dtypes():
 
 
 def test_bucket_views_round_trip_values():
-    params = [nn.Parameter(torch.randn(3, 4)), nn.Parameter(torch.randn(4)), nn.Parameter(torch.randn(2, 2))]
-    bucket, = plan_buckets(params)
+    params = [
+        nn.Parameter(torch.randn(3, 4)),
+        nn.Parameter(torch.randn(4)),
+        nn.Parameter(torch.randn(2, 2)),
+    ]
+    (bucket,) = plan_buckets(params)
     flat = bucket.flatten_values()
     assert flat.shape == (12 + 4 + 4,)
     for p, view in zip(params, bucket.views(flat)):
         assert torch.equal(view, p.data)
-        assert view.data_ptr() >= flat.data_ptr()       # a view into flat, not a copy
+        assert view.data_ptr() >= flat.data_ptr()  # a view into flat, not a copy
 
 
 @pytest.mark.parametrize("cap", [0, -1, "25", True])
@@ -66,6 +78,7 @@ def test_bad_bucket_cap_is_refused(cap):
 
 
 # --- sharding ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("n", [0, 1, 7, 10, 100])
 @pytest.mark.parametrize("world_size", [1, 2, 3, 8])
@@ -110,12 +123,14 @@ def test_wrapping_without_a_process_group_says_how_to_start_one():
 
 # --- one process: count the collectives ------------------------------------------------
 
+
 @pytest.fixture
 def world_of_one(tmp_path):
     if dist.is_initialized():
         pytest.skip("a process group is already running in this process")
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
-                            world_size=1)
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
+    )
     try:
         yield
     finally:
@@ -129,14 +144,16 @@ def _counting(monkeypatch, name):
     def wrapper(tensor, *args, **kwargs):
         calls.append(tensor.numel())
         return original(tensor, *args, **kwargs)
+
     monkeypatch.setattr(dist, name, wrapper)
     return calls
 
 
 def test_one_collective_per_bucket_not_per_parameter(world_of_one, monkeypatch):
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(2, 30), nn.ReLU(), nn.Linear(30, 30), nn.ReLU(),
-                          nn.Linear(30, 1))
+    model = nn.Sequential(
+        nn.Linear(2, 30), nn.ReLU(), nn.Linear(30, 30), nn.ReLU(), nn.Linear(30, 1)
+    )
     # float32 layers of 90, 930 and 31 elements; a cap of 1024 elements puts
     # layers 1+2 together (1020) and layer 3 alone: 2 buckets for 6 parameters.
     broadcasts = _counting(monkeypatch, "broadcast")
@@ -164,7 +181,7 @@ def test_sync_gradients_arguments(world_of_one):
         ddp.sync_gradients(num_samples=-1)
     with pytest.raises(RuntimeError, match="0 samples"):
         ddp.sync_gradients(num_samples=0)
-    ddp.sync_gradients()        # no backward yet: parameters without a gradient count as zeros
+    ddp.sync_gradients()  # no backward yet: parameters without a gradient count as zeros
     assert all(torch.equal(p.grad, torch.zeros_like(p.data)) for p in ddp.parameters())
     assert list(ddp.state_dict()) == ["module.weight", "module.bias"]
     with pytest.raises(TypeError, match="Module"):
@@ -173,18 +190,30 @@ def test_sync_gradients_arguments(world_of_one):
 
 # --- two processes: the same training as one process --------------------------------
 
+
 def _model(seed, width=16):
     g = torch.Generator().manual_seed(seed)
-    return nn.Sequential(nn.Linear(2, width, generator=g, dtype=torch.float64), nn.Tanh(),
-                         nn.Linear(width, width, generator=g, dtype=torch.float64), nn.ReLU(),
-                         nn.Linear(width, 1, generator=g, dtype=torch.float64), nn.Sigmoid())
+    return nn.Sequential(
+        nn.Linear(2, width, generator=g, dtype=torch.float64),
+        nn.Tanh(),
+        nn.Linear(width, width, generator=g, dtype=torch.float64),
+        nn.ReLU(),
+        nn.Linear(width, 1, generator=g, dtype=torch.float64),
+        nn.Sigmoid(),
+    )
 
 
 # (optimizer, loss, points, global batch size, bucket cap in MB, weight by num_samples)
 SCENARIOS = {
     # even shards (8 = 4 + 4), several buckets, SGD with momentum: the plain average
-    "sgd-even": (lambda ps: optim.SGD(ps, lr=0.5, momentum=0.9), nn.MSELoss, 40, 8, 2048 / MB,
-                 False),
+    "sgd-even": (
+        lambda ps: optim.SGD(ps, lr=0.5, momentum=0.9),
+        nn.MSELoss,
+        40,
+        8,
+        2048 / MB,
+        False,
+    ),
     # uneven shards (7 = 4 + 3, last batch 2 = 1 + 1), one bucket, Adam: weighted by num_samples
     "adam-uneven": (lambda ps: optim.Adam(ps, lr=0.05), nn.BCELoss, 30, 7, 25, True),
 }
@@ -213,16 +242,19 @@ def _train(name, model, rank=0, world_size=1, ddp=None, sync=True):
 
 
 def _worker(rank, world_size, store, out_dir, device, backend):
-    torch.set_num_threads(1)    # two processes on a small machine: don't oversubscribe its cores
+    torch.set_num_threads(1)  # two processes on a small machine: don't oversubscribe its cores
     device = device.format(rank=rank)
     if device.startswith("cuda"):
         torch.cuda.set_device(device)
-    dist.init_process_group(backend, init_method=f"file://{store}", rank=rank,
-                            world_size=world_size)
+    dist.init_process_group(
+        backend, init_method=f"file://{store}", rank=rank, world_size=world_size
+    )
     try:
         results = {}
         for name, scenario in SCENARIOS.items():
-            model = _model(seed=10 + rank).to(device)  # rank 1 starts elsewhere: the broadcast fixes it
+            model = _model(seed=10 + rank).to(
+                device
+            )  # rank 1 starts elsewhere: the broadcast fixes it
             ddp = DistributedDataParallel(model, bucket_cap_mb=scenario[4])
             results[name + "/start"] = [p.data.cpu().clone() for p in model.parameters()]
             results[name + "/buckets"] = len(ddp.buckets)
@@ -230,21 +262,26 @@ def _worker(rank, world_size, store, out_dir, device, backend):
         # the control: the same loop without sync_gradients must NOT match one process
         model = _model(seed=10).to(device)
         ddp = DistributedDataParallel(model)
-        results["no-sync"] = [p.cpu() for p in _train("sgd-even", model, rank, world_size, ddp,
-                                                      sync=False)]
+        results["no-sync"] = [
+            p.cpu() for p in _train("sgd-even", model, rank, world_size, ddp, sync=False)
+        ]
         # buffers: rank 0's at the start, and again before every training forward
-        bn_model = nn.Sequential(nn.Linear(2, 3, generator=torch.Generator().manual_seed(5),
-                                           dtype=torch.float64),
-                                 nn.BatchNorm1d(3, dtype=torch.float64)).to(device)
+        bn_model = nn.Sequential(
+            nn.Linear(2, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64),
+            nn.BatchNorm1d(3, dtype=torch.float64),
+        ).to(device)
         bn_model[1].running_mean.data.fill_(rank + 1.0)
         ddp = DistributedDataParallel(bn_model)
         results["buffers/start"] = bn_model[1].running_mean.data.cpu().clone()
-        g = torch.Generator().manual_seed(20 + rank)            # different data on each rank
+        g = torch.Generator().manual_seed(20 + rank)  # different data on each rank
         ddp(tg.Tensor(torch.randn(6, 2, generator=g, dtype=torch.float64).to(device)))
         results["buffers/apart"] = bn_model[1].running_mean.data.cpu().clone()
-        same = tg.Tensor(torch.randn(6, 2, generator=torch.Generator().manual_seed(30),
-                                     dtype=torch.float64).to(device))
-        ddp(same)                                               # rank 0's stats first, then same data
+        same = tg.Tensor(
+            torch.randn(6, 2, generator=torch.Generator().manual_seed(30), dtype=torch.float64).to(
+                device
+            )
+        )
+        ddp(same)  # rank 0's stats first, then same data
         results["buffers/after"] = bn_model[1].running_mean.data.cpu().clone()
         # ranks that built different models are refused on every rank, not left hanging
         try:
@@ -258,8 +295,12 @@ def _worker(rank, world_size, store, out_dir, device, backend):
 
 
 def _spawn_two(tmp_path, device="cpu", backend="gloo"):
-    mp.spawn(_worker, args=(2, str(tmp_path / "store"), str(tmp_path), device, backend),
-             nprocs=2, join=True)
+    mp.spawn(
+        _worker,
+        args=(2, str(tmp_path / "store"), str(tmp_path), device, backend),
+        nprocs=2,
+        join=True,
+    )
     return [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
 
 
@@ -274,14 +315,17 @@ def _check_two_processes_match_one(ranks, tolerance):
             for p, q in zip(rank[name], single):
                 torch.testing.assert_close(p, q, rtol=tolerance, atol=tolerance)
         # the test can fail: the weights did move, by far more than the tolerance
-        moved = max((p - q.data).abs().max().item()
-                    for p, q in zip(single, _model(seed=10).parameters()))
+        moved = max(
+            (p - q.data).abs().max().item() for p, q in zip(single, _model(seed=10).parameters())
+        )
         assert moved > 1e-2
     assert ranks[0]["sgd-even/buckets"] > 1 and ranks[0]["adam-uneven/buckets"] == 1
     # without the sync, each rank followed its own half of the data: no match
     for rank in ranks:
-        gap = max((p - q).abs().max().item()
-                  for p, q in zip(rank["no-sync"], _train("sgd-even", _model(seed=10))))
+        gap = max(
+            (p - q).abs().max().item()
+            for p, q in zip(rank["no-sync"], _train("sgd-even", _model(seed=10)))
+        )
         assert gap > 1e-4
     for rank in ranks:
         assert rank["mismatch"] is not None and "models differ" in rank["mismatch"]
@@ -307,8 +351,10 @@ def test_two_processes_on_the_gpu_train_like_one_on_the_cpu(tmp_path):
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(torch.cuda.device_count() < 2 or not dist.is_nccl_available(),
-                    reason="nccl needs one GPU per process: two GPUs")
+@pytest.mark.skipif(
+    torch.cuda.device_count() < 2 or not dist.is_nccl_available(),
+    reason="nccl needs one GPU per process: two GPUs",
+)
 def test_two_gpus_with_nccl_train_like_one_process_on_the_cpu(tmp_path):
     ranks = _spawn_two(tmp_path, device="cuda:{rank}", backend="nccl")
     _check_two_processes_match_one(ranks, tolerance=1e-9)
@@ -321,24 +367,44 @@ NUMBERS = re.compile(r"\d+\.\d+")
 
 
 def _numbers(lines):
-    return [[float(v) for v in NUMBERS.findall(line)[:3]] for line in lines
-            if line.startswith(("epoch", "train error"))]
+    return [
+        [float(v) for v in NUMBERS.findall(line)[:3]]
+        for line in lines
+        if line.startswith(("epoch", "train error"))
+    ]
 
 
 @pytest.mark.slow
 def test_the_example_under_torchrun_prints_once_and_follows_the_single_process_run():
     flags = ["--epochs", "3", "--train-size", "200", "--test-size", "200", "--seed", "3"]
     launched = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-         "--standalone", str(ROOT / "examples" / "disk_circle_ddp.py"), *flags],
-        capture_output=True, text=True, timeout=300, cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--standalone",
+            str(ROOT / "examples" / "disk_circle_ddp.py"),
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert launched.returncode == 0, launched.stderr
     lines = launched.stdout.splitlines()
     assert lines[0].startswith("2 process(es), backend gloo")
-    assert len(lines) == 1 + 3 + 1, lines       # rank 0 alone prints: header, 3 epochs, result
+    assert len(lines) == 1 + 3 + 1, lines  # rank 0 alone prints: header, 3 epochs, result
 
-    single = subprocess.run([sys.executable, str(ROOT / "examples" / "disk_circle.py"), *flags],
-                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    single = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "disk_circle.py"), *flags],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert single.returncode == 0, single.stderr
     # Same global batches, so the same numbers up to float rounding: losses printed to 1e-4,
     # and an error may differ by one point of 200 (0.5%) should a point sit on the boundary.
@@ -347,25 +413,28 @@ def test_the_example_under_torchrun_prints_once_and_follows_the_single_process_r
     for mine, reference in zip(ours, theirs):
         assert mine == pytest.approx(reference, abs=0.51)
     for mine, reference in zip(ours[:3], theirs[:3]):
-        assert mine[1] == pytest.approx(reference[1], abs=2e-4)     # the epoch's loss
+        assert mine[1] == pytest.approx(reference[1], abs=2e-4)  # the epoch's loss
 
 
 @pytest.mark.slow
 def test_the_ddp_benchmark_trains_what_one_process_trains():
-    """benchmarks/ddp.py on a small workload: both contestants reach the same loss (no timing checked)."""
+    """benchmarks/ddp.py on a small workload: both contestants reach the same loss (no timing
+    checked)."""
     import dataclasses
 
     if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))       # benchmarks/ is a package at the repository root
+        sys.path.insert(0, str(ROOT))  # benchmarks/ is a package at the repository root
     from benchmarks import ddp
     from benchmarks.contestants import WORKLOAD_B
 
-    small = dataclasses.replace(WORKLOAD_B, widths=(2, 32, 32, 32, 1), points=400, batch_size=100,
-                                epochs=2)
+    small = dataclasses.replace(
+        WORKLOAD_B, widths=(2, 32, 32, 32, 1), points=400, batch_size=100, epochs=2
+    )
     result = ddp.run(repeats=1, workload=small)
     single, parallel = result["1 process final loss"], result["2 processes final loss"]
     assert single == pytest.approx(parallel, rel=1e-5)
     assert result["ratio 2 processes / 1 process"] == pytest.approx(
-        result["2 processes s"] / result["1 process s"])
+        result["2 processes s"] / result["1 process s"]
+    )
     with pytest.raises(ValueError, match="evenly"):
         ddp.run(workload=dataclasses.replace(small, batch_size=99))

@@ -32,7 +32,7 @@ def run_blocks(text: str, workdir) -> list:
     namespace = {"__name__": "backprop_doc"}
     results = []
     old = os.getcwd()
-    os.chdir(workdir)                   # files the walk-through writes land here
+    os.chdir(workdir)  # files the walk-through writes land here
     try:
         for number, (language, code, _, end) in enumerate(found):
             if language != "python":
@@ -42,11 +42,12 @@ def run_blocks(text: str, workdir) -> list:
                 try:
                     exec(compile(code, f"{DOC.name} block {number}", "exec"), namespace)
                 except Exception as error:
-                    raise AssertionError(f"{DOC.name}: python block {number} failed:\n{code}") \
-                        from error
+                    raise AssertionError(
+                        f"{DOC.name}: python block {number} failed:\n{code}"
+                    ) from error
             following = found[number + 1] if number + 1 < len(found) else None
             expected = None
-            if following and following[0] == "text" and not text[end:following[2]].strip():
+            if following and following[0] == "text" and not text[end : following[2]].strip():
                 expected = following[1]
             results.append((number, out.getvalue(), expected))
     finally:
@@ -62,13 +63,22 @@ def test_every_python_block_runs_and_prints_what_the_doc_shows(tmp_path):
         if expected is not None:
             assert output.rstrip() == expected.rstrip(), (
                 f"{DOC.name}: the output shown after python block {number} is not what it prints "
-                "now; if the change is intended, run  python tests/test_docs.py --update")
+                "now; if the change is intended, run  python tests/test_docs.py --update"
+            )
 
 
 def test_the_doc_walks_through_the_tape_the_sweep_the_check_and_the_pictures():
     text = DOC.read_text(encoding="utf-8")
-    for needed in ("print(tape", "backward_steps", "explain", "check_tape", "tg.Function",
-                   "disk_circle_tape.svg", "write_backprop_html", "dL/dx = dL/dy * (1 - y^2)"):
+    for needed in (
+        "print(tape",
+        "backward_steps",
+        "explain",
+        "check_tape",
+        "tg.Function",
+        "disk_circle_tape.svg",
+        "write_backprop_html",
+        "dL/dx = dL/dy * (1 - y^2)",
+    ):
         assert needed in text, needed
 
 

@@ -1,4 +1,5 @@
-"""The disk example, end to end: a short run from the command line, its printed lines and its files."""
+"""The disk example, end to end: a short run from the command line, its printed lines and its
+files."""
 
 from __future__ import annotations
 
@@ -39,9 +40,25 @@ def keep_threads():
 def test_short_run_from_the_command_line_prints_progress_and_writes_the_figures(tmp_path):
     out = tmp_path / "figures"
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--epochs", "3", "--train-size", "300", "--test-size", "200",
-         "--seed", "1", "--out", str(out)],
-        capture_output=True, text=True, timeout=120, cwd=ROOT)
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--epochs",
+            "3",
+            "--train-size",
+            "300",
+            "--test-size",
+            "200",
+            "--seed",
+            "1",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     epochs = [EPOCH_LINE.match(line) for line in lines if line.startswith("epoch")]
@@ -62,6 +79,7 @@ def test_short_run_from_the_command_line_prints_progress_and_writes_the_figures(
 
     # The tape picture and the backprop page come from the visualize package, when it has them.
     import visualize
+
     if hasattr(visualize, "render"):
         tape_svg = out / "disk_circle_tape.svg"
         assert ET.parse(tape_svg).getroot().tag.endswith("svg")
@@ -74,18 +92,37 @@ def test_short_run_from_the_command_line_prints_progress_and_writes_the_figures(
 
 
 def test_runs_report_mean_and_std_of_the_test_error(disk_circle, keep_threads, capsys):
-    report = disk_circle.main(["--runs", "3", "--epochs", "2", "--train-size", "200",
-                               "--test-size", "100", "--quiet", "--seed", "4"])
+    report = disk_circle.main(
+        [
+            "--runs",
+            "3",
+            "--epochs",
+            "2",
+            "--train-size",
+            "200",
+            "--test-size",
+            "100",
+            "--quiet",
+            "--seed",
+            "4",
+        ]
+    )
     lines = capsys.readouterr().out.splitlines()
     assert [line for line in lines if line.startswith("---")] == [
-        "--- run 1/3 (seed 4)", "--- run 2/3 (seed 5)", "--- run 3/3 (seed 6)"]
-    assert not any(line.startswith("epoch") for line in lines)       # --quiet
+        "--- run 1/3 (seed 4)",
+        "--- run 2/3 (seed 5)",
+        "--- run 3/3 (seed 6)",
+    ]
+    assert not any(line.startswith("epoch") for line in lines)  # --quiet
     errors = report["test_errors"]
-    printed = [float(RESULT_LINE.match(line).group(2)) for line in lines
-               if line.startswith("train error")]
+    printed = [
+        float(RESULT_LINE.match(line).group(2)) for line in lines if line.startswith("train error")
+    ]
     assert printed == [round(100 * e, 2) for e in errors]
-    assert lines[-1] == (f"test error over 3 runs: mean {100 * statistics.mean(errors):.2f}%  "
-                         f"std {100 * statistics.stdev(errors):.2f}%")
+    assert lines[-1] == (
+        f"test error over 3 runs: mean {100 * statistics.mean(errors):.2f}%  "
+        f"std {100 * statistics.stdev(errors):.2f}%"
+    )
 
 
 def test_runs_are_reproducible_from_the_seed(disk_circle, keep_threads):
@@ -105,15 +142,29 @@ def test_the_network_learns_the_disk(disk_circle, keep_threads):
 
 def test_the_network_is_the_courses(disk_circle):
     from tapegrad import nn
+
     model = disk_circle.build_model()
-    assert [type(m).__name__ for m in model] == ["Linear", "ReLU", "Linear", "ReLU", "Linear",
-                                                 "Tanh", "Linear", "Tanh"]
+    assert [type(m).__name__ for m in model] == [
+        "Linear",
+        "ReLU",
+        "Linear",
+        "ReLU",
+        "Linear",
+        "Tanh",
+        "Linear",
+        "Tanh",
+    ]
     assert [(m.in_features, m.out_features) for m in model if isinstance(m, nn.Linear)] == [
-        (2, 25), (25, 25), (25, 25), (25, 1)]
+        (2, 25),
+        (25, 25),
+        (25, 25),
+        (25, 1),
+    ]
 
 
-@pytest.mark.parametrize("argv", [["--epochs", "0"], ["--lr", "-1"], ["--batch-size", "0"],
-                                  ["--runs", "0"]])
+@pytest.mark.parametrize(
+    "argv", [["--epochs", "0"], ["--lr", "-1"], ["--batch-size", "0"], ["--runs", "0"]]
+)
 def test_bad_flags_are_refused(disk_circle, argv, capsys):
     with pytest.raises(SystemExit):
         disk_circle.parse_args(argv)
@@ -130,8 +181,20 @@ def test_device_cuda_without_a_gpu_says_so(disk_circle, capsys):
 
 @pytest.mark.cuda
 def test_short_run_on_cuda(disk_circle, tmp_path, capsys):
-    report = disk_circle.main(["--device", "cuda", "--epochs", "2", "--train-size", "200",
-                               "--test-size", "100", "--out", str(tmp_path)])
+    report = disk_circle.main(
+        [
+            "--device",
+            "cuda",
+            "--epochs",
+            "2",
+            "--train-size",
+            "200",
+            "--test-size",
+            "100",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert len(report["test_errors"]) == 1
     assert (tmp_path / "disk_circle.png").exists()
     assert "train error" in capsys.readouterr().out

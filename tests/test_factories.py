@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tapegrad as tg
+
 from helpers import check_against_torch, check_both, check_second_order, randn, shapes
 
 EXAMPLES = settings(max_examples=25, deadline=None)
@@ -19,19 +20,29 @@ DTYPES = [None, torch.float32, torch.float64, torch.int64, torch.bool]
 
 def same(ours, theirs):
     assert isinstance(ours, tg.Tensor) and ours.is_leaf and ours.node is None
-    assert ours.shape == theirs.shape and ours.dtype == theirs.dtype and ours.device == theirs.device
+    assert (
+        ours.shape == theirs.shape and ours.dtype == theirs.dtype and ours.device == theirs.device
+    )
     torch.testing.assert_close(ours.data, theirs, equal_nan=True)
 
 
 # --- filled with one value ------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["zeros", "ones", "empty"])
 @EXAMPLES
-@given(shape=shapes(0, 4, min_side=0), dtype=st.sampled_from(DTYPES),
-       form=st.sampled_from(["varargs", "tuple", "list", "size"]))
+@given(
+    shape=shapes(0, 4, min_side=0),
+    dtype=st.sampled_from(DTYPES),
+    form=st.sampled_from(["varargs", "tuple", "list", "size"]),
+)
 def test_sized_factories(name, shape, dtype, form):
-    args = {"varargs": shape or (shape,), "tuple": (shape,), "list": (list(shape),),
-            "size": (torch.Size(shape),)}[form]
+    args = {
+        "varargs": shape or (shape,),
+        "tuple": (shape,),
+        "list": (list(shape),),
+        "size": (torch.Size(shape),),
+    }[form]
     ours = getattr(tg, name)(*args, dtype=dtype)
     theirs = getattr(torch, name)(*args, dtype=dtype)
     if name == "empty":
@@ -75,8 +86,12 @@ def test_eye_arange_linspace():
 
 def test_random_factories_follow_their_generator_like_torch():
     for name in ("rand", "randn"):
-        ours = getattr(tg, name)(3, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-        theirs = getattr(torch, name)(3, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+        ours = getattr(tg, name)(
+            3, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64
+        )
+        theirs = getattr(torch, name)(
+            3, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64
+        )
         same(ours, theirs)
         torch.manual_seed(5)
         a = getattr(tg, name)((4,))
@@ -87,7 +102,10 @@ def test_random_factories_follow_their_generator_like_torch():
 
 # --- shaped like another tensor --------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["zeros_like", "ones_like", "empty_like", "rand_like", "randn_like"])
+
+@pytest.mark.parametrize(
+    "name", ["zeros_like", "ones_like", "empty_like", "rand_like", "randn_like"]
+)
 @pytest.mark.parametrize("dtype", [None, torch.float64])
 def test_like_factories(name, dtype):
     base = randn((2, 3), 0, dtype=torch.float32).t()
@@ -95,7 +113,7 @@ def test_like_factories(name, dtype):
         ours = getattr(tg, name)(source, dtype=dtype)
         theirs = getattr(torch, name)(base, dtype=dtype)
         assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
-        assert ours.stride() == theirs.stride()                  # preserve_format, as torch
+        assert ours.stride() == theirs.stride()  # preserve_format, as torch
         assert not ours.requires_grad and ours.is_leaf
         if name in ("zeros_like", "ones_like"):
             same(ours, theirs)
@@ -113,22 +131,26 @@ def test_full_like_and_the_generator_of_random_like():
 
 # --- errors: torch's types, tapegrad's messages -------------------------------------------
 
-@pytest.mark.parametrize("call", [
-    lambda m: m.zeros(-1),
-    lambda m: m.zeros(),
-    lambda m: m.rand(dtype=torch.float64),
-    lambda m: m.ones(2, -3),
-    lambda m: m.zeros(2.5),
-    lambda m: m.rand("3"),
-    lambda m: m.full(2, 1.0),
-    lambda m: m.arange(0, 5, 0),
-    lambda m: m.linspace(0, 1, -1),
-    lambda m: m.eye(-1),
-    lambda m: m.zeros(2, dtype=torch.int64, requires_grad=True),
-    lambda m: m.full((2,), 1, requires_grad=True),
-    lambda m: m.arange(3, requires_grad=True),
-    lambda m: m.zeros_like([1.0, 2.0]),
-])
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m: m.zeros(-1),
+        lambda m: m.zeros(),
+        lambda m: m.rand(dtype=torch.float64),
+        lambda m: m.ones(2, -3),
+        lambda m: m.zeros(2.5),
+        lambda m: m.rand("3"),
+        lambda m: m.full(2, 1.0),
+        lambda m: m.arange(0, 5, 0),
+        lambda m: m.linspace(0, 1, -1),
+        lambda m: m.eye(-1),
+        lambda m: m.zeros(2, dtype=torch.int64, requires_grad=True),
+        lambda m: m.full((2,), 1, requires_grad=True),
+        lambda m: m.arange(3, requires_grad=True),
+        lambda m: m.zeros_like([1.0, 2.0]),
+    ],
+)
 def test_factory_errors_like_torch(call):
     with pytest.raises(Exception) as theirs:
         call(torch)
@@ -144,39 +166,65 @@ def test_integer_dtype_with_requires_grad_names_the_fix():
 
 # --- conversions -----------------------------------------------------------------------------
 
+
 def test_to_returns_itself_when_nothing_changes_like_torch():
     x = tg.tensor(randn((2, 3), 0, dtype=torch.float32), requires_grad=True)
-    for same_target in [(torch.float32,), ("cpu",), (torch.device("cpu"),), ("cpu", torch.float32),
-                        (tg.zeros(1),), (torch.zeros(1),), ()]:
-        assert x.to(*same_target) is x and x.data.to(*[getattr(t, "data", t) for t in same_target]) is x.data
+    for same_target in [
+        (torch.float32,),
+        ("cpu",),
+        (torch.device("cpu"),),
+        ("cpu", torch.float32),
+        (tg.zeros(1),),
+        (torch.zeros(1),),
+        (),
+    ]:
+        assert (
+            x.to(*same_target) is x
+            and x.data.to(*[getattr(t, "data", t) for t in same_target]) is x.data
+        )
     assert x.to(dtype=torch.float32, device="cpu") is x
     assert x.float() is x and x.cpu() is x
     y = x.to(torch.float32, copy=True)
     assert y is not x and y.node.op is tg.ops.To and y.data.data_ptr() != x.data.data_ptr()
 
 
-@pytest.mark.parametrize("call", [
-    lambda t: t.to(torch.float64), lambda t: t.to(dtype=torch.float64), lambda t: t.double(),
-    lambda t: t.to("cpu", torch.float64), lambda t: t.to(None, torch.float64),
-    lambda t: t.to(torch.zeros(1, dtype=torch.float64)), lambda t: t.to(tg.zeros(1, dtype=torch.float64)),
-    lambda t: t.to(torch.float64, non_blocking=True), lambda t: t.to(torch.float64, False, True),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda t: t.to(torch.float64),
+        lambda t: t.to(dtype=torch.float64),
+        lambda t: t.double(),
+        lambda t: t.to("cpu", torch.float64),
+        lambda t: t.to(None, torch.float64),
+        lambda t: t.to(torch.zeros(1, dtype=torch.float64)),
+        lambda t: t.to(tg.zeros(1, dtype=torch.float64)),
+        lambda t: t.to(torch.float64, non_blocking=True),
+        lambda t: t.to(torch.float64, False, True),
+    ],
+)
 def test_to_another_dtype_is_recorded_and_differentiable(call):
     x = randn((2, 3), 0, dtype=torch.float32)
-    check_against_torch(lambda t: (call(t) if isinstance(t, tg.Tensor) else t.double()) ** 2,
-                        x, rtol=1e-6, atol=1e-6)
+    check_against_torch(
+        lambda t: (call(t) if isinstance(t, tg.Tensor) else t.double()) ** 2,
+        x,
+        rtol=1e-6,
+        atol=1e-6,
+    )
     ours = call(tg.tensor(x, requires_grad=True))
     assert ours.dtype == torch.float64 and ours.node.op is tg.ops.To
 
 
 def test_float_double_second_order_and_gradgradcheck():
     # through float32 the values round: torch's references, and finite differences with a large eps
-    for fn in (lambda t: t.float().double() * t, lambda t: (t.to(torch.float32) ** 2).to(torch.float64)):
+    for fn in (
+        lambda t: t.float().double() * t,
+        lambda t: (t.to(torch.float32) ** 2).to(torch.float64),
+    ):
         check_against_torch(fn, randn((3,), 0), rtol=1e-6, atol=1e-6)
         check_second_order(fn, randn((2, 2), 1), rtol=1e-6, atol=1e-6)
     x = tg.Tensor(randn((3,), 2), requires_grad=True)
     assert tg.gradgradcheck(lambda t: t.float().double() ** 3, x, eps=1e-3, atol=1e-2, rtol=1e-2)
-    check_both(lambda t: t.to(torch.float64, copy=True) ** 3, randn((3,), 3))    # no rounding
+    check_both(lambda t: t.to(torch.float64, copy=True) ** 3, randn((3,), 3))  # no rounding
 
 
 def test_to_an_integer_dtype_has_no_gradient_like_torch():
@@ -196,9 +244,16 @@ def test_to_memory_format_and_the_printed_node():
     assert "To(leaf(2, 3, 4, 5), dtype=torch.float64)" in str(tape)
 
 
-@pytest.mark.parametrize("call", [lambda t: t.to("cpu", "float"), lambda t: t.to(torch.float64, bogus=1),
-                                  lambda t: t.to("nowhere"), lambda t: t.to(torch.float64, dtype=torch.float32),
-                                  lambda t: t.to(torch.float64, False, False, torch.preserve_format, 1)])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda t: t.to("cpu", "float"),
+        lambda t: t.to(torch.float64, bogus=1),
+        lambda t: t.to("nowhere"),
+        lambda t: t.to(torch.float64, dtype=torch.float32),
+        lambda t: t.to(torch.float64, False, False, torch.preserve_format, 1),
+    ],
+)
 def test_to_refuses_what_torch_refuses(call):
     x = randn((2,), 0)
     with pytest.raises(Exception) as theirs:
@@ -210,8 +265,12 @@ def test_to_refuses_what_torch_refuses(call):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without CUDA")
 def test_cuda_without_cuda_raises_torchs_error_with_a_fix():
     x = tg.tensor(randn((2,), 0), requires_grad=True)
-    for call in (lambda t: t.cuda(), lambda t: t.to("cuda"), lambda t: t.cuda(0),
-                 lambda t: t.to("cuda:0", torch.float64)):
+    for call in (
+        lambda t: t.cuda(),
+        lambda t: t.to("cuda"),
+        lambda t: t.cuda(0),
+        lambda t: t.to("cuda:0", torch.float64),
+    ):
         with pytest.raises(Exception) as theirs:
             call(x.data)
         with pytest.raises(theirs.type, match="torch.cuda.is_available"):
@@ -239,7 +298,7 @@ def test_numpy_refuses_requires_grad_like_torch_and_shares_memory():
     a = x.detach().numpy()
     assert isinstance(a, np.ndarray) and a.dtype == np.float64
     a[0, 0] = 42.0
-    assert x.data[0, 0].item() == 42.0                      # shares memory, as torch
+    assert x.data[0, 0].item() == 42.0  # shares memory, as torch
     b = x.numpy(force=True)
     assert b[0, 0] == 42.0
     assert (x * 2).numpy(force=True)[0, 0] == 84.0
@@ -262,8 +321,34 @@ def test_len_is_the_first_dimension():
 
 
 def test_functions_are_exported_like_torch():
-    for name in ["zeros", "ones", "full", "empty", "rand", "randn", "arange", "linspace", "eye",
-                 "zeros_like", "ones_like", "full_like", "rand_like", "randn_like", "empty_like",
-                 "cat", "stack", "split", "chunk", "unbind", "flatten", "squeeze", "unsqueeze",
-                 "permute", "movedim", "transpose", "reshape", "clone"]:
+    for name in [
+        "zeros",
+        "ones",
+        "full",
+        "empty",
+        "rand",
+        "randn",
+        "arange",
+        "linspace",
+        "eye",
+        "zeros_like",
+        "ones_like",
+        "full_like",
+        "rand_like",
+        "randn_like",
+        "empty_like",
+        "cat",
+        "stack",
+        "split",
+        "chunk",
+        "unbind",
+        "flatten",
+        "squeeze",
+        "unsqueeze",
+        "permute",
+        "movedim",
+        "transpose",
+        "reshape",
+        "clone",
+    ]:
         assert name in tg.__all__ and callable(getattr(tg, name)) and hasattr(torch, name), name

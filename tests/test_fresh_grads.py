@@ -62,15 +62,16 @@ def test_a_fresh_op_returns_gradients_of_its_own(case):
         taken.add(_memory(g))
 
 
-@pytest.mark.parametrize("op", [ops.Add, ops.Sub, ops.Reshape, ops.Transpose, ops.Sum, ops.Mean,
-                                ops.To, tg.Function])
+@pytest.mark.parametrize(
+    "op", [ops.Add, ops.Sub, ops.Reshape, ops.Transpose, ops.Sum, ops.Mean, ops.To, tg.Function]
+)
 def test_ops_that_may_pass_a_gradient_through_do_not_claim_fresh_grads(op):
     assert not op.fresh_grads
 
 
 def test_leaves_fed_by_a_pass_through_op_still_get_their_own_grad():
     a, b = leaf(3), leaf(3)
-    (a + b).sum().backward()        # Add hands the same dL/dy to both
+    (a + b).sum().backward()  # Add hands the same dL/dy to both
     assert _memory(a.grad) != _memory(b.grad)
     a.grad.mul_(0)
     assert torch.all(b.grad == 1)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import tapegrad as tg
+
 from helpers import check_against_torch, randn
 
 
@@ -15,7 +16,7 @@ class MulAdd(tg.Function):
     dL/da = dL/dy * b * scale,  dL/db = dL/dy * a * scale,  dL/dc = dL/dy
     """
 
-    calls = []      # what each backward saw, for the tests
+    calls = []  # what each backward saw, for the tests
 
     @staticmethod
     def forward(ctx, a, b, c, scale):
@@ -28,10 +29,12 @@ class MulAdd(tg.Function):
         a, b = ctx.saved_tensors
         need_a, need_b, need_c, need_scale = ctx.needs_input_grad
         MulAdd.calls.append(ctx.needs_input_grad)
-        return (grad * b * ctx.scale if need_a else None,
-                grad * a * ctx.scale if need_b else None,
-                grad if need_c else None,
-                None)
+        return (
+            grad * b * ctx.scale if need_a else None,
+            grad * a * ctx.scale if need_b else None,
+            grad if need_c else None,
+            None,
+        )
 
 
 class Square(tg.Function):
@@ -44,7 +47,7 @@ class Square(tg.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
         return grad * 2 * x
 
 
@@ -53,7 +56,7 @@ class WrongSquare(Square):
 
     @staticmethod
     def backward(ctx, grad):
-        x, = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
         return grad * x
 
 
@@ -62,6 +65,7 @@ def test_user_op_matches_torch_with_several_inputs():
         if isinstance(a, tg.Tensor):
             return MulAdd.apply(a, b, c, 0.5)
         return a * b * 0.5 + c
+
     values = randn((2, 3), 0), randn((2, 3), 1), randn((2, 3), 2)
     check_against_torch(fn, *values)
     check_against_torch(fn, *values, requires=[True, False, True])
@@ -71,7 +75,7 @@ def test_user_op_matches_torch_with_several_inputs():
 def test_needs_input_grad_says_which_inputs_get_a_gradient():
     MulAdd.calls.clear()
     a, c = tg.tensor([1.0, 2.0], requires_grad=True), tg.tensor([3.0, 4.0], requires_grad=True)
-    b = tg.tensor([5.0, 6.0])                       # needs no gradient
+    b = tg.tensor([5.0, 6.0])  # needs no gradient
     MulAdd.apply(a, b, c, 2.0).sum().backward()
     assert MulAdd.calls == [(True, False, True, False)]
     assert a.grad.tolist() == [10.0, 12.0] and c.grad.tolist() == [1.0, 1.0] and b.grad is None
@@ -80,7 +84,7 @@ def test_needs_input_grad_says_which_inputs_get_a_gradient():
 def test_needs_input_grad_sees_op_outputs_as_needing_a_gradient():
     MulAdd.calls.clear()
     x = tg.tensor([1.0, 2.0], requires_grad=True)
-    h = x * 3                                       # not a leaf, but on the tape
+    h = x * 3  # not a leaf, but on the tape
     MulAdd.apply(h, torch.ones(2), tg.tensor([0.0, 0.0]), 1.0).sum().backward()
     assert MulAdd.calls == [(True, False, False, False)]
     assert x.grad.tolist() == [3.0, 3.0]
@@ -116,9 +120,9 @@ def test_user_op_records_and_sweeps_like_a_built_in():
     assert "Square" in str(tape)
     loss.backward()
     assert x.grad.tolist() == [6.0, -12.0]
-    assert node.released                            # its saved tensors went with the sweep
+    assert node.released  # its saved tensors went with the sweep
     with pytest.raises(RuntimeError, match="retain_graph=True"):
-        node.saved_tensors
+        _ = node.saved_tensors
 
 
 def test_user_op_in_a_larger_expression_matches_torch():
@@ -128,6 +132,7 @@ def test_user_op_in_a_larger_expression_matches_torch():
         else:
             h = (x @ w) ** 2
         return (h.tanh() * x.sum()).mean()
+
     check_against_torch(fn, randn((4, 3), 0), randn((3, 2), 1))
 
 
@@ -158,10 +163,12 @@ def test_gradcheck_fails_on_a_wrong_derivative_and_says_where():
     message = str(failure.value)
     assert "input 0" in message and "index (0, 0)" in message
     # WrongSquare's derivative is x where the true one is 2x: analytic = numerical / 2
-    analytic, numerical = (float(v) for v in
-                           re.search(r"gradient is (\S+), finite differences give (\S+?) ", message).groups())
+    analytic, numerical = (
+        float(v)
+        for v in re.search(r"gradient is (\S+), finite differences give (\S+?) ", message).groups()
+    )
     assert analytic == pytest.approx(numerical / 2, rel=1e-6)
-    assert isinstance(failure.value, RuntimeError)      # GradcheckError is a RuntimeError
+    assert isinstance(failure.value, RuntimeError)  # GradcheckError is a RuntimeError
 
 
 def test_gradcheck_names_the_input_that_is_wrong():
@@ -205,7 +212,7 @@ def test_reserved_ctx_names_are_refused(name):
     with tg.Tape() as tape:
         with pytest.raises((AttributeError, RuntimeError), match=rf"ctx\.{name}\b.*ctx\.my_{name}"):
             Clobber.apply(x)
-    assert len(tape) == 0           # refused before anything was recorded
+    assert len(tape) == 0  # refused before anything was recorded
 
 
 def test_function_is_applied_not_instantiated():

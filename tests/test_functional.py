@@ -14,14 +14,33 @@ import torch.nn.functional as F
 
 import tapegrad as tg
 import tapegrad.nn.functional as TF
+
 from helpers import check_against_torch, check_both, randn
 
 F64 = torch.float64
 
-NAMES = ["relu", "tanh", "sigmoid", "linear", "mse_loss", "binary_cross_entropy",
-         "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss", "conv2d", "max_pool2d",
-         "avg_pool2d", "dropout", "batch_norm", "layer_norm", "embedding", "leaky_relu", "gelu",
-         "softmax", "log_softmax"]
+NAMES = [
+    "relu",
+    "tanh",
+    "sigmoid",
+    "linear",
+    "mse_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "nll_loss",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "dropout",
+    "batch_norm",
+    "layer_norm",
+    "embedding",
+    "leaky_relu",
+    "gelu",
+    "softmax",
+    "log_softmax",
+]
 
 
 def test_every_name_is_there_and_torch_has_it_too():
@@ -36,7 +55,7 @@ def _parameters(fn):
     try:
         return list(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
-        return None             # a torch builtin without a Python signature
+        return None  # a torch builtin without a Python signature
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -46,8 +65,8 @@ def test_arguments_are_torchs(name):
     ours = _parameters(getattr(TF, name))
     if theirs is None or theirs == ["args", "kwargs"]:
         pytest.skip(f"torch.nn.functional.{name} has no Python signature to compare")
-    assert ours[:len(theirs)] == theirs
-    assert ours[len(theirs):] in ([], ["generator"])
+    assert ours[: len(theirs)] == theirs
+    assert ours[len(theirs) :] in ([], ["generator"])
 
 
 def _pair(name):
@@ -61,8 +80,10 @@ CASES = {
     "sigmoid": (lambda f, x: f(x), [(3, 4)]),
     "linear": (lambda f, x, w, b: f(x, w, b), [(3, 4), (2, 4), (2,)]),
     "mse_loss": (lambda f, x, t: f(x, t), [(3, 4), (3, 4)]),
-    "binary_cross_entropy": (lambda f, x: f(x.sigmoid(), torch.full((3, 4), 0.3, dtype=F64)),
-                             [(3, 4)]),
+    "binary_cross_entropy": (
+        lambda f, x: f(x.sigmoid(), torch.full((3, 4), 0.3, dtype=F64)),
+        [(3, 4)],
+    ),
     "binary_cross_entropy_with_logits": (lambda f, x, t: f(x, t.sigmoid()), [(3, 4), (3, 4)]),
     "cross_entropy": (lambda f, x: f(x, torch.tensor([0, 3, 1])), [(3, 4)]),
     "nll_loss": (lambda f, x: f(x, torch.tensor([0, 3, 1])), [(3, 4)]),
@@ -111,5 +132,9 @@ def test_functions_take_plain_torch_tensors_too():
     x = randn((1, 2, 4, 4), 0)
     out = TF.max_pool2d(TF.conv2d(x, randn((3, 2, 3, 3), 1), padding="same"), 2)
     assert isinstance(out, tg.Tensor) and not out.requires_grad
-    check_against_torch(lambda t: _pair("max_pool2d")(_pair("conv2d")(t, randn((3, 2, 3, 3), 1),
-                                                                      padding="same"), 2), x)
+    check_against_torch(
+        lambda t: _pair("max_pool2d")(
+            _pair("conv2d")(t, randn((3, 2, 3, 3), 1), padding="same"), 2
+        ),
+        x,
+    )

@@ -30,11 +30,12 @@ class Program:
 
     def __init__(self, data):
         self.data = data
-        self.generator = torch.Generator().manual_seed(data.draw(st.integers(0, 2**31 - 1),
-                                                                  label="seed"))
-        self.leaves = []        # (tapegrad leaf, torch leaf, name)
-        self.pool = []          # (tapegrad tensor, torch tensor): everything computed so far
-        self.outputs = []       # the op outputs, which the loss weights
+        self.generator = torch.Generator().manual_seed(
+            data.draw(st.integers(0, 2**31 - 1), label="seed")
+        )
+        self.leaves = []  # (tapegrad leaf, torch leaf, name)
+        self.pool = []  # (tapegrad tensor, torch tensor): everything computed so far
+        self.outputs = []  # the op outputs, which the loss weights
 
     # --- drawing ---------------------------------------------------------------
     def draw(self, strategy, label):
@@ -60,8 +61,12 @@ class Program:
 
     def record(self, ours, theirs, what):
         assert isinstance(ours, tg.Tensor), what
-        assert ours.shape == theirs.shape, f"{what}: shape {tuple(ours.shape)} vs {tuple(theirs.shape)}"
-        assert torch.allclose(ours.data, theirs.detach(), rtol=1e-10, atol=1e-12, equal_nan=True), what
+        assert ours.shape == theirs.shape, (
+            f"{what}: shape {tuple(ours.shape)} vs {tuple(theirs.shape)}"
+        )
+        assert torch.allclose(ours.data, theirs.detach(), rtol=1e-10, atol=1e-12, equal_nan=True), (
+            what
+        )
         self.pool.append((ours, theirs))
         self.outputs.append((ours, theirs, what))
 
@@ -73,14 +78,17 @@ def shapes(min_dims=0, max_dims=3):
 def broadcast_partner(p, shape):
     """A shape that broadcasts with `shape`: a suffix, some sizes set to 1, maybe a new lead dim."""
     keep = p.draw(st.integers(0, len(shape)), "suffix length")
-    partner = [size if not p.draw(st.booleans(), "squash to 1") else 1
-               for size in shape[len(shape) - keep:]]
+    partner = [
+        size if not p.draw(st.booleans(), "squash to 1") else 1
+        for size in shape[len(shape) - keep :]
+    ]
     if len(shape) < 3 and p.draw(st.booleans(), "extra leading dim"):
         partner = [p.draw(st.integers(1, 3), "lead size")] + ([1] * (len(shape) - keep)) + partner
     return tuple(partner)
 
 
 # --- the ops, each run on both sides -----------------------------------------------
+
 
 def positive(ours, theirs):
     """x^2 + 0.5 > 0: a safe input for log, division and fractional powers."""
@@ -90,7 +98,9 @@ def positive(ours, theirs):
 def op_binary(p):
     a, ta = p.pick()
     which = p.draw(st.sampled_from(["add", "sub", "mul", "div"]), "binary op")
-    kind = p.draw(st.sampled_from(["tensor", "pool", "scalar-right", "scalar-left"]), "operand kind")
+    kind = p.draw(
+        st.sampled_from(["tensor", "pool", "scalar-right", "scalar-left"]), "operand kind"
+    )
     if kind == "scalar-right" or kind == "scalar-left":
         c = p.draw(st.floats(-3, 3, allow_nan=False).filter(lambda v: abs(v) > 0.1), "scalar")
         if which == "div" and kind == "scalar-left":
@@ -113,17 +123,22 @@ def op_binary(p):
         if which == "div":
             b, tb = positive(b, tb)
         ours_l, ours_r, theirs_l, theirs_r = a, b, ta, tb
-    fn = {"add": lambda x, y: x + y, "sub": lambda x, y: x - y,
-          "mul": lambda x, y: x * y, "div": lambda x, y: x / y}[which]
+    fn = {
+        "add": lambda x, y: x + y,
+        "sub": lambda x, y: x - y,
+        "mul": lambda x, y: x * y,
+        "div": lambda x, y: x / y,
+    }[which]
     p.record(fn(ours_l, ours_r), fn(theirs_l, theirs_r), f"{which} ({kind})")
 
 
 def op_unary(p):
     a, ta = p.pick()
-    which = p.draw(st.sampled_from(["neg", "exp", "log", "relu", "tanh", "sigmoid", "pow",
-                                    "to"]), "unary op")
+    which = p.draw(
+        st.sampled_from(["neg", "exp", "log", "relu", "tanh", "sigmoid", "pow", "to"]), "unary op"
+    )
     if which == "exp" and ta.detach().abs().max() > 5:
-        which = "tanh"      # keep values finite
+        which = "tanh"  # keep values finite
     if which == "log":
         a, ta = positive(a, ta)
         p.record(a.log(), ta.log(), "log")
@@ -131,12 +146,15 @@ def op_unary(p):
         exponent = p.draw(st.sampled_from([2, 3, 0, 1, -1, 0.5, 1.5, -0.5]), "exponent")
         if exponent != int(exponent) or exponent < 0:
             a, ta = positive(a, ta)
-        p.record(a ** exponent, ta ** exponent, f"pow {exponent}")
-    elif which == "to":     # through float32 and back: both sides round the same way
+        p.record(a**exponent, ta**exponent, f"pow {exponent}")
+    elif which == "to":  # through float32 and back: both sides round the same way
         p.record(a.float().double(), ta.float().double(), "to")
     else:
-        p.record(getattr(a, which if which != "neg" else "__neg__")(),
-                 getattr(ta, which if which != "neg" else "__neg__")(), which)
+        p.record(
+            getattr(a, which if which != "neg" else "__neg__")(),
+            getattr(ta, which if which != "neg" else "__neg__")(),
+            which,
+        )
 
 
 def op_reduce(p):
@@ -146,12 +164,19 @@ def op_reduce(p):
     if ndim == 0 or p.draw(st.booleans(), "over everything"):
         p.record(getattr(a, which)(), getattr(ta, which)(), f"{which}()")
         return
-    dims = p.draw(st.lists(st.integers(-ndim, ndim - 1), min_size=1, max_size=ndim,
-                           unique_by=lambda d: d % ndim), "dims")
+    dims = p.draw(
+        st.lists(
+            st.integers(-ndim, ndim - 1), min_size=1, max_size=ndim, unique_by=lambda d: d % ndim
+        ),
+        "dims",
+    )
     dim = dims[0] if len(dims) == 1 and p.draw(st.booleans(), "int dim") else tuple(dims)
     keepdim = p.draw(st.booleans(), "keepdim")
-    p.record(getattr(a, which)(dim, keepdim), getattr(ta, which)(dim, keepdim=keepdim),
-             f"{which}({dim}, keepdim={keepdim})")
+    p.record(
+        getattr(a, which)(dim, keepdim),
+        getattr(ta, which)(dim, keepdim=keepdim),
+        f"{which}({dim}, keepdim={keepdim})",
+    )
 
 
 def op_reshape(p):
@@ -196,8 +221,11 @@ def op_matmul(p):
         b, tb = p.leaf((batch, n, p.draw(st.integers(1, 3), "k")))
     if p.draw(st.booleans(), "swap") and b.dim() >= 2 and a.dim() >= 2:
         # (k, n) @ (..., n, m)^T style: use the transposes so shapes still agree
-        p.record(b.transpose(-1, -2) @ a.transpose(-1, -2),
-                 tb.transpose(-1, -2) @ ta.transpose(-1, -2), f"{form}^T @ x^T")
+        p.record(
+            b.transpose(-1, -2) @ a.transpose(-1, -2),
+            tb.transpose(-1, -2) @ ta.transpose(-1, -2),
+            f"{form}^T @ x^T",
+        )
         return
     p.record(a @ b, ta @ tb, f"x @ {form}")
 
@@ -215,7 +243,7 @@ def op_index(p):
         key = slice(start, None, p.draw(st.integers(1, 2), "step"))
     elif form == "ellipsis":
         key = (Ellipsis, p.draw(st.integers(0, a.shape[-1] - 1), "j"))
-    elif form == "int tensor":     # with a repeat: its gradients must add up
+    elif form == "int tensor":  # with a repeat: its gradients must add up
         picks = p.draw(st.lists(st.integers(-size, size - 1), min_size=1, max_size=4), "picks")
         key = torch.tensor(picks + picks[:1])
     else:
@@ -248,17 +276,31 @@ def op_loss(p):
     if p.draw(st.booleans(), "BCE"):
         probability, tprobability = a.sigmoid(), ta.sigmoid()
         target = p.values(tuple(a.shape), 0.0, 1.0)
-        p.record(nn.BCELoss(reduction=reduction)(probability, tg.tensor(target)),
-                 torch.nn.functional.binary_cross_entropy(tprobability, target, reduction=reduction),
-                 f"BCELoss {reduction}")
+        p.record(
+            nn.BCELoss(reduction=reduction)(probability, tg.tensor(target)),
+            torch.nn.functional.binary_cross_entropy(tprobability, target, reduction=reduction),
+            f"BCELoss {reduction}",
+        )
     else:
         b, tb = p.leaf(tuple(a.shape))
-        p.record(nn.MSELoss(reduction=reduction)(a, b),
-                 torch.nn.functional.mse_loss(ta, tb, reduction=reduction), f"MSELoss {reduction}")
+        p.record(
+            nn.MSELoss(reduction=reduction)(a, b),
+            torch.nn.functional.mse_loss(ta, tb, reduction=reduction),
+            f"MSELoss {reduction}",
+        )
 
 
-OPS = [op_binary, op_unary, op_reduce, op_reshape, op_transpose, op_matmul, op_index,
-       op_linear, op_loss]
+OPS = [
+    op_binary,
+    op_unary,
+    op_reduce,
+    op_reshape,
+    op_transpose,
+    op_matmul,
+    op_index,
+    op_linear,
+    op_loss,
+]
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -272,13 +314,13 @@ def test_random_graphs_match_torch_autograd(data):
         op(p)
     # L = sum over every op output of <output, a fixed random weight>: every branch counts.
     loss = theirs_loss = None
-    for ours, theirs, what in p.outputs:
+    for ours, theirs, _what in p.outputs:
         weight = p.values(tuple(theirs.shape))
         term, theirs_term = (ours * tg.tensor(weight)).sum(), (theirs * weight).sum()
         loss = term if loss is None else loss + term
         theirs_loss = theirs_term if theirs_loss is None else theirs_loss + theirs_term
     if not loss.requires_grad:
-        return          # nothing recorded (every leaf drawn was a constant)
+        return  # nothing recorded (every leaf drawn was a constant)
     loss.backward()
     theirs_loss.backward()
     for ours, theirs, name in p.leaves:
@@ -291,7 +333,8 @@ def test_random_graphs_match_torch_autograd(data):
         assert torch.allclose(got, expected, rtol=1e-7, atol=1e-9), (
             f"{name}: gradient differs from torch autograd by "
             f"{(got - expected).abs().max().item():.3g}\n"
-            f"program: {[what for _, _, what in p.outputs]}")
+            f"program: {[what for _, _, what in p.outputs]}"
+        )
 
 
 def test_the_fuzz_comparison_can_fail():
@@ -305,7 +348,7 @@ def test_the_fuzz_comparison_can_fail():
 
         @staticmethod
         def backward(ctx, grad):
-            y, = ctx.saved_tensors
+            (y,) = ctx.saved_tensors
             return grad * y * 1.001
 
     x = tg.tensor(torch.ones(3, dtype=DTYPE), requires_grad=True)

@@ -24,15 +24,16 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_fuzz import DTYPE, OPS, Program, shapes
 
 import tapegrad as tg
 from tapegrad.tape import _sequence
-from test_fuzz import OPS, DTYPE, Program, shapes
 
 EXAMPLES = int(os.environ.get("TAPEGRAD_FUZZ_EXAMPLES", "60"))
 
 
 # --- more ops for the program ----------------------------------------------------------------
+
 
 def op_advanced_index(p):
     """x[index] for the advanced forms: numpy, lists with repeats, nested lists, tuples, masks."""
@@ -41,15 +42,27 @@ def op_advanced_index(p):
         a, ta = a.reshape(1, 1), ta.reshape(1, 1)
     size = a.shape[0]
     picks = p.draw(st.lists(st.integers(-size, size - 1), min_size=1, max_size=4), "picks")
-    picks = picks + picks[:1]                     # a repeat: its gradients must add
-    form = p.draw(st.sampled_from(["numpy", "list", "nested list", "tuple of lists", "mixed",
-                                   "numpy mask", "None and ellipsis"]), "advanced form")
+    picks = picks + picks[:1]  # a repeat: its gradients must add
+    form = p.draw(
+        st.sampled_from(
+            [
+                "numpy",
+                "list",
+                "nested list",
+                "tuple of lists",
+                "mixed",
+                "numpy mask",
+                "None and ellipsis",
+            ]
+        ),
+        "advanced form",
+    )
     if form == "numpy":
         key = np.array(picks)
     elif form == "list":
         key = picks
-    elif form == "nested list":         # a 2-D index into dim 0 (as an array: a bare nested
-        key = np.array([picks, picks[::-1]])    # list is read as a tuple by torch 2.x, deprecated)
+    elif form == "nested list":  # a 2-D index into dim 0 (as an array: a bare nested
+        key = np.array([picks, picks[::-1]])  # list is read as a tuple by torch 2.x, deprecated)
     elif form == "tuple of lists" and a.dim() >= 2:
         columns = [p.draw(st.integers(0, a.shape[1] - 1), "column") for _ in picks]
         key = (picks, columns)
@@ -59,10 +72,13 @@ def op_advanced_index(p):
         mask = (torch.rand(a.shape, generator=p.generator) > 0.5).numpy()
         mask.reshape(-1)[0] = True
         key = mask
-    else:               # None and ..., around an index into the last dimension
+    else:  # None and ..., around an index into the last dimension
         key = (None, Ellipsis, np.array(picks) % a.shape[-1])
-    torch_key = tuple(torch.as_tensor(k) if isinstance(k, np.ndarray) else k for k in key) \
-        if isinstance(key, tuple) else (torch.as_tensor(key) if isinstance(key, np.ndarray) else key)
+    torch_key = (
+        tuple(torch.as_tensor(k) if isinstance(k, np.ndarray) else k for k in key)
+        if isinstance(key, tuple)
+        else (torch.as_tensor(key) if isinstance(key, np.ndarray) else key)
+    )
     p.record(a[key], ta[torch_key], f"index {form}")
 
 
@@ -78,16 +94,21 @@ def op_setitem(p):
     elif form == "slice":
         key = slice(p.draw(st.integers(0, size - 1), "start"), None)
     elif form == "list":
-        key = sorted(set(p.draw(st.lists(st.integers(0, size - 1), min_size=1, max_size=3), "rows")))
+        key = sorted(
+            set(p.draw(st.lists(st.integers(0, size - 1), min_size=1, max_size=3), "rows"))
+        )
     else:
         key = torch.rand(a.shape[:1], generator=p.generator) > 0.5
-        key[0] = True                   # never empty: later ops pick from what this makes
+        key[0] = True  # never empty: later ops pick from what this makes
     target_shape = tuple(ta[key].shape)
     kind = p.draw(st.sampled_from(["leaf", "number"]), "value kind")
     ours, theirs = a * 1.0, ta * 1.0
     if kind == "leaf":
-        value, tvalue = p.leaf(target_shape[1:] if target_shape and
-                               p.draw(st.booleans(), "broadcast value") else target_shape)
+        value, tvalue = p.leaf(
+            target_shape[1:]
+            if target_shape and p.draw(st.booleans(), "broadcast value")
+            else target_shape
+        )
     else:
         value = tvalue = p.draw(st.floats(-2, 2, allow_nan=False), "number")
     ours[key] = value
@@ -103,8 +124,10 @@ def op_inplace(p):
     if p.draw(st.booleans(), "scalar operand"):
         b = tb = p.draw(st.floats(0.5, 2, allow_nan=False), "scalar")
     else:
-        b, tb = p.leaf(tuple(a.shape)[p.draw(st.integers(0, a.dim()), "suffix start"):],
-                       low=0.5 if which == "/=" else -2.0)
+        b, tb = p.leaf(
+            tuple(a.shape)[p.draw(st.integers(0, a.dim()), "suffix start") :],
+            low=0.5 if which == "/=" else -2.0,
+        )
     namespace = {"y": ours, "b": b}
     exec(f"y {which} b", namespace)
     torch_namespace = {"y": theirs, "b": tb}
@@ -132,8 +155,8 @@ def test_random_programs_with_blocks_match_torch(data):
     p = Program(data)
     for _ in range(p.draw(st.integers(1, 3), "number of leaves")):
         p.leaf(p.draw(shapes(), "leaf shape"), requires_grad=True)
-    open_blocks = []            # (tape, mark at enter)
-    blocks = []                 # (tape, mark at enter, mark at exit)
+    open_blocks = []  # (tape, mark at enter)
+    blocks = []  # (tape, mark at enter, mark at exit)
     try:
         for _ in range(p.draw(st.integers(1, 10), "number of steps")):
             action = p.draw(st.sampled_from(["op", "op", "op", "open", "close"]), "action")
@@ -147,7 +170,7 @@ def test_random_programs_with_blocks_match_torch(data):
                 blocks.append((tape, start, next(_sequence)))
             else:
                 p.draw(st.sampled_from(MORE_OPS), "op")(p)
-    finally:        # (hypothesis may stop an example mid-draw: never leave a block open)
+    finally:  # (hypothesis may stop an example mid-draw: never leave a block open)
         while open_blocks:
             tape, start = open_blocks.pop()
             tape.__exit__(None, None, None)
@@ -159,15 +182,15 @@ def test_random_programs_with_blocks_match_torch(data):
         expected = [node for node in recorded if start < node.seq < stop]
         got = list(tape)
         assert [id(n) for n in got if start < n.seq < stop] == [id(n) for n in expected]
-        assert all(start < n.seq < stop for n in got[:len(expected)])
+        assert all(start < n.seq < stop for n in got[: len(expected)])
         # after its block, a block tape that was still its computation's tape grew with it
         # (rule 4 of tapegrad.tape): those nodes come after, in the order they ran
-        extra = got[len(expected):]
+        extra = got[len(expected) :]
         assert all(n.seq > stop for n in extra)
         assert [n.seq for n in extra] == sorted(n.seq for n in extra)
 
     loss = theirs_loss = None
-    for ours, theirs, what in p.outputs:
+    for ours, theirs, _what in p.outputs:
         weight = p.values(tuple(theirs.shape))
         term, theirs_term = (ours * tg.tensor(weight)).sum(), (theirs * weight).sum()
         loss = term if loss is None else loss + term
@@ -184,10 +207,12 @@ def test_random_programs_with_blocks_match_torch(data):
             continue
         assert torch.allclose(got, expected, rtol=1e-7, atol=1e-9), (
             f"{name}: gradient differs from torch by {(got - expected).abs().max().item():.3g}\n"
-            f"program: {[what for _, _, what in p.outputs]}")
+            f"program: {[what for _, _, what in p.outputs]}"
+        )
 
 
 # --- training with optimizers and hand-written updates -----------------------------------------
+
 
 def _parameter(data, layout, dtype, shape):
     """A parameter's values (and the store they live in) in the drawn layout, twice."""
@@ -201,7 +226,7 @@ def _parameter(data, layout, dtype, shape):
         if layout == "strided":
             view = store[..., 0]
         elif layout == "transposed" and len(shape) == 2:
-            store = store[..., 0].t().contiguous()      # (m, n) in memory, viewed as (n, m)
+            store = store[..., 0].t().contiguous()  # (m, n) in memory, viewed as (n, m)
             view = store.t()
         else:
             store = store[..., 0].contiguous()
@@ -212,21 +237,44 @@ def _parameter(data, layout, dtype, shape):
 
 
 OPTIMIZERS = {
-    "sgd": (tg.optim.SGD, torch.optim.SGD,
-            st.fixed_dictionaries({"lr": st.sampled_from([0.01, 0.1]),
-                                   "momentum": st.sampled_from([0.0, 0.9, 1.0, 1.5]),
-                                   "weight_decay": st.sampled_from([0.0, 0.01]),
-                                   "maximize": st.booleans()})),
-    "nesterov": (tg.optim.SGD, torch.optim.SGD,
-                 st.fixed_dictionaries({"lr": st.just(0.05), "momentum": st.just(0.9),
-                                        "nesterov": st.just(True)})),
-    "adam": (tg.optim.Adam, torch.optim.Adam,
-             st.fixed_dictionaries({"lr": st.sampled_from([0.01, 0.1]),
-                                    "weight_decay": st.sampled_from([0.0, 0.01]),
-                                    "amsgrad": st.booleans(), "maximize": st.booleans()})),
-    "adamw": (tg.optim.AdamW, torch.optim.AdamW,
-              st.fixed_dictionaries({"lr": st.sampled_from([0.01, 0.1]),
-                                     "weight_decay": st.sampled_from([0.0, 0.05])})),
+    "sgd": (
+        tg.optim.SGD,
+        torch.optim.SGD,
+        st.fixed_dictionaries(
+            {
+                "lr": st.sampled_from([0.01, 0.1]),
+                "momentum": st.sampled_from([0.0, 0.9, 1.0, 1.5]),
+                "weight_decay": st.sampled_from([0.0, 0.01]),
+                "maximize": st.booleans(),
+            }
+        ),
+    ),
+    "nesterov": (
+        tg.optim.SGD,
+        torch.optim.SGD,
+        st.fixed_dictionaries(
+            {"lr": st.just(0.05), "momentum": st.just(0.9), "nesterov": st.just(True)}
+        ),
+    ),
+    "adam": (
+        tg.optim.Adam,
+        torch.optim.Adam,
+        st.fixed_dictionaries(
+            {
+                "lr": st.sampled_from([0.01, 0.1]),
+                "weight_decay": st.sampled_from([0.0, 0.01]),
+                "amsgrad": st.booleans(),
+                "maximize": st.booleans(),
+            }
+        ),
+    ),
+    "adamw": (
+        tg.optim.AdamW,
+        torch.optim.AdamW,
+        st.fixed_dictionaries(
+            {"lr": st.sampled_from([0.01, 0.1]), "weight_decay": st.sampled_from([0.0, 0.05])}
+        ),
+    ),
 }
 
 
@@ -249,15 +297,17 @@ def test_random_training_with_no_grad_updates_matches_torch(data):
     options = data.draw(options, label="options")
     opt, reference = ours_class(ours, **options), theirs_class(theirs, **options)
     g = torch.Generator().manual_seed(data.draw(st.integers(0, 2**31 - 1), label="inputs"))
-    for step in range(data.draw(st.integers(1, 6), label="steps")):
+    for _ in range(data.draw(st.integers(1, 6), label="steps")):
         opt.zero_grad()
         reference.zero_grad()
         # gradients: through a recorded program for real parameters, set by hand for complex
         # ones (recording ops on complex tensors is refused: see tapegrad.function)
         for p, q in zip(ours, theirs):
             if p.dtype.is_complex:
-                grad = torch.complex(torch.randn(q.shape, generator=g, dtype=torch.float64),
-                                     torch.randn(q.shape, generator=g, dtype=torch.float64))
+                grad = torch.complex(
+                    torch.randn(q.shape, generator=g, dtype=torch.float64),
+                    torch.randn(q.shape, generator=g, dtype=torch.float64),
+                )
                 p.grad, q.grad = grad.clone(), grad.clone()
             else:
                 weight = torch.randn(q.shape, generator=g, dtype=torch.float64)
@@ -267,8 +317,9 @@ def test_random_training_with_no_grad_updates_matches_torch(data):
         opt.step()
         reference.step()
         # a hand-written update, as tutorials write them
-        update = data.draw(st.sampled_from(["none", "sub", "mul_", "setitem", "clamp_"]),
-                           label="no_grad update")
+        update = data.draw(
+            st.sampled_from(["none", "sub", "mul_", "setitem", "clamp_"]), label="no_grad update"
+        )
         with tg.no_grad():
             for p in ours:
                 _update(p, update)
@@ -277,7 +328,9 @@ def test_random_training_with_no_grad_updates_matches_torch(data):
                 _update(q, update)
         for p, q, store, their_store in zip(ours, theirs, our_stores, their_stores):
             torch.testing.assert_close(p.data, q.detach(), rtol=1e-12, atol=1e-12)
-            torch.testing.assert_close(store, their_store, rtol=1e-12, atol=1e-12)   # nothing outside
+            torch.testing.assert_close(
+                store, their_store, rtol=1e-12, atol=1e-12
+            )  # nothing outside
 
 
 def _update(p, update):
@@ -297,7 +350,7 @@ def test_the_store_comparison_catches_a_write_outside_the_parameter():
     p, q = store[..., 0], theirs[..., 0]
     p -= 0.5
     q -= 0.5
-    store[..., 1] -= 0.5                # outside the parameter
+    store[..., 1] -= 0.5  # outside the parameter
     torch.testing.assert_close(p, q)
     with pytest.raises(AssertionError):
         torch.testing.assert_close(store, theirs)

@@ -27,7 +27,9 @@ def test_tanh_and_sigmoid_backward_match_their_formulas(g):
     grad, y = randn(5, 3, generator=g), randn(5, 3, generator=g).tanh()
     torch.testing.assert_close(_kernels.tanh_backward(grad, y), _kernels._tanh_backward(grad, y))
     s = randn(5, 3, generator=g).sigmoid()
-    torch.testing.assert_close(_kernels.sigmoid_backward(grad, s), _kernels._sigmoid_backward(grad, s))
+    torch.testing.assert_close(
+        _kernels.sigmoid_backward(grad, s), _kernels._sigmoid_backward(grad, s)
+    )
 
 
 def test_threshold_backward_matches_its_formula(g):
@@ -41,16 +43,21 @@ def test_threshold_backward_matches_its_formula(g):
 def test_mse_loss_backward_matches_its_formula(g, reduction):
     p, t = randn(7, 1, generator=g), randn(7, 1, generator=g)
     seed = torch.tensor(0.5, dtype=torch.float64)
-    torch.testing.assert_close(_kernels.mse_loss_backward(seed, p, t, reduction),
-                               _kernels._mse_loss_backward(seed, p, t, reduction))
+    torch.testing.assert_close(
+        _kernels.mse_loss_backward(seed, p, t, reduction),
+        _kernels._mse_loss_backward(seed, p, t, reduction),
+    )
 
 
-@pytest.mark.parametrize("settings", [
-    dict(momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False),
-    dict(momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False),
-    dict(momentum=0.9, dampening=0.1, weight_decay=0.01, nesterov=False),
-    dict(momentum=0.9, dampening=0.0, weight_decay=0.01, nesterov=True),
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False),
+        dict(momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False),
+        dict(momentum=0.9, dampening=0.1, weight_decay=0.01, nesterov=False),
+        dict(momentum=0.9, dampening=0.0, weight_decay=0.01, nesterov=True),
+    ],
+)
 def test_fused_sgd_matches_the_public_update_over_several_steps(g, settings):
     shapes = [(3, 2), (3,), (1, 3)]
     start = [randn(*s, generator=g) for s in shapes]
@@ -71,9 +78,17 @@ def test_fused_sgd_matches_the_public_update_over_several_steps(g, settings):
 def test_every_sgd_update_bumps_the_parameters_version_counters(g, update):
     params = [randn(3, generator=g), randn(2, 2, generator=g)]
     before = [p._version for p in params]
-    update(params, [torch.ones_like(p) for p in params], [torch.empty_like(p) for p in params],
-           lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False,
-           is_first_step=True)
+    update(
+        params,
+        [torch.ones_like(p) for p in params],
+        [torch.empty_like(p) for p in params],
+        lr=0.1,
+        momentum=0.9,
+        dampening=0.0,
+        weight_decay=0.0,
+        nesterov=False,
+        is_first_step=True,
+    )
     assert all(p._version > v for p, v in zip(params, before))
 
 

@@ -9,12 +9,12 @@ import re
 
 import pytest
 import torch
+from test_check_tape import every_builtin_op_tape
 
 import tapegrad as tg
 import visualize
 from tapegrad import nn
 from tapegrad.printing import constants_text, node_call
-from test_check_tape import every_builtin_op_tape
 
 # What must never appear where an op's arguments are shown.
 LEAKS = {
@@ -29,23 +29,35 @@ LEAKS = {
 
 def _cnn_tape():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(),
-                          nn.MaxPool2d(2), nn.Dropout(0.2), nn.Flatten(), nn.Linear(8, 3),
-                          nn.LeakyReLU(), nn.GELU(), nn.LayerNorm(3))
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 3, padding=1),
+        nn.BatchNorm2d(2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Dropout(0.2),
+        nn.Flatten(),
+        nn.Linear(8, 3),
+        nn.LeakyReLU(),
+        nn.GELU(),
+        nn.LayerNorm(3),
+    )
     x = tg.Tensor(torch.randn(4, 1, 4, 4), requires_grad=True)
     t = torch.tensor([0, 1, 2, 0])
     table = nn.Embedding(5, 2)
-    scale = tg.tensor([1.0, 2.0, 0.5, 1.5], requires_grad=True)     # so NLL's derivative records
+    scale = tg.tensor([1.0, 2.0, 0.5, 1.5], requires_grad=True)  # so NLL's derivative records
     with tg.Tape() as tape:
         out = model(x)
         pooled, where = nn.MaxPool2d(2, return_indices=True)(x)
-        loss = (nn.CrossEntropyLoss(reduction="sum", label_smoothing=0.1)(out, t)
-                + (nn.NLLLoss(reduction="none")(out.log_softmax(1), t) * scale).sum()
-                + nn.BCEWithLogitsLoss()(out, torch.rand(4, 3))
-                + nn.MSELoss(reduction="sum")(out.sigmoid(), torch.rand(4, 3))
-                + nn.BCELoss(reduction="none")(out.sigmoid(), torch.rand(4, 3)).mean()
-                + (nn.AvgPool2d(2)(x) ** 2).sum() + (pooled ** 2).sum()
-                + (table(torch.tensor([1, 1, 3])) ** 2).sum())
+        loss = (
+            nn.CrossEntropyLoss(reduction="sum", label_smoothing=0.1)(out, t)
+            + (nn.NLLLoss(reduction="none")(out.log_softmax(1), t) * scale).sum()
+            + nn.BCEWithLogitsLoss()(out, torch.rand(4, 3))
+            + nn.MSELoss(reduction="sum")(out.sigmoid(), torch.rand(4, 3))
+            + nn.BCELoss(reduction="none")(out.sigmoid(), torch.rand(4, 3)).mean()
+            + (nn.AvgPool2d(2)(x) ** 2).sum()
+            + (pooled**2).sum()
+            + (table(torch.tensor([1, 1, 3])) ** 2).sum()
+        )
     leaves = list(model.parameters()) + [x, table.weight]
     grads = tg.grad(loss, leaves, create_graph=True, allow_unused=True)
     total = loss + sum((g * g).sum() for g in grads if g is not None)
@@ -57,8 +69,13 @@ def nodes():
     _, builtin = every_builtin_op_tape()
     model, _, cnn = _cnn_tape()
     found = list(builtin.tape) + list(cnn.tape)
-    ops = {name for module in (tg.ops, nn) for name in module.__all__
-           if isinstance(getattr(module, name), type) and issubclass(getattr(module, name), tg.Function)}
+    ops = {
+        name
+        for module in (tg.ops, nn)
+        for name in module.__all__
+        if isinstance(getattr(module, name), type)
+        and issubclass(getattr(module, name), tg.Function)
+    }
     assert ops <= {node.name for node in found}, ops - {node.name for node in found}
     return found, model, cnn
 
@@ -75,8 +92,13 @@ def test_settings_read_as_the_user_wrote_them(nodes):
     found, _, _ = nodes
     calls = {node_call(node).split(" = ", 1)[1] for node in found}
     text = "\n".join(calls)
-    for expected in ("reduction='sum'", "reduction='none'", "Clamp(leaf(3, 4), min=-0.5, max=0.5)",
-                     "Cat(", "dim=1)"):
+    for expected in (
+        "reduction='sum'",
+        "reduction='none'",
+        "Clamp(leaf(3, 4), min=-0.5, max=0.5)",
+        "Cat(",
+        "dim=1)",
+    ):
         assert expected in text, expected
     # settings at their default are left out, as the user left them out
     assert not any("reduction='mean'" in call for call in calls)
@@ -104,5 +126,8 @@ def test_steps_pictures_and_the_page_show_the_same_labels(nodes, tmp_path):
         assert "reduction=" not in text or "reduction='" in text, where
     for node in tape:
         for constant in constants_text(node):
-            assert constant in picture or constant.replace("'", "&#x27;") in picture \
-                or constant.replace("'", "\\'") in picture, (node.name, constant)
+            assert (
+                constant in picture
+                or constant.replace("'", "&#x27;") in picture
+                or constant.replace("'", "\\'") in picture
+            ), (node.name, constant)

@@ -44,11 +44,11 @@ def _imports(path: Path) -> set:
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.level:
-            base = package[:len(package) - (node.level - 1)] if node.level > 1 else package
+            base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
             target = base + (node.module.split(".") if node.module else [])
             if target:
                 found.add(target[0])
-            else:                                   # from . import ops, sweep
+            else:  # from . import ops, sweep
                 found.update(alias.name for alias in node.names)
     return found
 

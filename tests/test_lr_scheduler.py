@@ -23,12 +23,22 @@ EPOCHS = 40
 
 
 def twin_optimizers(momentum=0.9):
-    ours = optim.SGD([{"params": [nn.Parameter(torch.zeros(2))]},
-                      {"params": [nn.Parameter(torch.zeros(3))], "lr": 0.03}],
-                     lr=0.1, momentum=momentum)
-    theirs = torch.optim.SGD([{"params": [torch.zeros(2, requires_grad=True)]},
-                              {"params": [torch.zeros(3, requires_grad=True)], "lr": 0.03}],
-                             lr=0.1, momentum=momentum)
+    ours = optim.SGD(
+        [
+            {"params": [nn.Parameter(torch.zeros(2))]},
+            {"params": [nn.Parameter(torch.zeros(3))], "lr": 0.03},
+        ],
+        lr=0.1,
+        momentum=momentum,
+    )
+    theirs = torch.optim.SGD(
+        [
+            {"params": [torch.zeros(2, requires_grad=True)]},
+            {"params": [torch.zeros(3, requires_grad=True)], "lr": 0.03},
+        ],
+        lr=0.1,
+        momentum=momentum,
+    )
     return ours, theirs
 
 
@@ -41,10 +51,12 @@ SCHEDULES = {
     "StepLR-default-gamma": lambda m, opt: m.StepLR(opt, step_size=3),
     "MultiStepLR": lambda m, opt: m.MultiStepLR(opt, milestones=[5, 12, 12, 30], gamma=0.3),
     "ExponentialLR": lambda m, opt: m.ExponentialLR(opt, gamma=0.93),
-    "CosineAnnealingLR-past-T_max": lambda m, opt: m.CosineAnnealingLR(opt, T_max=10, eta_min=0.001),
+    "CosineAnnealingLR-past-T_max": lambda m, opt: m.CosineAnnealingLR(
+        opt, T_max=10, eta_min=0.001
+    ),
     "CosineAnnealingLR": lambda m, opt: m.CosineAnnealingLR(opt, T_max=EPOCHS),
-    "LambdaLR": lambda m, opt: m.LambdaLR(opt, lambda epoch: 0.95 ** epoch),
-    "LambdaLR-per-group": lambda m, opt: m.LambdaLR(opt, [lambda e: 1 / (e + 1), lambda e: 0.9 ** e]),
+    "LambdaLR": lambda m, opt: m.LambdaLR(opt, lambda epoch: 0.95**epoch),
+    "LambdaLR-per-group": lambda m, opt: m.LambdaLR(opt, [lambda e: 1 / (e + 1), lambda e: 0.9**e]),
 }
 
 
@@ -58,7 +70,10 @@ def step_both(pair):
 
 def scheduled(name):
     opt, ref = twin_optimizers()
-    return (opt, SCHEDULES[name](lr_scheduler, opt)), (ref, SCHEDULES[name](torch.optim.lr_scheduler, ref))
+    return (opt, SCHEDULES[name](lr_scheduler, opt)), (
+        ref,
+        SCHEDULES[name](torch.optim.lr_scheduler, ref),
+    )
 
 
 @pytest.mark.parametrize("name", SCHEDULES)
@@ -94,7 +109,7 @@ def test_state_dict_resumes_like_torch(name):
     from_torch_opt, _ = twin_optimizers()
     from_torch = SCHEDULES[name](lr_scheduler, from_torch_opt)
     from_torch_opt.load_state_dict(ref.state_dict())
-    from_torch.load_state_dict(ref_sched.state_dict())         # torch's scheduler state, here
+    from_torch.load_state_dict(ref_sched.state_dict())  # torch's scheduler state, here
     for epoch in range(EPOCHS // 2, EPOCHS):
         for o, s in ((fresh_opt, fresh), (from_torch_opt, from_torch)):
             o.step()
@@ -125,19 +140,23 @@ def plateau_metrics():
     return values
 
 
-@pytest.mark.parametrize("options", [
-    dict(),
-    dict(patience=1),
-    dict(patience=1, threshold=0.0),            # an equal metric is no improvement
-    dict(patience=1, threshold=0.0, threshold_mode="abs"),
-    dict(patience=0, factor=0.5, cooldown=2),
-    dict(patience=1, threshold=0.05, threshold_mode="abs"),
-    dict(mode="max", patience=1, factor=0.5),
-    dict(mode="max", patience=2, threshold_mode="abs", threshold=0.001),
-    dict(patience=0, factor=0.5, min_lr=0.02),
-    dict(patience=0, factor=0.5, min_lr=[0.05, 0.001]),
-    dict(patience=0, factor=0.9, eps=0.005),
-], ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "defaults")
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),
+        dict(patience=1),
+        dict(patience=1, threshold=0.0),  # an equal metric is no improvement
+        dict(patience=1, threshold=0.0, threshold_mode="abs"),
+        dict(patience=0, factor=0.5, cooldown=2),
+        dict(patience=1, threshold=0.05, threshold_mode="abs"),
+        dict(mode="max", patience=1, factor=0.5),
+        dict(mode="max", patience=2, threshold_mode="abs", threshold=0.001),
+        dict(patience=0, factor=0.5, min_lr=0.02),
+        dict(patience=0, factor=0.5, min_lr=[0.05, 0.001]),
+        dict(patience=0, factor=0.9, eps=0.005),
+    ],
+    ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "defaults",
+)
 def test_reduce_lr_on_plateau_equals_torchs(options):
     opt, ref = twin_optimizers()
     sched = lr_scheduler.ReduceLROnPlateau(opt, **options)
@@ -147,7 +166,7 @@ def test_reduce_lr_on_plateau_equals_torchs(options):
         before = lrs(opt)
         opt.step()
         ref.step()
-        if epoch % 2:                   # a number, or a 1-element tensor (float32: rounded)
+        if epoch % 2:  # a number, or a 1-element tensor (float32: rounded)
             sched.step(metric)
             ref_sched.step(metric)
         else:
@@ -176,7 +195,7 @@ def test_a_schedule_changes_the_training_trajectory_exactly_as_torchs():
     sched = lr_scheduler.CosineAnnealingLR(opt, T_max=15)
     ref_sched = torch.optim.lr_scheduler.CosineAnnealingLR(ref, T_max=15)
     g = torch.Generator().manual_seed(1)
-    for epoch in range(30):
+    for _ in range(30):
         x = torch.randn(8, 3, generator=g, dtype=torch.float64)
         t = x.sum(1, keepdim=True)
         opt.zero_grad()
@@ -252,20 +271,31 @@ def test_resuming_with_last_epoch_needs_initial_lr_like_torch():
 def raised(make):
     try:
         make()
-    except Exception as error:      # noqa: BLE001 - the type is what we compare
+    except Exception as error:  # noqa: BLE001 - the type is what we compare
         return type(error)
     return None
 
 
-@pytest.mark.parametrize("make, error, match", [
-    (lambda m, opt: m.StepLR("not an optimizer", 2), TypeError, r"is not a"),
-    (lambda m, opt: m.ReduceLROnPlateau(opt, factor=1.0), ValueError, r"factor must be < 1.0"),
-    (lambda m, opt: m.ReduceLROnPlateau(opt, mode="avg"), ValueError, r"mode must be 'min' or 'max'"),
-    (lambda m, opt: m.ReduceLROnPlateau(opt, threshold_mode="pct"), ValueError,
-     r"threshold_mode must be 'rel' or 'abs'"),
-    (lambda m, opt: m.ReduceLROnPlateau(opt, min_lr=[0.1]), ValueError, r"expected 2 min_lrs"),
-    (lambda m, opt: m.LambdaLR(opt, [lambda e: 1.0]), ValueError, r"expected 2 lr_lambdas"),
-], ids=["not-an-optimizer", "factor", "mode", "threshold_mode", "min_lr", "lr_lambdas"])
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda m, opt: m.StepLR("not an optimizer", 2), TypeError, r"is not a"),
+        (lambda m, opt: m.ReduceLROnPlateau(opt, factor=1.0), ValueError, r"factor must be < 1.0"),
+        (
+            lambda m, opt: m.ReduceLROnPlateau(opt, mode="avg"),
+            ValueError,
+            r"mode must be 'min' or 'max'",
+        ),
+        (
+            lambda m, opt: m.ReduceLROnPlateau(opt, threshold_mode="pct"),
+            ValueError,
+            r"threshold_mode must be 'rel' or 'abs'",
+        ),
+        (lambda m, opt: m.ReduceLROnPlateau(opt, min_lr=[0.1]), ValueError, r"expected 2 min_lrs"),
+        (lambda m, opt: m.LambdaLR(opt, [lambda e: 1.0]), ValueError, r"expected 2 lr_lambdas"),
+    ],
+    ids=["not-an-optimizer", "factor", "mode", "threshold_mode", "min_lr", "lr_lambdas"],
+)
 def test_bad_arguments_raise_torchs_types(make, error, match):
     opt, ref = twin_optimizers()
     assert raised(lambda: make(torch.optim.lr_scheduler, ref)) is error
@@ -273,15 +303,42 @@ def test_bad_arguments_raise_torchs_types(make, error, match):
         make(lr_scheduler, opt)
 
 
-@pytest.mark.parametrize("make, error, match", [
-    (lambda opt: lr_scheduler.StepLR(opt, step_size=0), ValueError, r"StepLR: step_size must be >= 1"),
-    (lambda opt: lr_scheduler.StepLR(opt, step_size=2.5), TypeError, r"step_size must be an integer"),
-    (lambda opt: lr_scheduler.CosineAnnealingLR(opt, T_max=0), ValueError, r"T_max must be > 0"),
-    (lambda opt: lr_scheduler.ExponentialLR(opt, gamma="0.9"), TypeError, r"gamma must be a number"),
-    (lambda opt: lr_scheduler.MultiStepLR(opt, milestones=[2.5]), TypeError, r"must be an integer"),
-    (lambda opt: lr_scheduler.LambdaLR(opt, 0.9), TypeError, r"lr_lambda must be a function"),
-    (lambda opt: lr_scheduler.ReduceLROnPlateau(opt, patience=-1), ValueError, r"patience must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (
+            lambda opt: lr_scheduler.StepLR(opt, step_size=0),
+            ValueError,
+            r"StepLR: step_size must be >= 1",
+        ),
+        (
+            lambda opt: lr_scheduler.StepLR(opt, step_size=2.5),
+            TypeError,
+            r"step_size must be an integer",
+        ),
+        (
+            lambda opt: lr_scheduler.CosineAnnealingLR(opt, T_max=0),
+            ValueError,
+            r"T_max must be > 0",
+        ),
+        (
+            lambda opt: lr_scheduler.ExponentialLR(opt, gamma="0.9"),
+            TypeError,
+            r"gamma must be a number",
+        ),
+        (
+            lambda opt: lr_scheduler.MultiStepLR(opt, milestones=[2.5]),
+            TypeError,
+            r"must be an integer",
+        ),
+        (lambda opt: lr_scheduler.LambdaLR(opt, 0.9), TypeError, r"lr_lambda must be a function"),
+        (
+            lambda opt: lr_scheduler.ReduceLROnPlateau(opt, patience=-1),
+            ValueError,
+            r"patience must be >= 0",
+        ),
+    ],
+)
 def test_arguments_torch_would_only_trip_over_later_are_refused_at_once(make, error, match):
     opt, _ = twin_optimizers()
     before = lrs(opt)

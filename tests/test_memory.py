@@ -19,14 +19,14 @@ PASSES = 10_000
 # A single ever-growing tape would hold 3 nodes per pass (Linear, ReLU, Linear),
 # each several hundred bytes with its tuples: megabytes over 10,000 passes.
 # Steady state allocates nothing per pass; allow some slack for interpreter caches.
-GROWTH_BOUND = 200_000      # bytes
+GROWTH_BOUND = 200_000  # bytes
 
 
 @pytest.fixture
 def model_and_input():
     g = torch.Generator().manual_seed(0)
     model = nn.Sequential(nn.Linear(2, 16, generator=g), nn.ReLU(), nn.Linear(16, 1, generator=g))
-    x = tg.tensor(torch.randn(8, 2, generator=g))      # an evaluation batch: needs no grad
+    x = tg.tensor(torch.randn(8, 2, generator=g))  # an evaluation batch: needs no grad
     return model, x
 
 
@@ -51,7 +51,7 @@ def run_passes(model, x, keep_output: bool, passes: int):
     out = None
     for i in range(passes):
         if keep_output:
-            out = model(x)          # the previous output (and its tape) is dropped here
+            out = model(x)  # the previous output (and its tape) is dropped here
         else:
             model(x)
         if i % 1000 == 0:
@@ -60,10 +60,11 @@ def run_passes(model, x, keep_output: bool, passes: int):
 
 
 @pytest.mark.parametrize("keep_output", [False, True], ids=["discarded", "kept-in-a-variable"])
-def test_forward_passes_without_backward_do_not_grow_memory(model_and_input, no_cycle_collector,
-                                                            keep_output):
+def test_forward_passes_without_backward_do_not_grow_memory(
+    model_and_input, no_cycle_collector, keep_output
+):
     model, x = model_and_input
-    run_passes(model, x, keep_output, 200)     # warm up caches before measuring
+    run_passes(model, x, keep_output, 200)  # warm up caches before measuring
     nodes_before = live_nodes()
     tracemalloc.start()
     try:
@@ -73,13 +74,13 @@ def test_forward_passes_without_backward_do_not_grow_memory(model_and_input, no_
     finally:
         tracemalloc.stop()
     assert after - before < GROWTH_BOUND, f"grew by {after - before} bytes over {PASSES} passes"
-    assert live_nodes() <= nodes_before + 3     # one pass's tape at most, never PASSES of them
+    assert live_nodes() <= nodes_before + 3  # one pass's tape at most, never PASSES of them
     # every earlier pass's tape is gone, freed by reference counting (the collector is off)
     assert all(ref() is None for ref in tapes[:-1])
     latest = model._last_output.tape
     assert len(latest) == 3
     if keep_output:
-        assert out.tape is latest       # the kept output holds its own pass's tape, no more
+        assert out.tape is latest  # the kept output holds its own pass's tape, no more
 
 
 def test_a_growing_tape_would_be_detected(model_and_input):
@@ -121,14 +122,14 @@ def test_no_reference_cycles_between_nodes_tensors_and_tapes():
     """Build, sweep and drop computations; the cycle collector must find none of ours."""
     gc.collect()
     flags = gc.get_debug()
-    gc.set_debug(gc.DEBUG_SAVEALL)      # keep whatever the collector finds in gc.garbage
+    gc.set_debug(gc.DEBUG_SAVEALL)  # keep whatever the collector finds in gc.garbage
     try:
         x = tg.tensor(torch.randn(4, 3), requires_grad=True)
         w = tg.tensor(torch.randn(3, 2), requires_grad=True)
-        with tg.Tape() as tape:                 # an explicit tape (keeps values)
+        with tg.Tape() as tape:  # an explicit tape (keeps values)
             y = (x @ w).tanh().sum()
         y.backward(keep_grads=True)
-        a = (x * 2).exp()                       # two implicit tapes, merged by the last op
+        a = (x * 2).exp()  # two implicit tapes, merged by the last op
         b = (w.sum(0) * 3).sigmoid()
         z = (a[:, :2] @ b.reshape(2, 1)).mean()
         z.backward(retain_graph=True)
@@ -155,7 +156,7 @@ def test_a_dropped_computation_is_freed_at_once(no_cycle_collector):
     y.backward()
     del y
     assert tape() is None
-    y = (x * x).sum()                   # and without a backward, too
+    y = (x * x).sum()  # and without a backward, too
     tape = weakref.ref(y.tape)
     del y
     assert tape() is None

@@ -22,17 +22,19 @@ def outcome(action):
     """What `action()` did: ('ok', None) or ('error', the exception's type)."""
     try:
         action()
-    except Exception as error:   # noqa: BLE001 (the type is what is compared)
+    except Exception as error:  # noqa: BLE001 (the type is what is compared)
         return "error", type(error)
     return "ok", None
 
 
 def registered(module) -> tuple:
     """Everything registered on `module` itself, by name and identity."""
-    return (tuple((k, id(v)) for k, v in module._parameters.items()),  # in order
-            tuple((k, id(v)) for k, v in module._buffers.items()),
-            tuple(sorted(module._non_persistent_buffers_set)),
-            tuple((k, id(v)) for k, v in module._modules.items()))
+    return (
+        tuple((k, id(v)) for k, v in module._parameters.items()),  # in order
+        tuple((k, id(v)) for k, v in module._buffers.items()),
+        tuple(sorted(module._non_persistent_buffers_set)),
+        tuple((k, id(v)) for k, v in module._modules.items()),
+    )
 
 
 def names(pairs) -> list:
@@ -40,6 +42,7 @@ def names(pairs) -> list:
 
 
 # --- __setattr__: torch's rules, one wrong (or right) assignment at a time ------------------
+
 
 def with_buffer(lib):
     m = lib.Linear(3, 2)
@@ -79,8 +82,9 @@ ASSIGNMENTS = {
     "number to a buffer": lambda lib, m: setattr(m, "running", 3.0),
     "list to a buffer": lambda lib, m: setattr(m, "running", [1.0, 2.0]),
     "Buffer to a new name": lambda lib, m: setattr(m, "fresh", lib.Buffer(torch.ones(1))),
-    "non-persistent Buffer": lambda lib, m: setattr(m, "fresh", lib.Buffer(torch.ones(1),
-                                                                            persistent=False)),
+    "non-persistent Buffer": lambda lib, m: setattr(
+        m, "fresh", lib.Buffer(torch.ones(1), persistent=False)
+    ),
     "Buffer to a parameter": lambda lib, m: setattr(m, "bias", lib.Buffer(torch.ones(2))),
     "Buffer to a plain attribute": lambda lib, m: setattr(m, "plain", lib.Buffer(torch.ones(1))),
     "tensor to a new name": lambda lib, m: setattr(m, "fresh", torch.ones(1)),
@@ -102,22 +106,32 @@ def test_each_assignment_does_what_torch_does(case):
         result = outcome(lambda: ASSIGNMENTS[case](lib, m))
         if result[0] == "error":
             assert registered(m) == before, f"{key}: a refused assignment changed the module"
-        results[key] = (result, names(m.named_parameters()), names(m.named_buffers()),
-                         names(m.named_children()), list(m.state_dict()),
-                         list(m._parameters), list(m._buffers), list(m._modules),
-                         sorted(m._non_persistent_buffers_set))
+        results[key] = (
+            result,
+            names(m.named_parameters()),
+            names(m.named_buffers()),
+            names(m.named_children()),
+            list(m.state_dict()),
+            list(m._parameters),
+            list(m._buffers),
+            list(m._modules),
+            sorted(m._non_persistent_buffers_set),
+        )
     assert results["ours"] == results["torch"]
 
 
 def test_a_computed_tensor_assigned_to_a_parameter_is_refused_with_the_fix():
     l1, l2 = nn.Linear(3, 3), nn.Linear(3, 3)
     weight = l2.weight
-    with pytest.raises(TypeError, match=r"cannot assign 'tapegrad.Tensor' as parameter 'weight' "
-                                        r"of Linear \(tapegrad.nn.Parameter or None expected\)"
-                                        r".*nn.Parameter\(value\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"cannot assign 'tapegrad.Tensor' as parameter 'weight' "
+        r"of Linear \(tapegrad.nn.Parameter or None expected\)"
+        r".*nn.Parameter\(value\)",
+    ):
         l2.weight = l1.weight * 2
     assert l2.weight is weight and list(l2.parameters())[0] is weight
-    l2.weight = nn.Parameter(l1.weight * 2)         # the fix: a new leaf parameter
+    l2.weight = nn.Parameter(l1.weight * 2)  # the fix: a new leaf parameter
     assert l2.weight is not weight and l2.weight.is_leaf
     torch.testing.assert_close(l2.weight.data, l1.weight.data * 2)
     assert list(l2.parameters())[0] is l2.weight
@@ -128,7 +142,7 @@ def test_none_keeps_a_parameter_name_registered():
     layer.bias = None
     assert layer.bias is None and "bias" in layer._parameters
     assert names(layer.named_parameters()) == ["weight"] and list(layer.state_dict()) == ["weight"]
-    layer.bias = nn.Parameter(torch.zeros(2))        # the slot takes a Parameter again
+    layer.bias = nn.Parameter(torch.zeros(2))  # the slot takes a Parameter again
     assert names(layer.named_parameters()) == ["weight", "bias"]
 
 
@@ -148,8 +162,12 @@ class TorchEarly(torch.nn.Module):
 
 @pytest.mark.parametrize("kind", ["parameter", "module", "buffer", "plain"])
 def test_assigning_before_init_fails_as_in_torch(kind):
-    values = {"parameter": param, "module": lambda lib: lib.ReLU(),
-              "buffer": lambda lib: lib.Buffer(torch.zeros(1)), "plain": lambda lib: 3}
+    values = {
+        "parameter": param,
+        "module": lambda lib: lib.ReLU(),
+        "buffer": lambda lib: lib.Buffer(torch.zeros(1)),
+        "plain": lambda lib: 3,
+    }
     ours = outcome(lambda: Early(values[kind](nn)))
     theirs = outcome(lambda: TorchEarly(values[kind](torch.nn)))
     assert ours == theirs
@@ -157,14 +175,20 @@ def test_assigning_before_init_fails_as_in_torch(kind):
         assert ours == ("ok", None)
     else:
         assert ours == ("error", AttributeError)
-        with pytest.raises(AttributeError, match=r"before Module.__init__\(\).*super\(\)."
-                                                 r"__init__\(\) first in Early.__init__"):
+        with pytest.raises(
+            AttributeError,
+            match=r"before Module.__init__\(\).*super\(\)."
+            r"__init__\(\) first in Early.__init__",
+        ):
             Early(values[kind](nn))
 
 
 def test_register_calls_before_init_say_so():
-    for method, args in (("register_parameter", ("w", None)), ("register_buffer", ("b", None)),
-                         ("add_module", ("m", None))):
+    for method, args in (
+        ("register_parameter", ("w", None)),
+        ("register_buffer", ("b", None)),
+        ("add_module", ("m", None)),
+    ):
         blank = nn.Module.__new__(nn.Module)
         with pytest.raises(AttributeError, match="super"):
             getattr(blank, method)(*args)
@@ -182,8 +206,9 @@ REGISTRATIONS = {
     "buffer: a dotted name": lambda lib, m: m.register_buffer("a.b", torch.zeros(1)),
     "buffer: name of a parameter": lambda lib, m: m.register_buffer("weight", torch.zeros(1)),
     "buffer: name of a method": lambda lib, m: m.register_buffer("forward", torch.zeros(1)),
-    "buffer: re-register non-persistent": lambda lib, m: m.register_buffer("running", torch.ones(2),
-                                                                            persistent=False),
+    "buffer: re-register non-persistent": lambda lib, m: m.register_buffer(
+        "running", torch.ones(2), persistent=False
+    ),
     "buffer: a Parameter": lambda lib, m: m.register_buffer("b", param(lib)),
     "module: a tensor": lambda lib, m: m.add_module("x", torch.zeros(1)),
     "module: None": lambda lib, m: m.add_module("x", None),
@@ -204,8 +229,13 @@ def test_register_methods_check_what_torch_checks(case):
         result = outcome(lambda: REGISTRATIONS[case](lib, m))
         if result[0] == "error":
             assert registered(m) == before
-        results[key] = (result, list(m._parameters), list(m._buffers),
-                        sorted(m._non_persistent_buffers_set), list(m._modules))
+        results[key] = (
+            result,
+            list(m._parameters),
+            list(m._buffers),
+            sorted(m._non_persistent_buffers_set),
+            list(m._modules),
+        )
     assert results["ours"] == results["torch"]
 
 
@@ -217,6 +247,7 @@ def test_a_class_attribute_cannot_become_a_parameter():
             def __init__(self):
                 super().__init__()
                 self.scale = param(lib)
+
         return Scaled
 
     assert outcome(make(nn)) == outcome(make(torch.nn)) == ("error", KeyError)
@@ -227,7 +258,7 @@ def test_getattr_and_dir():
         m = with_buffer(lib)
         assert m.running is m._buffers["running"] and m.inner is m._modules["inner"]
     with pytest.raises(AttributeError, match="'Linear' object has no attribute 'missing'"):
-        nn.Linear(1, 1).missing
+        _ = nn.Linear(1, 1).missing
     listing = dir(with_buffer(nn))
     for name in ("weight", "bias", "running", "inner", "plain", "forward", "state_dict"):
         assert name in listing
@@ -243,6 +274,7 @@ def test_registered_values_are_plain_attributes_that_stay_in_step():
             for name, value in registry.items():
                 assert m.__dict__[name] is value, name
         assert getattr(m, "weight", None) is m._parameters.get("weight")
+
     in_step()
     m.bias = None
     m.running = torch.ones(2)
@@ -257,8 +289,10 @@ def test_registered_values_are_plain_attributes_that_stay_in_step():
 
 # --- buffers -------------------------------------------------------------------------
 
+
 def norm_like(lib):
     """A BatchNorm-shaped module: float running statistics and an integer counter."""
+
     class Norm(lib.Module):
         def __init__(self):
             super().__init__()
@@ -267,23 +301,35 @@ def norm_like(lib):
             self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
             self.register_buffer("cache", torch.zeros(2), persistent=False)
             self.register_buffer("unset", None)
+
     return Norm()
 
 
 def twin_norms():
-    return {key: lib.Sequential(norm_like(lib), lib.Linear(3, 3), norm_like(lib))
-            for key, lib in LIBS.items()}
+    return {
+        key: lib.Sequential(norm_like(lib), lib.Linear(3, 3), norm_like(lib))
+        for key, lib in LIBS.items()
+    }
 
 
 def test_buffers_names_and_state_dict_keys_match_torch():
     models = twin_norms()
     ours, theirs = models["ours"], models["torch"]
-    assert names(ours.named_buffers()) == names(theirs.named_buffers()) == [
-        "0.running_mean", "0.num_batches_tracked", "0.cache",
-        "2.running_mean", "2.num_batches_tracked", "2.cache"]
+    assert (
+        names(ours.named_buffers())
+        == names(theirs.named_buffers())
+        == [
+            "0.running_mean",
+            "0.num_batches_tracked",
+            "0.cache",
+            "2.running_mean",
+            "2.num_batches_tracked",
+            "2.cache",
+        ]
+    )
     assert names(ours.named_buffers(prefix="net", recurse=False)) == []
     assert names(ours[0].named_buffers(prefix="n")) == names(theirs[0].named_buffers(prefix="n"))
-    assert list(ours.state_dict()) == list(theirs.state_dict())     # no 'cache', no 'unset'
+    assert list(ours.state_dict()) == list(theirs.state_dict())  # no 'cache', no 'unset'
     assert "0.cache" not in ours.state_dict() and "0.unset" not in ours.state_dict()
     assert [b.shape for b in ours.buffers()] == [b.shape for b in theirs.buffers()]
     ours.state_dict()["0.running_mean"].fill_(2.0)  # the state dict shares storage
@@ -302,8 +348,11 @@ def test_to_converts_floating_buffers_and_keeps_integer_ones_as_torch(convert):
             model.to(torch.float64)
         else:
             model.to(torch.zeros(1, dtype=torch.float64))
-    dtypes = {key: [(n, b.dtype) for n, b in m.named_buffers()] +
-              [(n, p.dtype) for n, p in m.named_parameters()] for key, m in models.items()}
+    dtypes = {
+        key: [(n, b.dtype) for n, b in m.named_buffers()]
+        + [(n, p.dtype) for n, p in m.named_parameters()]
+        for key, m in models.items()
+    }
     assert dtypes["ours"] == dtypes["torch"]
     assert models["ours"][0].num_batches_tracked.dtype == torch.long
 
@@ -339,7 +388,7 @@ def test_buffers_are_not_parameters_and_optimizers_skip_them():
     model = norm_like(nn)
     assert names(model.named_parameters()) == ["weight"]
     optimizer = tg.optim.SGD(model.parameters(), lr=0.1)
-    assert len(optimizer.param_groups[0]['params']) == 1
+    assert len(optimizer.param_groups[0]["params"]) == 1
 
 
 def test_to_refuses_integer_dtypes():
@@ -349,6 +398,7 @@ def test_to_refuses_integer_dtypes():
 
 
 # --- traversal: named_modules, children, apply, get_* ------------------------------------
+
 
 def tree(lib):
     shared = lib.Linear(2, 2)
@@ -361,25 +411,39 @@ def tree(lib):
             self.c = lib.Linear(2, 1)
             self.empty = None
             self.register_module("d", None)
+
     return Tree()
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"prefix": "net"}, {"remove_duplicate": False},
-                                    {"prefix": "x", "remove_duplicate": False}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"prefix": "net"},
+        {"remove_duplicate": False},
+        {"prefix": "x", "remove_duplicate": False},
+    ],
+)
 def test_named_modules_matches_torch(kwargs):
     ours, theirs = tree(nn), tree(torch.nn)
     assert names(ours.named_modules(**kwargs)) == names(theirs.named_modules(**kwargs))
-    assert [type(m).__name__ for m in ours.modules(**{k: v for k, v in kwargs.items()
-                                                      if k == "remove_duplicate"})] == \
-           [type(m).__name__ for m in theirs.modules(**{k: v for k, v in kwargs.items()
-                                                        if k == "remove_duplicate"})]
+    assert [
+        type(m).__name__
+        for m in ours.modules(**{k: v for k, v in kwargs.items() if k == "remove_duplicate"})
+    ] == [
+        type(m).__name__
+        for m in theirs.modules(**{k: v for k, v in kwargs.items() if k == "remove_duplicate"})
+    ]
 
 
 def test_named_modules_memo_skips_the_modules_in_it():
     ours, theirs = tree(nn), tree(torch.nn)
     memo_ours, memo_theirs = {ours.a}, {theirs.a}
-    assert names(ours.named_modules(memo_ours)) == names(theirs.named_modules(memo_theirs)) == \
-           ["", "b", "c"]
+    assert (
+        names(ours.named_modules(memo_ours))
+        == names(theirs.named_modules(memo_theirs))
+        == ["", "b", "c"]
+    )
     assert len(memo_ours) == len(memo_theirs)
 
 
@@ -394,7 +458,7 @@ def test_named_parameters_with_and_without_duplicates():
     ours, theirs = tree(nn), tree(torch.nn)
     for kwargs in ({}, {"remove_duplicate": False}, {"prefix": "p"}, {"recurse": False}):
         assert names(ours.named_parameters(**kwargs)) == names(theirs.named_parameters(**kwargs))
-    assert len(list(ours.parameters())) == 4     # shared weight and bias once, c's two
+    assert len(list(ours.parameters())) == 4  # shared weight and bias once, c's two
 
 
 def test_apply_visits_children_first_and_returns_self():
@@ -413,6 +477,7 @@ def test_apply_can_initialise_weights():
     def init(m):
         if isinstance(m, nn.Linear):
             m.weight.data.fill_(0.5)
+
     model = tree(nn).apply(init)
     assert all((p.data == 0.5).all() for n, p in model.named_parameters() if n.endswith("weight"))
 
@@ -426,11 +491,17 @@ def test_get_submodule_parameter_and_buffer():
         assert model.get_parameter("0.weight") is model[0].weight
         assert model.get_buffer("0.running_mean") is model[0].running_mean
     ours, theirs = (lib.Sequential(norm_like(lib)) for lib in LIBS.values())
-    for bad in (lambda m: m.get_submodule("1"), lambda m: m.get_submodule("0.weight"),
-                lambda m: m.get_parameter("0.running_mean"), lambda m: m.get_parameter("0.nope"),
-                lambda m: m.get_buffer("0.weight"), lambda m: m.get_buffer("2.x")):
-        assert outcome(lambda: bad(ours)) == outcome(lambda: bad(theirs)) == \
-               ("error", AttributeError)
+    for bad in (
+        lambda m: m.get_submodule("1"),
+        lambda m: m.get_submodule("0.weight"),
+        lambda m: m.get_parameter("0.running_mean"),
+        lambda m: m.get_parameter("0.nope"),
+        lambda m: m.get_buffer("0.weight"),
+        lambda m: m.get_buffer("2.x"),
+    ):
+        assert (
+            outcome(lambda: bad(ours)) == outcome(lambda: bad(theirs)) == ("error", AttributeError)
+        )
 
 
 def test_a_module_that_contains_itself():
@@ -440,13 +511,14 @@ def test_a_module_that_contains_itself():
         loop.add_module("again", loop)
         assert names(loop.named_modules()) == ["", "0"]
         assert names(loop.named_parameters()) == ["0.weight", "0.bias"]
-        with pytest.raises(RuntimeError):       # torch: RecursionError, a RuntimeError
+        with pytest.raises(RuntimeError):  # torch: RecursionError, a RuntimeError
             loop.state_dict()
     with pytest.raises(RuntimeError, match="'again' is one of its own ancestors"):
         list(loops["ours"].named_modules(remove_duplicate=False))
 
 
 # --- modes and gradients ---------------------------------------------------------------
+
 
 def test_requires_grad_freezes_and_unfreezes():
     for lib in LIBS.values():
@@ -492,9 +564,10 @@ def test_train_and_eval_call_each_childs_train():
 
 # --- copies ---------------------------------------------------------------------------
 
+
 def test_deepcopy_gives_an_independent_model_whose_tape_names_the_copy():
     model = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1))
-    model(torch.rand(4, 2))                         # the original keeps its latest output
+    model(torch.rand(4, 2))  # the original keeps its latest output
     clone = copy.deepcopy(model)
     assert clone._last_output is None
     for (n1, p1), (n2, p2) in zip(model.named_parameters(), clone.named_parameters()):
@@ -514,8 +587,9 @@ def test_pickle_round_trip():
     again = pickle.loads(pickle.dumps(model))
     assert again.running is again._buffers["running"] and len(again._forward_hooks) == 1
     assert list(again.state_dict()) == list(model.state_dict())
-    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(),
-                                                 model.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values())
+    )
     with tg.Tape() as tape:
         again[0](torch.rand(2, 3))
     assert tape[0].module is again[0]

@@ -20,7 +20,7 @@ LIBS = {"ours": nn, "torch": torch.nn}
 def outcome(action):
     try:
         action()
-    except Exception as error:   # noqa: BLE001 (the type is what is compared)
+    except Exception as error:  # noqa: BLE001 (the type is what is compared)
         return "error", type(error)
     return "ok", None
 
@@ -40,8 +40,13 @@ def sizes(modules) -> list:
 
 def view(container) -> tuple:
     """What a list-like container of Linears holds, and under which names."""
-    return (type(container).__name__, len(container), sizes(container),
-            names(container.named_children()), names(container.named_parameters()))
+    return (
+        type(container).__name__,
+        len(container),
+        sizes(container),
+        names(container.named_children()),
+        names(container.named_parameters()),
+    )
 
 
 # --- ModuleList ----------------------------------------------------------------------
@@ -82,8 +87,9 @@ def test_module_list_edits_match_torch_step_by_step():
 def test_module_list_repr_compresses_repeats_like_torch():
     for n in (0, 1, 3):
         ours = nn.ModuleList([nn.ReLU() for _ in range(n)] + [nn.Linear(2, 2), nn.ReLU()])
-        theirs = torch.nn.ModuleList([torch.nn.ReLU() for _ in range(n)] +
-                                     [torch.nn.Linear(2, 2), torch.nn.ReLU()])
+        theirs = torch.nn.ModuleList(
+            [torch.nn.ReLU() for _ in range(n)] + [torch.nn.Linear(2, 2), torch.nn.ReLU()]
+        )
         assert repr(ours) == repr(theirs)
     assert repr(nn.ModuleList()) == repr(torch.nn.ModuleList()) == "ModuleList()"
 
@@ -120,7 +126,7 @@ def test_module_list_refuses_a_non_module_anywhere_without_adding_the_others():
     with pytest.raises(TypeError, match="item 1"):
         nn.ModuleList([nn.Tanh(), "relu"])
     with pytest.raises(TypeError, match="takes a Module"):
-        c.insert(0, torch.zeros(1))            # torch would insert it silently
+        c.insert(0, torch.zeros(1))  # torch would insert it silently
     assert len(c) == 1 and names(c.named_children()) == ["0"]
 
 
@@ -168,12 +174,18 @@ def test_sequential_edits_match_torch_step_by_step():
 
 
 def test_sequential_from_an_ordered_dict_keeps_the_names_and_slices_keep_them_too():
-    built = {key: lib.Sequential(OrderedDict([("fc1", lib.Linear(2, 3)), ("act", lib.ReLU()),
-                                              ("fc2", lib.Linear(3, 1))]))
-             for key, lib in LIBS.items()}
+    built = {
+        key: lib.Sequential(
+            OrderedDict([("fc1", lib.Linear(2, 3)), ("act", lib.ReLU()), ("fc2", lib.Linear(3, 1))])
+        )
+        for key, lib in LIBS.items()
+    }
     ours, theirs = built["ours"], built["torch"]
-    assert names(ours.named_parameters()) == names(theirs.named_parameters()) == [
-        "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+    assert (
+        names(ours.named_parameters())
+        == names(theirs.named_parameters())
+        == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+    )
     assert ours.fc1 is ours[0] and ours.act is ours[1]
     assert names(ours[1:].named_children()) == names(theirs[1:].named_children()) == ["act", "fc2"]
     assert repr(ours) == repr(theirs)
@@ -181,7 +193,7 @@ def test_sequential_from_an_ordered_dict_keeps_the_names_and_slices_keep_them_to
     x = torch.rand(4, 2)
     torch.testing.assert_close(ours(x).data, theirs(x).detach())
     del ours[0]
-    del theirs[0]                   # torch renumbers the names that are left
+    del theirs[0]  # torch renumbers the names that are left
     assert names(ours.named_children()) == names(theirs.named_children()) == ["0", "1"]
 
 
@@ -253,15 +265,23 @@ DICT_EDITS = [
 
 
 def dict_view(d) -> tuple:
-    return (len(d), list(d), list(d.keys()), sizes(d.values()),
-            [(k, m.in_features) for k, m in d.items()], names(d.named_parameters()),
-            "a" in d, "q" in d)
+    return (
+        len(d),
+        list(d),
+        list(d.keys()),
+        sizes(d.values()),
+        [(k, m.in_features) for k, m in d.items()],
+        names(d.named_parameters()),
+        "a" in d,
+        "q" in d,
+    )
 
 
 def test_module_dict_edits_match_torch_step_by_step():
     pools = {key: layers(lib) for key, lib in LIBS.items()}
-    dicts = {key: lib.ModuleDict({"b": pools[key][1], "a": pools[key][2]})
-             for key, lib in LIBS.items()}
+    dicts = {
+        key: lib.ModuleDict({"b": pools[key][1], "a": pools[key][2]}) for key, lib in LIBS.items()
+    }
     for label, edit in DICT_EDITS:
         for key in LIBS:
             edit(dicts[key], pools[key])
@@ -302,13 +322,14 @@ def test_module_dict_mistakes_raise_torchs_errors_and_change_nothing(mistake):
 def test_module_dict_update_checks_every_pair_before_adding_any():
     d = nn.ModuleDict()
     with pytest.raises(TypeError, match="'y' is a int"):
-        d.update({"x": nn.ReLU(), "y": 3})      # torch would have added 'x'
+        d.update({"x": nn.ReLU(), "y": 3})  # torch would have added 'x'
     with pytest.raises(KeyError, match="attribute 'train' already exists"):
         d.update([("x", nn.ReLU()), ("train", nn.ReLU())])
     assert len(d) == 0 and not hasattr(d, "x")
 
 
 # --- ParameterList and ParameterDict --------------------------------------------------------
+
 
 def values(params) -> list:
     """(is it a Parameter, its values) for each item."""
@@ -327,8 +348,11 @@ def test_parameter_list_matches_torch():
     ours, theirs = built["ours"], built["torch"]
     assert values(ours) == values(theirs)
     assert all(isinstance(p, nn.Parameter) for p in ours)
-    assert names(ours.named_parameters()) == names(theirs.named_parameters()) == \
-           ["0", "1", "2", "3", "4", "5"]
+    assert (
+        names(ours.named_parameters())
+        == names(theirs.named_parameters())
+        == ["0", "1", "2", "3", "4", "5"]
+    )
     assert values(ours[1:4]) == values(theirs[1:4]) and values(ours[::-2]) == values(theirs[::-2])
     assert type(ours[1:4]) is nn.ParameterList
     assert ours[-1].data.tolist() == theirs[-1].tolist()
@@ -339,7 +363,7 @@ def test_parameter_list_matches_torch():
 
 def test_parameter_list_wraps_tapegrad_tensors_as_leaf_parameters():
     x = tg.tensor([1.0, 2.0], requires_grad=True)
-    y = x * 2                                    # recorded: not a leaf
+    y = x * 2  # recorded: not a leaf
     pl = nn.ParameterList([y])
     assert isinstance(pl[0], nn.Parameter) and pl[0].is_leaf and pl[0].requires_grad
     assert pl[0].data.tolist() == [2.0, 4.0]
@@ -367,7 +391,7 @@ def test_parameter_list_mistakes_raise_torchs_errors(mistake):
 def test_parameter_list_extend_converts_everything_before_adding_anything():
     pl = nn.ParameterList([torch.zeros(1)])
     with pytest.raises(TypeError, match="floating-point"):
-        pl.extend([torch.ones(1), torch.tensor([1, 2])])    # an integer tensor cannot be trained
+        pl.extend([torch.ones(1), torch.tensor([1, 2])])  # an integer tensor cannot be trained
     assert len(pl) == 1 and names(pl.named_parameters()) == ["0"]
 
 
@@ -383,15 +407,16 @@ def test_parameter_dict_matches_torch():
         del pd["c"]
         built[key] = pd
     ours, theirs = built["ours"], built["torch"]
-    assert list(ours) == list(theirs) == ["a", "b", "z", "y", "x"]     # a plain dict: sorted
+    assert list(ours) == list(theirs) == ["a", "b", "z", "y", "x"]  # a plain dict: sorted
     assert values(ours.values()) == values(theirs.values())
     assert [k for k, _ in ours.items()] == list(ours.keys()) == list(theirs.keys())
     assert names(ours.named_parameters()) == names(theirs.named_parameters())
     assert repr(ours) == repr(theirs)
     assert "z" in ours and "c" not in ours and ours.get("c", 1) == 1 and ours.get("a") is ours.a
     assert list(reversed(ours)) == list(reversed(theirs))
-    merged = {key: built[key] | lib.ParameterDict({"w": torch.ones(1)})
-              for key, lib in LIBS.items()}
+    merged = {
+        key: built[key] | lib.ParameterDict({"w": torch.ones(1)}) for key, lib in LIBS.items()
+    }
     assert list(merged["ours"]) == list(merged["torch"]) and merged["ours"]["a"] is ours["a"]
     assert [k for k, _ in (ours.popitem(), theirs.popitem())] == ["x", "x"]
     assert ours.pop("z").data.tolist() == theirs.pop("z").tolist()
@@ -417,12 +442,13 @@ def test_parameter_dict_mistakes_raise_torchs_errors(mistake):
         pd = lib.ParameterDict({"w": torch.zeros(1)})
         results[key] = outcome(lambda: PARAMETER_DICT_MISTAKES[mistake](pd, lib))
         assert names(pd.named_parameters()) == ["w"]
-        if key == "ours":           # torch keeps a refused key in its list of keys
+        if key == "ours":  # torch keeps a refused key in its list of keys
             assert list(pd) == ["w"]
     assert results["ours"] == results["torch"] and results["ours"][0] == "error"
 
 
 # --- a network built from containers trains like torch's ------------------------------------
+
 
 def container_net(lib):
     shared = lib.Linear(4, 4)
@@ -431,8 +457,13 @@ def container_net(lib):
         def __init__(self):
             super().__init__()
             self.stem = lib.Linear(3, 4)
-            self.blocks = lib.ModuleList([lib.Sequential(shared, lib.Tanh()),
-                                          lib.Sequential(lib.Linear(4, 4), lib.ReLU()), shared])
+            self.blocks = lib.ModuleList(
+                [
+                    lib.Sequential(shared, lib.Tanh()),
+                    lib.Sequential(lib.Linear(4, 4), lib.ReLU()),
+                    shared,
+                ]
+            )
             self.heads = lib.ModuleDict({"mean": lib.Linear(4, 2), "scale": lib.Linear(4, 2)})
             self.gates = lib.ParameterList([torch.full((4,), 0.5), torch.full((4,), 2.0)])
             self.bias = lib.ParameterDict({"out": torch.zeros(2)})
@@ -443,6 +474,7 @@ def container_net(lib):
                 x = block(x) * gate
             x = self.blocks[2](x)
             return self.heads["mean"](x) * self.heads["scale"](x).sigmoid() + self.bias["out"]
+
     return Net()
 
 
@@ -460,4 +492,4 @@ def test_a_network_of_containers_has_torchs_names_and_gradients():
     for name, p in ours.named_parameters():
         torch.testing.assert_close(p.grad, reference[name].grad, rtol=1e-12, atol=1e-14, msg=name)
     optimizer = tg.optim.SGD(ours.parameters(), lr=0.1)
-    assert len(optimizer.param_groups[0]['params']) == len(reference)
+    assert len(optimizer.param_groups[0]["params"]) == len(reference)

@@ -24,11 +24,12 @@ from tapegrad import nn
 
 EXAMPLES = int(os.environ.get("TAPEGRAD_FUZZ_EXAMPLES", "60"))
 LIBS = {"ours": nn, "torch": torch.nn}
-NAMES = ["a", "b", "weight", "forward", "x.y"]      # a method name and a dotted name too
+NAMES = ["a", "b", "weight", "forward", "x.y"]  # a method name and a dotted name too
 
 
 def make(kind: str, lib, persistent: bool):
-    """A value of `kind` for `lib` (a 'tensor' is a tapegrad Tensor for us, a torch one for torch)."""
+    """A value of `kind` for `lib` (a 'tensor' is a tapegrad Tensor for us, a torch one for
+    torch)."""
     if kind == "parameter":
         return lib.Parameter(torch.ones(1))
     if kind == "tensor":
@@ -55,13 +56,20 @@ def kind_of(value) -> str:
 
 
 def observe(module) -> tuple:
-    return (list(module._parameters), [kind_of(v) for v in module._parameters.values()],
-            list(module._buffers), [kind_of(v) for v in module._buffers.values()],
-            sorted(module._non_persistent_buffers_set), list(module._modules),
-            [kind_of(v) for v in module._modules.values()],
-            [kind_of(getattr(module, name, "missing")) for name in NAMES],
-            list(module.state_dict()), [n for n, _ in module.named_parameters()],
-            [n for n, _ in module.named_buffers()], [n for n, _ in module.named_children()])
+    return (
+        list(module._parameters),
+        [kind_of(v) for v in module._parameters.values()],
+        list(module._buffers),
+        [kind_of(v) for v in module._buffers.values()],
+        sorted(module._non_persistent_buffers_set),
+        list(module._modules),
+        [kind_of(v) for v in module._modules.values()],
+        [kind_of(getattr(module, name, "missing")) for name in NAMES],
+        list(module.state_dict()),
+        [n for n, _ in module.named_parameters()],
+        [n for n, _ in module.named_buffers()],
+        [n for n, _ in module.named_children()],
+    )
 
 
 OPERATIONS = ["setattr", "delattr", "register_parameter", "register_buffer", "add_module"]
@@ -82,8 +90,18 @@ def run(operation: str, name: str, kind: str, persistent: bool, module, lib):
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.sampled_from(OPERATIONS), st.sampled_from(NAMES),
-                          st.sampled_from(KINDS), st.booleans()), min_size=1, max_size=12))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(OPERATIONS),
+            st.sampled_from(NAMES),
+            st.sampled_from(KINDS),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
 def test_random_attribute_programs_match_torch(program):
     modules = {key: lib.Module() for key, lib in LIBS.items()}
     for step, (operation, name, kind, persistent) in enumerate(program):
@@ -93,18 +111,19 @@ def test_random_attribute_programs_match_torch(program):
             try:
                 run(operation, name, kind, persistent, modules[key], lib)
                 outcomes[key] = None
-            except Exception as error:      # noqa: BLE001 (the type is what is compared)
+            except Exception as error:  # noqa: BLE001 (the type is what is compared)
                 outcomes[key] = type(error)
         where = f"step {step}: {operation}({name!r}, {kind}, persistent={persistent})"
         assert outcomes["ours"] == outcomes["torch"], where
         if outcomes["ours"] is not None:
             assert observe(modules["ours"]) == before["ours"], f"{where}: refused, yet changed"
             if observe(modules["torch"]) != before["torch"]:
-                return      # torch changed something before refusing: the two part ways here
+                return  # torch changed something before refusing: the two part ways here
         assert observe(modules["ours"]) == observe(modules["torch"]), where
 
 
 # --- ModuleList and Sequential edits --------------------------------------------------------
+
 
 def edit(container, operation: str, index: int, layer, other_layer):
     size = len(container)
@@ -119,36 +138,53 @@ def edit(container, operation: str, index: int, layer, other_layer):
     elif operation == "delete":
         del container[index]
     elif operation == "delete slice":
-        del container[index // 2:index:2]
+        del container[index // 2 : index : 2]
     elif operation == "pop":
         container.pop(index)
     else:
-        container[index]                                # just read
+        container[index]  # just read
 
 
 def contents(container) -> tuple:
-    return ([m.in_features for m in container], [n for n, _ in container.named_children()],
-            [n for n, _ in container.named_parameters()], list(container.state_dict()))
+    return (
+        [m.in_features for m in container],
+        [n for n, _ in container.named_children()],
+        [n for n, _ in container.named_parameters()],
+        list(container.state_dict()),
+    )
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(["ModuleList", "Sequential"]),
-       st.lists(st.tuples(st.sampled_from(["append", "extend", "insert", "set", "delete",
-                                           "delete slice", "pop", "read"]),
-                          st.integers(-5, 5), st.integers(1, 6), st.integers(1, 6)),
-                min_size=1, max_size=10))
+@given(
+    st.sampled_from(["ModuleList", "Sequential"]),
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                ["append", "extend", "insert", "set", "delete", "delete slice", "pop", "read"]
+            ),
+            st.integers(-5, 5),
+            st.integers(1, 6),
+            st.integers(1, 6),
+        ),
+        min_size=1,
+        max_size=10,
+    ),
+)
 def test_random_list_edits_match_torch(kind, program):
     pools = {key: {k: lib.Linear(k, 1) for k in range(1, 7)} for key, lib in LIBS.items()}
-    containers = {key: getattr(lib, kind)(pools[key][1], pools[key][2])
-                  if kind == "Sequential" else lib.ModuleList([pools[key][1], pools[key][2]])
-                  for key, lib in LIBS.items()}
+    containers = {
+        key: getattr(lib, kind)(pools[key][1], pools[key][2])
+        if kind == "Sequential"
+        else lib.ModuleList([pools[key][1], pools[key][2]])
+        for key, lib in LIBS.items()
+    }
     for step, (operation, index, k, other) in enumerate(program):
         outcomes = {}
         for key in LIBS:
             try:
                 edit(containers[key], operation, index, pools[key][k], pools[key][other])
                 outcomes[key] = None
-            except Exception as error:      # noqa: BLE001 (the type is what is compared)
+            except Exception as error:  # noqa: BLE001 (the type is what is compared)
                 outcomes[key] = type(error)
         where = f"step {step}: {operation}, index {index}"
         assert outcomes["ours"] == outcomes["torch"], where

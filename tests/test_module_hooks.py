@@ -28,6 +28,7 @@ def scaled(lib):
 
         def forward(self, x, factor=1.0, shift=0.0):
             return x * factor + shift
+
     return Scale()
 
 
@@ -68,8 +69,12 @@ def test_a_pre_hook_may_replace_the_inputs(returns):
         def hook(module, args):
             seen.append(len(args))
             x = args[0]
-            return {"None": None, "a single value": x + 1, "a tuple": (x * 3,),
-                    "a longer tuple": (x, 2.0, 5.0)}[returns]
+            return {
+                "None": None,
+                "a single value": x + 1,
+                "a tuple": (x * 3,),
+                "a longer tuple": (x, 2.0, 5.0),
+            }[returns]
 
         module = scaled(lib)
         module.register_forward_pre_hook(hook)
@@ -110,8 +115,9 @@ def test_forward_hooks_replace_the_output_one_after_the_other():
         module.register_forward_hook(lambda m, args, out: out * 2)
         module.register_forward_hook(lambda m, args, out: seen.append(value(out)))  # None: kept
         module.register_forward_hook(lambda m, args, out: out + 1)
-        module.register_forward_hook(lambda m, args, kwargs, out: out * kwargs["factor"],
-                                     with_kwargs=True)
+        module.register_forward_hook(
+            lambda m, args, kwargs, out: out * kwargs["factor"], with_kwargs=True
+        )
         module.register_forward_hook(lambda m, args, out: out - 100, prepend=True)
         outputs[key] = (value(module(torch.ones(2), factor=3.0)), seen)
     # 1 * 3 = 3, then -100 (prepended), * 2, seen, + 1, * factor 3
@@ -127,7 +133,7 @@ def test_remove_and_the_handle_as_a_context_manager():
         module.register_forward_pre_hook(lambda m, a: calls.append("pre"))
         module(torch.ones(1))
         first.remove()
-        first.remove()                      # a second remove does nothing
+        first.remove()  # a second remove does nothing
         module(torch.ones(1))
         with module.register_forward_hook(lambda m, a, o: calls.append("inside")):
             module(torch.ones(1))
@@ -143,7 +149,8 @@ def test_a_hook_that_removes_another_during_the_call():
         module = lib.ReLU()
         handles = {}
         handles["a"] = module.register_forward_hook(
-            lambda m, a, o: (log.append("a"), handles["b"].remove()))
+            lambda m, a, o: (log.append("a"), handles["b"].remove())
+        )
         handles["b"] = module.register_forward_hook(lambda m, a, o: log.append("b"))
         module(torch.ones(1))
         module(torch.ones(1))
@@ -166,6 +173,7 @@ def test_always_call_hooks_run_when_forward_fails():
 
         def broken(m, a, o):
             raise KeyError("inside the hook")
+
         module.register_forward_hook(broken, always_call=True)
         with pytest.warns(UserWarning, match="always_call=True"):
             with pytest.raises(ValueError, match="bad input"):
@@ -189,7 +197,7 @@ def test_ops_in_hooks_are_recorded_as_the_modules_and_gradients_flow_through():
     x = tg.tensor(torch.rand(3, 2), requires_grad=True)
     with tg.Tape() as tape:
         out = model(x)
-    assert [node.module for node in tape] == [layer, layer, layer, model[1]]   # *2, Linear, +1
+    assert [node.module for node in tape] == [layer, layer, layer, model[1]]  # *2, Linear, +1
     out.sum().backward()
 
     theirs = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.Tanh())
@@ -223,4 +231,4 @@ def test_a_forgotten_handle_keeps_no_module_alive():
     del module
     gc.collect()
     assert alive() is None
-    handle.remove()                         # harmless once the module is gone
+    handle.remove()  # harmless once the module is gone

@@ -45,6 +45,7 @@ def shared_net(lib):
             self.stats = self.encoder[2]
             self.extra = lib.ParameterList([torch.ones(2)])
             self.empty = None
+
     return Net()
 
 
@@ -69,8 +70,14 @@ def test_state_dict_keys_match_torch_with_a_shared_module_under_every_name():
     ours, theirs = twins()
     keys = list(ours.state_dict())
     assert keys == list(theirs.state_dict())
-    for name in ("encoder.0.weight", "decoder.0.weight", "heads.tied.weight",
-                 "encoder.2.running_mean", "stats.running_mean", "stats.num_batches_tracked"):
+    for name in (
+        "encoder.0.weight",
+        "decoder.0.weight",
+        "heads.tied.weight",
+        "encoder.2.running_mean",
+        "stats.running_mean",
+        "stats.num_batches_tracked",
+    ):
         assert name in keys
     assert not any(k.endswith(("cache", "unset", "gain")) for k in keys)
     # parameters() and named_parameters() still list the shared layer once, like torch's
@@ -112,8 +119,9 @@ def test_loading_torchs_state_dict_gives_torchs_values_buffers_included():
 def test_loading_torch_parameters_that_require_grad_brings_no_torch_autograd_in():
     ours, theirs = shared_net(nn), shared_net(torch.nn)
     ours.load_state_dict(theirs.state_dict(keep_vars=True))
-    assert not any(data(t).requires_grad or data(t).grad_fn is not None
-                   for t in ours.state_dict().values())
+    assert not any(
+        data(t).requires_grad or data(t).grad_fn is not None for t in ours.state_dict().values()
+    )
     ours.register_buffer("tracked", torch.ones(2, requires_grad=True))
     assert not ours.tracked.requires_grad
 
@@ -141,10 +149,13 @@ def test_two_names_of_one_shared_tensor_with_different_values_the_later_wins_as_
 EDITS = {
     "drop one name of the shared layer": lambda s: s.pop("decoder.0.weight"),
     "drop a buffer": lambda s: s.pop("stats.running_mean"),
-    "drop every name of a buffer": lambda s: (s.pop("stats.running_mean"),
-                                              s.pop("encoder.2.running_mean")),
-    "a key under a layer without parameters": lambda s: s.__setitem__("encoder.1.weight",
-                                                                      torch.zeros(1)),
+    "drop every name of a buffer": lambda s: (
+        s.pop("stats.running_mean"),
+        s.pop("encoder.2.running_mean"),
+    ),
+    "a key under a layer without parameters": lambda s: s.__setitem__(
+        "encoder.1.weight", torch.zeros(1)
+    ),
     "a key under a missing child": lambda s: s.__setitem__("heads.other.weight", torch.zeros(1)),
     "a top-level stray key": lambda s: s.__setitem__("bogus", torch.zeros(1)),
     "a non-persistent buffer's key": lambda s: s.__setitem__("stats.cache", torch.zeros(4)),
@@ -152,11 +163,13 @@ EDITS = {
     "a None parameter's key": lambda s: s.__setitem__("stats.gain", torch.zeros(1)),
     "a key under a None child": lambda s: s.__setitem__("empty.weight", torch.zeros(1)),
     "a deeper stray key": lambda s: s.__setitem__("encoder.0.weight.extra", torch.zeros(1)),
-    "several at once, out of order": lambda s: (s.__setitem__("zzz", torch.zeros(1)),
-                                                s.__setitem__("decoder.5.w", torch.zeros(1)),
-                                                s.__setitem__("aaa", torch.zeros(1)),
-                                                s.pop("heads.main.bias"),
-                                                s.pop("encoder.0.bias")),
+    "several at once, out of order": lambda s: (
+        s.__setitem__("zzz", torch.zeros(1)),
+        s.__setitem__("decoder.5.w", torch.zeros(1)),
+        s.__setitem__("aaa", torch.zeros(1)),
+        s.pop("heads.main.bias"),
+        s.pop("encoder.0.bias"),
+    ),
 }
 
 
@@ -173,22 +186,26 @@ def test_missing_and_unexpected_keys_match_torch(edit):
     assert tuple(results["ours"]) == tuple(results["torch"])
     assert results["ours"].missing_keys == results["torch"].missing_keys
     assert any(results["ours"])
-    for name, t in theirs.state_dict().items():     # non-strict loads the rest, as torch does
+    for name, t in theirs.state_dict().items():  # non-strict loads the rest, as torch does
         assert torch.equal(data(ours.state_dict()[name]), t), name
 
 
-@pytest.mark.parametrize("problem", ["missing", "unexpected", "shape", "not a tensor",
-                                     "shape of a buffer", "missing second name"])
+@pytest.mark.parametrize(
+    "problem",
+    ["missing", "unexpected", "shape", "not a tensor", "shape of a buffer", "missing second name"],
+)
 def test_a_refused_state_dict_changes_nothing_buffers_included(problem):
     model, _ = twins()
     before = snapshot(model)
     state = {k: data(v).clone() + 5 for k, v in model.state_dict().items()}
-    match = {"missing": "missing keys: stats.running_mean",
-             "unexpected": "unexpected keys: stats.cache",
-             "shape": r"decoder.1.weight: shape \(3, 2\) in the state dict, \(2, 3\) in the model",
-             "not a tensor": "stats.scale: expected a tensor, got float",
-             "shape of a buffer": r"encoder.2.running_mean: shape \(4,\)",
-             "missing second name": "missing keys: heads.tied.weight"}[problem]
+    match = {
+        "missing": "missing keys: stats.running_mean",
+        "unexpected": "unexpected keys: stats.cache",
+        "shape": r"decoder.1.weight: shape \(3, 2\) in the state dict, \(2, 3\) in the model",
+        "not a tensor": "stats.scale: expected a tensor, got float",
+        "shape of a buffer": r"encoder.2.running_mean: shape \(4,\)",
+        "missing second name": "missing keys: heads.tied.weight",
+    }[problem]
     if problem == "missing":
         del state["stats.running_mean"]
     elif problem == "unexpected":
@@ -215,7 +232,7 @@ def test_shape_errors_are_reported_even_when_not_strict():
         state["heads.main.weight"] = torch.zeros(5)
         with pytest.raises(RuntimeError, match="heads.main.weight"):
             model.load_state_dict(state, strict=False)
-        if key == "ours":       # torch has copied the other keys by then; we copy nothing
+        if key == "ours":  # torch has copied the other keys by then; we copy nothing
             assert_same_values(model, before)
 
 

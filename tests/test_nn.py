@@ -15,11 +15,14 @@ import tapegrad as tg
 from tapegrad import nn
 from tapegrad.nn import LinearFunction
 
-ACTIVATIONS = {"relu": (nn.ReLU, torch.nn.ReLU), "tanh": (nn.Tanh, torch.nn.Tanh),
-               "sigmoid": (nn.Sigmoid, torch.nn.Sigmoid)}
+ACTIVATIONS = {
+    "relu": (nn.ReLU, torch.nn.ReLU),
+    "tanh": (nn.Tanh, torch.nn.Tanh),
+    "sigmoid": (nn.Sigmoid, torch.nn.Sigmoid),
+}
 LOSSES = {"mse": (nn.MSELoss, torch.nn.MSELoss), "bce": (nn.BCELoss, torch.nn.BCELoss)}
 
-TOL = dict(rtol=1e-12, atol=1e-14)      # float64: only summation order may differ
+TOL = dict(rtol=1e-12, atol=1e-14)  # float64: only summation order may differ
 
 
 def twin_networks(sizes, activation, bias=True, last=None, dtype=torch.float64):
@@ -52,6 +55,7 @@ def assert_same_grads(ours, theirs):
 
 # --- whole networks against torch ------------------------------------------------
 
+
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize("loss_name", ["mse", "bce"])
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
@@ -64,7 +68,7 @@ def test_network_gradients_match_torch(bias, activation, loss_name, reduction):
     ours, theirs = twin_networks([3, 6, 5, 2], activation, bias=bias, last=last)
     x = torch.randn(7, 3, generator=g, dtype=torch.float64)
     if loss_name == "bce":
-        target = torch.rand(7, 2, generator=g, dtype=torch.float64)   # soft labels in [0, 1]
+        target = torch.rand(7, 2, generator=g, dtype=torch.float64)  # soft labels in [0, 1]
     else:
         target = torch.randn(7, 2, generator=g, dtype=torch.float64)
 
@@ -107,7 +111,10 @@ def test_losses_without_reduction_match_torch(loss_name):
     t = torch.rand(5, 2, dtype=torch.float64)
     seed = torch.randn(5, 2, dtype=torch.float64)
     ours, theirs = LOSSES[loss_name][0](reduction="none"), LOSSES[loss_name][1](reduction="none")
-    p_ours, t_ours = tg.Tensor(p.clone(), requires_grad=True), tg.Tensor(t.clone(), requires_grad=True)
+    p_ours, t_ours = (
+        tg.Tensor(p.clone(), requires_grad=True),
+        tg.Tensor(t.clone(), requires_grad=True),
+    )
     loss = ours(p_ours, t_ours)
     loss.backward(seed)
     p_ref, t_ref = p.clone().requires_grad_(True), t.clone().requires_grad_(True)
@@ -123,7 +130,10 @@ def test_bce_at_saturated_predictions_matches_torch_exactly(reduction):
     """p = 0 or 1: torch clamps the logs at -100 and p (1 - p) at a float32 1e-12."""
     p = torch.tensor([[0.0], [1.0], [0.3], [1.0], [0.0]], dtype=torch.float64)
     t = torch.tensor([[0.0], [1.0], [1.0], [0.0], [0.5]], dtype=torch.float64)
-    p_ours, t_ours = tg.Tensor(p.clone(), requires_grad=True), tg.Tensor(t.clone(), requires_grad=True)
+    p_ours, t_ours = (
+        tg.Tensor(p.clone(), requires_grad=True),
+        tg.Tensor(t.clone(), requires_grad=True),
+    )
     loss = nn.BCELoss(reduction=reduction)(p_ours, t_ours)
     loss.backward()
     p_ref, t_ref = p.clone().requires_grad_(True), t.clone().requires_grad_(True)
@@ -172,6 +182,7 @@ def test_gradients_accumulate_over_two_backwards():
 
 # --- the course API ----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("loss_name", ["mse", "bce"])
 def test_seed_style_backward_gives_the_same_gradients(loss_name):
     """``model.backward(loss_fn.backward())`` == ``loss.backward()``, bit for bit."""
@@ -195,8 +206,10 @@ def test_seed_style_backward_gives_the_same_gradients(loss_name):
 def test_loss_backward_is_dloss_dprediction():
     p = torch.rand(6, 1, dtype=torch.float64) * 0.8 + 0.1
     t = torch.rand(6, 1, dtype=torch.float64)
-    for ours, theirs in ((nn.MSELoss(reduction="sum"), torch.nn.MSELoss(reduction="sum")),
-                         (nn.BCELoss(), torch.nn.BCELoss())):
+    for ours, theirs in (
+        (nn.MSELoss(reduction="sum"), torch.nn.MSELoss(reduction="sum")),
+        (nn.BCELoss(), torch.nn.BCELoss()),
+    ):
         ours(tg.Tensor(p), tg.Tensor(t))
         reference = p.clone().requires_grad_(True)
         theirs(reference, t).backward()
@@ -237,12 +250,13 @@ def test_backward_after_a_forward_under_no_grad_says_so():
 
 # --- registration, names, traversal --------------------------------------------------
 
+
 class Net(nn.Module):
     def __init__(self):
         super().__init__()
         self.body = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 4, bias=False))
         self.head = nn.Linear(4, 1)
-        self.scale = 3.0                  # a plain attribute: not registered
+        self.scale = 3.0  # a plain attribute: not registered
 
     def forward(self, x):
         return self.head(self.body(x))
@@ -251,8 +265,9 @@ class Net(nn.Module):
 class TorchNet(torch.nn.Module):
     def __init__(self):
         super().__init__()
-        self.body = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(),
-                                        torch.nn.Linear(4, 4, bias=False))
+        self.body = torch.nn.Sequential(
+            torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 4, bias=False)
+        )
         self.head = torch.nn.Linear(4, 1)
         self.scale = 3.0
 
@@ -260,7 +275,7 @@ class TorchNet(torch.nn.Module):
         return self.head(self.body(x))
 
 
-TorchNet.__name__ = "Net"       # so that the two reprs can be compared as text
+TorchNet.__name__ = "Net"  # so that the two reprs can be compared as text
 
 
 def test_named_parameters_have_torchs_dotted_names():
@@ -277,17 +292,20 @@ def test_a_shared_parameter_is_listed_once():
     head = nn.Linear(4, 1)
     shared = nn.Sequential(head, nn.Tanh(), head)
     assert [n for n, _ in shared.named_parameters()] == ["0.weight", "0.bias"]
-    assert len(list(shared.modules())) == 3         # the Sequential, the Linear, the Tanh
+    assert len(list(shared.modules())) == 3  # the Sequential, the Linear, the Tanh
 
 
 def test_children_and_modules_follow_torch():
     ours, theirs = Net(), TorchNet()
-    assert [type(m).__name__ for m in ours.children()] == \
-           [type(m).__name__ for m in theirs.children()]
-    assert [type(m).__name__ for m in ours.modules()] == \
-           [type(m).__name__ for m in theirs.modules()]
-    assert [name for name, _ in ours.named_modules()] == \
-           [name for name, _ in theirs.named_modules()]
+    assert [type(m).__name__ for m in ours.children()] == [
+        type(m).__name__ for m in theirs.children()
+    ]
+    assert [type(m).__name__ for m in ours.modules()] == [
+        type(m).__name__ for m in theirs.modules()
+    ]
+    assert [name for name, _ in ours.named_modules()] == [
+        name for name, _ in theirs.named_modules()
+    ]
     assert [name for name, _ in ours.named_children()] == ["body", "head"]
 
 
@@ -299,12 +317,15 @@ def test_assignment_registers_and_reassignment_follows_torch():
     with pytest.raises(TypeError, match="cannot assign 'torch.FloatTensor' as parameter 'extra'"):
         model.extra = torch.zeros(2)
     assert dict(model.named_parameters())["extra"] is extra and model.extra is extra
-    model.extra = None                      # kept registered, as None (like bias=False)
+    model.extra = None  # kept registered, as None (like bias=False)
     assert "extra" not in dict(model.named_parameters()) and model.extra is None
     assert "extra" in model._parameters
     model.head = nn.Tanh()
-    assert [n for n, _ in model.named_parameters()] == ["body.0.weight", "body.0.bias",
-                                                        "body.2.weight"]
+    assert [n for n, _ in model.named_parameters()] == [
+        "body.0.weight",
+        "body.0.bias",
+        "body.2.weight",
+    ]
     del model.body
     assert list(model.parameters()) == []
     assert [n for n, _ in model.named_children()] == ["head"]
@@ -335,6 +356,7 @@ def test_sequential_is_indexable_iterable_and_has_len():
 
 # --- gradients, modes, dtypes, devices -------------------------------------------------
 
+
 def test_zero_grad():
     model = Net()
     nn.MSELoss()(model(torch.rand(3, 2)), torch.rand(3, 1)).backward()
@@ -362,9 +384,10 @@ def test_to_double_and_float_convert_parameters_and_gradients():
     nn.MSELoss()(model(torch.rand(3, 2)), torch.rand(3, 1)).backward()
     weight = model.head.weight
     assert model.double() is model
-    assert model.head.weight is weight          # in place: optimizers keep working
-    assert all(p.dtype == torch.float64 and p.grad.dtype == torch.float64
-               for p in model.parameters())
+    assert model.head.weight is weight  # in place: optimizers keep working
+    assert all(
+        p.dtype == torch.float64 and p.grad.dtype == torch.float64 for p in model.parameters()
+    )
     assert model(torch.rand(3, 2, dtype=torch.float64)).dtype == torch.float64
     model.float()
     assert all(p.dtype == torch.float32 for p in model.parameters())
@@ -396,11 +419,11 @@ def test_to_cuda_and_back():
     nn.MSELoss()(out, torch.rand(3, 1, device="cuda")).backward()
     assert all(p.grad.device.type == "cuda" for p in model.parameters())
     model.to("cpu")
-    assert all(p.device.type == "cpu" and p.grad.device.type == "cpu"
-               for p in model.parameters())
+    assert all(p.device.type == "cpu" and p.grad.device.type == "cpu" for p in model.parameters())
 
 
 # --- modules and losses take tapegrad Tensors or plain torch tensors ----------------------
+
 
 def test_modules_and_losses_accept_torch_tensors_and_tapegrad_tensors():
     model = Net()
@@ -413,8 +436,9 @@ def test_modules_and_losses_accept_torch_tensors_and_tapegrad_tensors():
     for act in (nn.ReLU(), nn.Tanh(), nn.Sigmoid()):
         assert torch.equal(act(x).data, act(tg.Tensor(x)).data)
     loss_fn = nn.MSELoss()
-    values = {loss_fn(p, target).item()
-              for p in (expected, expected.data) for target in (t, tg.Tensor(t))}
+    values = {
+        loss_fn(p, target).item() for p in (expected, expected.data) for target in (t, tg.Tensor(t))
+    }
     assert len(values) == 1
     bce = nn.BCELoss()
     # -log(1/2) for every element
@@ -432,13 +456,14 @@ def test_loss_refuses_mismatched_shapes_and_dtypes():
 
 # --- Linear ----------------------------------------------------------------------
 
+
 def test_linear_xavier_init_and_reset_parameters():
     layer = nn.Linear(30, 20)
     bound = (6 / (30 + 20)) ** 0.5
     w = layer.weight.data
     assert w.abs().max() <= bound and w.abs().max() > 0.9 * bound
     # the variance of U(-a, a) is a^2 / 3
-    assert w.var().item() == pytest.approx(bound ** 2 / 3, rel=0.15)
+    assert w.var().item() == pytest.approx(bound**2 / 3, rel=0.15)
     assert not layer.bias.data.any()
     a = nn.Linear(3, 2, generator=torch.Generator().manual_seed(5))
     b = nn.Linear(3, 2, generator=torch.Generator().manual_seed(5))
@@ -465,6 +490,7 @@ def test_linear_refuses_bad_sizes(bad):
 
 # --- state_dict -------------------------------------------------------------------
 
+
 def test_state_dict_names_and_values_match_torch():
     ours, theirs = Net(), TorchNet()
     assert list(ours.state_dict()) == list(theirs.state_dict())
@@ -478,7 +504,7 @@ def test_state_dict_names_and_values_match_torch():
 
 def test_load_state_dict_keeps_dtype_and_device():
     model = Net().double()
-    source = Net()                      # float32
+    source = Net()  # float32
     model.load_state_dict(source.state_dict())
     for (name, p), q in zip(model.named_parameters(), source.parameters()):
         assert p.dtype == torch.float64 and p.device == q.device, name
@@ -519,7 +545,7 @@ def test_load_state_dict_errors_name_the_key_and_change_nothing(problem):
     with pytest.raises(RuntimeError, match=match) as info:
         model.load_state_dict(state)
     assert "unchanged" in str(info.value)
-    assert_unchanged(model, before)     # in particular, the keys before the bad one were not copied
+    assert_unchanged(model, before)  # in particular, the keys before the bad one were not copied
 
 
 def test_load_state_dict_non_strict_reports_and_loads_the_rest():
@@ -530,7 +556,7 @@ def test_load_state_dict_non_strict_reports_and_loads_the_rest():
     missing, unexpected = model.load_state_dict(state, strict=False)
     assert missing == ["head.bias"] and unexpected == ["extra"]
     assert (model.head.weight.data == 2.0).all()
-    result = model.load_state_dict(state, strict=False)       # torch's field names
+    result = model.load_state_dict(state, strict=False)  # torch's field names
     assert result.missing_keys == ["head.bias"] and result.unexpected_keys == ["extra"]
     assert tuple(model.load_state_dict(Net().state_dict())) == ([], [])
     with pytest.raises(RuntimeError, match="head.weight: shape"):
@@ -553,13 +579,19 @@ def test_load_state_dict_is_not_recorded():
 
 # --- repr -------------------------------------------------------------------------
 
+
 def test_repr_is_torchs_tree():
     assert repr(Net()) == repr(TorchNet())
-    ours = nn.Sequential(nn.Linear(2, 25), nn.ReLU(), nn.Linear(25, 1, bias=False), nn.Tanh(),
-                         nn.Sigmoid())
-    theirs = torch.nn.Sequential(torch.nn.Linear(2, 25), torch.nn.ReLU(),
-                                 torch.nn.Linear(25, 1, bias=False), torch.nn.Tanh(),
-                                 torch.nn.Sigmoid())
+    ours = nn.Sequential(
+        nn.Linear(2, 25), nn.ReLU(), nn.Linear(25, 1, bias=False), nn.Tanh(), nn.Sigmoid()
+    )
+    theirs = torch.nn.Sequential(
+        torch.nn.Linear(2, 25),
+        torch.nn.ReLU(),
+        torch.nn.Linear(25, 1, bias=False),
+        torch.nn.Tanh(),
+        torch.nn.Sigmoid(),
+    )
     assert repr(ours) == repr(theirs)
     assert repr(nn.MSELoss()) == repr(torch.nn.MSELoss()) == "MSELoss()"
     assert repr(nn.MSELoss(reduction="sum")) == "MSELoss(reduction='sum')"

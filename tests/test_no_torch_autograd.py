@@ -75,19 +75,28 @@ def violations(source: str, filename: str = "<source>") -> list:
         elif isinstance(node, ast.ImportFrom):
             module = node.module or ""
             if module.startswith("torch.autograd") or (
-                    module == "torch" and any(a.name == "autograd" for a in node.names)):
+                module == "torch" and any(a.name == "autograd" for a in node.names)
+            ):
                 flag(node, f"from {module} import ...")
         elif isinstance(node, ast.Attribute) and node.attr == "autograd":
             flag(node, "torch.autograd")
         elif isinstance(node, ast.Call):
             func = node.func
             # getattr(torch, "autograd")
-            if (isinstance(func, ast.Name) and func.id == "getattr" and len(node.args) >= 2
-                    and isinstance(node.args[1], ast.Constant) and node.args[1].value == "autograd"):
+            if (
+                isinstance(func, ast.Name)
+                and func.id == "getattr"
+                and len(node.args) >= 2
+                and isinstance(node.args[1], ast.Constant)
+                and node.args[1].value == "autograd"
+            ):
                 flag(node, 'getattr(..., "autograd")')
             # torch_tensor.backward() / .requires_grad_() / ...
-            if (isinstance(func, ast.Attribute) and func.attr in TORCH_GRAD_METHODS
-                    and _is_torch_tensor_expr(func.value, torch_names)):
+            if (
+                isinstance(func, ast.Attribute)
+                and func.attr in TORCH_GRAD_METHODS
+                and _is_torch_tensor_expr(func.value, torch_names)
+            ):
                 flag(node, f".{func.attr}() on a torch tensor")
             # requires_grad=<not False> passed to anything but tapegrad's constructors
             for keyword in node.keywords:
@@ -102,8 +111,11 @@ def violations(source: str, filename: str = "<source>") -> list:
         elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
-                if (isinstance(target, ast.Attribute) and target.attr == "requires_grad"
-                        and _is_torch_tensor_expr(target.value, torch_names)):
+                if (
+                    isinstance(target, ast.Attribute)
+                    and target.attr == "requires_grad"
+                    and _is_torch_tensor_expr(target.value, torch_names)
+                ):
                     flag(node, "requires_grad set on a torch tensor")
     return found
 
@@ -134,9 +146,9 @@ MUST_PASS = [
     '"""Docstring: torch.autograd is never used, nor .backward() on torch tensors."""',
     "# a comment about torch.autograd and requires_grad=True",
     "class Tensor:\n    def backward(self, grad=None):\n        pass",
-    "loss.backward()",                                  # a tapegrad tensor
+    "loss.backward()",  # a tapegrad tensor
     "out.backward(grad_output)",
-    "node.op.backward(ctx, grad)",                      # an op's derivative
+    "node.op.backward(ctx, grad)",  # an op's derivative
     "leaf = Tensor(p, requires_grad=True)",
     "p = Parameter(data, requires_grad=requires_grad)",
     "t = tapegrad.tensor([1.0], requires_grad=True)",
@@ -159,20 +171,25 @@ def test_scanner_ignores_what_is_not_torch_autograd(source):
 
 # --- the package -------------------------------------------------------------------------------
 
+
 def test_package_source_never_uses_torch_autograd():
     files = sorted(PACKAGE.rglob("*.py"))
-    assert len(files) > 20     # the whole package was found, not an empty folder
+    assert len(files) > 20  # the whole package was found, not an empty folder
     found = []
     for path in files:
         found += violations(path.read_text(), str(path.relative_to(PACKAGE.parent)))
-    assert found == [], ("torch autograd used in tapegrad/:\n" + "\n".join(found) +
-                         "\n(a tapegrad constructor taking requires_grad=: add its name to "
-                         "TAPEGRAD_CONSTRUCTORS in tests/test_no_torch_autograd.py)")
+    assert found == [], (
+        "torch autograd used in tapegrad/:\n"
+        + "\n".join(found)
+        + "\n(a tapegrad constructor taking requires_grad=: add its name to "
+        "TAPEGRAD_CONSTRUCTORS in tests/test_no_torch_autograd.py)"
+    )
 
 
 def _forbid(name):
     def forbidden(*args, **kwargs):
         raise AssertionError(f"tapegrad called {name}")
+
     return forbidden
 
 
@@ -194,16 +211,22 @@ def _untracked(t, where):
 
 @pytest.mark.parametrize("optimizer", ["SGD", "Adam"])
 def test_a_training_step_never_touches_torch_autograd(optimizer, no_torch_autograd_calls):
-    assert torch.is_grad_enabled()      # torch would build graphs if any tensor required grad
+    assert torch.is_grad_enabled()  # torch would build graphs if any tensor required grad
     g = torch.Generator().manual_seed(0)
     inputs, targets = tg.data.generate_disc_set(64, g)
-    model = nn.Sequential(nn.Linear(2, 16, generator=g), nn.Tanh(), nn.Linear(16, 16, generator=g),
-                          nn.ReLU(), nn.Linear(16, 1, generator=g), nn.Sigmoid())
+    model = nn.Sequential(
+        nn.Linear(2, 16, generator=g),
+        nn.Tanh(),
+        nn.Linear(16, 16, generator=g),
+        nn.ReLU(),
+        nn.Linear(16, 1, generator=g),
+        nn.Sigmoid(),
+    )
     opt = getattr(tg.optim, optimizer)(model.parameters(), lr=0.01)
     checked = 0
     for step, (x, t) in enumerate(tg.data.batches(inputs, targets, 16, shuffle=True, generator=g)):
         opt.zero_grad()
-        with tg.Tape() as tape:             # keep_values: every node's output stays to inspect
+        with tg.Tape() as tape:  # keep_values: every node's output stays to inspect
             loss = nn.BCELoss()(model(x), t) + ((model(x) - t) ** 2).mean() * 0.5
         assert len(tape) > 10
         for node in tape:
@@ -220,16 +243,16 @@ def test_a_training_step_never_touches_torch_autograd(optimizer, no_torch_autogr
             checked += _untracked(p.data, f"parameter {name}")
             checked += _untracked(p.grad, f"gradient of {name}")
         checked += _untracked(loss.data, "loss")
-    assert checked > 200                  # the walk above really looked at tensors
+    assert checked > 200  # the walk above really looked at tensors
 
 
 def test_torch_tensors_that_require_grad_are_cut_on_the_way_in():
-    raw = torch.ones(3, requires_grad=True) * 2          # carries torch autograd history
+    raw = torch.ones(3, requires_grad=True) * 2  # carries torch autograd history
     assert raw.grad_fn is not None
     for made in (tg.tensor(raw, requires_grad=True), tg.Tensor(raw), nn.Parameter(raw)):
         _untracked(made.data, "tapegrad tensor built from a tracked torch tensor")
     x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
-    y = (x * raw).sum()                  # a tracked torch tensor as a constant operand
+    y = (x * raw).sum()  # a tracked torch tensor as a constant operand
     y.backward()
     _untracked(y.data, "output of an op with a tracked torch constant")
     _untracked(x.grad, "gradient")

@@ -14,7 +14,16 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import tapegrad as tg
-from helpers import check_against_torch, check_both, check_second_order, positive, randn, seeds, shapes
+
+from helpers import (
+    check_against_torch,
+    check_both,
+    check_second_order,
+    positive,
+    randn,
+    seeds,
+    shapes,
+)
 
 EXAMPLES = settings(max_examples=25, deadline=None)
 
@@ -30,8 +39,9 @@ def lib(t):
 
 @st.composite
 def dims_for(draw, shape, tuples=True, none=True):
-    """A dim for `shape`: None, an int, or a tuple of distinct dims (or () / a list), either sign."""
-    ndim = max(len(shape), 1)       # torch lets a 0-d tensor reduce over dim 0 / -1
+    """A dim for `shape`: None, an int, or a tuple of distinct dims (or () / a list), either
+    sign."""
+    ndim = max(len(shape), 1)  # torch lets a 0-d tensor reduce over dim 0 / -1
     kinds = (["none"] if none else []) + ["int"] + (["tuple", "empty", "list"] if tuples else [])
     kind = draw(st.sampled_from(kinds))
     if kind == "none":
@@ -68,12 +78,13 @@ def numel_over(shape, dim):
 
 # --- sum and mean --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["sum", "mean"])
 @EXAMPLES
 @given(case=reduction_cases(), seed=seeds, form=st.sampled_from(["method", "function"]))
 def test_sum_mean(name, case, seed, form):
     shape, dim, keepdim = case
-    assume(name == "sum" or numel_over(shape, dim) > 0)      # a mean of nothing is NaN
+    assume(name == "sum" or numel_over(shape, dim) > 0)  # a mean of nothing is NaN
 
     def fn(t):
         if form == "function" and isinstance(t, tg.Tensor):
@@ -96,20 +107,23 @@ def test_sum_mean_of_empty_tensors_follow_torch(name):
     check_against_torch(lambda t: getattr(t, name)(), randn((0, 3), 0), equal_nan=True)
     check_against_torch(lambda t: getattr(t, name)(0), randn((0, 3), 0), equal_nan=True)
     check_against_torch(lambda t: getattr(t, name)(1), randn((0, 3), 0))
-    check_against_torch(lambda t: getattr(t, name)((0, 1), keepdim=True), randn((2, 0), 0),
-                        equal_nan=True)
+    check_against_torch(
+        lambda t: getattr(t, name)((0, 1), keepdim=True), randn((2, 0), 0), equal_nan=True
+    )
 
 
 @pytest.mark.parametrize("name", ["sum", "mean"])
 def test_sum_mean_strided_float32_and_gradgradcheck(name):
     x = randn((4, 3, 2), 0)
     check_both(lambda t: getattr(t, name)((0, -1)), x.transpose(0, 2))
-    check_against_torch(lambda t: getattr(t, name)((-1, 0), keepdim=True), x.float(),
-                        rtol=1e-6, atol=1e-6)
+    check_against_torch(
+        lambda t: getattr(t, name)((-1, 0), keepdim=True), x.float(), rtol=1e-6, atol=1e-6
+    )
     assert tg.gradgradcheck(lambda t: getattr(t * t, name)((0, 2)), leaf(x))
 
 
 # --- max and min over every element ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["max", "min", "amax", "amin"])
 @EXAMPLES
@@ -149,15 +163,19 @@ def test_max_min_function_forms_float32_and_gradgradcheck():
 @pytest.mark.parametrize("name", ["max", "min", "amax", "amin", "argmax", "argmin"])
 def test_empty_tensor_without_dim_is_refused(name):
     x = tg.tensor(torch.zeros(0, 3), requires_grad=name[:3] != "arg")
-    kind = IndexError if name.startswith("arg") else RuntimeError       # what torch raises
+    kind = IndexError if name.startswith("arg") else RuntimeError  # what torch raises
     with pytest.raises(kind):
         getattr(torch.zeros(0, 3), name)()
-    with pytest.raises(kind, match=r"of an empty tensor \(shape \(0, 3\)\) has no element to pick; "
-                                   r"give dim="):
+    with pytest.raises(
+        kind,
+        match=r"of an empty tensor \(shape \(0, 3\)\) has no element to pick; "
+        r"give dim=",
+    ):
         getattr(x, name)()
 
 
 # --- max and min along a dim: (values, indices) --------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["max", "min"])
 @EXAMPLES
@@ -170,7 +188,7 @@ def test_max_min_along_a_dim(name, case, seed):
     theirs = getattr(x, name)(dim, keepdim)
     assert torch.equal(ours.indices.data, theirs.indices)
     assert ours.indices.dtype == torch.int64 and not ours.indices.requires_grad
-    assert tg.gradcheck(lambda t: getattr(t, name)(dim, keepdim), leaf(x))     # a tuple output
+    assert tg.gradcheck(lambda t: getattr(t, name)(dim, keepdim), leaf(x))  # a tuple output
 
 
 @pytest.mark.parametrize("name", ["max", "min"])
@@ -184,7 +202,7 @@ def test_along_a_dim_the_gradient_goes_to_the_index_returned(name):
     y = leaf(x)
     values, indices = getattr(y, name)(1)
     values.sum().backward()
-    assert indices.tolist() == [0, 0, 1]            # the first of tied extremes, as torch
+    assert indices.tolist() == [0, 0, 1]  # the first of tied extremes, as torch
     assert y.grad.tolist() == [[1, 0, 0], [1, 0, 0], [0, 1, 0]]
 
 
@@ -203,11 +221,11 @@ def test_the_result_is_a_named_tuple_like_torchs():
 def test_max_min_along_a_dim_of_0d_and_empty_tensors():
     check_both(lambda t: t.max(0).values, torch.tensor(1.5, dtype=torch.float64))
     check_both(lambda t: t.min(-1, keepdim=True).values, torch.tensor(1.5, dtype=torch.float64))
-    check_against_torch(lambda t: t.max(1).values, randn((0, 3), 0))       # empty, not along 0
+    check_against_torch(lambda t: t.max(1).values, randn((0, 3), 0))  # empty, not along 0
     with pytest.raises(IndexError, match=r"max\(dim=0\) of a tensor of shape \(0, 3\): dim 0 is"):
         leaf(randn((0, 3), 0)).max(0)
     with pytest.raises(IndexError):
-        torch.zeros(0, 3).max(0)                    # torch's type
+        torch.zeros(0, 3).max(0)  # torch's type
 
 
 def test_max_min_along_a_dim_float32_strided_and_gradgradcheck():
@@ -221,20 +239,29 @@ def test_max_min_along_a_dim_float32_strided_and_gradgradcheck():
 def test_max_min_dim_errors():
     x = leaf(randn((2, 3), 0))
     with pytest.raises(IndexError):
-        torch.zeros(2, 3).max(dim=5)               # torch's type
-    with pytest.raises(IndexError, match=r"dim 5 is out of range for a tensor of 2 dimension\(s\): "
-                                         r"use a dim in \[-2, 1\]"):
+        torch.zeros(2, 3).max(dim=5)  # torch's type
+    with pytest.raises(
+        IndexError,
+        match=r"dim 5 is out of range for a tensor of 2 dimension\(s\): "
+        r"use a dim in \[-2, 1\]",
+    ):
         x.max(dim=5)
     with pytest.raises(IndexError, match="dim -3 is out of range"):
         tg.min(x, -3)
-    with pytest.raises(TypeError, match=r"max\(dim=...\) takes one int dim, got \(0, 1\); to reduce "
-                                        "over several, use amax/amin"):
+    with pytest.raises(
+        TypeError,
+        match=r"max\(dim=...\) takes one int dim, got \(0, 1\); to reduce "
+        "over several, use amax/amin",
+    ):
         x.max((0, 1))
-    with pytest.raises(TypeError, match=r"min\(keepdim=True\) needs a dim; to keep every dim.* amin"):
+    with pytest.raises(
+        TypeError, match=r"min\(keepdim=True\) needs a dim; to keep every dim.* amin"
+    ):
         x.min(keepdim=True)
 
 
 # --- amax and amin --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["amax", "amin"])
 @EXAMPLES
@@ -270,21 +297,22 @@ def test_amax_amin_float32_strided_empty_and_gradgradcheck(name):
     x = randn((3, 4, 2), 0)
     check_against_torch(lambda t: getattr(t, name)((0, 2)), x.float(), rtol=1e-6, atol=1e-6)
     check_both(lambda t: getattr(t, name)(-1), x.transpose(0, 1))
-    check_against_torch(lambda t: getattr(t, name)(0), randn((2, 0), 1))    # an empty result
+    check_against_torch(lambda t: getattr(t, name)(0), randn((2, 0), 1))  # an empty result
     assert tg.gradgradcheck(lambda t: getattr(t, name)((0, -1)) * t.sum((0, 2)), leaf(x))
     with pytest.raises(IndexError, match=r"dim=0\) of a tensor of shape \(0, 3\): dim 0 is empty"):
         getattr(leaf(randn((0, 3), 2)), name)(0)
     with pytest.raises(IndexError):
-        getattr(torch.zeros(0, 3), name)(0)        # torch's type
+        getattr(torch.zeros(0, 3), name)(0)  # torch's type
     with pytest.raises(RuntimeError, match=r"dim \(0, -3\) names one dimension twice"):
         getattr(leaf(x), name)((0, -3))
     with pytest.raises(RuntimeError):
-        getattr(x, name)((0, -3))                  # torch's type
+        getattr(x, name)((0, -3))  # torch's type
     with pytest.raises(IndexError, match="dim 3 is out of range"):
         getattr(leaf(x), name)((0, 3))
 
 
 # --- argmax and argmin ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["argmax", "argmin"])
 @EXAMPLES
@@ -293,10 +321,12 @@ def test_argmax_argmin(name, case, seed, rounded):
     shape, dim, keepdim = case
     x = randn(shape, seed)
     if rounded:
-        x = torch.round(x)                          # ties: the first index, as torch
+        x = torch.round(x)  # ties: the first index, as torch
     expected = getattr(x, name)(dim=dim, keepdim=keepdim)
-    for got in (getattr(leaf(x), name)(dim, keepdim),
-                getattr(tg, name)(leaf(x), dim=dim, keepdim=keepdim)):
+    for got in (
+        getattr(leaf(x), name)(dim, keepdim),
+        getattr(tg, name)(leaf(x), dim=dim, keepdim=keepdim),
+    ):
         assert isinstance(got, tg.Tensor) and got.dtype == torch.int64
         assert not got.requires_grad and got.node is None
         assert torch.equal(got.data, expected)
@@ -308,13 +338,14 @@ def test_argmax_argmin_errors(name):
     with pytest.raises(IndexError, match="dim 2 is out of range"):
         getattr(x, name)(2)
     with pytest.raises(TypeError, match=r"takes one int dim"):
-        getattr(x, name)((0, 1))                   # torch: TypeError too
+        getattr(x, name)((0, 1))  # torch: TypeError too
     with pytest.raises(IndexError, match="dim 0 is empty"):
         getattr(tg, name)(leaf(randn((0, 2), 1)), 0)
     assert getattr(tg, name)(leaf(randn((0, 2), 1)), 1).shape == (0,)
 
 
 # --- var and std ----------------------------------------------------------------------------------
+
 
 @st.composite
 def spread_cases(draw):
@@ -336,9 +367,9 @@ def spread_cases(draw):
 @given(case=spread_cases(), seed=seeds, form=st.sampled_from(["method", "function"]))
 def test_var_std(name, case, seed, form):
     shape, dim, keepdim, spelling = case
-    assume(name == "var" or numel_over(shape, dim) > 1)     # std of one element: 0, see below
+    assume(name == "var" or numel_over(shape, dim) > 1)  # std of one element: 0, see below
     if dim == () or dim == []:
-        dim = None       # torch's derivative over dim=() is wrong (see below); checked there
+        dim = None  # torch's derivative over dim=() is wrong (see below); checked there
 
     def fn(t):
         if form == "function" and isinstance(t, tg.Tensor):
@@ -351,8 +382,8 @@ def test_var_std(name, case, seed, form):
 @pytest.mark.parametrize("name", ["var", "std"])
 def test_var_std_positional_spellings_as_torch(name):
     x = randn((3, 4), 0)
-    check_both(lambda t: getattr(t, name)(False), x)                  # the bool is unbiased
-    check_both(lambda t: getattr(t, name)(1, False, True), x)        # dim, unbiased, keepdim
+    check_both(lambda t: getattr(t, name)(False), x)  # the bool is unbiased
+    check_both(lambda t: getattr(t, name)(1, False, True), x)  # dim, unbiased, keepdim
     check_both(lambda t: getattr(t, name)(-1, True), x)
     check_both(lambda t: getattr(t, name)(dim=(0, 1), correction=0, keepdim=True), x)
     pair = getattr(tg, f"{name}_mean")(leaf(x), 1, correction=0)
@@ -387,16 +418,19 @@ def test_std_at_zero_spread_has_zero_gradient_as_torch():
 @pytest.mark.parametrize("name", ["var", "std"])
 def test_var_std_with_no_degrees_of_freedom_follow_torch(name):
     # n <= correction: torch warns, gives inf or NaN, and so do the derivatives
-    cases = [(torch.tensor([3.0], dtype=torch.float64), None, 1),
-             (torch.tensor([3.0, 4.0], dtype=torch.float64), None, 3),
-             (torch.tensor([3.0, 3.0], dtype=torch.float64), None, 2),
-             (torch.tensor([3.0, 4.0], dtype=torch.float64), 0, 3),
-             (torch.tensor([[3.0], [4.0]], dtype=torch.float64), 1, 1),
-             (torch.tensor(2.0, dtype=torch.float64), None, 1)]
+    cases = [
+        (torch.tensor([3.0], dtype=torch.float64), None, 1),
+        (torch.tensor([3.0, 4.0], dtype=torch.float64), None, 3),
+        (torch.tensor([3.0, 3.0], dtype=torch.float64), None, 2),
+        (torch.tensor([3.0, 4.0], dtype=torch.float64), 0, 3),
+        (torch.tensor([[3.0], [4.0]], dtype=torch.float64), 1, 1),
+        (torch.tensor(2.0, dtype=torch.float64), None, 1),
+    ]
     with pytest.warns(UserWarning, match="degrees of freedom"):
         for x, dim, correction in cases:
-            check_against_torch(lambda t: getattr(t, name)(dim, correction=correction), x,
-                                equal_nan=True)
+            check_against_torch(
+                lambda t: getattr(t, name)(dim, correction=correction), x, equal_nan=True
+            )
 
 
 @pytest.mark.parametrize("name", ["var", "std"])
@@ -404,8 +438,12 @@ def test_var_std_float32_strided_0d_and_gradgradcheck(name):
     x = randn((4, 3), 0)
     check_against_torch(lambda t: getattr(t, name)(0), x.float(), rtol=1e-5, atol=1e-6)
     check_both(lambda t: getattr(t, name)(1, correction=0), x.T)
-    check_both(lambda t: getattr(t, name)(correction=0) * t, torch.tensor(2.0, dtype=torch.float64)
-               if name == "var" else torch.tensor([2.0, 3.0], dtype=torch.float64))
+    check_both(
+        lambda t: getattr(t, name)(correction=0) * t,
+        torch.tensor(2.0, dtype=torch.float64)
+        if name == "var"
+        else torch.tensor([2.0, 3.0], dtype=torch.float64),
+    )
     assert tg.gradgradcheck(lambda t: getattr(t, name)(1), leaf(x))
     assert tg.gradgradcheck(lambda t: getattr(t, name)() * t, leaf(x))
 
@@ -414,23 +452,26 @@ def test_var_std_errors():
     x = leaf(randn((2, 3), 0))
     for name in ["var", "std"]:
         with pytest.raises(TypeError, match="give correction= or unbiased=, not both"):
-            getattr(x, name)(0, unbiased=True, correction=1)       # torch: TypeError too
+            getattr(x, name)(0, unbiased=True, correction=1)  # torch: TypeError too
         with pytest.raises(IndexError, match="dim 2 is out of range"):
             getattr(x, name)(2)
-        with pytest.raises(RuntimeError, match=r"\(\) needs a floating-point tensor, got torch.int64"):
-            getattr(tg, name)(tg.tensor([1, 2, 3]))               # torch: RuntimeError
+        with pytest.raises(
+            RuntimeError, match=r"\(\) needs a floating-point tensor, got torch.int64"
+        ):
+            getattr(tg, name)(tg.tensor([1, 2, 3]))  # torch: RuntimeError
         with pytest.raises(TypeError, match="needs a floating-point tensor"):
             getattr(tg, name)(tg.tensor([1, 2, 3]))
 
 
 # --- prod -----------------------------------------------------------------------------------------
 
+
 @EXAMPLES
 @given(case=reduction_cases(tuples=False), seed=seeds, zeros=st.integers(0, 3))
 def test_prod(case, seed, zeros):
     shape, dim, keepdim = case
     x = randn(shape, seed)
-    if zeros and x.numel():                 # zeros anywhere: one in a slice, or two
+    if zeros and x.numel():  # zeros anywhere: one in a slice, or two
         g = torch.Generator().manual_seed(seed)
         flat = x.view(-1)
         flat[torch.randint(0, x.numel(), (zeros,), generator=g)] = 0.0
@@ -442,8 +483,12 @@ def test_prod(case, seed, zeros):
 
 def test_prod_with_zeros_against_torch_to_second_order():
     x = torch.tensor([[2.0, 0.0, 3.0], [0.0, 0.0, 5.0], [1.5, -2.0, 4.0]], dtype=torch.float64)
-    for fn in (lambda t: t.prod(), lambda t: t.prod(1), lambda t: t.prod(0, keepdim=True),
-               lambda t: t.prod(-1) * t.sum(1)):
+    for fn in (
+        lambda t: t.prod(),
+        lambda t: t.prod(1),
+        lambda t: t.prod(0, keepdim=True),
+        lambda t: t.prod(-1) * t.sum(1),
+    ):
         check_both(fn, x)
     check_both(lambda t: lib(t).prod(t, 1), x)
 
@@ -461,7 +506,7 @@ def test_prod_0d_empty_float32_strided_gradgradcheck_and_errors():
     with_zero[1, 2] = 0.0
     assert tg.gradgradcheck(lambda t: t.prod(), leaf(with_zero))
     with pytest.raises(TypeError, match=r"prod\(dim=...\) takes one int dim"):
-        leaf(x).prod((0, 1))                       # torch: TypeError too
+        leaf(x).prod((0, 1))  # torch: TypeError too
     with pytest.raises(TypeError, match="keepdim=True\\) needs a dim"):
         leaf(x).prod(keepdim=True)
     with pytest.raises(IndexError, match="dim 2 is out of range"):

@@ -1,4 +1,5 @@
-"""Shape ops, joins and splits against torch autograd (first and second order) and finite differences.
+"""Shape ops, joins and splits against torch autograd (first and second order) and finite
+differences.
 
 view, reshape, flatten, squeeze, unsqueeze, permute, movedim, expand,
 transpose, cat, stack, split, chunk, unbind, narrow, select, clone,
@@ -16,8 +17,9 @@ from hypothesis import strategies as st
 
 import tapegrad as tg
 import visualize
-from helpers import check_against_torch, check_both, check_second_order, randn, seeds, shapes
 from tapegrad.steps import derivative_rule
+
+from helpers import check_against_torch, check_both, check_second_order, randn, seeds, shapes
 
 EXAMPLES = settings(max_examples=25, deadline=None)
 
@@ -33,7 +35,9 @@ def check_all(fn, *vals, requires=None):
     check_against_torch(fn, *vals, requires=requires)
     check_second_order(fn, *vals, requires=requires)
     requires = requires or [True] * len(vals)
-    assert tg.gradcheck(fn, *[tg.Tensor(v.contiguous(), requires_grad=r) for v, r in zip(vals, requires)])
+    assert tg.gradcheck(
+        fn, *[tg.Tensor(v.contiguous(), requires_grad=r) for v, r in zip(vals, requires)]
+    )
 
 
 def strided(shape, seed, dtype=torch.float64):
@@ -63,9 +67,12 @@ def raises_like_torch(fn, tensor_value):
 
 
 def both(fn_tg, fn_torch):
-    """One function for check_both: the tapegrad form on tapegrad tensors, the torch form on torch's."""
+    """One function for check_both: the tapegrad form on tapegrad tensors, the torch form on
+    torch's."""
+
     def fn(*ts):
         return (fn_tg if isinstance(ts[0], tg.Tensor) else fn_torch)(*ts)
+
     return fn
 
 
@@ -74,6 +81,7 @@ def gradgrad(fn, *vals):
 
 
 # --- view and reshape ---------------------------------------------------------------------------
+
 
 @st.composite
 def reshape_cases(draw):
@@ -103,8 +111,8 @@ def test_view_is_a_view_and_view_dtype():
     x = tg.tensor(randn((2, 3), 0), requires_grad=True)
     y = x.view(3, 2)
     assert y.data.data_ptr() == x.data.data_ptr() and y.node.op is tg.ops.View
-    assert x.view(torch.float64).node.op is tg.ops.View     # the same dtype: a view of the tensor
-    bits = x.view(torch.int64)                               # other bits: no gradient, as torch
+    assert x.view(torch.float64).node.op is tg.ops.View  # the same dtype: a view of the tensor
+    bits = x.view(torch.int64)  # other bits: no gradient, as torch
     assert not bits.requires_grad and torch.equal(bits.data, x.data.view(torch.int64))
 
 
@@ -125,7 +133,7 @@ def test_view_refuses_what_cannot_be_a_view_like_torch(shape, target):
     message = str(error)
     assert "view size is not compatible with input tensor's size and stride" in message
     assert str(tuple(shape)) in message and ".reshape(" in message
-    check_all(lambda t: t.reshape(target), x)          # what the message says to do instead
+    check_all(lambda t: t.reshape(target), x)  # what the message says to do instead
     check_all(lambda t: t.contiguous().view(target), x)
 
 
@@ -136,8 +144,10 @@ def test_view_and_reshape_refuse_a_wrong_number_of_elements():
         assert "6 elements" in message and "(2, 3)" in message
 
 
-@pytest.mark.parametrize("call", [lambda t: t.view(), lambda t: t.permute(),
-                                  lambda t: t.view("a"), lambda t: t.view(2.0, 3)])
+@pytest.mark.parametrize(
+    "call",
+    [lambda t: t.view(), lambda t: t.permute(), lambda t: t.view("a"), lambda t: t.view(2.0, 3)],
+)
 def test_missing_or_wrong_sizes_are_a_type_error_like_torch(call):
     raises_like_torch(call, randn((2, 3), 0))
 
@@ -151,8 +161,10 @@ def test_view_is_not_reshape():
 def test_reshape(case, seed, layout):
     shape, target = case
     check_all(lambda t: t.reshape(target), values(shape, seed, layout))
-    check_all(lambda t: tg.reshape(t, target) if isinstance(t, tg.Tensor) else torch.reshape(t, target),
-               randn(shape, seed))
+    check_all(
+        lambda t: tg.reshape(t, target) if isinstance(t, tg.Tensor) else torch.reshape(t, target),
+        randn(shape, seed),
+    )
 
 
 def test_reshape_as_and_expand_as():
@@ -161,6 +173,7 @@ def test_reshape_as_and_expand_as():
 
 
 # --- flatten -----------------------------------------------------------------------------------
+
 
 @st.composite
 def flatten_cases(draw):
@@ -187,9 +200,9 @@ def test_flatten_defaults_function_and_0d():
     check_all(lambda t: t.flatten(), x)
     check_all(lambda t: t.flatten(1), x)
     check_all(both(lambda t: tg.flatten(t, 0, 1), lambda t: torch.flatten(t, 0, 1)), x)
-    check_all(lambda t: t.flatten(), randn((), 1))         # a 0-d tensor becomes shape (1,)
+    check_all(lambda t: t.flatten(), randn((), 1))  # a 0-d tensor becomes shape (1,)
     y = tg.tensor(x, requires_grad=True)
-    assert y.flatten(1, 1) is y                             # nothing merged: the tensor itself
+    assert y.flatten(1, 1) is y  # nothing merged: the tensor itself
 
 
 @pytest.mark.parametrize("args", [(1, 0), (3,), (0, 2), (-3,)])
@@ -199,6 +212,7 @@ def test_flatten_errors_like_torch(args):
 
 
 # --- squeeze and unsqueeze ---------------------------------------------------------------------
+
 
 @st.composite
 def squeeze_cases(draw):
@@ -224,7 +238,7 @@ def test_squeeze(case, seed):
 def test_squeeze_function_list_dims_and_strided():
     x = strided((1, 3, 1), 0)
     check_all(both(lambda t: tg.squeeze(t, [0, -1]), lambda t: torch.squeeze(t, (0, -1))), x)
-    check_all(lambda t: t.squeeze(1), x)                   # size 3: kept, as torch
+    check_all(lambda t: t.squeeze(1), x)  # size 3: kept, as torch
 
 
 @pytest.mark.parametrize("dim", [3, -4, (0, 0), (0, 5)])
@@ -239,8 +253,10 @@ def test_unsqueeze(shape, seed, data):
     n = len(shape) + 1
     dim = data.draw(st.integers(-n, n - 1))
     check_all(lambda t: t.unsqueeze(dim), randn(shape, seed))
-    check_all(both(lambda t: tg.unsqueeze(t, dim), lambda t: torch.unsqueeze(t, dim)),
-               strided(shape, seed))
+    check_all(
+        both(lambda t: tg.unsqueeze(t, dim), lambda t: torch.unsqueeze(t, dim)),
+        strided(shape, seed),
+    )
 
 
 @pytest.mark.parametrize("dim", [3, -4])
@@ -250,6 +266,7 @@ def test_unsqueeze_errors_like_torch(dim):
 
 
 # --- permute, movedim, transpose ----------------------------------------------------------------
+
 
 @st.composite
 def permute_cases(draw):
@@ -280,10 +297,12 @@ def movedim_cases(draw):
     shape = draw(shapes(1, 4))
     n = len(shape)
     k = draw(st.integers(1, n))
-    source = draw(st.lists(st.integers(-n, n - 1), min_size=k, max_size=k,
-                           unique_by=lambda d: d % n))
-    destination = draw(st.lists(st.integers(-n, n - 1), min_size=k, max_size=k,
-                                unique_by=lambda d: d % n))
+    source = draw(
+        st.lists(st.integers(-n, n - 1), min_size=k, max_size=k, unique_by=lambda d: d % n)
+    )
+    destination = draw(
+        st.lists(st.integers(-n, n - 1), min_size=k, max_size=k, unique_by=lambda d: d % n)
+    )
     if k == 1 and draw(st.booleans()):
         return shape, source[0], destination[0]
     return shape, tuple(source), tuple(destination)
@@ -304,8 +323,9 @@ def test_movedim_function_and_aliases():
     check_all(lambda t: t.swapdims(-1, 1), x)
 
 
-@pytest.mark.parametrize("source, destination", [((0, 0), (0, 1)), (2, 0), ((0, 1), (0,)),
-                                                 ((0, 1), 0)])
+@pytest.mark.parametrize(
+    "source, destination", [((0, 0), (0, 1)), (2, 0), ((0, 1), (0,)), ((0, 1), 0)]
+)
 def test_movedim_errors_like_torch(source, destination):
     raises_like_torch(lambda t: t.movedim(source, destination), randn((2, 3), 0))
 
@@ -331,6 +351,7 @@ def test_transpose_errors_like_torch(dims):
 
 
 # --- expand -------------------------------------------------------------------------------------
+
 
 @st.composite
 def expand_cases(draw):
@@ -362,6 +383,7 @@ def test_expand_errors_like_torch(sizes):
 
 
 # --- cat and stack -------------------------------------------------------------------------------
+
 
 def cat_of(tensors, dim=0):
     return (tg.cat if isinstance(tensors[0], tg.Tensor) else torch.cat)(tensors, dim)
@@ -398,9 +420,9 @@ def test_cat(case, seed):
 
 def test_cat_of_strided_inputs_with_a_constant_and_aliases():
     a, b = strided((3, 2), 0), strided((3, 4), 1)
-    c = randn((3, 1), 2)                                    # a plain torch tensor: a constant
+    c = randn((3, 1), 2)  # a plain torch tensor: a constant
     check_all(lambda s, t: cat_of([s, c, t], 1), a, b)
-    check_all(lambda s, t: cat_of((s, t, s), -1), a, b)    # the same input twice: grads add
+    check_all(lambda s, t: cat_of((s, t, s), -1), a, b)  # the same input twice: grads add
     check_all(both(lambda s: tg.concat([s, s], 0), lambda s: torch.concat([s, s], 0)), a)
     check_all(both(lambda s: tg.concatenate([s], 1), lambda s: torch.concatenate([s], 1)), a)
 
@@ -411,13 +433,16 @@ def test_cat_skips_1d_empty_tensors_like_torch():
     check_all(lambda s, t: cat_of([t, s], 1), a, e)
 
 
-@pytest.mark.parametrize("make, kind", [
-    (lambda: [], ValueError),
-    (lambda: [randn((2, 3), 0), randn((3, 3), 1)], None),   # fine along dim 0
-    (lambda: [randn((2, 3), 0), randn((2, 2), 1)], RuntimeError),
-    (lambda: [randn((2, 3), 0), randn((3,), 1)], RuntimeError),
-    (lambda: [randn((), 0), randn((), 1)], RuntimeError),
-])
+@pytest.mark.parametrize(
+    "make, kind",
+    [
+        (lambda: [], ValueError),
+        (lambda: [randn((2, 3), 0), randn((3, 3), 1)], None),  # fine along dim 0
+        (lambda: [randn((2, 3), 0), randn((2, 2), 1)], RuntimeError),
+        (lambda: [randn((2, 3), 0), randn((3,), 1)], RuntimeError),
+        (lambda: [randn((), 0), randn((), 1)], RuntimeError),
+    ],
+)
 def test_cat_errors_like_torch(make, kind):
     vals = make()
     if kind is None:
@@ -448,7 +473,8 @@ def test_cat_errors_on_dims_arguments_and_dtypes():
         torch.cat([x, 1])
     with pytest.raises(TypeError, match="element 1 is a int"):
         tg.cat([tg.tensor(x), 1])
-    # tapegrad does not promote float32 with float64 (torch would): TypeError, caught as RuntimeError too
+    # tapegrad does not promote float32 with float64 (torch would): TypeError, caught as
+    # RuntimeError too
     with pytest.raises(RuntimeError, match="float32"):
         tg.cat([tg.tensor(x, requires_grad=True), tg.tensor(x.float())])
 
@@ -472,9 +498,15 @@ def test_stack(case, seed, layout):
     check_all(lambda *ts: stack_of(list(ts), dim), *vals, requires=requires)
 
 
-@pytest.mark.parametrize("make, dim", [(lambda: [], 0), (lambda: [randn((2, 3), 0), randn((3, 3), 1)], 0),
-                                       (lambda: [randn((2, 3), 0)] * 2, 3),
-                                       (lambda: [randn((2, 3), 0)] * 2, -4)])
+@pytest.mark.parametrize(
+    "make, dim",
+    [
+        (lambda: [], 0),
+        (lambda: [randn((2, 3), 0), randn((3, 3), 1)], 0),
+        (lambda: [randn((2, 3), 0)] * 2, 3),
+        (lambda: [randn((2, 3), 0)] * 2, -4),
+    ],
+)
 def test_stack_errors_like_torch(make, dim):
     vals = make()
     with pytest.raises(Exception) as theirs:
@@ -484,6 +516,7 @@ def test_stack_errors_like_torch(make, dim):
 
 
 # --- split, chunk, unbind, narrow, select -----------------------------------------------------
+
 
 def weighted(pieces):
     """A loss that treats each piece differently (squared, so the second derivative is not zero)."""
@@ -520,22 +553,35 @@ def test_split(case, seed, layout):
     shape, dim, sizes = case
     x = values(shape, seed, layout)
     check_all(lambda t: weighted(t.split(sizes, dim)), x)
-    check_all(both(lambda t: weighted(tg.split(t, sizes, dim)),
-                    lambda t: weighted(torch.split(t, sizes, dim))), x)
+    check_all(
+        both(
+            lambda t: weighted(tg.split(t, sizes, dim)),
+            lambda t: weighted(torch.split(t, sizes, dim)),
+        ),
+        x,
+    )
     for position in range(len(torch.split(x, sizes, dim))):
-        check_all(lambda t: t.split(sizes, dim)[position], x)     # one piece: zeros elsewhere
+        check_all(lambda t: t.split(sizes, dim)[position], x)  # one piece: zeros elsewhere
 
 
 @EXAMPLES
-@given(shape=shapes(1, 3, min_side=0, max_side=6), seed=seeds, chunks=st.integers(1, 7),
-       data=st.data())
+@given(
+    shape=shapes(1, 3, min_side=0, max_side=6), seed=seeds, chunks=st.integers(1, 7), data=st.data()
+)
 def test_chunk(shape, seed, chunks, data):
     dim = data.draw(st.integers(-len(shape), len(shape) - 1))
     x = randn(shape, seed)
-    assert [p.shape for p in tg.tensor(x).chunk(chunks, dim)] == [p.shape for p in x.chunk(chunks, dim)]
+    assert [p.shape for p in tg.tensor(x).chunk(chunks, dim)] == [
+        p.shape for p in x.chunk(chunks, dim)
+    ]
     check_all(lambda t: weighted(t.chunk(chunks, dim)), x)
-    check_all(both(lambda t: weighted(tg.chunk(t, chunks, dim)),
-                    lambda t: weighted(torch.chunk(t, chunks, dim))), x)
+    check_all(
+        both(
+            lambda t: weighted(tg.chunk(t, chunks, dim)),
+            lambda t: weighted(torch.chunk(t, chunks, dim)),
+        ),
+        x,
+    )
 
 
 @EXAMPLES
@@ -547,7 +593,9 @@ def test_unbind(shape, seed, data):
     if not shape[dim]:
         return
     check_all(lambda t: weighted(t.unbind(dim)), x)
-    check_all(both(lambda t: weighted(tg.unbind(t, dim)), lambda t: weighted(torch.unbind(t, dim))), x)
+    check_all(
+        both(lambda t: weighted(tg.unbind(t, dim)), lambda t: weighted(torch.unbind(t, dim))), x
+    )
 
 
 def test_pieces_are_views_and_their_gradients_add_up():
@@ -559,19 +607,39 @@ def test_pieces_are_views_and_their_gradients_add_up():
     assert x.grad.tolist() == [1.0, 2.0, 2.0, 3.0, 3.0, 3.0]
 
 
-@pytest.mark.parametrize("fn", [lambda t: t.split([1, 1], 1), lambda t: t.split(-1),
-                                lambda t: t.split(0), lambda t: t.split(1, 2),
-                                lambda t: t.split([3, -1], 1), lambda t: t.chunk(0),
-                                lambda t: t.chunk(1, -3), lambda t: t.unbind(2),
-                                lambda t: t.narrow(0, 3, 0), lambda t: t.narrow(1, 1, 5),
-                                lambda t: t.narrow(0, 0, -1), lambda t: t.narrow(2, 0, 1),
-                                lambda t: t.select(0, 2), lambda t: t.select(2, 0)])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda t: t.split([1, 1], 1),
+        lambda t: t.split(-1),
+        lambda t: t.split(0),
+        lambda t: t.split(1, 2),
+        lambda t: t.split([3, -1], 1),
+        lambda t: t.chunk(0),
+        lambda t: t.chunk(1, -3),
+        lambda t: t.unbind(2),
+        lambda t: t.narrow(0, 3, 0),
+        lambda t: t.narrow(1, 1, 5),
+        lambda t: t.narrow(0, 0, -1),
+        lambda t: t.narrow(2, 0, 1),
+        lambda t: t.select(0, 2),
+        lambda t: t.select(2, 0),
+    ],
+)
 def test_split_chunk_unbind_narrow_select_errors_like_torch(fn):
     raises_like_torch(fn, randn((2, 3), 0))
 
 
-@pytest.mark.parametrize("fn", [lambda t: t.split(1), lambda t: t.chunk(1), lambda t: t.unbind(0),
-                                lambda t: t.narrow(0, 0, 1), lambda t: t.select(0, 0)])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda t: t.split(1),
+        lambda t: t.chunk(1),
+        lambda t: t.unbind(0),
+        lambda t: t.narrow(0, 0, 1),
+        lambda t: t.select(0, 0),
+    ],
+)
 def test_cutting_a_0d_tensor_errors_like_torch(fn):
     raises_like_torch(fn, randn((), 0))
 
@@ -593,6 +661,7 @@ def test_narrow_and_select(shape, seed, data):
 
 # --- clone, contiguous, detach -----------------------------------------------------------------
 
+
 @EXAMPLES
 @given(shape=shapes(0, 3, min_side=0), seed=seeds, layout=layouts)
 def test_clone_and_contiguous(shape, seed, layout):
@@ -606,13 +675,13 @@ def test_clone_copies_and_keeps_the_layout_like_torch():
     x = tg.tensor(strided((3, 4), 0), requires_grad=True)
     y = x.clone()
     assert y.data.data_ptr() != x.data.data_ptr() and y.node.op is tg.ops.Clone
-    assert y.stride() == x.data.clone().stride()            # preserve_format, as torch
+    assert y.stride() == x.data.clone().stride()  # preserve_format, as torch
     assert x.clone(memory_format=torch.contiguous_format).is_contiguous()
 
 
 def test_contiguous_records_only_a_copy():
     x = tg.tensor(randn((3, 4), 0), requires_grad=True)
-    assert x.contiguous() is x                              # already contiguous: itself, as torch
+    assert x.contiguous() is x  # already contiguous: itself, as torch
     t = x.t()
     assert not t.is_contiguous()
     c = t.contiguous()
@@ -629,9 +698,9 @@ def test_detach_shares_memory_and_is_cut_from_the_tape():
     assert d.is_leaf and not d.requires_grad and d.node is None and d.tape is None
     assert d.data.data_ptr() == y.data.data_ptr()
     with tg.no_grad():
-        d[0] = 100.0                                        # shares memory: y sees it (as torch)
+        d[0] = 100.0  # shares memory: y sees it (as torch)
     assert y.data[0].item() == 100.0
-    (y.sum() + (d * x).sum()).backward()                     # no gradient flows through d to y's tape
+    (y.sum() + (d * x).sum()).backward()  # no gradient flows through d to y's tape
     torch.testing.assert_close(x.grad, 2 + d.data)
 
 
@@ -639,9 +708,9 @@ def test_detach_shares_memory_and_is_cut_from_the_tape():
 
 GRADGRAD = {
     "view": lambda t: t.view(6, 2) * t.reshape(6, 2),
-    "reshape": lambda t: (t.reshape(-1) ** 2),
+    "reshape": lambda t: t.reshape(-1) ** 2,
     "flatten": lambda t: t.flatten() * t.flatten(),
-    "squeeze": lambda t: (t.unsqueeze(0).squeeze(0) ** 3),
+    "squeeze": lambda t: t.unsqueeze(0).squeeze(0) ** 3,
     "unsqueeze": lambda t: t.unsqueeze(1) * t,
     "permute": lambda t: t.permute(1, 0, 2) * t.permute(1, 0, 2),
     "movedim": lambda t: t.movedim(0, 2).tanh() * t.movedim(0, 2),
@@ -668,16 +737,23 @@ def test_second_derivative_and_gradgradcheck(name):
 
 @pytest.mark.parametrize("name", GRADGRAD)
 def test_float32_matches_torch(name):
-    check_against_torch(GRADGRAD[name], randn((2, 3, 2), 1, dtype=torch.float32),
-                        rtol=1e-5, atol=1e-5)
+    check_against_torch(
+        GRADGRAD[name], randn((2, 3, 2), 1, dtype=torch.float32), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_gradgradcheck_of_cat_stack_with_two_inputs():
     a, b = randn((2, 3), 0), randn((1, 3), 1)
-    assert tg.gradgradcheck(lambda s, t: tg.cat([s * t, t], 0).tanh(),
-                            tg.Tensor(a.clone(), requires_grad=True), tg.Tensor(b.clone(), requires_grad=True))
-    assert tg.gradgradcheck(lambda s, t: tg.stack([s, s * t.expand(2, 3)], 1).tanh(),
-                            tg.Tensor(a.clone(), requires_grad=True), tg.Tensor(b.clone(), requires_grad=True))
+    assert tg.gradgradcheck(
+        lambda s, t: tg.cat([s * t, t], 0).tanh(),
+        tg.Tensor(a.clone(), requires_grad=True),
+        tg.Tensor(b.clone(), requires_grad=True),
+    )
+    assert tg.gradgradcheck(
+        lambda s, t: tg.stack([s, s * t.expand(2, 3)], 1).tanh(),
+        tg.Tensor(a.clone(), requires_grad=True),
+        tg.Tensor(b.clone(), requires_grad=True),
+    )
 
 
 # --- the teaching tools --------------------------------------------------------------------------
@@ -687,14 +763,14 @@ NEW_OPS = ["View", "Squeeze", "Permute", "Clone", "Contiguous", "Cat", "Stack"]
 
 def shape_ops_loss(a, b):
     """A scalar that records every op of this file onto the current tape (a: (3, 4), b: (4,))."""
-    v = a.view(2, 6).view(3, 4)                                  # View
-    s = a.unsqueeze(0).squeeze(0)                                # Unsqueeze, Squeeze
-    p = a.reshape(3, 2, 2).permute(2, 0, 1).movedim(0, -1)       # Reshape, Permute x2
-    c = a.t().contiguous().clone()                               # Transpose, Contiguous, Clone
-    j = tg.cat([v, s * b], 1)                                    # Cat (and Mul)
-    k = tg.stack([a, b.expand(3, 4)], 0)                         # Stack, Expand
-    pieces = j.split([3, 5], 1) + k.chunk(2, 2) + a.unbind(1)    # GetItem, one per piece
-    total = (p.flatten() * p.flatten()).sum() + (c * c).sum()    # flatten: Reshape
+    v = a.view(2, 6).view(3, 4)  # View
+    s = a.unsqueeze(0).squeeze(0)  # Unsqueeze, Squeeze
+    p = a.reshape(3, 2, 2).permute(2, 0, 1).movedim(0, -1)  # Reshape, Permute x2
+    c = a.t().contiguous().clone()  # Transpose, Contiguous, Clone
+    j = tg.cat([v, s * b], 1)  # Cat (and Mul)
+    k = tg.stack([a, b.expand(3, 4)], 0)  # Stack, Expand
+    pieces = j.split([3, 5], 1) + k.chunk(2, 2) + a.unbind(1)  # GetItem, one per piece
+    total = (p.flatten() * p.flatten()).sum() + (c * c).sum()  # flatten: Reshape
     for i, piece in enumerate(pieces):
         total = total + (piece * piece).sum() * (i + 1)
     return total

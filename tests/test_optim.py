@@ -22,8 +22,9 @@ TOL = dict(rtol=1e-10, atol=1e-12)
 
 def twin_models():
     torch.manual_seed(3)
-    theirs = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1),
-                                 torch.nn.Sigmoid()).double()
+    theirs = torch.nn.Sequential(
+        torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1), torch.nn.Sigmoid()
+    ).double()
     ours = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1), nn.Sigmoid()).double()
     ours.load_state_dict(theirs.state_dict())
     return ours, theirs
@@ -51,8 +52,9 @@ def assert_same_trajectory(make_ours, make_theirs, loss_name="mse", steps=STEPS)
         loss_theirs(theirs(x), t).backward()
         opt_theirs.step()
         for (name, p), q in zip(ours.named_parameters(), theirs.parameters()):
-            torch.testing.assert_close(p.data, q.detach(), **TOL,
-                                       msg=lambda m: f"step {step + 1}, {name}: {m}")
+            torch.testing.assert_close(
+                p.data, q.detach(), **TOL, msg=lambda m: f"step {step + 1}, {name}: {m}"
+            )
     moved = any(not torch.equal(p.data, s) for p, s in zip(ours.parameters(), start))
     assert moved, "the optimizer did not change the parameters"
 
@@ -80,10 +82,13 @@ def sgd_kernel(request, monkeypatch):
     return request.param
 
 
-@pytest.mark.parametrize("config", SGD_CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+@pytest.mark.parametrize(
+    "config", SGD_CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items())
+)
 def test_sgd_follows_torch(config, sgd_kernel):
-    assert_same_trajectory(lambda ps: optim.SGD(ps, **config),
-                           lambda ps: torch.optim.SGD(ps, **config))
+    assert_same_trajectory(
+        lambda ps: optim.SGD(ps, **config), lambda ps: torch.optim.SGD(ps, **config)
+    )
 
 
 ADAM_CONFIGS = [
@@ -98,17 +103,29 @@ ADAM_CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("ours, theirs, config", ADAM_CONFIGS,
-                         ids=[f"{o.__name__}:" + (",".join(f"{k}={v}" for k, v in c.items())
-                                                  or "defaults") for o, _, c in ADAM_CONFIGS])
+@pytest.mark.parametrize(
+    "ours, theirs, config",
+    ADAM_CONFIGS,
+    ids=[
+        f"{o.__name__}:" + (",".join(f"{k}={v}" for k, v in c.items()) or "defaults")
+        for o, _, c in ADAM_CONFIGS
+    ],
+)
 def test_adam_follows_torch(ours, theirs, config):
-    loss = "mse" if config.get("maximize") else "bce"   # maximize walks away from BCE's domain
-    assert_same_trajectory(lambda ps: ours(ps, **config), lambda ps: theirs(ps, **config),
-                           loss_name=loss)
+    loss = "mse" if config.get("maximize") else "bce"  # maximize walks away from BCE's domain
+    assert_same_trajectory(
+        lambda ps: ours(ps, **config), lambda ps: theirs(ps, **config), loss_name=loss
+    )
 
 
-@pytest.mark.parametrize("ours, theirs", [(optim.SGD, torch.optim.SGD), (optim.Adam, torch.optim.Adam),
-                                          (optim.AdamW, torch.optim.AdamW)])
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        (optim.SGD, torch.optim.SGD),
+        (optim.Adam, torch.optim.Adam),
+        (optim.AdamW, torch.optim.AdamW),
+    ],
+)
 def test_defaults_are_torchs(ours, theirs):
     mine = ours([nn.Parameter(torch.zeros(1))]).defaults
     reference = theirs([torch.zeros(1, requires_grad=True)]).defaults
@@ -117,13 +134,20 @@ def test_defaults_are_torchs(ours, theirs):
     assert set(reference) - set(mine) <= {"foreach", "fused", "differentiable", "capturable"}
 
 
-@pytest.mark.parametrize("make", [
-    lambda ps: (optim.SGD(ps, lr=0.1, momentum=0.9), torch.optim.SGD),
-    lambda ps: (optim.Adam(ps, lr=0.1), torch.optim.Adam),
-], ids=["sgd", "adam"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps: (optim.SGD(ps, lr=0.1, momentum=0.9), torch.optim.SGD),
+        lambda ps: (optim.Adam(ps, lr=0.1), torch.optim.Adam),
+    ],
+    ids=["sgd", "adam"],
+)
 def test_a_parameter_without_gradient_is_skipped_like_torch(make, sgd_kernel):
     """`b` gets no gradient for 3 steps: its state (momentum buffer, step count) starts later."""
-    a0, b0 = torch.tensor([1.0, -2.0], dtype=torch.float64), torch.tensor([0.5], dtype=torch.float64)
+    a0, b0 = (
+        torch.tensor([1.0, -2.0], dtype=torch.float64),
+        torch.tensor([0.5], dtype=torch.float64),
+    )
     a, b = nn.Parameter(a0.clone()), nn.Parameter(b0.clone())
     ta, tb = a0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
     opt, torch_class = make([a, b])
@@ -179,6 +203,7 @@ def test_optimizer_zero_grad():
 
 # --- parameter groups, closures, state ----------------------------------------------------
 
+
 def train(ours, theirs, opt_ours, opt_theirs, steps, start=0, check=True):
     """`steps` steps of both twins, comparing every parameter after each (from step `start`)."""
     for step in range(start, start + steps):
@@ -191,8 +216,9 @@ def train(ours, theirs, opt_ours, opt_theirs, steps, start=0, check=True):
         opt_theirs.step()
         if check:
             for (name, p), q in zip(ours.named_parameters(), theirs.parameters()):
-                torch.testing.assert_close(p.data, q.detach(), **TOL,
-                                           msg=lambda m: f"step {step + 1}, {name}: {m}")
+                torch.testing.assert_close(
+                    p.data, q.detach(), **TOL, msg=lambda m: f"step {step + 1}, {name}: {m}"
+                )
 
 
 def groups_of(model, first_options):
@@ -202,19 +228,29 @@ def groups_of(model, first_options):
     return [dict(params=list(layers[0].parameters()), **first_options), {"params": rest}]
 
 
-@pytest.mark.parametrize("ours, theirs, defaults, first", [
-    (optim.SGD, torch.optim.SGD, dict(lr=0.1, momentum=0.9), dict(lr=0.01, momentum=0.5)),
-    (optim.SGD, torch.optim.SGD, dict(lr=0.1), dict(momentum=0.9, nesterov=True)),
-    (optim.Adam, torch.optim.Adam, dict(lr=0.01), dict(lr=0.05, betas=(0.5, 0.9), amsgrad=True)),
-    (optim.AdamW, torch.optim.AdamW, dict(lr=0.01), dict(weight_decay=0.5)),
-], ids=["sgd-lr-momentum", "sgd-nesterov", "adam-amsgrad", "adamw-decay"])
+@pytest.mark.parametrize(
+    "ours, theirs, defaults, first",
+    [
+        (optim.SGD, torch.optim.SGD, dict(lr=0.1, momentum=0.9), dict(lr=0.01, momentum=0.5)),
+        (optim.SGD, torch.optim.SGD, dict(lr=0.1), dict(momentum=0.9, nesterov=True)),
+        (
+            optim.Adam,
+            torch.optim.Adam,
+            dict(lr=0.01),
+            dict(lr=0.05, betas=(0.5, 0.9), amsgrad=True),
+        ),
+        (optim.AdamW, torch.optim.AdamW, dict(lr=0.01), dict(weight_decay=0.5)),
+    ],
+    ids=["sgd-lr-momentum", "sgd-nesterov", "adam-amsgrad", "adamw-decay"],
+)
 def test_parameter_groups_follow_torch(ours, theirs, defaults, first):
     model, reference = twin_models()
     opt_ours = ours(groups_of(model, first), **defaults)
     opt_theirs = theirs(groups_of(reference, first), **defaults)
-    assert [sorted(g) for g in opt_ours.param_groups] == \
-        [sorted(k for k in g if k in opt_ours.defaults or k == "params")
-         for g in opt_theirs.param_groups]
+    assert [sorted(g) for g in opt_ours.param_groups] == [
+        sorted(k for k in g if k in opt_ours.defaults or k == "params")
+        for g in opt_theirs.param_groups
+    ]
     assert opt_ours.param_groups[0]["lr"] == first.get("lr", defaults["lr"])
     train(model, reference, opt_ours, opt_theirs, STEPS)
 
@@ -224,13 +260,13 @@ def test_add_param_group_during_training_follows_torch():
     head, head_ref = model[2], reference[2]
     opt_ours = optim.SGD(model[0].parameters(), lr=0.1, momentum=0.9)
     opt_theirs = torch.optim.SGD(reference[0].parameters(), lr=0.1, momentum=0.9)
-    train(model, reference, opt_ours, opt_theirs, 5)        # the head is frozen (not stepped)
+    train(model, reference, opt_ours, opt_theirs, 5)  # the head is frozen (not stepped)
     opt_ours.add_param_group({"params": head.parameters(), "lr": 0.02})
     opt_theirs.add_param_group({"params": head_ref.parameters(), "lr": 0.02})
     before = head.weight.data.clone()
     train(model, reference, opt_ours, opt_theirs, 10, start=5)
     assert not torch.equal(before, head.weight.data)
-    assert opt_ours.param_groups[1]["momentum"] == 0.9       # from the defaults
+    assert opt_ours.param_groups[1]["momentum"] == 0.9  # from the defaults
 
 
 def test_state_is_keyed_by_parameter_like_torch():
@@ -239,14 +275,20 @@ def test_state_is_keyed_by_parameter_like_torch():
     opt_theirs = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
     train(model, reference, opt_ours, opt_theirs, 3)
     for p, q in zip(model.parameters(), reference.parameters()):
-        torch.testing.assert_close(opt_ours.state[p]["momentum_buffer"],
-                                   opt_theirs.state[q]["momentum_buffer"], **TOL)
+        torch.testing.assert_close(
+            opt_ours.state[p]["momentum_buffer"], opt_theirs.state[q]["momentum_buffer"], **TOL
+        )
 
 
-@pytest.mark.parametrize("ours, theirs", [(optim.SGD, torch.optim.SGD), (optim.Adam, torch.optim.Adam)])
+@pytest.mark.parametrize(
+    "ours, theirs", [(optim.SGD, torch.optim.SGD), (optim.Adam, torch.optim.Adam)]
+)
 def test_step_with_a_closure_follows_torch_and_returns_the_loss(ours, theirs):
     model, reference = twin_models()
-    opt_ours, opt_theirs = ours(model.parameters(), lr=0.05), theirs(reference.parameters(), lr=0.05)
+    opt_ours, opt_theirs = (
+        ours(model.parameters(), lr=0.05),
+        theirs(reference.parameters(), lr=0.05),
+    )
     calls = []
     for step in range(STEPS):
         x, t = data(step)
@@ -264,13 +306,15 @@ def test_step_with_a_closure_follows_torch_and_returns_the_loss(ours, theirs):
             loss.backward()
             return loss
 
-        with tg.no_grad():                      # the closure records all the same
+        with tg.no_grad():  # the closure records all the same
             loss = opt_ours.step(closure)
         expected = opt_theirs.step(reference_closure)
-        assert isinstance(loss, tg.Tensor) and loss.item() == pytest.approx(expected.item(), rel=1e-12)
+        assert isinstance(loss, tg.Tensor) and loss.item() == pytest.approx(
+            expected.item(), rel=1e-12
+        )
         for p, q in zip(model.parameters(), reference.parameters()):
             torch.testing.assert_close(p.data, q.detach(), **TOL)
-    assert calls == list(range(STEPS))          # once per step
+    assert calls == list(range(STEPS))  # once per step
     assert opt_ours.step() is None
 
 
@@ -283,8 +327,9 @@ def two_group_optimizers(kind):
     model, reference = twin_models()
     if kind == "sgd":
         opt = optim.SGD(groups_of(model, dict(lr=0.02, nesterov=True)), lr=0.1, momentum=0.9)
-        ref = torch.optim.SGD(groups_of(reference, dict(lr=0.02, nesterov=True)), lr=0.1,
-                              momentum=0.9)
+        ref = torch.optim.SGD(
+            groups_of(reference, dict(lr=0.02, nesterov=True)), lr=0.1, momentum=0.9
+        )
     elif kind == "adam":
         opt = optim.Adam(groups_of(model, dict(amsgrad=True)), lr=0.01)
         ref = torch.optim.Adam(groups_of(reference, dict(amsgrad=True)), lr=0.01)
@@ -311,7 +356,7 @@ def assert_same_state_dict(ours: dict, theirs: dict):
 @pytest.mark.parametrize("kind", ["sgd", "adam", "adamw"])
 def test_state_dict_has_torchs_layout_and_values(kind):
     model, reference, opt, ref = two_group_optimizers(kind)
-    assert_same_state_dict(opt.state_dict(), ref.state_dict())      # before any step
+    assert_same_state_dict(opt.state_dict(), ref.state_dict())  # before any step
     train(model, reference, opt, ref, 4, check=False)
     assert_same_state_dict(opt.state_dict(), ref.state_dict())
     assert opt.state_dict()["param_groups"][1]["params"] == [2, 3]
@@ -323,9 +368,11 @@ def test_loading_a_state_dict_resumes_exactly(kind):
     train(model, reference, opt, ref, 8, check=False)
     saved_model = {k: v.clone() for k, v in model.state_dict().items()}
     saved = opt.state_dict()
-    saved = {"state": {i: {k: v.clone() for k, v in s.items()} for i, s in saved["state"].items()},
-             "param_groups": [dict(g) for g in saved["param_groups"]]}
-    train(model, reference, opt, ref, 8, start=8, check=False)     # the uninterrupted run
+    saved = {
+        "state": {i: {k: v.clone() for k, v in s.items()} for i, s in saved["state"].items()},
+        "param_groups": [dict(g) for g in saved["param_groups"]],
+    }
+    train(model, reference, opt, ref, 8, start=8, check=False)  # the uninterrupted run
 
     resumed, _, fresh, _ = two_group_optimizers(kind)
     resumed.load_state_dict(saved_model)
@@ -347,9 +394,9 @@ def test_state_dicts_move_between_torch_and_tapegrad(kind):
     other_model, other_reference, other, other_ref = two_group_optimizers(kind)
     other_model.load_state_dict(model.state_dict())
     other_reference.load_state_dict(reference.state_dict())
-    other.load_state_dict(ref.state_dict())        # torch's into ours
+    other.load_state_dict(ref.state_dict())  # torch's into ours
     # (torch's load keeps the given tensors, so it gets a copy: it would share opt's buffers)
-    other_ref.load_state_dict(copy.deepcopy(opt.state_dict()))      # ours into torch's
+    other_ref.load_state_dict(copy.deepcopy(opt.state_dict()))  # ours into torch's
     train(other_model, other_reference, other, other_ref, 10, start=5)
     train(model, reference, opt, ref, 10, start=5, check=False)
     for p, q in zip(model.parameters(), other_model.parameters()):
@@ -364,11 +411,11 @@ def test_load_state_dict_copies_state_to_the_parameters_dtype_like_torch():
     saved = source.state_dict()
     target = optim.Adam([p], lr=0.5)
     target.load_state_dict(saved)
-    assert target.param_groups[0]["lr"] == 0.1                  # the saved options
+    assert target.param_groups[0]["lr"] == 0.1  # the saved options
     state = target.state[p]
     assert state["exp_avg"].dtype == torch.float64 and state["exp_avg_sq"].dtype == torch.float64
-    assert state["step"].dtype == saved["state"][0]["step"].dtype     # the count keeps its own
-    saved["state"][0]["exp_avg"].fill_(7.0)                     # the optimizer owns its copy
+    assert state["step"].dtype == saved["state"][0]["step"].dtype  # the count keeps its own
+    saved["state"][0]["exp_avg"].fill_(7.0)  # the optimizer owns its copy
     assert not torch.equal(state["exp_avg"], torch.full((2,), 7.0, dtype=torch.float64))
     reference = torch.optim.Adam([torch.zeros(2, dtype=torch.float64, requires_grad=True)])
     reference.load_state_dict(source.state_dict())
@@ -390,9 +437,11 @@ def test_named_parameters_keep_their_names_in_the_state_dict_like_torch():
     model, reference = twin_models()
     opt = optim.SGD(model.named_parameters(), lr=0.1)
     ref = torch.optim.SGD(reference.named_parameters(), lr=0.1)
-    assert opt.state_dict()["param_groups"][0]["param_names"] == \
-        ref.state_dict()["param_groups"][0]["param_names"] == ["0.weight", "0.bias", "2.weight",
-                                                               "2.bias"]
+    assert (
+        opt.state_dict()["param_groups"][0]["param_names"]
+        == ref.state_dict()["param_groups"][0]["param_names"]
+        == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    )
     train(model, reference, opt, ref, 3)
 
 
@@ -403,13 +452,17 @@ def test_repr_lists_each_group_like_torch():
     assert "Parameter Group 1\n" in text and "    lr: 0.5\n" in text and text.endswith("\n)")
 
 
-@pytest.mark.parametrize("make, layout", [
-    (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9), "contiguous"),     # the fused kernel
-    (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9), "strided"),        # the per-tensor path
-    (lambda ps: optim.SGD(ps, lr=0.1), "complex"),
-    (lambda ps: optim.Adam(ps, lr=0.1), "contiguous"),
-    (lambda ps: optim.AdamW(ps, lr=0.1), "complex"),
-], ids=["sgd-fused", "sgd-strided", "sgd-complex", "adam", "adamw-complex"])
+@pytest.mark.parametrize(
+    "make, layout",
+    [
+        (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9), "contiguous"),  # the fused kernel
+        (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9), "strided"),  # the per-tensor path
+        (lambda ps: optim.SGD(ps, lr=0.1), "complex"),
+        (lambda ps: optim.Adam(ps, lr=0.1), "contiguous"),
+        (lambda ps: optim.AdamW(ps, lr=0.1), "complex"),
+    ],
+    ids=["sgd-fused", "sgd-strided", "sgd-complex", "adam", "adamw-complex"],
+)
 def test_every_update_path_makes_a_tape_recorded_before_it_stale(make, layout):
     if layout == "contiguous":
         w = tg.Tensor(torch.randn(3, 2), requires_grad=True)
@@ -421,7 +474,7 @@ def test_every_update_path_makes_a_tape_recorded_before_it_stale(make, layout):
     opt = make([w])
     w.grad = torch.ones_like(w.data)
     # (ops on complex tensors are not recorded: there the version counter is what a tape checks)
-    stale = None if layout == "complex" else (w * x).sum()     # saves w, for dL/dx
+    stale = None if layout == "complex" else (w * x).sum()  # saves w, for dL/dx
     before = w.data._version
     opt.step()
     assert w.data._version > before

@@ -16,10 +16,13 @@ import pytest
 import torch
 
 import tapegrad as tg
-from tapegrad import nn, optim
+from tapegrad import optim
 
-OPTIMIZERS = {"SGD": (optim.SGD, torch.optim.SGD), "Adam": (optim.Adam, torch.optim.Adam),
-              "AdamW": (optim.AdamW, torch.optim.AdamW)}
+OPTIMIZERS = {
+    "SGD": (optim.SGD, torch.optim.SGD),
+    "Adam": (optim.Adam, torch.optim.Adam),
+    "AdamW": (optim.AdamW, torch.optim.AdamW),
+}
 
 
 def leaf(*shape):
@@ -34,12 +37,13 @@ def raised(make):
     """The exception type make() raises (None if it raises nothing)."""
     try:
         make()
-    except Exception as error:      # noqa: BLE001 - the type is what we compare
+    except Exception as error:  # noqa: BLE001 - the type is what we compare
         return type(error)
     return None
 
 
 # --- arguments, against torch's exception types ------------------------------------------
+
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 @pytest.mark.parametrize("lr, error", [(-0.1, ValueError), ("0.1", TypeError), (None, TypeError)])
@@ -67,11 +71,16 @@ def test_sgd_refuses_negative_momentum(momentum):
     with pytest.raises(ValueError, match=r"SGD: momentum must be (>= 0.0|a finite number)"):
         optim.SGD([leaf(2)], lr=0.1, momentum=momentum)
     if momentum < 0:
-        assert raised(lambda: torch.optim.SGD([torch_leaf(2)], lr=0.1, momentum=momentum)) is ValueError
+        assert (
+            raised(lambda: torch.optim.SGD([torch_leaf(2)], lr=0.1, momentum=momentum))
+            is ValueError
+        )
 
 
-@pytest.mark.parametrize("momentum, dampening", [(0.0, 0.0), (0.99, 0.0), (1.0, 0.0), (1.5, 0.5),
-                                                 (0.9, -0.5), (0.9, 2.0)])
+@pytest.mark.parametrize(
+    "momentum, dampening",
+    [(0.0, 0.0), (0.99, 0.0), (1.0, 0.0), (1.5, 0.5), (0.9, -0.5), (0.9, 2.0)],
+)
 def test_sgd_accepts_what_torch_accepts(momentum, dampening):
     torch.optim.SGD([torch_leaf(2)], lr=0.1, momentum=momentum, dampening=dampening)
     opt = optim.SGD([leaf(2)], lr=0.1, momentum=momentum, dampening=dampening)
@@ -80,15 +89,26 @@ def test_sgd_accepts_what_torch_accepts(momentum, dampening):
 
 @pytest.mark.parametrize("nesterov_case", [dict(momentum=0.0), dict(momentum=0.9, dampening=0.1)])
 def test_nesterov_needs_momentum_and_no_dampening(nesterov_case):
-    assert raised(lambda: torch.optim.SGD([torch_leaf(2)], lr=0.1, nesterov=True,
-                                          **nesterov_case)) is ValueError
-    with pytest.raises(ValueError, match=r"SGD: nesterov=True needs momentum > 0 and dampening = 0"):
+    assert (
+        raised(lambda: torch.optim.SGD([torch_leaf(2)], lr=0.1, nesterov=True, **nesterov_case))
+        is ValueError
+    )
+    with pytest.raises(
+        ValueError, match=r"SGD: nesterov=True needs momentum > 0 and dampening = 0"
+    ):
         optim.SGD([leaf(2)], lr=0.1, nesterov=True, **nesterov_case)
 
 
 @pytest.mark.parametrize("name", ["Adam", "AdamW"])
-@pytest.mark.parametrize("betas, error", [((1.0, 0.999), ValueError), ((0.9, -0.1), ValueError),
-                                          ((0.9, 1.0), ValueError), (0.9, TypeError)])
+@pytest.mark.parametrize(
+    "betas, error",
+    [
+        ((1.0, 0.999), ValueError),
+        ((0.9, -0.1), ValueError),
+        ((0.9, 1.0), ValueError),
+        (0.9, TypeError),
+    ],
+)
 def test_adam_refuses_bad_betas_with_torchs_type(name, betas, error):
     ours, theirs = OPTIMIZERS[name]
     assert raised(lambda: theirs([torch_leaf(2)], betas=betas)) is error
@@ -114,6 +134,7 @@ def test_adam_and_sgd_refuse_negative_options(name, option):
 
 
 # --- the parameters ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 @pytest.mark.parametrize("params", [[], (), iter([])], ids=["list", "tuple", "iterator"])
@@ -155,7 +176,7 @@ def test_a_leaf_that_does_not_require_grad_is_accepted_like_torch():
     torch.optim.SGD([torch.zeros(2)], lr=0.1)
     p = tg.tensor([1.0, 2.0])
     opt = optim.SGD([p], lr=0.1)
-    opt.step()                          # it has no gradient: skipped
+    opt.step()  # it has no gradient: skipped
     assert torch.equal(p.data, torch.tensor([1.0, 2.0]))
 
 
@@ -168,6 +189,7 @@ def test_a_set_of_parameters_is_refused():
 
 
 # --- parameter groups ---------------------------------------------------------------------
+
 
 def test_mixing_tensors_and_groups_is_refused():
     t = torch_leaf(2)
@@ -190,8 +212,11 @@ def test_a_parameter_in_two_groups_is_refused_and_nothing_changes():
     p, q = leaf(2), leaf(2)
     t = torch_leaf(2)
     assert raised(lambda: torch.optim.SGD([{"params": [t]}, {"params": [t]}])) is ValueError
-    with pytest.raises(ValueError, match=r"param group 1: some parameters are already in param "
-                                         r"group 0"):
+    with pytest.raises(
+        ValueError,
+        match=r"param group 1: some parameters are already in param "
+        r"group 0",
+    ):
         optim.SGD([{"params": [p]}, {"params": [q, p]}], lr=0.1)
     opt = optim.SGD([p], lr=0.1)
     with pytest.raises(ValueError, match=r"already in param group 0"):
@@ -231,6 +256,7 @@ def test_named_and_unnamed_groups_do_not_mix():
 
 # --- load_state_dict ------------------------------------------------------------------------
 
+
 def trained(make):
     """An optimizer over three parameters that has taken two steps, and a copy of its state."""
     torch.manual_seed(0)
@@ -246,8 +272,10 @@ def trained(make):
 def frozen(opt):
     """Everything load_state_dict could change: the groups, and each state tensor's values."""
     groups = [dict(g) for g in opt.param_groups]
-    state = {p: {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in s.items()}
-             for p, s in opt.state.items()}
+    state = {
+        p: {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in s.items()}
+        for p, s in opt.state.items()
+    }
     return opt.param_groups, groups, opt.state, state
 
 
@@ -271,8 +299,10 @@ def adam(params):
 
 def edit(state_dict, change):
     """A copy of a state dict (its dicts and lists; tensors shared) with change() applied."""
-    copy = {"state": {i: dict(s) for i, s in state_dict["state"].items()},
-            "param_groups": [dict(g, params=list(g["params"])) for g in state_dict["param_groups"]]}
+    copy = {
+        "state": {i: dict(s) for i, s in state_dict["state"].items()},
+        "param_groups": [dict(g, params=list(g["params"])) for g in state_dict["param_groups"]],
+    }
     change(copy)
     return copy
 
@@ -280,46 +310,90 @@ def edit(state_dict, change):
 BAD_STATE_DICTS = [
     ("not a dict", sgd, lambda sd: [sd], TypeError, r"takes the dict that state_dict\(\) returns"),
     ("no param_groups", sgd, lambda sd: {"state": sd["state"]}, KeyError, r"no 'param_groups'"),
-    ("one group fewer", sgd, lambda sd: edit(sd, lambda c: c["param_groups"].pop()), ValueError,
-     r"has 1 parameter groups, this optimizer has 2"),
-    ("a group of another size", sgd, lambda sd: edit(sd, lambda c: c["param_groups"][0]["params"].pop()),
-     ValueError, r"param group 0 has 1 parameters in the state dict, 2 in this optimizer"),
-    ("a buffer of another shape", sgd,
-     lambda sd: edit(sd, lambda c: c["state"][1].update(momentum_buffer=torch.zeros(3))),
-     ValueError, r"parameter 1: 'momentum_buffer' is shape \(3,\), the parameter has shape \(2,\)"),
-    ("a buffer that is not a tensor", sgd,
-     lambda sd: edit(sd, lambda c: c["state"][0].update(momentum_buffer=[1.0])),
-     ValueError, r"'momentum_buffer' is a list"),
-    ("a state for no parameter", sgd, lambda sd: edit(sd, lambda c: c["state"].update({7: {}})),
-     ValueError, r"parameter 7: no parameter group lists that index"),
-    ("a bad option", sgd, lambda sd: edit(sd, lambda c: c["param_groups"][1].update(lr=-1.0)),
-     ValueError, r"param group 1: lr must be >= 0.0"),
-    ("an SGD state into Adam", adam, lambda sd: sgd_state_dict(), ValueError,
-     r"has no 'step', 'exp_avg', 'exp_avg_sq'.*another kind of optimizer"),
-    ("amsgrad without its maximum", adam,
-     lambda sd: edit(sd, lambda c: c["state"][2].pop("max_exp_avg_sq")), ValueError,
-     r"parameter 2 has no 'max_exp_avg_sq'"),
-    ("a step that is not a number", adam,
-     lambda sd: edit(sd, lambda c: c["state"][0].update(step="two")), ValueError,
-     r"'step' must be a number"),
+    (
+        "one group fewer",
+        sgd,
+        lambda sd: edit(sd, lambda c: c["param_groups"].pop()),
+        ValueError,
+        r"has 1 parameter groups, this optimizer has 2",
+    ),
+    (
+        "a group of another size",
+        sgd,
+        lambda sd: edit(sd, lambda c: c["param_groups"][0]["params"].pop()),
+        ValueError,
+        r"param group 0 has 1 parameters in the state dict, 2 in this optimizer",
+    ),
+    (
+        "a buffer of another shape",
+        sgd,
+        lambda sd: edit(sd, lambda c: c["state"][1].update(momentum_buffer=torch.zeros(3))),
+        ValueError,
+        r"parameter 1: 'momentum_buffer' is shape \(3,\), the parameter has shape \(2,\)",
+    ),
+    (
+        "a buffer that is not a tensor",
+        sgd,
+        lambda sd: edit(sd, lambda c: c["state"][0].update(momentum_buffer=[1.0])),
+        ValueError,
+        r"'momentum_buffer' is a list",
+    ),
+    (
+        "a state for no parameter",
+        sgd,
+        lambda sd: edit(sd, lambda c: c["state"].update({7: {}})),
+        ValueError,
+        r"parameter 7: no parameter group lists that index",
+    ),
+    (
+        "a bad option",
+        sgd,
+        lambda sd: edit(sd, lambda c: c["param_groups"][1].update(lr=-1.0)),
+        ValueError,
+        r"param group 1: lr must be >= 0.0",
+    ),
+    (
+        "an SGD state into Adam",
+        adam,
+        lambda sd: sgd_state_dict(),
+        ValueError,
+        r"has no 'step', 'exp_avg', 'exp_avg_sq'.*another kind of optimizer",
+    ),
+    (
+        "amsgrad without its maximum",
+        adam,
+        lambda sd: edit(sd, lambda c: c["state"][2].pop("max_exp_avg_sq")),
+        ValueError,
+        r"parameter 2 has no 'max_exp_avg_sq'",
+    ),
+    (
+        "a step that is not a number",
+        adam,
+        lambda sd: edit(sd, lambda c: c["state"][0].update(step="two")),
+        ValueError,
+        r"'step' must be a number",
+    ),
 ]
 
 
 def sgd_state_dict():
     opt, _ = trained(sgd)
     sd = opt.state_dict()
-    sd["param_groups"] = [dict(g, betas=(0.9, 0.999), eps=1e-8, amsgrad=True)
-                          for g in sd["param_groups"]]
+    sd["param_groups"] = [
+        dict(g, betas=(0.9, 0.999), eps=1e-8, amsgrad=True) for g in sd["param_groups"]
+    ]
     return sd
 
 
-@pytest.mark.parametrize("label, make, corrupt, error, match", BAD_STATE_DICTS,
-                         ids=[case[0] for case in BAD_STATE_DICTS])
-def test_a_bad_state_dict_is_refused_and_the_optimizer_is_unchanged(label, make, corrupt, error,
-                                                                     match):
+@pytest.mark.parametrize(
+    "label, make, corrupt, error, match", BAD_STATE_DICTS, ids=[case[0] for case in BAD_STATE_DICTS]
+)
+def test_a_bad_state_dict_is_refused_and_the_optimizer_is_unchanged(
+    label, make, corrupt, error, match
+):
     source, _ = trained(make)
     target, _ = trained(make)
-    for state in target.state.values():     # make the target's state differ from the source's
+    for state in target.state.values():  # make the target's state differ from the source's
         for value in state.values():
             if isinstance(value, torch.Tensor) and value.dim():
                 value.add_(1.0)
@@ -335,7 +409,13 @@ def test_torch_refuses_the_same_group_mistakes_with_the_same_types():
     sd = opt.state_dict()
     assert raised(lambda: opt.load_state_dict([sd])) is TypeError
     assert raised(lambda: opt.load_state_dict({"state": {}})) is KeyError
-    assert raised(lambda: opt.load_state_dict(edit(sd, lambda c: c["param_groups"].pop()))) \
+    assert (
+        raised(lambda: opt.load_state_dict(edit(sd, lambda c: c["param_groups"].pop())))
         is ValueError
-    assert raised(lambda: opt.load_state_dict(
-        edit(sd, lambda c: c["param_groups"][0]["params"].pop()))) is ValueError
+    )
+    assert (
+        raised(
+            lambda: opt.load_state_dict(edit(sd, lambda c: c["param_groups"][0]["params"].pop()))
+        )
+        is ValueError
+    )

@@ -20,8 +20,11 @@ import tapegrad as tg
 from tapegrad import _kernels, optim
 
 STEPS = 25
-TOL = {torch.float64: dict(rtol=1e-12, atol=1e-14), torch.complex128: dict(rtol=1e-12, atol=1e-14),
-       torch.float32: dict(rtol=1e-5, atol=1e-6)}
+TOL = {
+    torch.float64: dict(rtol=1e-12, atol=1e-14),
+    torch.complex128: dict(rtol=1e-12, atol=1e-14),
+    torch.float32: dict(rtol=1e-5, atol=1e-6),
+}
 
 PARAM_KINDS = ["contiguous", "strided", "transposed", "0-d", "empty"]
 GRAD_KINDS = ["contiguous", "transposed", "strided"]
@@ -32,7 +35,7 @@ def make_storage(kind, dtype, g):
     if kind == "contiguous":
         store = torch.randn(3, 4, generator=g, dtype=dtype)
         return store, store
-    if kind == "strided":                       # every other element: store[..., 1] is not ours
+    if kind == "strided":  # every other element: store[..., 1] is not ours
         store = torch.randn(3, 4, 2, generator=g, dtype=dtype)
         return store, store[..., 0]
     if kind == "transposed":
@@ -61,8 +64,9 @@ def twins(kinds, dtype, seed=0):
     for kind in kinds:
         store, view = make_storage(kind, dtype, g)
         their_store = store.clone()
-        their_view = their_store.as_strided(view.shape, view.stride(),
-                                            view.storage_offset()).requires_grad_(True)
+        their_view = their_store.as_strided(
+            view.shape, view.stride(), view.storage_offset()
+        ).requires_grad_(True)
         assert their_view.stride() == view.stride() and torch.equal(their_view.detach(), view)
         result.append((tg.Tensor(view, requires_grad=True), store, their_view, their_store))
     return result
@@ -75,18 +79,26 @@ def follow_torch(make_ours, make_theirs, kinds, dtype, grad_kind, steps=STEPS, s
     g, g_theirs = (torch.Generator().manual_seed(seed + 1) for _ in range(2))
     starts = [store.clone() for _, store, _, _ in pairs]
     for step in range(steps):
-        for p, _, q, _ in pairs:        # the same values, laid out the same way, for each
+        for p, _, q, _ in pairs:  # the same values, laid out the same way, for each
             p.grad = make_grad(grad_kind, tuple(p.shape), dtype, g)
             q.grad = make_grad(grad_kind, tuple(p.shape), dtype, g_theirs)
         ours.step()
         theirs.step()
         for i, (p, _, q, _) in enumerate(pairs):
-            if not torch.allclose(p.data, q.detach(), **TOL[dtype]):    # fast; then the message
-                torch.testing.assert_close(p.data, q.detach(), **TOL[dtype],
-                                           msg=lambda m: f"step {step + 1}, {kinds[i]}: {m}")
+            if not torch.allclose(p.data, q.detach(), **TOL[dtype]):  # fast; then the message
+                torch.testing.assert_close(
+                    p.data,
+                    q.detach(),
+                    **TOL[dtype],
+                    msg=lambda m: f"step {step + 1}, {kinds[i]}: {m}",
+                )
     for kind, (_, store, _, their_store), start in zip(kinds, pairs, starts):
-        torch.testing.assert_close(store, their_store.detach(), **TOL[dtype],
-                                   msg=lambda m: f"the memory around the {kind} parameter: {m}")
+        torch.testing.assert_close(
+            store,
+            their_store.detach(),
+            **TOL[dtype],
+            msg=lambda m: f"the memory around the {kind} parameter: {m}",
+        )
         if store.numel():
             assert not torch.equal(store, start), f"the {kind} parameter did not move"
 
@@ -117,17 +129,30 @@ def name(config):
 @pytest.mark.parametrize("grad_kind", GRAD_KINDS)
 @pytest.mark.parametrize("config", SGD_CONFIGS, ids=name)
 def test_sgd_follows_torch_on_every_layout(config, grad_kind, dtype):
-    follow_torch(lambda ps: optim.SGD(ps, **config), lambda ps: torch.optim.SGD(ps, **config),
-                 PARAM_KINDS, dtype, grad_kind)
+    follow_torch(
+        lambda ps: optim.SGD(ps, **config),
+        lambda ps: torch.optim.SGD(ps, **config),
+        PARAM_KINDS,
+        dtype,
+        grad_kind,
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128], ids=str)
 @pytest.mark.parametrize("grad_kind", GRAD_KINDS)
-@pytest.mark.parametrize("ours, theirs, config", ADAM_CONFIGS,
-                         ids=[f"{c[0].__name__}:{name(c[2])}" for c in ADAM_CONFIGS])
+@pytest.mark.parametrize(
+    "ours, theirs, config",
+    ADAM_CONFIGS,
+    ids=[f"{c[0].__name__}:{name(c[2])}" for c in ADAM_CONFIGS],
+)
 def test_adam_follows_torch_on_every_layout(ours, theirs, config, grad_kind, dtype):
-    follow_torch(lambda ps: ours(ps, **config), lambda ps: theirs(ps, **config), PARAM_KINDS,
-                 dtype, grad_kind)
+    follow_torch(
+        lambda ps: ours(ps, **config),
+        lambda ps: theirs(ps, **config),
+        PARAM_KINDS,
+        dtype,
+        grad_kind,
+    )
 
 
 def bitwise(make_ours, make_theirs, kinds, dtype, grad_kind, steps=STEPS):
@@ -146,34 +171,47 @@ def bitwise(make_ours, make_theirs, kinds, dtype, grad_kind, steps=STEPS):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128, torch.float32], ids=str)
-@pytest.mark.parametrize("ours, theirs, config", ADAM_CONFIGS,
-                         ids=[f"{c[0].__name__}:{name(c[2])}" for c in ADAM_CONFIGS])
+@pytest.mark.parametrize(
+    "ours, theirs, config",
+    ADAM_CONFIGS,
+    ids=[f"{c[0].__name__}:{name(c[2])}" for c in ADAM_CONFIGS],
+)
 def test_adam_is_torchs_per_tensor_rule_to_the_last_bit(ours, theirs, config, dtype):
-    bitwise(lambda ps: ours(ps, **config), lambda ps: theirs(ps, **config, foreach=False),
-            PARAM_KINDS, dtype, "transposed")
+    bitwise(
+        lambda ps: ours(ps, **config),
+        lambda ps: theirs(ps, **config, foreach=False),
+        PARAM_KINDS,
+        dtype,
+        "transposed",
+    )
 
 
 @pytest.mark.parametrize("config", SGD_CONFIGS, ids=name)
 def test_sgd_where_the_fused_kernel_is_not_exact_is_torchs_rule_to_the_last_bit(config):
     # complex, strided and a gradient laid out unlike its parameter: the per-tensor path
-    bitwise(lambda ps: optim.SGD(ps, **config),
-            lambda ps: torch.optim.SGD(ps, **config, foreach=False),
-            ["strided", "transposed"], torch.complex128, "contiguous")
+    bitwise(
+        lambda ps: optim.SGD(ps, **config),
+        lambda ps: torch.optim.SGD(ps, **config, foreach=False),
+        ["strided", "transposed"],
+        torch.complex128,
+        "contiguous",
+    )
 
 
 def test_the_reproduction_from_the_issue():
     """A strided view parameter: the step changes the view and nothing around it."""
-    store = torch.arange(12.).reshape(2, 3, 2)
+    store = torch.arange(12.0).reshape(2, 3, 2)
     w = tg.Tensor(store[..., 0], requires_grad=True)
     w.grad = torch.ones(2, 3)
     tg.optim.SGD([w], lr=0.5).step()
-    assert torch.equal(store[..., 1], torch.arange(12.).reshape(2, 3, 2)[..., 1])
-    assert torch.equal(store[..., 0], torch.arange(12.).reshape(2, 3, 2)[..., 0] - 0.5)
+    assert torch.equal(store[..., 1], torch.arange(12.0).reshape(2, 3, 2)[..., 1])
+    assert torch.equal(store[..., 0], torch.arange(12.0).reshape(2, 3, 2)[..., 0] - 0.5)
 
 
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_one_step_splits_the_parameters_between_the_fused_kernel_and_the_per_tensor_path(
-        monkeypatch, momentum):
+    monkeypatch, momentum
+):
     if _kernels.sgd_step is _kernels._public_sgd:
         pytest.skip("this torch has no fused SGD kernel")
     calls = {"fused": [], "public": []}
@@ -182,6 +220,7 @@ def test_one_step_splits_the_parameters_between_the_fused_kernel_and_the_per_ten
         def run(params, *args, **kwargs):
             calls[kind].append([p.data_ptr() for p in params])
             return kernel(params, *args, **kwargs)
+
         return run
 
     monkeypatch.setattr(_kernels, "sgd_step", spy("fused", _kernels.sgd_step))
@@ -195,7 +234,7 @@ def test_one_step_splits_the_parameters_between_the_fused_kernel_and_the_per_ten
     transposed = tg.Tensor(torch.randn(4, 3, generator=g).t(), requires_grad=True)
     params = [plain, other_dtype, strided, complex_, half, transposed]
     for p in params:
-        p.grad = torch.ones_like(p.data)            # ones_like keeps a transposed layout
+        p.grad = torch.ones_like(p.data)  # ones_like keeps a transposed layout
     opt = optim.SGD(params, lr=0.1, momentum=momentum)
     for _ in range(2):
         calls["fused"].clear()
@@ -205,21 +244,28 @@ def test_one_step_splits_the_parameters_between_the_fused_kernel_and_the_per_ten
         public = sorted(ptr for call in calls["public"] for ptr in call)
         assert fused == sorted(p.data.data_ptr() for p in (plain, other_dtype, transposed))
         assert public == sorted(p.data.data_ptr() for p in (strided, complex_, half))
-        assert len(calls["fused"]) == 2             # one call per dtype
-    transposed.grad = torch.ones(3, 4)              # now laid out unlike its parameter
+        assert len(calls["fused"]) == 2  # one call per dtype
+    transposed.grad = torch.ones(3, 4)  # now laid out unlike its parameter
     calls["public"].clear()
     opt.step()
     assert transposed.data.data_ptr() in calls["public"][0]
 
 
 def test_sgd_with_momentum_1_follows_torch_like_any_momentum():
-    follow_torch(lambda ps: optim.SGD(ps, lr=0.01, momentum=1.0),
-                 lambda ps: torch.optim.SGD(ps, lr=0.01, momentum=1.0),
-                 ["contiguous", "transposed"], torch.float64, "contiguous")
+    follow_torch(
+        lambda ps: optim.SGD(ps, lr=0.01, momentum=1.0),
+        lambda ps: torch.optim.SGD(ps, lr=0.01, momentum=1.0),
+        ["contiguous", "transposed"],
+        torch.float64,
+        "contiguous",
+    )
 
 
-@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
-                                  lambda ps: optim.Adam(ps, lr=0.1)], ids=["SGD", "Adam"])
+@pytest.mark.parametrize(
+    "make",
+    [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9), lambda ps: optim.Adam(ps, lr=0.1)],
+    ids=["SGD", "Adam"],
+)
 def test_a_gradient_from_create_graph_is_read_through_its_data(make):
     """After backward(create_graph=True) a .grad may be a tapegrad Tensor: its values are used."""
     results = []
@@ -263,9 +309,9 @@ def test_a_parameter_whose_data_becomes_a_strided_view_is_not_given_to_the_fused
     w = tg.Tensor(torch.zeros(2, 3), requires_grad=True)
     opt = optim.SGD([w], lr=0.5, momentum=0.9)
     w.grad = torch.ones(2, 3)
-    opt.step()                                      # contiguous: the fused kernel
+    opt.step()  # contiguous: the fused kernel
     store = torch.zeros(2, 3, 2)
-    w.data = store[..., 0]                          # now a view with gaps
+    w.data = store[..., 0]  # now a view with gaps
     opt.state[w]["momentum_buffer"] = torch.zeros(2, 3)
     opt.step()
     assert torch.equal(store[..., 1], torch.zeros(2, 3))

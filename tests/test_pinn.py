@@ -29,15 +29,19 @@ def pinn():
 
 
 def test_a_short_run_from_the_command_line(tmp_path):
-    result = subprocess.run([sys.executable, str(SCRIPT), "--steps", "400", "--every", "100",
-                             "--out", str(tmp_path)], capture_output=True, text=True,
-                            timeout=300, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--steps", "400", "--every", "100", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     progress = [PROGRESS.match(line) for line in lines if line.startswith("step")]
     assert [int(m.group(1)) for m in progress] == [1, 100, 200, 300, 400]
     losses = [float(m.group(2)) for m in progress]
-    assert losses[-1] < losses[0] / 100                 # it learns
+    assert losses[-1] < losses[0] / 100  # it learns
     final = float(lines[-1].removeprefix("max abs error "))
     assert lines[-1].startswith("max abs error ") and final < float(progress[0].group(3))
     assert (tmp_path / "pinn_poisson.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -58,7 +62,7 @@ def test_its_steps_equal_torch_autograd_from_the_same_weights(pinn):
     reference = torch.optim.Adam([p for layer in layers for p in layer.parameters()], lr=1e-2)
     points = torch.linspace(0, 1, 16, dtype=torch.float64).reshape(-1, 1)
     x = tg.Tensor(points.clone(), requires_grad=True)
-    source = tg.Tensor(-math.pi ** 2 * torch.sin(math.pi * points))
+    source = tg.Tensor(-(math.pi**2) * torch.sin(math.pi * points))
     rx = points.clone().requires_grad_()
 
     def u(v):
@@ -72,8 +76,8 @@ def test_its_steps_equal_torch_autograd_from_the_same_weights(pinn):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        du, = torch.autograd.grad(u(rx).sum(), rx, create_graph=True)
-        d2u, = torch.autograd.grad(du.sum(), rx, create_graph=True)
+        (du,) = torch.autograd.grad(u(rx).sum(), rx, create_graph=True)
+        (d2u,) = torch.autograd.grad(du.sum(), rx, create_graph=True)
         rloss = ((d2u - source.data) ** 2).mean()
         reference.zero_grad()
         rloss.backward()
@@ -85,9 +89,11 @@ def test_its_steps_equal_torch_autograd_from_the_same_weights(pinn):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.skipif(not os.environ.get("TAPEGRAD_FULL_RUNS"),
-                    reason="3,000 steps (about 15 s alone, minutes on a busy machine): "
-                           "set TAPEGRAD_FULL_RUNS=1 to run it")
+@pytest.mark.skipif(
+    not os.environ.get("TAPEGRAD_FULL_RUNS"),
+    reason="3,000 steps (about 15 s alone, minutes on a busy machine): "
+    "set TAPEGRAD_FULL_RUNS=1 to run it",
+)
 def test_the_full_run_reaches_the_target(pinn):
     network, _ = pinn.train(every=0)
     assert pinn.max_error(network) <= 1e-3

@@ -14,9 +14,16 @@ LINE = re.compile(r"^  %(\d+) = (\w+)\((.*)\)\s+-> (\(.*?\))\s*(.*)$")
 def disk():
     g = torch.Generator().manual_seed(0)
     x, t = tg.data.generate_disc_set(10, g)
-    model = nn.Sequential(nn.Linear(2, 25, generator=g), nn.ReLU(), nn.Linear(25, 25, generator=g),
-                          nn.ReLU(), nn.Linear(25, 25, generator=g), nn.Tanh(),
-                          nn.Linear(25, 1, generator=g), nn.Tanh())
+    model = nn.Sequential(
+        nn.Linear(2, 25, generator=g),
+        nn.ReLU(),
+        nn.Linear(25, 25, generator=g),
+        nn.ReLU(),
+        nn.Linear(25, 25, generator=g),
+        nn.Tanh(),
+        nn.Linear(25, 1, generator=g),
+        nn.Tanh(),
+    )
     with tg.Tape() as tape:
         loss = nn.MSELoss()(model(x), t)
     return model, tape, loss, x, t
@@ -32,7 +39,7 @@ def test_one_line_per_node_with_index_op_inputs_shape_and_value():
     title, rows = parse(str(tape))
     assert title == "Tape of 9 nodes"
     assert len(rows) == len(tape)
-    for node, (index, op, args, shape, rest) in zip(tape, rows):
+    for node, (index, op, _args, shape, rest) in zip(tape, rows):
         assert int(index) == node.index
         assert op == node.name
         assert shape == str(tuple(node.shape))
@@ -41,7 +48,7 @@ def test_one_line_per_node_with_index_op_inputs_shape_and_value():
     assert rows[0][2] == "input(10, 2), Linear0.weight, Linear0.bias"
     assert rows[1][2] == "%0"
     assert rows[6][2] == "%5, Linear3.weight, Linear3.bias"
-    assert rows[8][2] == "%7, input(10, 1)"          # reduction='mean', the default: not shown
+    assert rows[8][2] == "%7, input(10, 1)"  # reduction='mean', the default: not shown
     assert rows[8][4] == f"{loss.item():.4g}"
 
 
@@ -65,15 +72,25 @@ def test_constants_are_shown_by_name_and_defaults_left_out():
     x = tg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
     with tg.Tape() as tape:
         a = x * 2
-        b = a ** 3
+        b = a**3
         c = b.sum()
         d = b.mean(1, keepdim=True)
         e = b.reshape(4)
-    assert [constants_text(node) for node in tape] == [["2"], ["3"], [], ["dim=1", "keepdim=True"],
-                                                        ["shape=(4,)"]]
+    assert [constants_text(node) for node in tape] == [
+        ["2"],
+        ["3"],
+        [],
+        ["dim=1", "keepdim=True"],
+        ["shape=(4,)"],
+    ]
     _, rows = parse(str(tape))
-    assert [r[2] for r in rows] == ["leaf(2, 2), 2", "%0, 3", "%1", "%1, dim=1, keepdim=True",
-                                    "%1, shape=(4,)"]
+    assert [r[2] for r in rows] == [
+        "leaf(2, 2), 2",
+        "%0, 3",
+        "%1",
+        "%1, dim=1, keepdim=True",
+        "%1, shape=(4,)",
+    ]
     assert c.requires_grad and d.requires_grad and e.requires_grad
 
 
@@ -110,7 +127,7 @@ def test_a_user_op_prints_by_its_class_name():
 
         @staticmethod
         def backward(ctx, grad):
-            x, = ctx.saved_tensors
+            (x,) = ctx.saved_tensors
             return grad * 2 * x
 
     w = tg.tensor([1.0, 2.0], requires_grad=True)
@@ -127,5 +144,8 @@ def test_indexing_reads_like_python():
         x[1:, ::2]
         x[:, 0]
         x[0]
-    assert [constants_text(node) for node in tape] == [["index=(1:, ::2)"], ["index=(:, 0)"],
-                                                        ["index=0"]]
+    assert [constants_text(node) for node in tape] == [
+        ["index=(1:, ::2)"],
+        ["index=(:, 0)"],
+        ["index=0"],
+    ]

@@ -13,7 +13,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def test_every_python_block_of_the_readme_runs(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)             # the pictures and pages the blocks write land here
+    monkeypatch.chdir(tmp_path)  # the pictures and pages the blocks write land here
     namespace = {"__name__": "readme"}
     ran = 0
     for number, (language, code, _, _) in enumerate(blocks(README.read_text(encoding="utf-8"))):
@@ -27,4 +27,4 @@ def test_every_python_block_of_the_readme_runs(tmp_path, monkeypatch, capsys):
     assert ran >= 5
     assert (tmp_path / "tape.svg").exists() and (tmp_path / "backprop.html").exists()
     printed = capsys.readouterr().out
-    assert "Tape of 3 nodes" in printed          # the first example's print(tape)
+    assert "Tape of 3 nodes" in printed  # the first example's print(tape)

@@ -62,7 +62,7 @@ def build(kind, seed):
 def train(model, opt, sched, start, stop):
     loss_fn = nn.MSELoss()
     for _ in range(start, stop):
-        x = torch.randn(16, 3)                      # the global generator: its state is saved
+        x = torch.randn(16, 3)  # the global generator: its state is saved
         t = torch.sin(x).sum(1, keepdim=True)
         opt.zero_grad()
         loss_fn(model(x), t).backward()
@@ -81,14 +81,21 @@ def uninterrupted(kind):
 def first_part(kind, path):
     model, opt, sched = build(kind, seed=0)
     train(model, opt, sched, 0, K)
-    tg.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-             "scheduler": None if sched is None else sched.state_dict(),
-             "step": K, "rng": torch.get_rng_state()}, path)
+    tg.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": None if sched is None else sched.state_dict(),
+            "step": K,
+            "rng": torch.get_rng_state(),
+        },
+        path,
+    )
 
 
 def second_part(kind, path, out):
     checkpoint = tg.load(path)
-    model, opt, sched = build(kind, seed=1)        # other initial weights: the checkpoint's count
+    model, opt, sched = build(kind, seed=1)  # other initial weights: the checkpoint's count
     model.load_state_dict(checkpoint["model"])
     opt.load_state_dict(checkpoint["optimizer"])
     if sched is not None:
@@ -99,9 +106,15 @@ def second_part(kind, path, out):
 
 
 def run_worker(part, directory):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))    # this tree's tapegrad, not an installed one
-    result = subprocess.run([sys.executable, __file__, part, str(directory)], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))  # this tree's tapegrad, not an installed one
+    result = subprocess.run(
+        [sys.executable, __file__, part, str(directory)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
 
 

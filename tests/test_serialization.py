@@ -55,7 +55,7 @@ def test_state_dict_round_trip_keeps_dtype(tmp_path):
     tg.save(model.state_dict(), path)
     state = tg.load(path)
     assert all(value.dtype == torch.float64 for value in state.values())
-    tg.save({"w": tg.tensor([1.0, 2.0])}, tmp_path / "tensors.pt")      # tapegrad Tensors too
+    tg.save({"w": tg.tensor([1.0, 2.0])}, tmp_path / "tensors.pt")  # tapegrad Tensors too
     assert torch.equal(tg.load(tmp_path / "tensors.pt")["w"], torch.tensor([1.0, 2.0]))
 
 
@@ -133,10 +133,13 @@ def test_load_with_map_location(tmp_path):
 
 # --- training checkpoints: nested plain data ---------------------------------------------
 
+
 def trained_parts():
     model = make_model()
-    opt = optim.Adam([{"params": model[0].parameters()}, {"params": model[2].parameters(),
-                                                          "lr": 0.01}], amsgrad=True)
+    opt = optim.Adam(
+        [{"params": model[0].parameters()}, {"params": model[2].parameters(), "lr": 0.01}],
+        amsgrad=True,
+    )
     sched = lr_scheduler.MultiStepLR(opt, milestones=[2, 2, 5], gamma=0.5)
     for _ in range(3):
         opt.zero_grad()
@@ -167,16 +170,27 @@ def assert_same(saved, loaded, where="checkpoint"):
 def test_a_training_checkpoint_round_trips(tmp_path):
     model, opt, sched = trained_parts()
     plateau = lr_scheduler.ReduceLROnPlateau(optim.SGD(model.parameters(), lr=0.1))
-    checkpoint = {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                  "scheduler": sched.state_dict(), "plateau": plateau.state_dict(), "epoch": 3,
-                  "rng": torch.get_rng_state(), "history": [0.5, 0.25, math.nan],
-                  "config": ("adam", None, True, 2.5), "tapegrad tensor": tg.tensor([1.0, 2.0])}
+    checkpoint = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "plateau": plateau.state_dict(),
+        "epoch": 3,
+        "rng": torch.get_rng_state(),
+        "history": [0.5, 0.25, math.nan],
+        "config": ("adam", None, True, 2.5),
+        "tapegrad tensor": tg.tensor([1.0, 2.0]),
+    }
     tg.save(checkpoint, tmp_path / "ckpt.pt")
     loaded = tg.load(tmp_path / "ckpt.pt")
-    expected = dict(checkpoint, model=dict(checkpoint["model"]),
-                    scheduler=dict(checkpoint["scheduler"],
-                                   milestones=dict(sched.milestones)),      # a Counter: a dict
-                    **{"tapegrad tensor": torch.tensor([1.0, 2.0])})
+    expected = dict(
+        checkpoint,
+        model=dict(checkpoint["model"]),
+        scheduler=dict(
+            checkpoint["scheduler"], milestones=dict(sched.milestones)
+        ),  # a Counter: a dict
+        **{"tapegrad tensor": torch.tensor([1.0, 2.0])},
+    )
     assert_same(expected, loaded)
     assert loaded["optimizer"]["state"][0]["step"].item() == 3.0
     assert loaded["plateau"]["best"] == math.inf
@@ -211,14 +225,24 @@ def test_numbers_that_subclass_plain_types_are_saved_as_plain_numbers(tmp_path):
     assert type(loaded["loss"]) is float and loaded["loss"] == 0.25 and loaded["flag"] is True
 
 
-@pytest.mark.parametrize("checkpoint, error, match", [
-    ({"model": {}, "loss_fn": len}, TypeError,
-     r"\['loss_fn'\] is a builtin_function_or_method, which tapegrad.load could not read back"),
-    ({"a": [1, {"b": object()}]}, TypeError, r"\['a'\]\[1\]\['b'\] is a object"),
-    ({"a": {(1, 2): torch.zeros(1)}}, TypeError, r"\['a'\] has a key of type tuple"),
-    ({"dtype": [torch.float32]}, TypeError, r"\['dtype'\]\[0\] is a dtype"),
-], ids=["function", "object", "tuple key", "dtype"])
-def test_save_refuses_what_load_could_not_read_and_writes_nothing(tmp_path, checkpoint, error, match):
+@pytest.mark.parametrize(
+    "checkpoint, error, match",
+    [
+        (
+            {"model": {}, "loss_fn": len},
+            TypeError,
+            r"\['loss_fn'\] is a builtin_function_or_method, which tapegrad.load could not "
+            r"read back",
+        ),
+        ({"a": [1, {"b": object()}]}, TypeError, r"\['a'\]\[1\]\['b'\] is a object"),
+        ({"a": {(1, 2): torch.zeros(1)}}, TypeError, r"\['a'\] has a key of type tuple"),
+        ({"dtype": [torch.float32]}, TypeError, r"\['dtype'\]\[0\] is a dtype"),
+    ],
+    ids=["function", "object", "tuple key", "dtype"],
+)
+def test_save_refuses_what_load_could_not_read_and_writes_nothing(
+    tmp_path, checkpoint, error, match
+):
     with pytest.raises(error, match=match):
         tg.save(checkpoint, tmp_path / "x.pt")
     assert os.listdir(tmp_path) == []
@@ -253,7 +277,7 @@ def test_a_failed_save_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatc
 def test_load_refuses_a_torch_saved_checkpoint_holding_other_objects(tmp_path):
     path = tmp_path / "x.pt"
     torch.save({"model": {"w": torch.zeros(2)}, "dtype": torch.float64}, path)
-    torch.load(path, weights_only=True)            # torch itself would load it
+    torch.load(path, weights_only=True)  # torch itself would load it
     with pytest.raises(ValueError, match=rf"{path} holds a dtype at \['dtype'\]"):
         tg.load(path)
 
@@ -287,6 +311,7 @@ def test_a_flipped_bit_in_a_training_checkpoint_is_refused(tmp_path):
 
 def test_load_reads_a_file_object_like_torch_load():
     import io
+
     buffer = io.BytesIO()
     tg.save({"w": torch.arange(3.0)}, buffer)
     assert torch.equal(tg.load(buffer)["w"], torch.arange(3.0))

@@ -1,4 +1,5 @@
-"""softmax, log_softmax and logsumexp: against torch autograd (first and second order) and finite differences.
+"""softmax, log_softmax and logsumexp: against torch autograd (first and second order) and
+finite differences.
 
 Hypothesis draws the shape and the dimension; values come from a seeded
 generator. Stability is checked where the naive formulas overflow
@@ -11,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tapegrad as tg
-from helpers import check_against_torch, check_both, check_second_order, randn, seeds, shapes
 from tapegrad import ops
+
+from helpers import check_against_torch, check_both, check_second_order, randn, seeds, shapes
 
 EXAMPLES = settings(max_examples=25, deadline=None)
 
@@ -48,7 +50,7 @@ def test_logsumexp_over_several_dimensions(dims):
 
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_strided_inputs_and_float32(name):
-    x = randn((4, 5), 1).t()                                  # a transposed view
+    x = randn((4, 5), 1).t()  # a transposed view
     # (tapegrad.gradcheck takes contiguous inputs: torch's two references here)
     check_against_torch(lambda t: FUNCTIONS[name](t, 1), x)
     check_second_order(lambda t: FUNCTIONS[name](t, 1), x)
@@ -66,7 +68,7 @@ def test_large_values_do_not_overflow():
         out = check_against_torch(lambda t: FUNCTIONS[name](t, 1), x)
         assert torch.isfinite(out.data).all(), name
     naive = x.exp() / x.exp().sum(1, keepdim=True)
-    assert torch.isnan(naive).any()                    # what the stable forms avoid
+    assert torch.isnan(naive).any()  # what the stable forms avoid
 
 
 def test_minus_infinity_follows_torch():
@@ -74,7 +76,7 @@ def test_minus_infinity_follows_torch():
     x = torch.tensor([[0.5, float("-inf"), 1.0], [-1.0, 2.0, float("-inf")]], dtype=torch.float64)
     for name in FUNCTIONS:
         if name.startswith("log_softmax"):
-            continue            # -inf outputs: the random weighting gives inf - inf
+            continue  # -inf outputs: the random weighting gives inf - inf
         check_against_torch(lambda t: FUNCTIONS[name](t, 1), x)
     row = torch.full((1, 3), float("-inf"), dtype=torch.float64)
     ours = tg.Tensor(row.clone(), requires_grad=True)
@@ -98,7 +100,8 @@ def test_logsumexp_gradgradcheck():
 
 
 def test_third_order_through_the_derivative_ops():
-    """SoftmaxBackward's and LogSoftmaxBackward's own derivatives, against torch's third derivative."""
+    """SoftmaxBackward's and LogSoftmaxBackward's own derivatives, against torch's third
+    derivative."""
     for name in ("softmax", "log_softmax"):
         x = randn((2, 3), 4)
         ours = tg.Tensor(x.clone(), requires_grad=True)
@@ -106,10 +109,12 @@ def test_third_order_through_the_derivative_ops():
         results = []
         for leaf in (ours, theirs):
             grad = tg.grad if isinstance(leaf, tg.Tensor) else torch.autograd.grad
-            y = (FUNCTIONS[name](leaf, 1) * torch.arange(6.0, dtype=torch.float64).reshape(2, 3)).sum()
-            g1, = grad(y, [leaf], create_graph=True)
-            g2, = grad((g1 * g1).sum(), [leaf], create_graph=True)
-            g3, = grad((g2 * g2 * g1).sum(), [leaf])
+            y = (
+                FUNCTIONS[name](leaf, 1) * torch.arange(6.0, dtype=torch.float64).reshape(2, 3)
+            ).sum()
+            (g1,) = grad(y, [leaf], create_graph=True)
+            (g2,) = grad((g1 * g1).sum(), [leaf], create_graph=True)
+            (g3,) = grad((g2 * g2 * g1).sum(), [leaf])
             results.append(g3.data if isinstance(g3, tg.Tensor) else g3)
         torch.testing.assert_close(results[0], results[1])
 
@@ -129,7 +134,7 @@ def test_functions_methods_and_dtype():
 def test_derivative_ops_are_recorded_by_create_graph():
     x = tg.Tensor(randn((2, 3), 6), requires_grad=True)
     y = (x.softmax(1) * x.log_softmax(0)).sum()
-    g, = tg.grad(y, [x], create_graph=True)
+    (g,) = tg.grad(y, [x], create_graph=True)
     names = {node.name for node in g.tape.nodes}
     assert {"SoftmaxBackward", "LogSoftmaxBackward"} <= names
 
@@ -143,14 +148,15 @@ def test_one_node_each_on_the_tape():
     assert [node.op for node in tape.nodes] == [ops.Softmax, ops.LogSoftmax, ops.LogSumExp]
 
 
-@pytest.mark.parametrize("fn", [lambda t: t.softmax(2), lambda t: t.log_softmax(-3),
-                                lambda t: t.logsumexp((0, 5))])
+@pytest.mark.parametrize(
+    "fn", [lambda t: t.softmax(2), lambda t: t.log_softmax(-3), lambda t: t.logsumexp((0, 5))]
+)
 def test_a_dimension_out_of_range_is_an_index_error(fn):
     x = tg.Tensor(randn((2, 3), 8), requires_grad=True)
     with pytest.raises(IndexError, match=r"out of range .*shape \(2, 3\).*\[-2, 1\]"):
         fn(x)
     with pytest.raises(IndexError):
-        fn(torch.zeros(2, 3))           # torch raises IndexError too
+        fn(torch.zeros(2, 3))  # torch raises IndexError too
 
 
 def test_a_bad_dim_type_is_a_type_error():
@@ -158,8 +164,9 @@ def test_a_bad_dim_type_is_a_type_error():
         tg.Tensor(randn((2, 3), 9)).softmax(1.5)
 
 
-@pytest.mark.parametrize("op", [ops.Softmax, ops.SoftmaxBackward, ops.LogSoftmax,
-                                ops.LogSoftmaxBackward, ops.LogSumExp])
+@pytest.mark.parametrize(
+    "op", [ops.Softmax, ops.SoftmaxBackward, ops.LogSoftmax, ops.LogSoftmaxBackward, ops.LogSumExp]
+)
 def test_fresh_grads_are_really_fresh(op):
     x = tg.Tensor(randn((3, 4), 10), requires_grad=True)
     g = tg.Tensor(randn((3, 4), 11), requires_grad=True)
@@ -183,11 +190,12 @@ def test_fresh_grads_are_really_fresh(op):
 
 
 def softmax_tape():
-    """Every op of ops/softmax.py on one tape, the derivative ops recorded by a create_graph sweep."""
+    """Every op of ops/softmax.py on one tape, the derivative ops recorded by a create_graph
+    sweep."""
     x = tg.Tensor(randn((3, 4), 12), requires_grad=True)
     with tg.Tape() as tape:
         h = x.softmax(1) * 2 + x.log_softmax(0) + x.logsumexp(1, keepdim=True)
-        g, = tg.grad((h * h).sum(), [x], create_graph=True)
+        (g,) = tg.grad((h * h).sum(), [x], create_graph=True)
         loss = (g * g).sum() + h.sum()
     return tape, loss
 

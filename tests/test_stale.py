@@ -25,13 +25,17 @@ def data():
 
 
 def grads_of(model):
-    return {name: None if p.grad is None else p.grad.clone() for name, p in model.named_parameters()}
+    return {
+        name: None if p.grad is None else p.grad.clone() for name, p in model.named_parameters()
+    }
 
 
 def same(a, b):
     return a.keys() == b.keys() and all(
-        (a[k] is None and b[k] is None) or (a[k] is not None and b[k] is not None
-                                            and torch.equal(a[k], b[k])) for k in a)
+        (a[k] is None and b[k] is None)
+        or (a[k] is not None and b[k] is not None and torch.equal(a[k], b[k]))
+        for k in a
+    )
 
 
 OPTIMIZERS = {
@@ -47,9 +51,9 @@ def test_optimizer_step_between_forward_and_backward_is_caught(name):
     opt = OPTIMIZERS[name](model.parameters())
     x, t = data()
     loss_fn = nn.MSELoss()
-    nn.MSELoss()(model(x), t).backward()        # some gradient, so the step changes the weights
-    stale = loss_fn(model(x), t)                # recorded with the current weights
-    opt.step()                                  # ... which change in place here
+    nn.MSELoss()(model(x), t).backward()  # some gradient, so the step changes the weights
+    stale = loss_fn(model(x), t)  # recorded with the current weights
+    opt.step()  # ... which change in place here
     before = grads_of(model)
     with pytest.raises(RuntimeError) as info:
         stale.backward()
@@ -60,7 +64,7 @@ def test_optimizer_step_between_forward_and_backward_is_caught(name):
     assert "shape (1, 4)" in message
     assert "modified in place" in message and "optimizer step" in message
     assert "Run the forward again" in message
-    assert same(grads_of(model), before)        # the failed sweep rolled back
+    assert same(grads_of(model), before)  # the failed sweep rolled back
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
@@ -84,8 +88,17 @@ def test_fused_sgd_kernel_bumps_the_version_counter():
     # _kernels bumps it, or the stale check above would be blind to SGD.
     p = torch.zeros(3)
     before = p._version
-    _kernels.sgd_step([p], [torch.ones(3)], [], lr=0.1, momentum=0.0, dampening=0.0,
-                      weight_decay=0.0, nesterov=False, is_first_step=True)
+    _kernels.sgd_step(
+        [p],
+        [torch.ones(3)],
+        [],
+        lr=0.1,
+        momentum=0.0,
+        dampening=0.0,
+        weight_decay=0.0,
+        nesterov=False,
+        is_first_step=True,
+    )
     assert p._version > before
     assert torch.allclose(p, torch.full((3,), -0.1))
 
@@ -110,7 +123,7 @@ def test_manual_in_place_edit_of_a_saved_input():
     b = tg.tensor([4.0, 5.0, 6.0], requires_grad=True)
     a.grad = torch.full((3,), 0.5)
     y = (a * b).sum()
-    a.data.mul_(2)                              # changes what Mul saved for dL/db
+    a.data.mul_(2)  # changes what Mul saved for dL/db
     with pytest.raises(RuntimeError) as info:
         y.backward()
     message = str(info.value)
@@ -124,14 +137,15 @@ def test_manual_in_place_edit_of_a_saved_input():
 def test_manual_in_place_edit_of_an_intermediate_output():
     x = tg.tensor([0.0, 1.0], requires_grad=True)
     w = tg.tensor([2.0, 3.0], requires_grad=True)
-    with tg.Tape() as tape:                     # keep_values: the error can name the output
+    with tg.Tape() as tape:  # keep_values: the error can name the output
         h = x.exp()
         y = (h * w).sum()
-    h.data.add_(1)                              # Mul saved h for dL/dw, Exp saved h for dL/dx
+    h.data.add_(1)  # Mul saved h for dL/dw, Exp saved h for dL/dx
     with pytest.raises(RuntimeError) as info:
         y.backward()
-    assert ("Mul (tape index 1): saved tensor 1 (input 0, the output of Exp (tape index 0), "
-            "shape (2,))") in str(info.value)
+    assert (
+        "Mul (tape index 1): saved tensor 1 (input 0, the output of Exp (tape index 0), shape (2,))"
+    ) in str(info.value)
     assert x.grad is None and w.grad is None
     assert len(tape) == 3
 
@@ -140,10 +154,13 @@ def test_manual_in_place_edit_of_an_ops_own_saved_output():
     x = tg.tensor([0.0, 1.0], requires_grad=True)
     with tg.Tape():
         h = x.exp()
-        y = (h * 2).sum()                       # Mul by a number saves nothing of h
+        y = (h * 2).sum()  # Mul by a number saves nothing of h
     h.data.add_(1)
-    with pytest.raises(RuntimeError, match=r"Exp \(tape index 0\): saved tensor 0 \(its own "
-                                           r"output, shape \(2,\)\)"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"Exp \(tape index 0\): saved tensor 0 \(its own "
+        r"output, shape \(2,\)\)",
+    ):
         y.backward()
     assert x.grad is None
 
@@ -178,11 +195,11 @@ def test_rollback_restores_retained_intermediate_grads():
     y = (h * w).sum()
     y.backward(retain_graph=True)
     h_grad, x_grad = h.grad.clone(), x.grad.clone()
-    h.data.add_(1)                  # Mul(h, w) saved h for dL/dw: stale
+    h.data.add_(1)  # Mul(h, w) saved h for dL/dw: stale
     with pytest.raises(RuntimeError, match=r"Mul \(tape index 1\)"):
         y.backward()
     assert torch.equal(h.grad, h_grad) and torch.equal(x.grad, x_grad)
-    assert torch.equal(w.grad, torch.tensor([2.0, 4.0]))    # from the first sweep only
+    assert torch.equal(w.grad, torch.tensor([2.0, 4.0]))  # from the first sweep only
 
 
 def test_rollback_undoes_gradients_accumulated_before_the_failure():
@@ -190,12 +207,15 @@ def test_rollback_undoes_gradients_accumulated_before_the_failure():
     w = tg.tensor([1.0, 2.0], requires_grad=True)
     v = tg.tensor([3.0, 4.0], requires_grad=True)
     w.grad = torch.full((2,), 10.0)
-    h = x.exp()                                 # tape index 0: saves its output h
-    y = (h + w).sum() + (v * 3).sum()           # later nodes reach w and v first in the sweep
+    h = x.exp()  # tape index 0: saves its output h
+    y = (h + w).sum() + (v * 3).sum()  # later nodes reach w and v first in the sweep
     assert [node.name for node in y.tape] == ["Exp", "Add", "Sum", "Mul", "Sum", "Add"]
     h.data.add_(1)
-    with pytest.raises(RuntimeError, match=r"Exp \(tape index 0\): saved tensor 0 \(its "
-                                           r"own output"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"Exp \(tape index 0\): saved tensor 0 \(its "
+        r"own output",
+    ):
         y.backward()
     # Add and Mul had already added into w.grad and v.grad when Exp failed: undone.
     assert torch.equal(w.grad, torch.full((2,), 10.0))
@@ -206,8 +226,7 @@ def test_what_the_check_prevents():
     # Without the version check, the sweep would have used the new weights:
     # this computes that wrong gradient by hand and shows it differs.
     w = torch.tensor([1.0, 2.0])
-    x = torch.tensor([3.0, 4.0])
-    right_dx = w.clone()            # d(sum(w * x))/dx with the weights of the forward
-    w.mul_(10)                      # the "optimizer step"
-    wrong_dx = w                    # what a sweep without the check would return
+    right_dx = w.clone()  # d(sum(w * x))/dx with the weights of the forward
+    w.mul_(10)  # the "optimizer step"
+    wrong_dx = w  # what a sweep without the check would return
     assert not torch.equal(right_dx, wrong_dx)

@@ -15,10 +15,15 @@ from tapegrad.steps import Step, derivative_rule, forward_rule, rule_text
 def disk_network(generator, hidden=25):
     """The course's network: 2 -> 25 -> 25 -> 25 -> 1, ReLU, ReLU, Tanh, Tanh."""
     return nn.Sequential(
-        nn.Linear(2, hidden, generator=generator), nn.ReLU(),
-        nn.Linear(hidden, hidden, generator=generator), nn.ReLU(),
-        nn.Linear(hidden, hidden, generator=generator), nn.Tanh(),
-        nn.Linear(hidden, 1, generator=generator), nn.Tanh())
+        nn.Linear(2, hidden, generator=generator),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden, generator=generator),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden, generator=generator),
+        nn.Tanh(),
+        nn.Linear(hidden, 1, generator=generator),
+        nn.Tanh(),
+    )
 
 
 def disk_loss(seed=0, n=100, hidden=25):
@@ -35,6 +40,7 @@ def grads_of(model):
 
 
 # --- exactly loss.backward() -----------------------------------------------------------
+
 
 def test_steps_give_exactly_the_gradients_of_backward_on_the_disk_network():
     model, loss, tape, _, _ = disk_loss()
@@ -85,7 +91,7 @@ def test_steps_equal_backward_for_any_small_disk_network(seed, n, hidden):
 def test_x_times_x_and_fan_out_accumulate_in_steps():
     x = tg.tensor([1.0, -2.0, 3.0], requires_grad=True, dtype=torch.float64)
     y = x * 3
-    loss = (x * x).sum() + (y * y).sum()      # x used by two ops, y twice by one
+    loss = (x * x).sum() + (y * y).sum()  # x used by two ops, y twice by one
     steps = list(tg.backward_steps(loss))
     assert x.grad.tolist() == [2.0 * 1 + 18.0 * 1, 2.0 * -2 + 18.0 * -2, 2.0 * 3 + 18.0 * 3]
     # the Mul x*x sends two contributions to the same leaf: both are in its record
@@ -95,11 +101,12 @@ def test_x_times_x_and_fan_out_accumulate_in_steps():
 
 # --- what each step records ----------------------------------------------------------
 
+
 def test_each_step_records_the_gradient_the_sweep_gathered():
     model, loss, tape, _, _ = disk_loss(n=10)
     steps = list(tg.backward_steps(loss, retain_graph=True))
     model.zero_grad()
-    loss.backward(keep_grads=True)             # node.grad: every node's dL/dy
+    loss.backward(keep_grads=True)  # node.grad: every node's dL/dy
     for step in steps:
         assert isinstance(step, Step)
         assert torch.equal(step.grad_output, step.node.grad)
@@ -125,8 +132,10 @@ def test_rules_come_from_the_op_docstrings():
     assert derivative_rule(tg.ops.Tanh) == "dL/dx = dL/dy * (1 - y^2)"
     assert forward_rule(tg.ops.Tanh) == "y = tanh(x)"
     assert derivative_rule(nn.LinearFunction).splitlines() == [
-        "dL/dx = dL/dy W", "dL/dW = dL/dy^T x       (summed over the batch)",
-        "dL/db = sum over the batch of dL/dy"]
+        "dL/dx = dL/dy W",
+        "dL/dW = dL/dy^T x       (summed over the batch)",
+        "dL/db = sum over the batch of dL/dy",
+    ]
     for name in tg.ops.__all__:
         op = getattr(tg.ops, name)
         if isinstance(op, type) and issubclass(op, tg.Function):
@@ -145,14 +154,14 @@ def test_a_user_op_steps_like_a_built_in():
         @staticmethod
         def forward(ctx, x):
             ctx.save_for_backward(x)
-            return x ** 3
+            return x**3
 
         @staticmethod
         def backward(ctx, grad):
-            x, = ctx.saved_tensors
-            return grad * 3 * x ** 2
+            (x,) = ctx.saved_tensors
+            return grad * 3 * x**2
 
-    class Quiet(tg.Function):           # no docstring: no rule to show, and the step says how
+    class Quiet(tg.Function):  # no docstring: no rule to show, and the step says how
         @staticmethod
         def forward(ctx, x):
             return x * 2
@@ -172,6 +181,7 @@ def test_a_user_op_steps_like_a_built_in():
 
 # --- the sweep's semantics --------------------------------------------------------------
 
+
 def test_saved_tensors_are_released_at_the_end_unless_retain_graph():
     _, loss, tape, _, _ = disk_loss(n=5)
     list(tg.backward_steps(loss, retain_graph=True))
@@ -189,7 +199,7 @@ def test_stopping_half_way_changes_nothing():
     steps.close()
     assert all(p.grad is None for p in model.parameters())
     assert not any(node.released for node in tape)
-    loss.backward()                             # the tape is intact
+    loss.backward()  # the tape is intact
     assert all(p.grad is not None for p in model.parameters())
 
 
@@ -201,7 +211,7 @@ def test_a_failing_derivative_writes_nothing():
 
         @staticmethod
         def backward(ctx, grad):
-            return grad, grad                   # two gradients for one input
+            return grad, grad  # two gradients for one input
 
     w = tg.tensor([1.0, 2.0], requires_grad=True)
     loss = (Broken.apply(w * 2) + w).sum()
@@ -209,7 +219,7 @@ def test_a_failing_derivative_writes_nothing():
         list(tg.backward_steps(loss))
     assert w.grad is None
     with pytest.raises(RuntimeError, match="Broken.backward returned 2 gradient"):
-        loss.backward()                         # the same error as the sweep's
+        loss.backward()  # the same error as the sweep's
 
 
 def test_wrong_gradient_shape_is_refused_like_the_sweep():
@@ -220,7 +230,7 @@ def test_wrong_gradient_shape_is_refused_like_the_sweep():
 
         @staticmethod
         def backward(ctx, grad):
-            return grad.reshape(1)              # should be shaped like x
+            return grad.reshape(1)  # should be shaped like x
 
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(RuntimeError, match=r"gradient of shape \(1,\) for input 0"):
@@ -253,7 +263,7 @@ def test_retain_grad_outputs_get_their_gradient_at_the_end():
     h.retain_grad()
     steps = tg.backward_steps((h * h).sum())
     next(steps)
-    assert h.grad is None                       # written only when the sweep is done
+    assert h.grad is None  # written only when the sweep is done
     list(steps)
     assert h.grad.tolist() == [6.0, 12.0]
 
@@ -276,8 +286,8 @@ def test_gradients_changed_between_steps_are_not_overwritten():
     model, loss, tape, _, _ = disk_loss(n=5)
     steps = tg.backward_steps(loss, retain_graph=True)
     while not any(isinstance(h, tg.Tensor) for h, _ in next(steps).contributions):
-        pass                                    # until a parameter has received a contribution
-    loss.backward(retain_graph=True)            # someone sweeps while we are stepping
+        pass  # until a parameter has received a contribution
+    loss.backward(retain_graph=True)  # someone sweeps while we are stepping
     before = [p.grad.clone() for p in model.parameters()]
     with pytest.raises(RuntimeError, match="changed while the sweep was being stepped"):
         list(steps)
@@ -311,11 +321,13 @@ def test_steps_refuse_to_start_inside_a_derivative():
 
 def test_tape_backward_steps_delegates():
     _, loss, tape, _, _ = disk_loss(n=5)
-    assert [s.index for s in tape.backward_steps(loss, retain_graph=True)] == \
-           [s.index for s in tg.backward_steps(loss)]
+    assert [s.index for s in tape.backward_steps(loss, retain_graph=True)] == [
+        s.index for s in tg.backward_steps(loss)
+    ]
 
 
 # --- explain ----------------------------------------------------------------------------
+
 
 def test_explain_prints_every_node_and_accumulates_like_backward():
     model_a, loss_a, tape, x, t = disk_loss(n=10)
@@ -333,8 +345,16 @@ def test_explain_prints_every_node_and_accumulates_like_backward():
     assert "dL/dx = dL/dy * (1 - y^2)" in text
     assert text.count("-> 0.weight") == 1 and "-> %7" in text
     tail = text.split("Gradients accumulated into the leaves (.grad):")[1]
-    assert [line.split()[0] for line in tail.strip().splitlines()] == \
-           ["6.weight", "6.bias", "4.weight", "4.bias", "2.weight", "2.bias", "0.weight", "0.bias"]
+    assert [line.split()[0] for line in tail.strip().splitlines()] == [
+        "6.weight",
+        "6.bias",
+        "4.weight",
+        "4.bias",
+        "2.weight",
+        "2.bias",
+        "0.weight",
+        "0.bias",
+    ]
 
 
 def test_leaves_own_their_gradients_as_after_backward():
@@ -348,5 +368,5 @@ def test_leaves_own_their_gradients_as_after_backward():
         assert torch.equal(stepped.grad, swept.grad)
         assert stepped.grad._base is None and stepped.grad.is_contiguous()
     assert w1.grad is not v1.grad
-    w1.grad.mul_(2)                             # an in-place edit of one leaf's gradient...
+    w1.grad.mul_(2)  # an in-place edit of one leaf's gradient...
     assert v1.grad.tolist() == [1.0, 1.0, 1.0]  # ...leaves the other alone

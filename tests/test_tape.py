@@ -1,4 +1,5 @@
-"""The tape and the reverse sweep: graph shapes that break naive engines, and the tape's life cycle."""
+"""The tape and the reverse sweep: graph shapes that break naive engines, and the tape's life
+cycle."""
 
 import threading
 
@@ -6,6 +7,7 @@ import pytest
 import torch
 
 import tapegrad as tg
+
 from helpers import check_against_torch, randn
 
 
@@ -14,6 +16,7 @@ def leaf(values, dtype=torch.float64):
 
 
 # --- graph shapes ------------------------------------------------------------------
+
 
 def test_x_times_x_accumulates():
     # the classic bug: a backward that assigns instead of adding gives x, not 2x
@@ -33,13 +36,14 @@ def test_fan_out_matches_torch():
         h = x @ w
         a, b, c = h.tanh(), h.sigmoid() * 2, h.exp().mean(0)
         return (a * b).sum() + (c * h).sum() + h.relu().sum()
+
     check_against_torch(fn, randn((4, 3), 0), randn((3, 5), 1))
 
 
 def test_fan_out_of_an_intermediate_counts_every_use():
     x = leaf([2.0])
-    y = x * 3                       # dy/dx = 3
-    loss = y + y * y + y.exp()      # dloss/dy = 1 + 2y + e^y
+    y = x * 3  # dy/dx = 3
+    loss = y + y * y + y.exp()  # dloss/dy = 1 + 2y + e^y
     loss.sum().backward()
     y0 = 6.0
     assert x.grad.item() == pytest.approx(3 * (1 + 2 * y0 + torch.tensor(y0).exp().item()))
@@ -47,15 +51,15 @@ def test_fan_out_of_an_intermediate_counts_every_use():
 
 def test_branch_that_does_not_reach_the_loss():
     x, w, unused = leaf([1.0, 2.0]), leaf([3.0, 4.0]), leaf([5.0, 6.0])
-    dead = (x * unused).exp()      # recorded, but the loss does not use it
-    side = w.tanh() * 2            # another dead end, from a leaf the loss does use
+    dead = (x * unused).exp()  # recorded, but the loss does not use it
+    side = w.tanh() * 2  # another dead end, from a leaf the loss does use
     loss = (x * w).sum()
     loss.backward()
     assert x.grad.tolist() == [3.0, 4.0]
     assert w.grad.tolist() == [1.0, 2.0]
-    assert unused.grad is None     # no gradient at all, not zeros
+    assert unused.grad is None  # no gradient at all, not zeros
     assert dead.requires_grad and side.requires_grad
-    dead.sum().backward()           # the dead branch still sweeps on its own afterwards
+    dead.sum().backward()  # the dead branch still sweeps on its own afterwards
     assert unused.grad is not None and x.grad is not None
 
 
@@ -68,8 +72,8 @@ def test_chain_of_200000_nodes_has_no_depth_limit():
         y = y * c
     assert len(y.tape) == n
     y.sum().backward()
-    assert x.grad.item() == pytest.approx(c ** n, rel=1e-9)
-    del y   # freeing a deep tape must not recurse either
+    assert x.grad.item() == pytest.approx(c**n, rel=1e-9)
+    del y  # freeing a deep tape must not recurse either
 
 
 def test_deep_chain_through_several_op_kinds():
@@ -86,12 +90,13 @@ def test_deep_chain_through_several_op_kinds():
 
 # --- gradients across sweeps ----------------------------------------------------------
 
+
 def test_leaf_gradients_accumulate_across_backward_calls():
     x = leaf([1.0, 2.0])
     (x * 3).sum().backward()
     (x * x).sum().backward()
     assert x.grad.tolist() == [3.0 + 2.0, 3.0 + 4.0]
-    x.grad = None                   # what zero_grad does
+    x.grad = None  # what zero_grad does
     (x * 3).sum().backward()
     assert x.grad.tolist() == [3.0, 3.0]
 
@@ -103,10 +108,10 @@ def test_intermediate_gradients_are_freed_unless_retained():
     kept.retain_grad()
     loss = (kept * h).sum()
     loss.backward()
-    assert h.grad is None           # freed as the sweep passed it
+    assert h.grad is None  # freed as the sweep passed it
     h_ = torch.tensor([2.0, 4.0], dtype=torch.float64)
-    assert torch.allclose(kept.grad, h_)                       # dloss/dkept = h
-    assert all(node._gathered is None for node in loss.tape)      # nothing left half-gathered
+    assert torch.allclose(kept.grad, h_)  # dloss/dkept = h
+    assert all(node._gathered is None for node in loss.tape)  # nothing left half-gathered
 
 
 def test_retain_grad_on_a_leaf_is_harmless():
@@ -139,6 +144,7 @@ def test_keep_grads_keeps_every_node_gradient_like_torch_retain_grad():
 
 # --- retain_graph, release, and reading a swept tape -----------------------------------
 
+
 def test_retain_graph_allows_a_second_sweep():
     x = leaf([1.0, 2.0])
     y = (x.exp() * x).sum()
@@ -155,7 +161,7 @@ def test_second_sweep_without_retain_graph_says_how_to_fix():
     before = x.grad.clone()
     with pytest.raises(RuntimeError, match=r"retain_graph=True"):
         y.backward()
-    assert torch.equal(x.grad, before)      # the failed sweep changed nothing
+    assert torch.equal(x.grad, before)  # the failed sweep changed nothing
 
 
 def test_released_tape_stays_readable():
@@ -167,10 +173,10 @@ def test_released_tape_stays_readable():
     assert len(tape) == 3
     assert [node.name for node in tape] == ["MatMul", "Tanh", "Sum"]
     assert [tuple(node.shape) for node in tape] == [(2, 1), (2, 1), ()]
-    assert [node.released for node in tape] == [True, True, False]     # Sum saved nothing
+    assert [node.released for node in tape] == [True, True, False]  # Sum saved nothing
     text = str(tape)
     assert "Tape of 3 nodes" in text and "MatMul" in text and "(released)" in text
-    assert tape[0].value is not None        # explicit tapes keep the outputs for printing
+    assert tape[0].value is not None  # explicit tapes keep the outputs for printing
 
 
 def test_non_scalar_backward_needs_a_grad():
@@ -190,7 +196,7 @@ def test_backward_with_grad_on_a_non_scalar_matches_torch():
     (r.T @ r).backward(seed)
     torch.testing.assert_close(x.grad, r.grad)
     y = tg.Tensor(values.clone(), requires_grad=True)
-    (y * 2).backward(tg.tensor(seed[:2]))       # a tapegrad tensor as grad works too
+    (y * 2).backward(tg.tensor(seed[:2]))  # a tapegrad tensor as grad works too
     torch.testing.assert_close(y.grad, 2 * seed[:2])
 
 
@@ -200,6 +206,7 @@ def test_backward_on_a_tensor_that_needs_no_grad_raises():
 
 
 # --- what records -------------------------------------------------------------------------
+
 
 def test_no_grad_context_records_nothing():
     x = leaf([1.0, 2.0])
@@ -221,13 +228,13 @@ def test_no_grad_decorator_records_nothing():
     y = evaluate(x)
     assert not y.requires_grad and y.tape is None
     assert tg.is_grad_enabled()
-    assert (x * x).sum().requires_grad          # recording is back on afterwards
+    assert (x * x).sum().requires_grad  # recording is back on afterwards
 
 
 def test_no_grad_restores_recording_after_an_error():
     with pytest.raises(ZeroDivisionError):
         with tg.no_grad():
-            1 / 0
+            _ = 1 / 0
     assert tg.is_grad_enabled()
 
 
@@ -247,7 +254,7 @@ def test_with_tape_records_into_that_tape():
     assert y.tape is tape and h.tape is tape
     assert list(tape) == [h.node, y.node]
     assert [node.index for node in tape] == [0, 1]
-    z = y * 3                       # after the block: the tape of its input
+    z = y * 3  # after the block: the tape of its input
     assert z.tape is tape and len(tape) == 3
 
 
@@ -259,7 +266,7 @@ def test_default_tapes_are_per_computation():
     assert y1.tape is not y2.tape
     assert len(y1.tape) == 2 and y1.tape[-1] is y1.node
     assert y1.tape.keep_values is False and y1.node.value is None
-    assert x.tape is None and x.node is None    # leaves are on no tape
+    assert x.tape is None and x.node is None  # leaves are on no tape
 
 
 def _assert_topological(tape):
@@ -274,14 +281,17 @@ def _assert_topological(tape):
 
 def test_joining_two_computations_appends_the_smaller_to_the_larger():
     values_a, values_b = randn((3,), 0), randn((3,), 1)
-    a, b = tg.Tensor(values_a.clone(), requires_grad=True), tg.Tensor(values_b.clone(), requires_grad=True)
-    p = a * 2                       # tape 1: one node
-    q = b.exp()                     # tape 2: three nodes, recorded after p
+    a, b = (
+        tg.Tensor(values_a.clone(), requires_grad=True),
+        tg.Tensor(values_b.clone(), requires_grad=True),
+    )
+    p = a * 2  # tape 1: one node
+    q = b.exp()  # tape 2: three nodes, recorded after p
     q = q * q
     q = q.tanh()
-    r = p.sigmoid()                 # tape 1 grows after tape 2 started: they interleave in time
+    r = p.sigmoid()  # tape 1 grows after tape 2 started: they interleave in time
     assert p.tape is r.tape and p.tape is not q.tape
-    loss = (r * q).sum()            # joins the two computations
+    loss = (r * q).sum()  # joins the two computations
     tape = loss.tape
     assert p.tape is tape and q.tape is tape and len(tape) == 7
     # tape 2 was the larger: tape 1's nodes follow it, each computation in its own order
@@ -299,13 +309,13 @@ def test_joining_two_computations_appends_the_smaller_to_the_larger():
 
 def test_a_block_that_reads_an_outside_computation_keeps_only_its_own_nodes():
     x = leaf([1.0, 2.0])
-    outside = x * 2                 # on its own computation tape
+    outside = x * 2  # on its own computation tape
     with tg.Tape() as tape:
         y = (outside + x).sum()
-    assert [node.name for node in tape] == ["Add", "Sum"]      # what was recorded in the block
+    assert [node.name for node in tape] == ["Add", "Sum"]  # what was recorded in the block
     assert tape.is_record and y.tape is not tape
     assert outside.tape is y.tape and [node.name for node in y.tape] == ["Mul", "Add", "Sum"]
-    assert [node.index for node in tape] == [1, 2]             # their numbers on y.tape
+    assert [node.index for node in tape] == [1, 2]  # their numbers on y.tape
     _assert_topological(y.tape)
     y.backward()
     assert x.grad.tolist() == [3.0, 3.0]
@@ -318,13 +328,13 @@ def test_a_block_tape_keeps_its_nodes_when_a_bigger_tape_joins_it():
         y = x * 2
     longer = x
     for _ in range(5):
-        longer = longer * 1.5       # a default tape of 5 nodes
+        longer = longer * 1.5  # a default tape of 5 nodes
     z = (y + longer).sum()
     assert list(tape) == [y.node] and tape.is_record
     assert z.tape is y.tape and longer.tape is z.tape and len(z.tape) == 8
     _assert_topological(z.tape)
     z.backward()
-    assert x.grad.tolist() == [2.0 + 1.5 ** 5] * 2
+    assert x.grad.tolist() == [2.0 + 1.5**5] * 2
 
 
 def test_nested_blocks_each_keep_every_node_recorded_inside_them():
@@ -365,7 +375,7 @@ def test_a_block_reentered_keeps_both_blocks_and_refuses_nesting_itself():
     tape = tg.Tape()
     with tape:
         a = x * 2
-    b = a + 1                       # after the block: grows with its computation
+    b = a + 1  # after the block: grows with its computation
     with tape:
         c = b * 3
         with pytest.raises(RuntimeError, match="already recording"):
@@ -395,12 +405,13 @@ def test_joins_move_each_node_at_most_log2_n_times():
 
     x = leaf([1.0])
     chains = []
-    for k in range(64):
+    for _chain in range(64):
         h = x
         for _ in range(16):
             h = h * 1.0
         chains.append(h)
     import tapegrad.function as function
+
     function.join = counting
     try:
         total = chains[0]
@@ -410,7 +421,7 @@ def test_joins_move_each_node_at_most_log2_n_times():
         function.join = original
     n = len(total.tape)
     assert n == 64 * 16 + 63
-    assert moves["count"] <= n * 7          # log2(1087) < 11; smaller-into-larger is far below
+    assert moves["count"] <= n * 7  # log2(1087) < 11; smaller-into-larger is far below
     _assert_topological(total.tape)
 
 
@@ -431,7 +442,7 @@ def test_forwarding_links_never_cycle_and_are_shortened():
             link = link._merged_into
         assert link is root
         assert tg.tape.resolve(t) is root
-        assert t._merged_into in (None, root)       # shortened by the lookup
+        assert t._merged_into in (None, root)  # shortened by the lookup
 
 
 def test_tapes_are_per_thread():
@@ -443,7 +454,7 @@ def test_tapes_are_per_thread():
         with tg.Tape() as tape:
             mine = x * 2
             entered.set()
-            done.wait(5)            # keep the block open while the main thread records
+            done.wait(5)  # keep the block open while the main thread records
             mine = mine + 1
         result["tape"], result["mine"] = tape, mine
 
@@ -451,7 +462,7 @@ def test_tapes_are_per_thread():
     worker.start()
     assert entered.wait(5)
     x = leaf([1.0])
-    theirs = (x * 3).sum()          # runs while the other thread is inside its `with Tape()`
+    theirs = (x * 3).sum()  # runs while the other thread is inside its `with Tape()`
     done.set()
     worker.join(5)
     tape = result["tape"]
@@ -480,6 +491,7 @@ def test_no_grad_is_per_thread():
 
 # --- each leaf owns its gradient ----------------------------------------------------------
 
+
 def _shares_memory(a, b):
     return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
 
@@ -493,9 +505,9 @@ def test_leaf_gradients_do_not_alias_each_other():
     grads = [a.grad, b.grad, c.grad, d.grad]
     for i, g in enumerate(grads):
         assert g.is_contiguous()
-        for other in grads[i + 1:]:
+        for other in grads[i + 1 :]:
             assert not _shares_memory(g, other)
-    a.grad.mul_(0.5)            # torch users clip gradients in place
+    a.grad.mul_(0.5)  # torch users clip gradients in place
     c.grad.zero_()
     assert a.grad.tolist() == [0.5, 0.5] and b.grad.tolist() == [1.0, 1.0]
     assert c.grad.tolist() == [[0.0, 0.0]] and d.grad.tolist() == [[-0.5, -0.5]]
@@ -507,8 +519,8 @@ def test_leaf_gradient_does_not_alias_the_callers_grad_or_a_retained_one():
     y = x + 0.0
     y.retain_grad()
     y.backward(seed)
-    z.backward(seed)                # a leaf as the root: its gradient is the seed itself
-    seed.mul_(10)                   # the caller reuses its tensor
+    z.backward(seed)  # a leaf as the root: its gradient is the seed itself
+    seed.mul_(10)  # the caller reuses its tensor
     assert x.grad.tolist() == [1.0, 1.0] and z.grad.tolist() == [1.0, 1.0]
     x.grad.add_(1)
     assert y.grad.tolist() == [1.0, 1.0]

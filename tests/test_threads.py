@@ -16,7 +16,7 @@ import torch
 import tapegrad as tg
 from tapegrad import nn, optim
 
-TIMEOUT = 60        # seconds a barrier waits before the test fails instead of hanging
+TIMEOUT = 60  # seconds a barrier waits before the test fails instead of hanging
 
 
 def make_model(seed):
@@ -30,23 +30,24 @@ def make_data(seed, n=32):
 
 
 def live_nodes():
-    gc.collect()        # garbage of earlier tests (e.g. kept tracebacks) must not count
+    gc.collect()  # garbage of earlier tests (e.g. kept tracebacks) must not count
     return sum(1 for obj in gc.get_objects() if type(obj) is tg.Node)
 
 
 # --- long runs ---------------------------------------------------------------------
 
+
 def test_ten_thousand_evaluations_without_no_grad_hold_one_tape_at_most():
     model = make_model(0)
     loss_fn = nn.MSELoss()
     x, t = make_data(0)
-    tapes = []              # a weak reference to every 500th pass's tape
+    tapes = []  # a weak reference to every 500th pass's tape
     losses = []
     nodes_early = None
     for step in range(10_000):
-        out = model(x)                       # records: x needs no grad, the weights do
+        out = model(x)  # records: x needs no grad, the weights do
         loss = loss_fn(out, t)
-        correct = ((out > 0) == (t > 0)).data.float().mean()    # comparisons record nothing
+        correct = ((out > 0) == (t > 0)).data.float().mean()  # comparisons record nothing
         losses.append(loss.item())
         if step % 500 == 0:
             tapes.append(weakref.ref(loss.tape))
@@ -54,10 +55,10 @@ def test_ten_thousand_evaluations_without_no_grad_hold_one_tape_at_most():
             nodes_early = live_nodes()
     assert 0.0 <= correct.item() <= 1.0
     alive = [ref for ref in tapes if ref() is not None]
-    assert len(alive) <= 1                  # only the latest, still held by `loss`
-    assert live_nodes() == nodes_early      # no node outlives its pass
-    assert len(loss.tape) == 4              # Linear, Tanh, Linear, MSE: one pass, not 10,000
-    assert len(set(losses)) == 1            # and every pass computed the same thing
+    assert len(alive) <= 1  # only the latest, still held by `loss`
+    assert live_nodes() == nodes_early  # no node outlives its pass
+    assert len(loss.tape) == 4  # Linear, Tanh, Linear, MSE: one pass, not 10,000
+    assert len(set(losses)) == 1  # and every pass computed the same thing
 
 
 def test_a_kept_running_total_does_grow_the_tape():
@@ -69,10 +70,11 @@ def test_a_kept_running_total_does_grow_the_tape():
     total = 0
     for _ in range(20):
         total = total + nn.MSELoss()(model(x), t)
-    assert len(total.tape) == 20 * (4 + 1)      # each pass, and its Add into the total
+    assert len(total.tape) == 20 * (4 + 1)  # each pass, and its Add into the total
 
 
 # --- threads -------------------------------------------------------------------------
+
 
 def train(seed, steps=25, barrier=None, report=None):
     """Train one model with SGD; return its losses and final parameters.
@@ -92,7 +94,7 @@ def train(seed, steps=25, barrier=None, report=None):
         loss = loss_fn(model(x), t)
         if barrier is not None:
             barrier.wait(TIMEOUT)
-        if report is not None:      # what is on this step's tape: only this thread's nodes
+        if report is not None:  # what is on this step's tape: only this thread's nodes
             report.append((len(loss.tape), all(id(node.module) in own for node in loss.tape)))
         loss.backward()
         opt.step()
@@ -106,7 +108,7 @@ def run_in_threads(*targets):
     def runner(index, target):
         try:
             results[index] = target()
-        except BaseException as error:      # surfaced in the main thread below
+        except BaseException as error:  # surfaced in the main thread below
             errors.append(error)
 
     threads = [threading.Thread(target=runner, args=(i, f)) for i, f in enumerate(targets)]
@@ -124,14 +126,16 @@ def test_two_threads_training_two_models_match_single_threaded_runs_exactly():
     alone = [train(1), train(2)]
     barrier = threading.Barrier(2)
     reports = [[], []]
-    together = run_in_threads(lambda: train(1, barrier=barrier, report=reports[0]),
-                              lambda: train(2, barrier=barrier, report=reports[1]))
+    together = run_in_threads(
+        lambda: train(1, barrier=barrier, report=reports[0]),
+        lambda: train(2, barrier=barrier, report=reports[1]),
+    )
     for (losses_a, params_a), (losses_t, params_t) in zip(alone, together):
         assert losses_a == losses_t
         assert all(torch.equal(a, b) for a, b in zip(params_a, params_t))
     for report in reports:
         assert report == [(4, True)] * 25
-    assert alone[0][0] != alone[1][0]       # two different runs, so mixing them would show
+    assert alone[0][0] != alone[1][0]  # two different runs, so mixing them would show
 
 
 def test_an_explicit_tape_records_only_its_own_threads_ops():
@@ -150,7 +154,7 @@ def test_an_explicit_tape_records_only_its_own_threads_ops():
     def other():
         assert entered.wait(TIMEOUT)
         z = tg.tensor([3.0], requires_grad=True)
-        w = (z.exp() * 2).sum()             # runs while the other thread is inside its Tape()
+        w = (z.exp() * 2).sum()  # runs while the other thread is inside its Tape()
         out["other_tape"] = w.tape
         w.backward()
         out["z"] = z
@@ -202,7 +206,7 @@ def test_two_sweeps_at_once_on_two_threads_are_not_nested_sweeps():
 
     def sweep(value):
         x = tg.tensor([value], requires_grad=True)
-        (Meet.apply(x) * x).sum().backward()    # d(x^2)/dx = 2x
+        (Meet.apply(x) * x).sum().backward()  # d(x^2)/dx = 2x
         return x.grad.item()
 
     assert run_in_threads(lambda: sweep(1.0), lambda: sweep(3.0)) == [2.0, 6.0]

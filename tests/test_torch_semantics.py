@@ -16,10 +16,13 @@ from tapegrad import nn
 def pair(values, requires_grad=True, dtype=torch.float64):
     """The same leaf in tapegrad and in torch (the reference)."""
     data = torch.as_tensor(values, dtype=dtype)
-    return tg.Tensor(data.clone(), requires_grad=requires_grad), data.clone().requires_grad_(requires_grad)
+    return tg.Tensor(data.clone(), requires_grad=requires_grad), data.clone().requires_grad_(
+        requires_grad
+    )
 
 
 # --- in-place arithmetic ---------------------------------------------------------------
+
 
 def test_the_hand_written_sgd_update_changes_the_parameter_in_place():
     p, rp = pair([1.0, 2.0])
@@ -30,15 +33,24 @@ def test_the_hand_written_sgd_update_changes_the_parameter_in_place():
         p -= 0.1 * p.grad
     with torch.no_grad():
         rp -= 0.1 * rp.grad
-    assert p.data is alias                          # in place: same storage, not a rebinding
+    assert p.data is alias  # in place: same storage, not a rebinding
     torch.testing.assert_close(p.data, rp.detach())
 
 
-@pytest.mark.parametrize("method, args", [
-    ("add_", (2.0,)), ("sub_", (0.5,)), ("mul_", (3.0,)), ("div_", (4.0,)), ("zero_", ()),
-    ("fill_", (7.0,)), ("clamp_", (0.0, 1.5)), ("add_", (torch.tensor([1.0, 2.0], dtype=torch.float64),)),
-    ("copy_", (torch.tensor([5.0, 6.0], dtype=torch.float64),)),
-])
+@pytest.mark.parametrize(
+    "method, args",
+    [
+        ("add_", (2.0,)),
+        ("sub_", (0.5,)),
+        ("mul_", (3.0,)),
+        ("div_", (4.0,)),
+        ("zero_", ()),
+        ("fill_", (7.0,)),
+        ("clamp_", (0.0, 1.5)),
+        ("add_", (torch.tensor([1.0, 2.0], dtype=torch.float64),)),
+        ("copy_", (torch.tensor([5.0, 6.0], dtype=torch.float64),)),
+    ],
+)
 def test_in_place_methods_under_no_grad_match_torch_and_bump_the_version(method, args):
     p, rp = pair([1.0, 2.0])
     before = p.data._version
@@ -55,15 +67,15 @@ def test_augmented_assignment_under_no_grad_matches_torch(operator):
     p, rp = pair([1.0, 2.0])
     other = torch.tensor([2.0, 4.0], dtype=torch.float64)
     with tg.no_grad():
-        exec(f"p {operator} other")
+        exec(f"p {operator} other", globals(), {"p": p, "other": other})
     with torch.no_grad():
-        exec(f"rp {operator} other")
+        exec(f"rp {operator} other", globals(), {"rp": rp, "other": other})
     torch.testing.assert_close(p.data, rp.detach())
 
 
 def test_a_tape_that_saved_the_old_values_refuses_to_sweep_after_an_in_place_update():
     p = tg.tensor([1.0, 2.0], requires_grad=True)
-    loss = (p * p).sum()                # Mul saved p
+    loss = (p * p).sum()  # Mul saved p
     with tg.no_grad():
         p -= 0.5
     with pytest.raises(RuntimeError, match="modified in place"):
@@ -77,7 +89,7 @@ def test_in_place_on_a_leaf_that_requires_grad_is_refused_while_recording():
     with pytest.raises(RuntimeError) as theirs:
         rp += 1
     assert "leaf" in str(ours.value) and "leaf" in str(theirs.value)
-    assert p.data.tolist() == [1.0, 2.0]            # nothing changed
+    assert p.data.tolist() == [1.0, 2.0]  # nothing changed
 
 
 def test_in_place_on_a_recorded_tensor_is_recorded_like_torch():
@@ -108,7 +120,7 @@ def test_in_place_with_an_operand_that_requires_grad_makes_a_constant_require_gr
 def test_in_place_on_a_recorded_tensor_makes_earlier_saves_stale_like_torch():
     x, rx = pair([0.5, 1.0])
     for a in (x, rx):
-        y = a.exp()                     # saved its output
+        y = a.exp()  # saved its output
         y += 1
         with pytest.raises(RuntimeError, match="modified"):
             y.sum().backward()
@@ -145,10 +157,10 @@ def test_a_view_taken_before_its_base_changed_in_place_is_refused_when_used():
     # torch rebases such views; tapegrad refuses to use one, and allows everything else
     h = tg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True) * 2
     view = h[0]
-    h += 1                              # h's memory changes, and with it the view's values
+    h += 1  # h's memory changes, and with it the view's values
     with pytest.raises(RuntimeError, match="view .* changed in place .* Take the view again"):
         view * 3
-    again = h[0] * 3                    # a view taken after the change is fine
+    again = h[0] * 3  # a view taken after the change is fine
     assert again.tolist() == [9.0, 15.0]
 
 
@@ -163,6 +175,7 @@ def test_writing_into_a_tensor_from_its_own_shifted_copy_works_like_torch():
 
 def test_optimizer_code_written_for_torch_runs_unchanged():
     """The update loop every tutorial writes, on tapegrad tensors and on torch tensors."""
+
     def train(make, no_grad):
         w = make([[0.5, -0.3], [0.1, 0.8]])
         x = make([[1.0, 2.0], [3.0, 4.0]], False)
@@ -173,18 +186,24 @@ def test_optimizer_code_written_for_torch_runs_unchanged():
                 w -= 0.1 * w.grad
                 w.grad.zero_()
         return w.data if isinstance(w, tg.Tensor) else w.detach()
+
     ours = train(lambda v, r=True: tg.tensor(v, dtype=torch.float64, requires_grad=r), tg.no_grad)
-    theirs = train(lambda v, r=True: torch.tensor(v, dtype=torch.float64, requires_grad=r),
-                   torch.no_grad)
+    theirs = train(
+        lambda v, r=True: torch.tensor(v, dtype=torch.float64, requires_grad=r), torch.no_grad
+    )
     torch.testing.assert_close(ours, theirs)
 
 
 # --- what may hold a gradient --------------------------------------------------------------
 
-@pytest.mark.parametrize("mistake", [
-    lambda t: setattr(t, "requires_grad", True),
-    lambda t: t.requires_grad_(),
-])
+
+@pytest.mark.parametrize(
+    "mistake",
+    [
+        lambda t: setattr(t, "requires_grad", True),
+        lambda t: t.requires_grad_(),
+    ],
+)
 def test_requires_grad_on_an_integer_tensor_is_refused_like_torch(mistake):
     ours, theirs = tg.tensor([1, 2]), torch.tensor([1, 2])
     with pytest.raises(RuntimeError) as ours_error:
@@ -198,7 +217,7 @@ def test_requires_grad_off_on_an_op_output_is_refused_like_torch():
     y = tg.tensor([1.0], requires_grad=True) * 2
     with pytest.raises(RuntimeError, match="only change requires_grad flags of leaf"):
         y.requires_grad = False
-    y.requires_grad = True              # already true: allowed, as in torch
+    y.requires_grad = True  # already true: allowed, as in torch
 
 
 def test_data_of_a_float_leaf_cannot_become_integer():
@@ -209,13 +228,18 @@ def test_data_of_a_float_leaf_cannot_become_integer():
     with pytest.raises(RuntimeError):
         rp.data = torch.tensor([1, 2])
     assert "floating-point" in str(ours.value) and p.dtype == torch.float32
-    p.data = torch.tensor([3.0, 4.0])   # a float tensor: fine
+    p.data = torch.tensor([3.0, 4.0])  # a float tensor: fine
     assert p.tolist() == [3.0, 4.0]
 
 
-@pytest.mark.parametrize("bad, kind", [(torch.ones(3), RuntimeError),
-                                       (torch.ones(2, dtype=torch.float64), RuntimeError),
-                                       ([1.0, 2.0], TypeError)])
+@pytest.mark.parametrize(
+    "bad, kind",
+    [
+        (torch.ones(3), RuntimeError),
+        (torch.ones(2, dtype=torch.float64), RuntimeError),
+        ([1.0, 2.0], TypeError),
+    ],
+)
 def test_assigning_a_gradient_checks_what_the_constructor_checks(bad, kind):
     p, rp = pair([1.0, 2.0], dtype=torch.float32)
     with pytest.raises(kind):
@@ -227,8 +251,10 @@ def test_assigning_a_gradient_checks_what_the_constructor_checks(bad, kind):
 
 # --- operands that are not tapegrad tensors ------------------------------------------------
 
-@pytest.mark.parametrize("make", [lambda: np.array([0.5, 0.25]),
-                                  lambda: torch.tensor([0.5, 0.25], dtype=torch.float64)])
+
+@pytest.mark.parametrize(
+    "make", [lambda: np.array([0.5, 0.25]), lambda: torch.tensor([0.5, 0.25], dtype=torch.float64)]
+)
 @pytest.mark.parametrize("side", ["left", "right"])
 def test_a_float64_array_or_tensor_meets_a_float32_leaf_and_is_refused(make, side):
     w = tg.tensor([1.0, 2.0], requires_grad=True)
@@ -237,17 +263,27 @@ def test_a_float64_array_or_tensor_meets_a_float32_leaf_and_is_refused(make, sid
     assert w.grad is None
 
 
-@pytest.mark.parametrize("operand", [np.float64(0.5), np.float32(0.5), np.int64(2), 0.5, 2,
-                                     np.array([0.5, 0.25], dtype=np.float32),
-                                     torch.tensor([0.5, 0.25])])
+@pytest.mark.parametrize(
+    "operand",
+    [
+        np.float64(0.5),
+        np.float32(0.5),
+        np.int64(2),
+        0.5,
+        2,
+        np.array([0.5, 0.25], dtype=np.float32),
+        torch.tensor([0.5, 0.25]),
+    ],
+)
 @pytest.mark.parametrize("op", ["+", "-", "*", "/", "**"])
 def test_numbers_and_same_dtype_arrays_follow_one_rule_on_either_side(operand, op):
     w, rw = pair([1.0, 2.0], dtype=torch.float32)
     as_torch = torch.as_tensor(operand) if isinstance(operand, np.ndarray) else operand
+    names = {"w": w, "operand": operand, "rw": rw, "as_torch": as_torch}
     for left in (True, False):
         w.grad = rw.grad = None
-        ours = eval(f"w {op} operand") if left else eval(f"operand {op} w")
-        theirs = eval(f"rw {op} as_torch") if left else eval(f"as_torch {op} rw")
+        ours = eval(f"w {op} operand" if left else f"operand {op} w", globals(), names)
+        theirs = eval(f"rw {op} as_torch" if left else f"as_torch {op} rw", globals(), names)
         assert ours.dtype == torch.float32 == theirs.dtype
         torch.testing.assert_close(ours.data, theirs.detach())
         ours.sum().backward()
@@ -257,6 +293,7 @@ def test_numbers_and_same_dtype_arrays_follow_one_rule_on_either_side(operand, o
 
 
 # --- accumulation and sweep semantics ------------------------------------------------------
+
 
 def test_gradients_accumulate_into_the_existing_grad_in_place():
     x, rx = pair([1.0, 2.0])
@@ -295,6 +332,7 @@ def test_no_grad_on_a_generator_function_holds_while_it_runs():
     @tg.no_grad
     def bare():
         yield x * 3
+
     assert not next(bare()).requires_grad
 
 
@@ -316,10 +354,12 @@ def test_enable_grad_and_set_grad_enabled():
     @tg.set_grad_enabled(False)
     def evaluate():
         return x * 2
+
     assert tg.is_grad_enabled() and not evaluate().requires_grad
 
 
 # --- modules --------------------------------------------------------------------------------
+
 
 def test_assigning_a_computed_tensor_to_a_parameter_name_is_refused_like_torch():
     l1, l2 = nn.Linear(2, 2), nn.Linear(2, 2)
@@ -337,22 +377,23 @@ def test_recording_an_op_on_complex_tensors_is_refused_rather_than_wrong():
     with pytest.raises(TypeError, match="complex tensors is not supported"):
         z * z
     with tg.no_grad():
-        assert (z * z).dtype == torch.complex64      # computing without recording is fine
+        assert (z * z).dtype == torch.complex64  # computing without recording is fine
 
 
 # --- found by trying tapegrad as a new user would -----------------------------------------------
+
 
 def test_writing_a_recorded_value_into_a_view_of_a_buffer_is_refused_not_lost():
     x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
     buffer = tg.zeros(2, 3)
     with pytest.raises(RuntimeError, match="memory is shared with another tensor"):
-        buffer.T[:, 0] = x                  # torch would make buffer require grad through the view
+        buffer.T[:, 0] = x  # torch would make buffer require grad through the view
     a = tg.zeros(3)
     view = a[0:2]
     with pytest.raises(RuntimeError, match="memory is shared"):
         a += x
     del view
-    a += x                                  # no view left: a takes x's gradient path
+    a += x  # no view left: a takes x's gradient path
     (a * a).sum().backward()
     assert x.grad.tolist() == [2.0, 4.0, 6.0]
 
@@ -389,7 +430,7 @@ def test_a_retained_gradient_is_a_tensor_of_its_own():
     h = x * 2
     h.retain_grad()
     h.sum().backward()
-    h.grad[0] = 7.0                          # sum's derivative is a broadcast view: not in .grad
+    h.grad[0] = 7.0  # sum's derivative is a broadcast view: not in .grad
     assert h.grad.tolist() == [7.0, 1.0, 1.0]
     h.grad.mul_(0.5)
 
@@ -430,29 +471,31 @@ def test_tensor_copies_what_it_is_given_like_torch_tensor():
 def test_an_in_place_op_whose_operand_is_the_tensor_itself():
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     y = x * 1
-    y.mul_(y)                                # y = x^2
+    y.mul_(y)  # y = x^2
     y.sum().backward()
     assert x.grad.tolist() == [2.0, 4.0]
     a, b = tg.tensor([1.0, 2.0], requires_grad=True), tg.tensor([3.0, 4.0], requires_grad=True)
     p = a * b
-    p.mul_(a)                                # p = a^2 b
-    g, = tg.grad(p.sum(), [b], create_graph=True)
+    p.mul_(a)  # p = a^2 b
+    (g,) = tg.grad(p.sum(), [b], create_graph=True)
     assert g.tolist() == [1.0, 4.0]
 
 
 def test_second_derivatives_of_piecewise_linear_networks_are_zeros_like_torch():
     x, rx = pair([[0.3, -0.7]])
     g = torch.Generator().manual_seed(0)
-    w1, w2 = torch.randn(2, 4, generator=g, dtype=torch.float64), torch.randn(4, 1, generator=g,
-                                                                             dtype=torch.float64)
-    for t, grad, act in ((x, tg.grad, "relu"), (rx, torch.autograd.grad, "relu")):
+    w1, w2 = (
+        torch.randn(2, 4, generator=g, dtype=torch.float64),
+        torch.randn(4, 1, generator=g, dtype=torch.float64),
+    )
+    for t, grad, _act in ((x, tg.grad, "relu"), (rx, torch.autograd.grad, "relu")):
         u = ((t @ w1).relu() @ w2).sum()
-        first, = grad(u, t, create_graph=True)
-        second, = grad(first[0, 0], t)
+        (first,) = grad(u, t, create_graph=True)
+        (second,) = grad(first[0, 0], t)
         assert second.tolist() == [[0.0, 0.0]]
     leaky = tg.nn.LeakyReLU(0.1)
     y = tg.tensor([[0.5, -0.5]], dtype=torch.float64, requires_grad=True)
-    first, = tg.grad(leaky(y).sum(), y, create_graph=True)
+    (first,) = tg.grad(leaky(y).sum(), y, create_graph=True)
     assert tg.grad(first.sum(), y)[0].tolist() == [[0.0, 0.0]]
 
 

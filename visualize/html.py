@@ -36,11 +36,12 @@ from tapegrad.tape import Node
 from .engine import pipe
 from .graph import to_dot
 
-PREVIEW = 6             # values shown from each tensor, besides its mean and range
+PREVIEW = 6  # values shown from each tensor, besides its mean and range
 
 
-def write_backprop_html(loss, path, model=None, names: dict | None = None, grad=None,
-                        renderer: str = "auto") -> Path:
+def write_backprop_html(
+    loss, path, model=None, names: dict | None = None, grad=None, renderer: str = "auto"
+) -> Path:
     """Write the interactive backprop page for `loss` to `path` (parent folders are made).
 
     model, names: name the leaves (``0.weight``, ``{"x": x}``), as in `to_dot` and
@@ -49,24 +50,31 @@ def write_backprop_html(loss, path, model=None, names: dict | None = None, grad=
     the sweep it shows needs the tape's saved tensors. Returns the path.
     """
     if getattr(loss, "_node", None) is None:
-        raise ValueError("write_backprop_html: the loss was not recorded on a tape (it is a leaf, "
-                         "or was computed under no_grad()); pass the output of recorded ops")
+        raise ValueError(
+            "write_backprop_html: the loss was not recorded on a tape (it is a leaf, "
+            "or was computed under no_grad()); pass the output of recorded ops"
+        )
     nodes = reached_nodes(loss)
     released = [node for node in nodes if node.released]
     if released:
-        raise RuntimeError(f"write_backprop_html: {released[0].describe()} was already swept and "
-                           "its saved tensors freed; write the page before loss.backward(), or "
-                           "call loss.backward(retain_graph=True)")
+        raise RuntimeError(
+            f"write_backprop_html: {released[0].describe()} was already swept and "
+            "its saved tensors freed; write the page before loss.backward(), or "
+            "call loss.backward(retain_graph=True)"
+        )
     labels = leaf_names(loss.tape, model, names)
     steps = [_forward_step(node, labels) for node in nodes]
-    steps += [_backward_step(step, labels)
-              for step in backward_steps(loss, grad, accumulate=False)]
+    steps += [_backward_step(step, labels) for step in backward_steps(loss, grad, accumulate=False)]
     width = max(len(node_call(node, labels)) for node in nodes)
     lines = [{"index": node.index, "text": format_node(node, labels, width)} for node in nodes]
     svg = pipe(to_dot(loss, model=model, values=True).source, "svg", renderer).decode("utf-8")
-    page = _PAGE.format(title=html.escape(f"Backprop through {len(nodes)} nodes"),
-                        style=_STYLE, script=_SCRIPT, svg=svg[svg.index("<svg"):],
-                        data=_json({"steps": steps, "lines": lines}))
+    page = _PAGE.format(
+        title=html.escape(f"Backprop through {len(nodes)} nodes"),
+        style=_STYLE,
+        script=_SCRIPT,
+        svg=svg[svg.index("<svg") :],
+        data=_json({"steps": steps, "lines": lines}),
+    )
     path = Path(os.fspath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
@@ -80,29 +88,51 @@ def tensor_text(value) -> dict:
     flat = value.detach().reshape(-1)
     shown = ", ".join(f"{v:.4g}" for v in flat[:PREVIEW].tolist())
     more = f", … ({flat.numel()} values)" if flat.numel() > PREVIEW else ""
-    return {"shape": str(tuple(value.shape)), "summary": summarize(value),
-            "preview": f"[{shown}{more}]"}
+    return {
+        "shape": str(tuple(value.shape)),
+        "summary": summarize(value),
+        "preview": f"[{shown}{more}]",
+    }
 
 
 def _forward_step(node: Node, labels: dict) -> dict:
-    return {"phase": "forward", "index": node.index, "node": f"n{node.index}",
-            "call": node_call(node, labels), "computes": forward_rule(node.op),
-            "value": tensor_text(node.value) if node.value is not None else None,
-            "receivers": [], "leaf_receivers": []}
+    return {
+        "phase": "forward",
+        "index": node.index,
+        "node": f"n{node.index}",
+        "call": node_call(node, labels),
+        "computes": forward_rule(node.op),
+        "value": tensor_text(node.value) if node.value is not None else None,
+        "receivers": [],
+        "leaf_receivers": [],
+    }
 
 
 def _backward_step(step, labels: dict) -> dict:
     node = step.node
-    sends = [{"to": input_label(holder, labels), "grad": tensor_text(grad)}
-             for holder, grad in step.contributions]
-    return {"phase": "backward", "index": node.index, "node": f"n{node.index}",
-            "call": node_call(node, labels), "computes": forward_rule(node.op),
-            "value": tensor_text(node.value) if node.value is not None else None,
-            "grad": tensor_text(step.grad_output), "rule": rule_text(node.op), "sends": sends,
-            "receivers": [f"n{holder.index}" for holder, _ in step.contributions
-                          if isinstance(holder, Node)],
-            "leaf_receivers": [input_label(holder, labels) for holder, _ in step.contributions
-                               if not isinstance(holder, Node)]}
+    sends = [
+        {"to": input_label(holder, labels), "grad": tensor_text(grad)}
+        for holder, grad in step.contributions
+    ]
+    return {
+        "phase": "backward",
+        "index": node.index,
+        "node": f"n{node.index}",
+        "call": node_call(node, labels),
+        "computes": forward_rule(node.op),
+        "value": tensor_text(node.value) if node.value is not None else None,
+        "grad": tensor_text(step.grad_output),
+        "rule": rule_text(node.op),
+        "sends": sends,
+        "receivers": [
+            f"n{holder.index}" for holder, _ in step.contributions if isinstance(holder, Node)
+        ],
+        "leaf_receivers": [
+            input_label(holder, labels)
+            for holder, _ in step.contributions
+            if not isinstance(holder, Node)
+        ],
+    }
 
 
 def _json(data) -> str:
@@ -204,8 +234,11 @@ _SCRIPT = r"""
   }
   function tensor(parent, label, t) {
     add(parent, "label", label);
-    if (!t) { return add(parent, "missing", "not kept: record inside `with tapegrad.Tape():`", "pre"); }
-    return add(parent, "tensor", (t.shape ? t.shape + "  " : "") + t.summary + "\n" + t.preview, "pre");
+    if (!t) {
+      return add(parent, "missing", "not kept: record inside `with tapegrad.Tape():`", "pre");
+    }
+    return add(parent, "tensor",
+               (t.shape ? t.shape + "  " : "") + t.summary + "\n" + t.preview, "pre");
   }
 
   var current = 0;
@@ -223,7 +256,10 @@ _SCRIPT = r"""
     panel.dataset.node = step.node;
     panel.textContent = "";
     add(panel, "call", step.call);
-    if (step.computes) { add(panel, "label", "computes"); add(panel, "computes", step.computes, "pre"); }
+    if (step.computes) {
+      add(panel, "label", "computes");
+      add(panel, "computes", step.computes, "pre");
+    }
     if (step.phase === "forward") {
       tensor(panel, "value", step.value).id = "value";
     } else {
@@ -247,7 +283,10 @@ _SCRIPT = r"""
         lines[steps[j].index].classList.add("done");
       }
     }
-    if (boxes[step.node]) { boxes[step.node].classList.remove("done"); boxes[step.node].classList.add("current"); }
+    if (boxes[step.node]) {
+      boxes[step.node].classList.remove("done");
+      boxes[step.node].classList.add("current");
+    }
     lines[step.index].classList.remove("done");
     lines[step.index].classList.add("current");
     step.receivers.forEach(function (name) {

@@ -19,7 +19,8 @@ VALUE_NOT_KEPT = "value not kept: record in `with tg.Tape()`"
 
 
 def shape_text(shape, dtype) -> str:
-    """'(100, 25)' ('scalar' for shape ()), plus the dtype when not torch's default: '(3,) float64'."""
+    """'(100, 25)' ('scalar' for shape ()), plus the dtype when not torch's default:
+    '(3,) float64'."""
     text = str(tuple(shape)) if len(shape) else "scalar"
     if dtype is not None and dtype != torch.get_default_dtype():
         text += " " + str(dtype).removeprefix("torch.")
@@ -34,8 +35,11 @@ def stats(value) -> str:
 
 
 def is_finite(value) -> bool:
-    return not isinstance(value, torch.Tensor) or not value.is_floating_point() \
+    return (
+        not isinstance(value, torch.Tensor)
+        or not value.is_floating_point()
         or bool(torch.isfinite(value).all())
+    )
 
 
 def label(title: str, lines) -> str:

@@ -35,7 +35,7 @@ from ..tape import Node
 from ..tensor import Tensor
 from . import state as st
 from .ir import Bump, CompileError, Effects, Kernel, Opaque, Val, Wrapped, _vals_in, func_name
-from .names import callable_names, tensor_method, identifier, literal
+from .names import callable_names, identifier, literal, tensor_method
 from .plan import diff
 
 
@@ -72,7 +72,13 @@ def _leaf(cls, data, requires_grad):
     """A new leaf tapegrad tensor of class `cls` (a Parameter made inside the step)."""
     t = object.__new__(cls)
     t._data, t._requires_grad, t._grad, t._node, t._tape, t._gathered = (
-        data, requires_grad, None, None, None, None)
+        data,
+        requires_grad,
+        None,
+        None,
+        None,
+        None,
+    )
     return t
 
 
@@ -85,19 +91,34 @@ class Codegen:
         self.name = name
         self.params = list(params)
         self.fn_label = fn_label
-        self.taken = set(self.params) | {"S", "torch", "F", "aten", "_wrap", "_leaf", "_new_ctx",
-                                         "bump_versions"}
+        self.taken = set(self.params) | {
+            "S",
+            "torch",
+            "F",
+            "aten",
+            "_wrap",
+            "_leaf",
+            "_new_ctx",
+            "bump_versions",
+        }
         self.S = {}
         self.aten = types.SimpleNamespace()
         self.aten_names = {}
-        self.ns = {"torch": torch, "F": F, "aten": self.aten, "S": self.S,
-                   "_wrap": Tensor._wrap, "_leaf": _leaf, "_new_ctx": _new_ctx,
-                   "bump_versions": _kernels.bump_versions}
-        self.ref = {}               # id(object) -> the name or expression that holds it
-        self.temps = set()          # names the code defines
+        self.ns = {
+            "torch": torch,
+            "F": F,
+            "aten": self.aten,
+            "S": self.S,
+            "_wrap": Tensor._wrap,
+            "_leaf": _leaf,
+            "_new_ctx": _new_ctx,
+            "bump_versions": _kernels.bump_versions,
+        }
+        self.ref = {}  # id(object) -> the name or expression that holds it
+        self.temps = set()  # names the code defines
         self.stmts = []
-        self.used_reads = set()     # ids of tensors read from written places (guards check them)
-        self.used_objects = set()   # ids of state objects the code uses (guards check their paths)
+        self.used_reads = set()  # ids of tensors read from written places (guards check them)
+        self.used_objects = set()  # ids of state objects the code uses (guards check their paths)
         self.kernels = 0
         self.counter = {}
         self._prefer()
@@ -111,8 +132,11 @@ class Codegen:
             if isinstance(event, Effects):
                 for change in diff(event.before, event.after):
                     entry = change.entry
-                    if entry.kind == st.SLOTS and change.key == "_grad" and \
-                            type(change.new) is st.TRef:
+                    if (
+                        entry.kind == st.SLOTS
+                        and change.key == "_grad"
+                        and type(change.new) is st.TRef
+                    ):
                         v = tracer.known(change.new.get())
                         if v is not None:
                             prefer.setdefault(v, "grad_" + _bare(plan.name(entry.obj)))
@@ -120,11 +144,18 @@ class Codegen:
             where = getattr(event, "where", None)
             if where is None:
                 continue
-            if where.phase == "backward" and _index(where.node) is not None and \
-                    isinstance(where.grad, Val):
+            if (
+                where.phase == "backward"
+                and _index(where.node) is not None
+                and isinstance(where.grad, Val)
+            ):
                 prefer.setdefault(where.grad, f"dy{where.node.index}")
-            if isinstance(event, Opaque) and event.kind == "backward" and len(event.args) > 1 \
-                    and isinstance(event.args[1], Val):
+            if (
+                isinstance(event, Opaque)
+                and event.kind == "backward"
+                and len(event.args) > 1
+                and isinstance(event.args[1], Val)
+            ):
                 prefer.setdefault(event.args[1], f"dy{event.ctx.index}")
         for info in tracer.node_infos:
             if info.index is not None and info.out is not None:
@@ -147,11 +178,15 @@ class Codegen:
             hint = f"g{where.node.index}_"
         else:
             hint = {"seed": "seed", "commit": "grad", "update": "u", "user": "v"}.get(
-                where.phase, "v")
+                where.phase, "v"
+            )
         n = self.counter.get(hint, 0) + 1
         while True:
-            name = f"{hint}{n}" if hint.endswith("_") or hint in ("u", "v") else (
-                hint if n == 1 else f"{hint}_{n}")
+            name = (
+                f"{hint}{n}"
+                if hint.endswith("_") or hint in ("u", "v")
+                else (hint if n == 1 else f"{hint}_{n}")
+            )
             if name not in self.taken:
                 break
             n += 1
@@ -190,8 +225,10 @@ class Codegen:
             return self.plan.runtime[id(value)]
         if id(value) in self.plan.stable:
             return self.state_name(value)
-        if isinstance(value, (torch.device, torch.Size, torch.Generator)) or \
-                type(value).__module__.split(".")[0] == "torch":
+        if (
+            isinstance(value, (torch.device, torch.Size, torch.Generator))
+            or type(value).__module__.split(".")[0] == "torch"
+        ):
             name = self.fresh(type(value).__name__.lower())
             self.ns[name] = value
             self.ref[id(value)] = name
@@ -200,7 +237,8 @@ class Codegen:
             f"tapegrad.compile({self.fn_label}): a torch call in the step takes a "
             f"{type(value).__name__} that Python code made while the step ran (not a tensor, "
             "a number, or state the compiler can guard); the compiled code could not make it "
-            "again. Pass it to the step as an argument, or make it with torch inside the step")
+            "again. Pass it to the step as an argument, or make it with torch inside the step"
+        )
 
     def tensor(self, v: Val, uses) -> str:
         """The name of a value: defined by an earlier line, a constant, or an error."""
@@ -222,12 +260,14 @@ class Codegen:
                 f"tapegrad.compile({self.fn_label}): a tensor made inside {v.label} (which the "
                 "compiled code calls as it is) is used outside it without being returned by it; "
                 "the compiled code has no way to get it. Return it from that call, or keep the "
-                "step uncompiled")
-        if v.kind == "state":       # in the state at the start, but not held by a stable place
+                "step uncompiled"
+            )
+        if v.kind == "state":  # in the state at the start, but not held by a stable place
             raise CompileError(
                 f"tapegrad.compile({self.fn_label}): the step reads a tensor ({_layout(v)}, "
                 f"{plan.s0.names.get(v.id) or 'in the state'}) that it also replaces; the "
-                "compiled code cannot tell where to read it next time. Keep the step eager")
+                "compiled code cannot tell where to read it next time. Keep the step eager"
+            )
         if v.obj is None:
             raise AssertionError(f"{v} used before the line that makes it")
         # Made before the step, and not reachable from it: from an iterator, a closure of a
@@ -238,7 +278,8 @@ class Codegen:
             "neither an argument nor state the compiler can reach from the step (its closure, "
             "globals, modules, optimizers and your own objects): one from an iterator, or held "
             "by an object of a library class. The compiled code could not tell if it is the "
-            "same next time: pass it to the step as an argument")
+            "same next time: pass it to the step as an argument"
+        )
 
     # --- statements ------------------------------------------------------------------
     def emit(self, code, comment, defs=(), uses=(), section="user"):
@@ -269,8 +310,15 @@ class Codegen:
         used = set()
         for event in self.tracer.events:
             if isinstance(event, (Kernel, Opaque, Bump)):
-                used.update(_vals_in((getattr(event, "args", None), getattr(event, "kwargs", None),
-                                      getattr(event, "tensors", None))))
+                used.update(
+                    _vals_in(
+                        (
+                            getattr(event, "args", None),
+                            getattr(event, "kwargs", None),
+                            getattr(event, "tensors", None),
+                        )
+                    )
+                )
         needs_object = self._arguments_written()
         plan = self.plan
         for v in sorted(used, key=lambda v: v.n):
@@ -280,16 +328,20 @@ class Codegen:
                     continue
                 root = expr.split(".")[0].split("[")[0]
                 if expr == f"{root}._data" and root not in needs_object:
-                    name = root                 # x = x._data: the wrapper is not needed again
+                    name = root  # x = x._data: the wrapper is not needed again
                 else:
-                    name = self.fresh(expr.replace("._", "_"))      # t_data = t._data
+                    name = self.fresh(expr.replace("._", "_"))  # t_data = t._data
                 self.emit(f"{name} = {expr}", "", defs=[name], section="inputs")
                 self.ref[v] = name
             elif v.kind == "state" and v.id in plan.read_tensors:
                 _, entry, key, path = plan.read_tensors[v.id]
                 name = self.fresh(path or "read")
-                self.emit(f"{name} = {self.place(entry, key, set())}",
-                          "written by the step, so read afresh", defs=[name], section="inputs")
+                self.emit(
+                    f"{name} = {self.place(entry, key, set())}",
+                    "written by the step, so read afresh",
+                    defs=[name],
+                    section="inputs",
+                )
                 self.ref[v] = name
                 self.used_reads.add(v.id)
                 self.used_objects.add(id(entry.obj))
@@ -324,13 +376,21 @@ class Codegen:
             if fname == "__get__":
                 call = f"{target}.{name}"
             else:
-                self.emit(f"{target}.{name} = {self.expr(args[1], uses)}", self.comment(where),
-                          uses=uses, section=_section(where))
+                self.emit(
+                    f"{target}.{name} = {self.expr(args[1], uses)}",
+                    self.comment(where),
+                    uses=uses,
+                    section=_section(where),
+                )
                 return
         elif method == "__setitem__":
-            self.emit(f"{self.expr(args[0], uses)}[{self._index(args[1], uses)}] = "
-                      f"{self.expr(args[2], uses)}", self.comment(where), uses=uses,
-                      section=_section(where))
+            self.emit(
+                f"{self.expr(args[0], uses)}[{self._index(args[1], uses)}] = "
+                f"{self.expr(args[2], uses)}",
+                self.comment(where),
+                uses=uses,
+                section=_section(where),
+            )
             return
         elif method == "__getitem__":
             call = f"{self.expr(args[0], uses)}[{self._index(args[1], uses)}]"
@@ -372,8 +432,9 @@ class Codegen:
             if namespace != "aten":
                 name = f"{namespace}_{name}"
             setattr(self.aten, name, getattr(func, "_op", func))
-            self.aten_names[name] = f"torch.ops.{namespace}.{packet.__name__.split('::')[-1]}" \
-                                    f".{func._overloadname}"
+            self.aten_names[name] = (
+                f"torch.ops.{namespace}.{packet.__name__.split('::')[-1]}.{func._overloadname}"
+            )
             return f"aten.{name}"
         known = callable_names().get(id(func))
         if known is not None:
@@ -408,8 +469,9 @@ class Codegen:
         if isinstance(out, Val):
             if out not in self.ref:
                 name = self.define(out, where)
-                self.emit(f"{name} = {holder}{path}", "", defs=[name], uses=[holder],
-                          section=section)
+                self.emit(
+                    f"{name} = {holder}{path}", "", defs=[name], uses=[holder], section=section
+                )
         elif isinstance(out, Wrapped):
             self._unpack(holder, out.val, where, section, path + "._data")
         elif isinstance(out, (tuple, list)):
@@ -432,20 +494,25 @@ class Codegen:
                 ctx_name = self.fresh(f"ctx{index}")
                 self.ref[id(ctx)] = ctx_name
                 needs = tuple(ctx.needs_input_grad)
-                self.emit(f"{ctx_name} = _new_ctx({op_name}, {needs!r}, {index!r}, "
-                          f"{self.expr(getattr(ctx, 'shape', None), uses)}, "
-                          f"{self.expr(getattr(ctx, 'dtype', None), uses)})",
-                          f"[{index}] {op.__name__}: a fresh ctx for its own forward and backward",
-                          defs=[ctx_name], uses=uses, section=section)
+                self.emit(
+                    f"{ctx_name} = _new_ctx({op_name}, {needs!r}, {index!r}, "
+                    f"{self.expr(getattr(ctx, 'shape', None), uses)}, "
+                    f"{self.expr(getattr(ctx, 'dtype', None), uses)})",
+                    f"[{index}] {op.__name__}: a fresh ctx for its own forward and backward",
+                    defs=[ctx_name],
+                    uses=uses,
+                    section=section,
+                )
                 uses = set()
             ctx_expr = self.expr(ctx, uses)
             parts = [ctx_expr] + [self.expr(a, uses) for a in event.args[1:]]
             call = f"{op_name}.{event.kind}({', '.join(parts)})"
-            comment = (f"[{index}] {op.__name__}.{event.kind}: your op's own code, called as is")
+            comment = f"[{index}] {op.__name__}.{event.kind}: your op's own code, called as is"
         else:
             owner = event.call.__self__
-            target = self.state_name(owner) if id(owner) in self.plan.stable else \
-                self.expr(owner, uses)
+            target = (
+                self.state_name(owner) if id(owner) in self.plan.stable else self.expr(owner, uses)
+            )
             parts = [self.expr(a, uses) for a in event.args]
             call = f"{target}.{event.call.__func__.__name__}({', '.join(parts)})"
             comment = f"{event.label}: called as is (it keeps Python numbers of its own)"
@@ -464,9 +531,12 @@ class Codegen:
         uses = set()
         tensors = "[" + ", ".join(self.tensor(t, uses) for t in event.tensors) + "]"
         for _ in range(event.times):
-            self.emit(f"bump_versions({tensors})",
-                      f"as {event.where.label or 'eager'} does: counters bumped outside a kernel",
-                      uses=uses, section=_section(event.where))
+            self.emit(
+                f"bump_versions({tensors})",
+                f"as {event.where.label or 'eager'} does: counters bumped outside a kernel",
+                uses=uses,
+                section=_section(event.where),
+            )
 
     # --- Python state ---------------------------------------------------------------
     def place(self, entry, key, uses) -> str:
@@ -485,49 +555,67 @@ class Codegen:
 
     def key(self, key) -> str:
         objects = self.plan.s0.objects
-        if type(key) is int and key in objects and type(objects[key]) is not st.TRef \
-                and id(objects[key]) == key and key in self.plan.stable:
+        if (
+            type(key) is int
+            and key in objects
+            and type(objects[key]) is not st.TRef
+            and id(objects[key]) == key
+            and key in self.plan.stable
+        ):
             return f"id({self.state_name(objects[key])})"
         if id(key) in self.plan.stable and self.plan.stable[id(key)] is key:
-            return self.state_name(key)     # an object as a key (optimizer.state[param])
+            return self.state_name(key)  # an object as a key (optimizer.state[param])
         text = literal(key)
         if text is None:
-            raise CompileError(f"tapegrad.compile({self.fn_label}): the step writes a dict entry "
-                               f"with a {type(key).__name__} key, which compiled code can't name")
+            raise CompileError(
+                f"tapegrad.compile({self.fn_label}): the step writes a dict entry "
+                f"with a {type(key).__name__} key, which compiled code can't name"
+            )
         return text
 
     def _effects(self, event):
         changes = diff(event.before, event.after)
-        section = ("effects" if event.label == "end" else
-                   "state" if event.label is None else f"wrote:{event.label}")
+        section = (
+            "effects"
+            if event.label == "end"
+            else "state"
+            if event.label is None
+            else f"wrote:{event.label}"
+        )
         for change in changes:
             entry = change.entry
             obj = entry.obj
             if id(obj) not in self.plan.stable and id(obj) not in self.plan.runtime:
-                continue        # a container no longer reachable from the state at the start
+                continue  # a container no longer reachable from the state at the start
             if entry.kind == st.SLOTS and change.key == "_node":
                 raise CompileError(
                     f"tapegrad.compile({self.fn_label}): the step recorded an in-place op on "
                     f"{self.plan.name(obj)}, a tensor from outside the step, which makes it the "
                     "output of a tape node; a compiled step keeps no tape. Apply in-place "
-                    "changes to state under tapegrad.no_grad(), or to .data")
+                    "changes to state under tapegrad.no_grad(), or to .data"
+                )
             uses = set()
             if change.action == "list":
                 items = [self.template(v, uses, section) for v in change.new]
                 target = self.place(entry, 0, uses).rsplit("[", 1)[0]
                 self.emit(f"{target}[:] = [{', '.join(items)}]", "", uses=uses, section=section)
             elif change.action == "del":
-                self.emit(f"del {self.place(entry, change.key, uses)}", "", uses=uses,
-                          section=section)
+                self.emit(
+                    f"del {self.place(entry, change.key, uses)}", "", uses=uses, section=section
+                )
             else:
                 value = self.template(change.new, uses, section)
-                self.emit(f"{self.place(entry, change.key, uses)} = {value}", "", uses=uses,
-                          section=section)
+                self.emit(
+                    f"{self.place(entry, change.key, uses)} = {value}",
+                    "",
+                    uses=uses,
+                    section=section,
+                )
 
     def template(self, value, uses, section) -> str:
         """Source that gives `value` (a result, or what the step stored) at replay."""
         if type(value) is st.TRef:
-            value = value.get()             # (what the step stored is alive: it is stored)
+            value = value.get()  # (what the step stored is alive: it is stored)
         if isinstance(value, torch.Tensor):
             v = self.tracer.known(value)
             if v is None:
@@ -535,7 +623,8 @@ class Codegen:
                     f"tapegrad.compile({self.fn_label}): the step leaves a tensor "
                     f"({_layout(value)}) in its state or result that no torch call it made "
                     "returned (made inside a call the compiled code makes as is?); the compiled "
-                    "code has no way to get it")
+                    "code has no way to get it"
+                )
             return self.tensor(v, uses)
         text = literal(value)
         if text is not None:
@@ -569,12 +658,21 @@ class Codegen:
         if type(value) in (list, tuple, dict):
             inner = set()
             if type(value) is dict:
-                body = "{" + ", ".join(f"{self.key(k)}: {self.template(v, inner, section)}"
-                                       for k, v in value.items()) + "}"
+                body = (
+                    "{"
+                    + ", ".join(
+                        f"{self.key(k)}: {self.template(v, inner, section)}"
+                        for k, v in value.items()
+                    )
+                    + "}"
+                )
             else:
                 items = [self.template(v, inner, section) for v in value]
-                body = ("[" + ", ".join(items) + "]" if type(value) is list else
-                        "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")")
+                body = (
+                    "[" + ", ".join(items) + "]"
+                    if type(value) is list
+                    else "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+                )
             if type(value) is tuple:
                 uses.update(inner)
                 return body
@@ -584,9 +682,11 @@ class Codegen:
             uses.add(name)
             return name
         if isinstance(value, Node):
-            raise CompileError(f"tapegrad.compile({self.fn_label}): the step keeps a tape node "
-                               f"({value.describe()}) in its state or result; a compiled step "
-                               "makes no tape")
+            raise CompileError(
+                f"tapegrad.compile({self.fn_label}): the step keeps a tape node "
+                f"({value.describe()}) in its state or result; a compiled step "
+                "makes no tape"
+            )
         if value is self.tracer.out or id(value) in self.plan.s0.objects:
             name = self.fresh(type(value).__name__.lower())
             self.ns[name] = value
@@ -595,7 +695,8 @@ class Codegen:
             f"tapegrad.compile({self.fn_label}): the step leaves a new "
             f"{type(value).__name__} (made by its Python code) in its state or result; "
             "compiled code repeats only torch kernels and stores of tensors, numbers, "
-            "tapegrad tensors, dicts, lists and tuples")
+            "tapegrad tensors, dicts, lists and tuples"
+        )
 
     # --- source --------------------------------------------------------------------
     def comment(self, where) -> str:
@@ -647,23 +748,26 @@ class Codegen:
                 section = key
             code = "    " + s.code
             if s.comment:
-                code = code.ljust(width) + "  # " + s.comment if len(code) < width else \
-                    code + "  # " + s.comment
+                code = (
+                    code.ljust(width) + "  # " + s.comment
+                    if len(code) < width
+                    else code + "  # " + s.comment
+                )
             lines.append(code)
             gone = sorted(frees.get(i, ()), key=lambda n: stmts[last[n]].code)
             if gone:
                 lines.append("    del " + ", ".join(gone))
         doc = self._docstring()
         body = "\n".join(lines)
-        return (f"def {self.name}({', '.join(self.params)}):\n{doc}\n{body}\n"
-                f"    return {out}\n")
+        return f"def {self.name}({', '.join(self.params)}):\n{doc}\n{body}\n    return {out}\n"
 
     def _docstring(self) -> str:
         lines = [f'    """{self.fn_label}, compiled by tapegrad.compile: {self.kernels} kernels.']
         if self.aten_names:
             lines.append("")
-            lines.append("    aten.X is torch.ops.aten.X.default; S[name] the objects whose state "
-                         "it writes.")
+            lines.append(
+                "    aten.X is torch.ops.aten.X.default; S[name] the objects whose state it writes."
+            )
         lines.append('    """')
         return "\n".join(lines)
 
@@ -689,7 +793,7 @@ def _bare(path: str) -> str:
 
 
 def _layout(t) -> str:
-    return f"{str(t.dtype).replace('torch.', '')} {tuple(t.shape)}"   # a tensor or a Val
+    return f"{str(t.dtype).replace('torch.', '')} {tuple(t.shape)}"  # a tensor or a Val
 
 
 def _objects_in(value, found=None):

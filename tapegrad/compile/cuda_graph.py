@@ -22,30 +22,36 @@ import torch
 
 from .. import _kernels
 from . import state as st
-from .plan import diff
 from .ir import CompileError, Opaque
+from .plan import diff
 
 
 def graphed(variant, plan, gen, label):
     """A run function that replays `variant` through a CUDA graph (see the module docstring)."""
     if not torch.cuda.is_available():
-        raise CompileError(f"tapegrad.compile({label}, cuda_graph=True): torch sees no CUDA "
-                           "device; drop cuda_graph=True on this machine")
+        raise CompileError(
+            f"tapegrad.compile({label}, cuda_graph=True): torch sees no CUDA "
+            "device; drop cuda_graph=True on this machine"
+        )
     for event in plan.tracer.events:
         if isinstance(event, Opaque):
             raise CompileError(
                 f"tapegrad.compile({label}, cuda_graph=True): {event.label} runs Python of its "
                 "own during the step (the compiled code calls it as it is), which a CUDA graph "
-                "would skip on replay; use cuda_graph=False for this step")
+                "would skip on replay; use cuda_graph=False for this step"
+            )
     devices = {str(t.device) for t in plan.tracer.held_tensors()}
     if any(not d.startswith("cuda") for d in devices):
-        raise CompileError(f"tapegrad.compile({label}, cuda_graph=True): the step reads tensors "
-                           f"on {', '.join(sorted(devices))}; a CUDA graph needs them all on "
-                           "one CUDA device (move the model and the data with .to('cuda'))")
+        raise CompileError(
+            f"tapegrad.compile({label}, cuda_graph=True): the step reads tensors "
+            f"on {', '.join(sorted(devices))}; a CUDA graph needs them all on "
+            "one CUDA device (move the model and the data with .to('cuda'))"
+        )
     params = [name for name, _ in plan.roots[: plan.arg_count]]
     walker = plan.tracer.walker.without_arguments()
-    return GraphedRun(variant.run, _input_reader(plan, params), _substitute(plan, params),
-                      walker, label)
+    return GraphedRun(
+        variant.run, _input_reader(plan, params), _substitute(plan, params), walker, label
+    )
 
 
 def _input_reader(plan, params):
@@ -61,6 +67,7 @@ def _input_reader(plan, params):
 def _substitute(plan, params):
     """A function (args, static tensors) -> the arguments with their tensors replaced."""
     from ..tensor import Tensor
+
     exprs = list(plan.inputs.values())
 
     def substitute(args, statics):
@@ -76,6 +83,7 @@ def _substitute(plan, params):
             else:
                 out.append(value)
         return tuple(out)
+
     return substitute
 
 
@@ -128,7 +136,7 @@ class GraphedRun:
         self.writes = [_writer(change) for change in diff(state_before, state_after)]
         self.out = out
         self.graph = graph
-        graph.replay()                      # the step itself (capture runs no kernel)
+        graph.replay()  # the step itself (capture runs no kernel)
         return out
 
 
@@ -160,4 +168,3 @@ def _writer(change):
         d = obj.__dict__
         return lambda: d.__setitem__(key, new)
     return lambda: obj.__setitem__(key, new)
-

@@ -41,13 +41,13 @@ class Guard:
     def __init__(self, source, function, checks, params):
         self.source = source
         self.function = function
-        self.checks = checks        # index -> (description, explain function)
+        self.checks = checks  # index -> (description, explain function)
         self.params = params
 
     def explain(self, index, args) -> str:
         if index is None:
             return "all guards hold"
-        if index == -1:             # a place could not be read: find the container that changed
+        if index == -1:  # a place could not be read: find the container that changed
             for description, detail in self.checks[2:]:
                 try:
                     found = detail(dict(zip(self.params, args)))
@@ -59,7 +59,7 @@ class Guard:
         description, detail = self.checks[index]
         try:
             found = detail(dict(zip(self.params, args)))
-        except Exception as error:      # the guard itself failed on this state
+        except Exception as error:  # the guard itself failed on this state
             found = f"({type(error).__name__}: {error})"
         return f"{description}: {found}" if found else description
 
@@ -72,8 +72,12 @@ class _Builder:
         self.guarded = plan.guarded_items(used_objects)
         self.shaped = set()
         self.name = name
-        self.ns = {"_state": _state, "_leaf_hooks": hooks.leaf_hooks, "_TorchTensor": torch.Tensor,
-                   "_Tensor": Tensor}
+        self.ns = {
+            "_state": _state,
+            "_leaf_hooks": hooks.leaf_hooks,
+            "_TorchTensor": torch.Tensor,
+            "_Tensor": Tensor,
+        }
         self.lines = []
         self.checks = []
         self.counter = 0
@@ -98,12 +102,17 @@ class _Builder:
         if value is None or value is True or value is False:
             return [f"{expr} is not {value!r}"]
         if st.is_plain(value):
-            if type(value) in (int, str) or (type(value) is float and value == value
-                                             and value not in (float("inf"), float("-inf"))):
+            if type(value) in (int, str) or (
+                type(value) is float
+                and value == value
+                and value not in (float("inf"), float("-inf"))
+            ):
                 return [f"{expr} != {value!r}"]
             c = self.const(value)
-            return [f"{expr}.__class__ is not {self.const(type(value), 'type')}",
-                    f"({expr} is not {c} and {expr} != {c})"]
+            return [
+                f"{expr}.__class__ is not {self.const(type(value), 'type')}",
+                f"({expr} is not {c} and {expr} != {c})",
+            ]
         return [f"{expr} is not {self.const(value, 'o')}"]
 
     def key(self, key) -> str:
@@ -111,6 +120,16 @@ class _Builder:
         if type(key) in (str, int, bool) or key is None:
             return repr(key)
         return self.const(key, "k")
+
+    def access(self, kind, base: str, key) -> str:
+        """The guard's expression for `key` in the container of this kind that `base` names."""
+        if kind == st.LIST:
+            return f"{base}[{key}]"
+        if kind == st.SLOTS:
+            return f"{base}.{key}"
+        if kind == st.CELL:
+            return f"{base}.cell_contents"
+        return f"{base}[{self.key(key)}]"  # a dict: an object's __dict__, a dict, globals
 
     def equal_is_safe(self, value) -> bool:
         """May this stable value be compared with == (in one tuple with others)?
@@ -138,18 +157,21 @@ class _Builder:
     def layout_conditions(self, expr, t) -> list:
         """The class, dtype, device, shape and strides of a tensor, each read as cheaply as torch
         allows (every attribute of a torch tensor costs a call into torch: ~0.1-0.3 us)."""
-        device = t.device           # (t: a tensor, or the TRef of one, which noted its layout)
+        device = t.device  # (t: a tensor, or the TRef of one, which noted its layout)
         if device.type == "cpu":
             on_device = f"{expr}.is_cpu is not True"
         elif device.type == "cuda" and device.index is not None:
             on_device = f"{expr}.get_device() != {device.index}"
         else:
             on_device = f"{expr}.device != {self.const(device, 'device')}"
-        conditions = [f"{expr}.__class__ is not _TorchTensor",
-                      f"{expr}.dtype is not {self.const(t.dtype, 'dtype')}", on_device,
-                      f"{expr}.shape != {tuple(t.shape)!r}"]
+        conditions = [
+            f"{expr}.__class__ is not _TorchTensor",
+            f"{expr}.dtype is not {self.const(t.dtype, 'dtype')}",
+            on_device,
+            f"{expr}.shape != {tuple(t.shape)!r}",
+        ]
         contiguous = t.contiguous if type(t) is st.TRef else t.is_contiguous()
-        if contiguous:              # with the shape, contiguity fixes what the step can see
+        if contiguous:  # with the shape, contiguity fixes what the step can see
             conditions.append(f"{expr}.is_contiguous() is not True")
         else:
             stride = t.stride if type(t) is st.TRef else tuple(t.stride())
@@ -161,48 +183,81 @@ class _Builder:
         recording = _state.recording
         # one read of this thread's recording state, compared as a tuple
         self.lines.append("    _s = _state.__dict__")
-        conditions = [f"(_s['recording'], _s['blocks'], _s['anomaly'], _s['module'], "
-                      f"_s['sweeping']) != ({recording!r}, (), False, None, False)"]
-        self.check(conditions, "recording mode (tapegrad.no_grad), an open Tape block, anomaly "
-                   "mode, or a call from inside a module or a sweep differs from the trace",
-                   lambda args: _modes_now(recording))
+        conditions = [
+            f"(_s['recording'], _s['blocks'], _s['anomaly'], _s['module'], "
+            f"_s['sweeping']) != ({recording!r}, (), False, None, False)"
+        ]
+        self.check(
+            conditions,
+            "recording mode (tapegrad.no_grad), an open Tape block, anomaly "
+            "mode, or a call from inside a module or a sweep differs from the trace",
+            lambda args: _modes_now(recording),
+        )
         keys = set(hooks.leaf_hooks.keys())
         if keys:
             k = self.const(keys, "keys")
-            self.check([f"_leaf_hooks.keys() != {k}"], "a tensor hook was registered or removed",
-                       lambda args: "")
+            self.check(
+                [f"_leaf_hooks.keys() != {k}"],
+                "a tensor hook was registered or removed",
+                lambda args: "",
+            )
         else:
-            self.check(["_leaf_hooks"], "a tensor hook was registered (the trace had none)",
-                       lambda args: "")
+            self.check(
+                ["_leaf_hooks"],
+                "a tensor hook was registered (the trace had none)",
+                lambda args: "",
+            )
 
     def arguments(self):
         for expr, value in self.plan.arg_specs:
             path = expr
             if isinstance(value, torch.Tensor):
-                if expr.endswith("._data"):         # read the slot once
+                if expr.endswith("._data"):  # read the slot once
                     local = "_" + expr[: -len("._data")].replace("[", "_").replace("]", "")
                     self.lines.append(f"    {local} = {expr}")
-                    self.check(self.layout_conditions(local, value), f"argument {path}",
-                               _explain_tensor(expr, value))
+                    self.check(
+                        self.layout_conditions(local, value),
+                        f"argument {path}",
+                        _explain_tensor(expr, value),
+                    )
                     continue
-                self.check(self.layout_conditions(expr, value), f"argument {path}",
-                           _explain_tensor(expr, value))
+                self.check(
+                    self.layout_conditions(expr, value),
+                    f"argument {path}",
+                    _explain_tensor(expr, value),
+                )
             elif isinstance(value, Tensor):
-                conditions = [f"{expr}.__class__ is not {self.const(type(value), 'type')}",
-                              f"{expr}._node is not None",
-                              f"{expr}._requires_grad is not {value._requires_grad!r}"]
+                conditions = [
+                    f"{expr}.__class__ is not {self.const(type(value), 'type')}",
+                    f"{expr}._node is not None",
+                    f"{expr}._requires_grad is not {value._requires_grad!r}",
+                ]
                 grad = value._grad
-                conditions += (self.layout_conditions(f"{expr}._grad", grad)
-                               if isinstance(grad, torch.Tensor) else [f"{expr}._grad is not None"])
-                self.check(conditions, f"argument {path} (a tapegrad Tensor)",
-                           _explain_wrapper(expr, value))
+                conditions += (
+                    self.layout_conditions(f"{expr}._grad", grad)
+                    if isinstance(grad, torch.Tensor)
+                    else [f"{expr}._grad is not None"]
+                )
+                self.check(
+                    conditions,
+                    f"argument {path} (a tapegrad Tensor)",
+                    _explain_wrapper(expr, value),
+                )
             elif type(value) in (tuple, list):
-                self.check([f"{expr}.__class__ is not {type(value).__name__}",
-                            f"len({expr}) != {len(value)}"], f"argument {path}",
-                           _explain_simple(expr, value, "length"))
+                self.check(
+                    [
+                        f"{expr}.__class__ is not {type(value).__name__}",
+                        f"len({expr}) != {len(value)}",
+                    ],
+                    f"argument {path}",
+                    _explain_simple(expr, value, "length"),
+                )
             else:
-                self.check(self.value_conditions(expr, value), f"argument {path}",
-                           _explain_simple(expr, value, "value"))
+                self.check(
+                    self.value_conditions(expr, value),
+                    f"argument {path}",
+                    _explain_simple(expr, value, "value"),
+                )
 
     def state(self):
         plan = self.plan
@@ -216,39 +271,33 @@ class _Builder:
             kind = entry.kind
             if kind == st.OBJECT:
                 base = self.const(obj.__dict__, "d")
-                access = lambda k, base=base: f"{base}[{self.key(k)}]"
                 conditions = [f"len({base}) != {len(entry.keys)}"]
             elif kind == st.DICT:
                 base = self.const(obj, "d")
-                access = lambda k, base=base: f"{base}[{self.key(k)}]"
                 conditions = [f"len({base}) != {len(entry.keys)}"]
             elif kind == st.LIST:
                 base = self.const(obj, "l")
-                access = lambda k, base=base: f"{base}[{k}]"
                 conditions = [f"len({base}) != {len(entry.keys)}"]
             elif kind == st.SLOTS:
                 base = self.const(obj, "t")
-                access = lambda k, base=base: f"{base}.{k}"
                 conditions = []
             elif kind == st.CELL:
                 base = self.const(obj, "cell")
-                access = lambda k, base=base: f"{base}.cell_contents"
                 conditions = []
             elif kind == st.GLOBALS:
                 base = self.const(obj, "g")
-                access = lambda k, base=base: f"{base}[{self.key(k)}]"
                 conditions = []
             else:
                 continue
-            same = []           # (expression, value): compared all at once, as a tuple
+            same = []  # (expression, value): compared all at once, as a tuple
             for k, v in entry.items():
                 if chosen is not None and key_of(k) not in chosen:
                     continue
-                expr = access(k)
+                expr = self.access(kind, base, k)
                 if plan.is_unstable(entry, k):
                     place = (oid, key_of(k))
                     if place in plan.owned and place not in plan.written:
-                        continue                # an opaque call writes (and reads) it itself
+                        continue  # an opaque call writes (and reads) it itself
                     if st.is_plain(v):
                         conditions += self.value_conditions(expr, v)
                     else:
@@ -264,16 +313,17 @@ class _Builder:
                 conditions.append(f"({', '.join(e for e, _ in same)}) != {values}")
             elif same:
                 conditions += self.value_conditions(*same[0])
-            self.check(conditions, f"{name} ({_kind_words(kind)})",
-                       _explain_entry(entry, s0, plan))
+            self.check(conditions, f"{name} ({_kind_words(kind)})", _explain_entry(entry, s0, plan))
 
     def build(self, params) -> Guard:
         self.modes()
         self.arguments()
         self.state()
-        header = (f"def guard_{self.name}({', '.join(params)}):\n"
-                  f'    """None when the compiled {self.name} may run; else the failed check."""\n'
-                  "    try:")
+        header = (
+            f"def guard_{self.name}({', '.join(params)}):\n"
+            f'    """None when the compiled {self.name} may run; else the failed check."""\n'
+            "    try:"
+        )
         body = ["    " + line.replace("\n", "\n    ") for line in self.lines]
         # A place the trace read may be gone (an attribute deleted, a key removed): no match.
         tail = ["    except Exception:", "        return -1", "    return None", ""]
@@ -288,12 +338,18 @@ def build_guard(plan, used_reads, used_objects, name, params) -> Guard:
 
 
 def _kind_words(kind) -> str:
-    return {st.OBJECT: "its attributes", st.DICT: "a dict", st.LIST: "a list",
-            st.SLOTS: "a tensor's data, grad and requires_grad", st.CELL: "a closure variable",
-            st.GLOBALS: "globals"}.get(kind, kind)
+    return {
+        st.OBJECT: "its attributes",
+        st.DICT: "a dict",
+        st.LIST: "a list",
+        st.SLOTS: "a tensor's data, grad and requires_grad",
+        st.CELL: "a closure variable",
+        st.GLOBALS: "globals",
+    }.get(kind, kind)
 
 
 # --- explaining a failed check (slow path: only after a miss) ------------------------------
+
 
 def _modes_now(recording) -> str:
     now = []
@@ -318,8 +374,10 @@ def _evaluate(expr, args):
 def _layout(t) -> str:
     if not isinstance(t, torch.Tensor):
         return f"a {type(t).__name__}"
-    return (f"{str(t.dtype).replace('torch.', '')} {tuple(t.shape)} on {t.device}, "
-            f"strides {tuple(t.stride())}")
+    return (
+        f"{str(t.dtype).replace('torch.', '')} {tuple(t.shape)} on {t.device}, "
+        f"strides {tuple(t.stride())}"
+    )
 
 
 def _explain_tensor(expr, traced):
@@ -327,27 +385,34 @@ def _explain_tensor(expr, traced):
 
     def explain(args):
         return f"traced with {was}, now {_layout(_evaluate(expr, args))}"
+
     return explain
 
 
 def _explain_wrapper(expr, traced):
-    was = (f"requires_grad={traced._requires_grad}, "
-           f"{'a leaf' if traced._node is None else 'an op output'}, grad "
-           f"{'None' if traced._grad is None else _layout(traced._grad)}")
+    was = (
+        f"requires_grad={traced._requires_grad}, "
+        f"{'a leaf' if traced._node is None else 'an op output'}, grad "
+        f"{'None' if traced._grad is None else _layout(traced._grad)}"
+    )
 
     def explain(args):
         now = _evaluate(expr, args)
         if not isinstance(now, Tensor):
             return f"traced with a tapegrad Tensor, now a {type(now).__name__}"
-        return (f"traced with {was}; now requires_grad={now._requires_grad}, "
-                f"{'a leaf' if now._node is None else 'the output of ' + now._node.describe()}, "
-                f"grad {'None' if now._grad is None else _layout(now._grad)}")
+        return (
+            f"traced with {was}; now requires_grad={now._requires_grad}, "
+            f"{'a leaf' if now._node is None else 'the output of ' + now._node.describe()}, "
+            f"grad {'None' if now._grad is None else _layout(now._grad)}"
+        )
+
     return explain
 
 
 def _explain_simple(expr, traced, what):
     def explain(args):
         return f"traced with {_short(traced)}, now {_short(_evaluate(expr, args))}"
+
     return explain
 
 
@@ -369,7 +434,7 @@ def _explain_entry(entry, s0, plan):
         if plan.is_unstable(entry, k):
             expected.append((k, path, False, v.cls if type(v) is st.TRef else type(v), None))
         else:
-            v = st.unwrap(v)            # stable: alive in its place anyway
+            v = st.unwrap(v)  # stable: alive in its place anyway
             expected.append((k, path, True, type(v), v))
 
     def explain(args):
@@ -388,14 +453,19 @@ def _explain_entry(entry, s0, plan):
             current = now.get(key_of(k))
             if not stable:
                 if (cls is type(None)) != (current is None) or (
-                        cls is not type(None) and type(current) is not cls):
-                    found.append(f"{path} was a {cls.__name__} when traced, now "
-                                 f"{_short(current)}")
-            elif not (value is current or (st.is_plain(value) and type(value) is type(current)
-                                           and value == current)):
-                found.append(f"{path} was {_short(value)} when traced, now {_short(current)}"
-                             + (" (another object)" if not st.is_plain(value) else ""))
+                    cls is not type(None) and type(current) is not cls
+                ):
+                    found.append(f"{path} was a {cls.__name__} when traced, now {_short(current)}")
+            elif not (
+                value is current
+                or (st.is_plain(value) and type(value) is type(current) and value == current)
+            ):
+                found.append(
+                    f"{path} was {_short(value)} when traced, now {_short(current)}"
+                    + (" (another object)" if not st.is_plain(value) else "")
+                )
         return "; ".join(found[:4])
+
     return explain
 
 

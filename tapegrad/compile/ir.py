@@ -26,6 +26,7 @@ class ValueRead(CompileError):
 
 # --- what the trace holds --------------------------------------------------------------
 
+
 class Val:
     """One tensor of the traced program (a variable of the Wengert list).
 
@@ -38,7 +39,7 @@ class Val:
 
     def __init__(self, n, t, kind, keep, label=None):
         self.n, self.id, self.kind, self.label = n, id(t), kind, label
-        self.obj = t if keep else None       # held for inputs, state and constants only
+        self.obj = t if keep else None  # held for inputs, state and constants only
         self.shape, self.dtype = tuple(t.shape), t.dtype
 
     def __repr__(self):
@@ -113,33 +114,92 @@ class Where:
     __slots__ = ("phase", "node", "module", "label", "user", "grad")
 
     def __init__(self, phase, node=None, module=None, label=None, user=None, grad=None):
-        self.phase = phase      # 'forward', 'backward', 'seed', 'commit', 'update', 'user'
-        self.node = node        # the tape Node (forward/backward)
-        self.module = module    # the Module whose forward ran it
-        self.label = label      # e.g. 'SGD.step'
-        self.user = user        # (filename, line, function) of the innermost frame of yours
-        self.grad = grad        # backward: the gradient the node's derivative received
+        self.phase = phase  # 'forward', 'backward', 'seed', 'commit', 'update', 'user'
+        self.node = node  # the tape Node (forward/backward)
+        self.module = module  # the Module whose forward ran it
+        self.label = label  # e.g. 'SGD.step'
+        self.user = user  # (filename, line, function) of the innermost frame of yours
+        self.grad = grad  # backward: the gradient the node's derivative received
 
 
 # --- which torch calls are kernels --------------------------------------------------------
 
 # Calls that only read a tensor's layout or bookkeeping: no kernel runs, nothing to replay.
 # (Their answers are fixed by the shapes, dtypes and devices the guards check.)
-METADATA = frozenset({
-    "shape", "dtype", "device", "ndim", "_version", "_base", "is_leaf", "requires_grad", "grad",
-    "grad_fn", "layout", "is_cuda", "is_cpu", "is_sparse", "is_quantized", "is_meta", "is_mps",
-    "is_xpu", "is_mkldnn", "is_nested", "names", "output_nr", "itemsize", "nbytes", "_cdata",
-    "dim", "ndimension", "size", "stride", "numel", "nelement", "element_size", "is_contiguous",
-    "is_floating_point", "is_complex", "is_signed", "storage_offset", "data_ptr",
-    "untyped_storage", "get_device", "is_shared", "is_pinned", "__len__", "__hash__",
-    "_is_view", "is_set_to", "type", "has_names", "is_inference", "is_neg", "is_conj",
-    "__sizeof__", "dim_order", "__torch_function__",
-})
+METADATA = frozenset(
+    {
+        "shape",
+        "dtype",
+        "device",
+        "ndim",
+        "_version",
+        "_base",
+        "is_leaf",
+        "requires_grad",
+        "grad",
+        "grad_fn",
+        "layout",
+        "is_cuda",
+        "is_cpu",
+        "is_sparse",
+        "is_quantized",
+        "is_meta",
+        "is_mps",
+        "is_xpu",
+        "is_mkldnn",
+        "is_nested",
+        "names",
+        "output_nr",
+        "itemsize",
+        "nbytes",
+        "_cdata",
+        "dim",
+        "ndimension",
+        "size",
+        "stride",
+        "numel",
+        "nelement",
+        "element_size",
+        "is_contiguous",
+        "is_floating_point",
+        "is_complex",
+        "is_signed",
+        "storage_offset",
+        "data_ptr",
+        "untyped_storage",
+        "get_device",
+        "is_shared",
+        "is_pinned",
+        "__len__",
+        "__hash__",
+        "_is_view",
+        "is_set_to",
+        "type",
+        "has_names",
+        "is_inference",
+        "is_neg",
+        "is_conj",
+        "__sizeof__",
+        "dim_order",
+        "__torch_function__",
+    }
+)
 
 # Kernels whose output shape depends on the input's values: a shape read from one of their
 # results (or from a tensor computed from one) is a value read.
-VALUE_SHAPED = frozenset({"nonzero", "masked_select", "unique", "unique_consecutive",
-                          "argwhere", "nonzero_static", "_unique", "_unique2", "repeat_interleave"})
+VALUE_SHAPED = frozenset(
+    {
+        "nonzero",
+        "masked_select",
+        "unique",
+        "unique_consecutive",
+        "argwhere",
+        "nonzero_static",
+        "_unique",
+        "_unique2",
+        "repeat_interleave",
+    }
+)
 
 
 def func_name(func) -> str:
@@ -148,7 +208,7 @@ def func_name(func) -> str:
     if name in ("__get__", "__set__", "__delete__"):
         owner = getattr(func, "__self__", None)
         return getattr(owner, "__name__", name)
-    packet = getattr(func, "overloadpacket", None)      # torch.ops.aten.X.default
+    packet = getattr(func, "overloadpacket", None)  # torch.ops.aten.X.default
     if packet is not None:
         return getattr(packet, "__name__", str(func)).split("::")[-1]
     return name

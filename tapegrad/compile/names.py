@@ -1,9 +1,9 @@
 """How the generated code writes things: torch callables, plain values, and names of state.
 
-    torch.relu / F.linear / x.mm(w)   a torch function or tensor method, as eager called it
-    aten.mse_loss                     torch.ops.aten.mse_loss.default (bound in codegen)
-    0.05, torch.float32, slice(...)   plain values, as Python literals
-    model_0_weight                    a Python name for a path: model[0].weight.data
+torch.relu / F.linear / x.mm(w)   a torch function or tensor method, as eager called it
+aten.mse_loss                     torch.ops.aten.mse_loss.default (bound in codegen)
+0.05, torch.float32, slice(...)   plain values, as Python literals
+model_0_weight                    a Python name for a path: model[0].weight.data
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import re
 import torch
 from torch.nn import functional as F
 
-
 _NAMES = None
 
 
@@ -24,9 +23,14 @@ def callable_names() -> dict:
     global _NAMES
     if _NAMES is None:
         names: dict = {}
-        spaces = [("F", F), ("torch", torch), ("torch.linalg", torch.linalg),
-                  ("torch.special", torch.special), ("torch.fft", torch.fft),
-                  ("torch.nn.functional", F)]
+        spaces = [
+            ("F", F),
+            ("torch", torch),
+            ("torch.linalg", torch.linalg),
+            ("torch.special", torch.special),
+            ("torch.fft", torch.fft),
+            ("torch.nn.functional", F),
+        ]
         for prefix, space in spaces:
             for attr, value in vars(space).items():
                 if attr.startswith("__") or not callable(value) or isinstance(value, type):

@@ -1,17 +1,17 @@
 """What a trace means for the generated code: where each tensor comes from, which state is fixed.
 
-    places written   = what changed between the snapshots around each stretch of compiled
-                       code (p.grad, model._last_output, optimizer.state[...] on a first step)
-    places owned     = what changed inside an opaque call (Adam's step counts): that call
-                       writes them itself at replay, and reads them itself
-    stable objects   = everything reachable from fn's closure, globals and object arguments
-                       through places that are neither: the guards check them as they were,
-                       so the generated code may use them as constants
-    tensor sources   = input      (from an argument, read at each call)
-                       state      (held by a stable place: a constant, checked by identity)
-                       read       (held by a written place: read from it when the call starts)
-                       temporary  (made by a kernel or an opaque call of this trace)
-                       constant   (none of these: kept as it was, and listed in the code)
+places written   = what changed between the snapshots around each stretch of compiled
+                   code (p.grad, model._last_output, optimizer.state[...] on a first step)
+places owned     = what changed inside an opaque call (Adam's step counts): that call
+                   writes them itself at replay, and reads them itself
+stable objects   = everything reachable from fn's closure, globals and object arguments
+                   through places that are neither: the guards check them as they were,
+                   so the generated code may use them as constants
+tensor sources   = input      (from an argument, read at each call)
+                   state      (held by a stable place: a constant, checked by identity)
+                   read       (held by a written place: read from it when the call starts)
+                   temporary  (made by a kernel or an opaque call of this trace)
+                   constant   (none of these: kept as it was, and listed in the code)
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def same_value(a, b) -> bool:
     if a is b:
         return True
     if type(a) is st.TRef or type(b) is st.TRef:
-        return False            # TRefs of one tensor are one object (see state.read_items)
+        return False  # TRefs of one tensor are one object (see state.read_items)
     if type(a) is not type(b) or not st.is_plain(a):
         return False
     try:
@@ -63,7 +63,8 @@ def diff(before: st.Snapshot, after: st.Snapshot) -> list:
             continue
         if old.kind == st.LIST:
             if len(old.values) != len(new.values) or not all(
-                    same_value(a, b) for a, b in zip(old.values, new.values)):
+                same_value(a, b) for a, b in zip(old.values, new.values)
+            ):
                 changes.append(Change(new, None, "list", list(old.values), list(new.values)))
             continue
         previous = {key_of(k): v for k, v in old.items()}
@@ -91,7 +92,7 @@ class Plan:
 
     def __init__(self, tracer):
         self.tracer = tracer
-        s0 = self.s0 = tracer.s0
+        self.s0 = tracer.s0
         self.arg_count = tracer.walker.arg_count
         self.roots = tracer.walker.roots
         # places: (id(container), key_of(key)); a list's place has key None
@@ -111,9 +112,9 @@ class Plan:
     # --- arguments ------------------------------------------------------------------
     def _find_inputs(self):
         """Every tensor in the arguments, with the expression that reads it from them."""
-        self.inputs = {}            # id(torch tensor) -> expression, e.g. 'x._data'
-        self.arg_specs = []         # [(expression, object)] for the guards, in order
-        self.runtime = {}           # id(container in the arguments) -> expression
+        self.inputs = {}  # id(torch tensor) -> expression, e.g. 'x._data'
+        self.arg_specs = []  # [(expression, object)] for the guards, in order
+        self.runtime = {}  # id(container in the arguments) -> expression
         for name, value in self.roots[: self.arg_count]:
             self._input(name, value)
 
@@ -136,15 +137,18 @@ class Plan:
     def _find_stable(self):
         s0 = self.s0
         unstable = self.written | self.owned
-        self.stable = {}            # id -> object reachable through stable places
+        self.stable = {}  # id -> object reachable through stable places
         queue = []
-        for name, value in self.roots[self.arg_count:]:
-            obj = value[0] if name is None else value      # a globals root: (dict, names, module)
+        for name, value in self.roots[self.arg_count :]:
+            obj = value[0] if name is None else value  # a globals root: (dict, names, module)
             queue.append(obj)
-        for name, value in self.roots[: self.arg_count]:
-            if not (st.is_plain(value) or isinstance(value, (torch.Tensor, Tensor))
-                    or type(value) in (tuple, list)):
-                queue.append(value)                         # an object argument: by identity
+        for _name, value in self.roots[: self.arg_count]:
+            if not (
+                st.is_plain(value)
+                or isinstance(value, (torch.Tensor, Tensor))
+                or type(value) in (tuple, list)
+            ):
+                queue.append(value)  # an object argument: by identity
         while queue:
             obj = queue.pop()
             if id(obj) in self.stable:
@@ -196,8 +200,11 @@ class Plan:
                     chosen[id(obj)] = None
                 keys = chosen[id(obj)]
                 for k, v in entry.items():
-                    if st.is_plain(v) or type(v) is st.TRef or (
-                            keys is not None and key_of(k) not in keys):
+                    if (
+                        st.is_plain(v)
+                        or type(v) is st.TRef
+                        or (keys is not None and key_of(k) not in keys)
+                    ):
                         continue
                     if self.is_unstable(entry, k) or (entry.kind == st.SLOTS and k == "_node"):
                         continue
@@ -226,11 +233,14 @@ class Plan:
 
     def _root_objects(self) -> list:
         found = []
-        for name, value in self.roots[self.arg_count:]:
+        for name, value in self.roots[self.arg_count :]:
             found.append(value[0] if name is None else value)
-        for name, value in self.roots[: self.arg_count]:
-            if not (st.is_plain(value) or isinstance(value, (torch.Tensor, Tensor))
-                    or type(value) in (tuple, list)):
+        for _name, value in self.roots[: self.arg_count]:
+            if not (
+                st.is_plain(value)
+                or isinstance(value, (torch.Tensor, Tensor))
+                or type(value) in (tuple, list)
+            ):
                 found.append(value)
         return found
 
@@ -241,8 +251,8 @@ class Plan:
     # --- tensors --------------------------------------------------------------------
     def _find_tensors(self):
         """Tensors of the first snapshot: constants (stable places) or read at the start."""
-        self.state_tensors = {}     # id -> (tensor, readable name)
-        self.read_tensors = {}      # id -> (tensor, entry, key, readable name)
+        self.state_tensors = {}  # id -> (tensor, readable name)
+        self.read_tensors = {}  # id -> (tensor, entry, key, readable name)
         s0 = self.s0
         for oid, entry in s0.entries.items():
             if oid not in self.stable:
@@ -253,7 +263,7 @@ class Plan:
                 if self.is_unstable(entry, k):
                     self.read_tensors.setdefault(v.id, (v, entry, k, s0.names.get(v.id)))
                 else:
-                    t = v.get()             # in its place since the start: alive
+                    t = v.get()  # in its place since the start: alive
                     if t is not None:
                         self.state_tensors.setdefault(v.id, (t, s0.names.get(v.id)))
         for tid in self.state_tensors:

@@ -36,24 +36,46 @@ from ..tape import Node, Tape
 from ..tensor import Tensor
 
 # Leaves compared by value (==); everything not walked and not plain is compared by identity.
-PLAIN_TYPES = frozenset([type(None), bool, int, float, complex, str, bytes, torch.dtype,
-                         torch.device, torch.Size, torch.layout, torch.memory_format,
-                         type(Ellipsis), slice, range])
+PLAIN_TYPES = frozenset(
+    [
+        type(None),
+        bool,
+        int,
+        float,
+        complex,
+        str,
+        bytes,
+        torch.dtype,
+        torch.device,
+        torch.Size,
+        torch.layout,
+        torch.memory_format,
+        type(Ellipsis),
+        slice,
+        range,
+    ]
+)
 
 # The slots of a tapegrad Tensor that hold Python-visible state, read through the base
 # class's own descriptors (a subclass cannot redirect them). `_tape` follows `_node`, and
 # `_gathered` is only set during a sweep.
 TENSOR_SLOTS = ("_data", "_grad", "_requires_grad", "_node")
 SLOT_GET = {name: Tensor.__dict__[name].__get__ for name in TENSOR_SLOTS}
-SLOT_NAMES = {"_data": "data", "_grad": "grad", "_requires_grad": "requires_grad",
-              "_node": "node"}
+SLOT_NAMES = {"_data": "data", "_grad": "grad", "_requires_grad": "requires_grad", "_node": "node"}
 
-MAX_ITEMS = 20_000      # a walk stops descending after this many items (and says so)
+MAX_ITEMS = 20_000  # a walk stops descending after this many items (and says so)
 MAX_DEPTH = 24
 
 # Container kinds
 DICT, LIST, TUPLE, SLOTS, OBJECT, CELL, GLOBALS = (
-    "dict", "list", "tuple", "slots", "object", "cell", "globals")
+    "dict",
+    "list",
+    "tuple",
+    "slots",
+    "object",
+    "cell",
+    "globals",
+)
 
 
 def is_plain(value) -> bool:
@@ -62,10 +84,11 @@ def is_plain(value) -> bool:
 
 # --- which objects are walked ------------------------------------------------------------
 
+
 def _library_dirs() -> tuple:
     paths = sysconfig.get_paths()
     dirs = {paths.get(key) for key in ("stdlib", "platstdlib", "purelib", "platlib")}
-    dirs.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # tapegrad/
+    dirs.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tapegrad/
     dirs.add(os.path.dirname(os.path.abspath(torch.__file__)))
     return tuple(os.path.abspath(d) + os.sep for d in dirs if d)
 
@@ -95,6 +118,7 @@ def _walks_attributes(cls) -> bool:
     if found is None:
         from ..nn.module import Module
         from ..optim.optimizer import Optimizer
+
         if issubclass(cls, (Module, Optimizer, types.SimpleNamespace, argparse.Namespace)):
             found = True
         elif issubclass(cls, (type, types.ModuleType, Node, Tape, weakref.ref, BaseException)):
@@ -103,7 +127,8 @@ def _walks_attributes(cls) -> bool:
             module = sys.modules.get(cls.__module__)
             filename = getattr(module, "__file__", None)
             found = cls.__module__ == "__main__" or (
-                filename is not None and not is_library_file(filename))
+                filename is not None and not is_library_file(filename)
+            )
         _WALKED_CLASSES[cls] = found
     return found
 
@@ -141,11 +166,11 @@ class Entry:
     __slots__ = ("obj", "kind", "keys", "values", "owner")
 
     def __init__(self, obj, kind, keys, values, owner=None):
-        self.obj = obj          # the container (for OBJECT: the instance; its __dict__ is read)
+        self.obj = obj  # the container (for OBJECT: the instance; its __dict__ is read)
         self.kind = kind
         self.keys = keys
         self.values = values
-        self.owner = owner      # for GLOBALS: the function whose globals they are
+        self.owner = owner  # for GLOBALS: the function whose globals they are
 
     def items(self):
         return zip(self.keys, self.values)
@@ -196,7 +221,7 @@ def _read_items(obj, kind, names=None):
     if kind == CELL:
         try:
             return ["cell_contents"], [obj.cell_contents]
-        except ValueError:          # an empty cell (a variable not yet assigned)
+        except ValueError:  # an empty cell (a variable not yet assigned)
             return [], []
     if kind == GLOBALS:
         keys = [n for n in names if n in obj]
@@ -211,7 +236,7 @@ def container_kind(obj):
         return None
     if isinstance(obj, Tensor):
         return SLOTS
-    if cls is dict or cls is OrderedDict or cls is defaultdict:     # optimizer.state
+    if cls is dict or cls is OrderedDict or cls is defaultdict:  # optimizer.state
         return DICT
     if cls is list:
         return LIST
@@ -220,7 +245,7 @@ def container_kind(obj):
     if isinstance(obj, types.CellType):
         return CELL
     if isinstance(obj, (types.FunctionType, types.MethodType, functools.partial)):
-        return None     # functions are followed (see Walker.follow), not compared item by item
+        return None  # functions are followed (see Walker.follow), not compared item by item
     if hasattr(obj, "__dict__") and not isinstance(obj, type) and _walks_attributes(cls):
         return OBJECT
     return None
@@ -231,9 +256,9 @@ class Snapshot:
 
     def __init__(self):
         self.entries: dict = {}
-        self.names: dict = {}           # id(object) -> readable path, e.g. 'model.0.weight'
-        self.parents: dict = {}         # id(object) -> (id(container), key) where first found
-        self.objects: dict = {}         # id(object) -> object, for every object met
+        self.names: dict = {}  # id(object) -> readable path, e.g. 'model.0.weight'
+        self.parents: dict = {}  # id(object) -> (id(container), key) where first found
+        self.objects: dict = {}  # id(object) -> object, for every object met
         self.truncated = False
 
     def __contains__(self, obj) -> bool:
@@ -248,20 +273,20 @@ class Walker:
     """
 
     def __init__(self, fn, args, kwarg_names=()):
-        self.roots = []             # [(name, obj)]
+        self.roots = []  # [(name, obj)]
         self.arg_count = 0
-        self._trefs = {}            # id -> TRef, shared by this walker's snapshots
+        self._trefs = {}  # id -> TRef, shared by this walker's snapshots
         self._functions = set()
-        self._globals = {}          # id(globals dict) -> (dict, set of names, module name)
+        self._globals = {}  # id(globals dict) -> (dict, set of names, module name)
         names = _parameter_names(fn, len(args))
         for name, value in zip(names, args):
             self.roots.append((name, value))
         self.arg_count = len(self.roots)
         self._follow_callable(fn, "fn")
         # Modules before the rest (names: see Walker.snapshot); arguments stay first.
-        rest = self.roots[self.arg_count:]
+        rest = self.roots[self.arg_count :]
         rest.sort(key=lambda root: not (root[0] is not None and _is_module(root[1])))
-        self.roots[self.arg_count:] = rest
+        self.roots[self.arg_count :] = rest
 
     # --- roots: what fn can reach without being given it ------------------------------
     def _follow_callable(self, f, name, depth=0):
@@ -275,7 +300,7 @@ class Walker:
             self.roots.append((f"{name}.keywords", f.keywords))
             self._follow_callable(f.func, name, depth + 1)
         elif isinstance(f, types.FunctionType):
-            wrapped = getattr(f, "__wrapped__", None)     # a decorator's wrapper (functools.wraps)
+            wrapped = getattr(f, "__wrapped__", None)  # a decorator's wrapper (functools.wraps)
             if wrapped is not None and wrapped is not f:
                 self._follow_callable(wrapped, name, depth + 1)
             if id(f) in self._functions or not _is_user_function(f):
@@ -293,7 +318,7 @@ class Walker:
             entry = self._globals.get(id(g))
             if entry is None:
                 entry = self._globals[id(g)] = (g, set(), g.get("__name__", "?"))
-                self.roots.append((None, entry))        # placeholder: the globals container
+                self.roots.append((None, entry))  # placeholder: the globals container
             fresh = names - entry[1]
             entry[1].update(fresh)
             for n in sorted(fresh):
@@ -312,10 +337,10 @@ class Walker:
             self.roots.append((name, f))
             self._follow_callable(type(f).__call__, name, depth + 1)
 
-    def without_arguments(self) -> "Walker":
+    def without_arguments(self) -> Walker:
         """A walker of the same state, without the arguments of the traced call."""
         other = Walker.__new__(Walker)
-        other.roots = list(self.roots[self.arg_count:])
+        other.roots = list(self.roots[self.arg_count :])
         other.arg_count = 0
         other._functions = set(self._functions)
         other._globals = self._globals
@@ -343,7 +368,7 @@ class Walker:
         snap = Snapshot()
         stack: list[tuple] = []
         for name, obj in reversed(self.roots):
-            if name is None:            # a globals container
+            if name is None:  # a globals container
                 g, names, module = obj
                 stack.append((g, GLOBALS, sorted(names), None, None, 0))
             else:
@@ -361,21 +386,30 @@ class Walker:
             if kind is None:
                 kind = container_kind(obj)
                 if kind is None:
-                    if named and parent is not None and isinstance(
-                            obj, (types.FunctionType, types.MethodType, functools.partial)):
-                        self._follow_callable(obj, "fn", 1)     # a callable stored in state
+                    if (
+                        named
+                        and parent is not None
+                        and isinstance(
+                            obj, (types.FunctionType, types.MethodType, functools.partial)
+                        )
+                    ):
+                        self._follow_callable(obj, "fn", 1)  # a callable stored in state
                     continue
             if oid in snap.entries:
                 continue
             keys, values = read_items(obj, kind, names, layout=named, trefs=self._trefs)
-            snap.entries[oid] = Entry(obj, kind, keys, values,
-                                      owner=names if kind == GLOBALS else None)
+            snap.entries[oid] = Entry(
+                obj, kind, keys, values, owner=names if kind == GLOBALS else None
+            )
             count += len(keys)
             if count > MAX_ITEMS or depth >= MAX_DEPTH:
                 snap.truncated = True
                 continue
-            children = [(k, v) for k, v in zip(keys, values)
-                        if type(v) not in PLAIN_TYPES and not (kind == SLOTS and k == "_node")]
+            children = [
+                (k, v)
+                for k, v in zip(keys, values)
+                if type(v) not in PLAIN_TYPES and not (kind == SLOTS and k == "_node")
+            ]
             # Modules first, so that a parameter is named after its module ('model.0.weight')
             # rather than after an optimizer's list that holds it too.
             if named:
@@ -392,6 +426,7 @@ class Walker:
 
 def _is_module(obj) -> bool:
     from ..nn.module import Module
+
     if isinstance(obj, types.CellType):
         try:
             obj = obj.cell_contents
@@ -402,14 +437,17 @@ def _is_module(obj) -> bool:
 
 def _parameter_names(fn, count) -> list:
     import inspect
+
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
         params = []
     names = []
     for i in range(count):
-        if i < len(params) and params[i].kind in (params[i].POSITIONAL_ONLY,
-                                                  params[i].POSITIONAL_OR_KEYWORD):
+        if i < len(params) and params[i].kind in (
+            params[i].POSITIONAL_ONLY,
+            params[i].POSITIONAL_OR_KEYWORD,
+        ):
             names.append(params[i].name)
         elif params and params[-1].kind == params[-1].VAR_POSITIONAL:
             names.append(f"{params[-1].name}_{i}")
@@ -428,6 +466,7 @@ def _global_names(code) -> set:
 
 
 # --- readable names ----------------------------------------------------------------------
+
 
 def _name_everything(snap: Snapshot) -> None:
     """Give every object met a readable path: 'model.0.weight', 'optimizer.state[id(0.weight)]'."""
@@ -473,7 +512,7 @@ def render_key(key, snap: Snapshot | None = None) -> str:
     if type(key) is int and snap is not None and key in snap.objects and snap.names.get(key):
         return f"id({snap.names[key]})"
     if not is_plain(key) and snap is not None and snap.names.get(id(key)):
-        return snap.names[id(key)]          # a parameter as a key: optimizer.state[model.0.weight]
+        return snap.names[id(key)]  # a parameter as a key: optimizer.state[model.0.weight]
     return repr(key)
 
 

@@ -46,10 +46,24 @@ from ..optim.optimizer import Optimizer
 from ..tape import Node
 from ..tensor import Tensor
 from . import state as st
-from .ir import (METADATA, VALUE_SHAPED, Bump, CompileError, Effects, Kernel, NodeInfo, Opaque,
-                 Val, ValueRead, Where, Wrapped, _vals_in, contains_tensor, func_name,
-                 tensors_in)
-
+from .ir import (
+    METADATA,
+    VALUE_SHAPED,
+    Bump,
+    CompileError,
+    Effects,
+    Kernel,
+    NodeInfo,
+    Opaque,
+    Val,
+    ValueRead,
+    Where,
+    Wrapped,
+    _vals_in,
+    contains_tensor,
+    func_name,
+    tensors_in,
+)
 
 # Code objects the tracer recognises on the stack.
 APPLY_CODE = Function.__dict__["apply"].__func__.__code__
@@ -69,7 +83,7 @@ def _first_argument(frame):
     local = frame.f_locals
     if code.co_argcount:
         return local.get(code.co_varnames[0])
-    if code.co_flags & 0x04:            # CO_VARARGS: f(*args)
+    if code.co_flags & 0x04:  # CO_VARARGS: f(*args)
         extra = local.get(code.co_varnames[code.co_argcount + code.co_kwonlyargcount])
         return extra[0] if extra else None
     return None
@@ -79,7 +93,7 @@ def _call_arguments(frame) -> tuple:
     """The positional arguments the function running in `frame` was called with."""
     code = frame.f_code
     local = frame.f_locals
-    args = [local.get(n) for n in code.co_varnames[:code.co_argcount]]
+    args = [local.get(n) for n in code.co_varnames[: code.co_argcount]]
     if code.co_flags & 0x04:
         args.extend(local.get(code.co_varnames[code.co_argcount + code.co_kwonlyargcount], ()))
     return tuple(args)
@@ -92,11 +106,38 @@ def _builtin_op(op) -> bool:
 class _Region:
     """An open Python call that may become (or is) an Opaque call."""
 
-    __slots__ = ("kind", "frame", "call", "label", "args", "op", "ctx", "start", "before",
-                 "opaque", "value_read", "where", "owner", "first_val")
+    __slots__ = (
+        "kind",
+        "frame",
+        "call",
+        "label",
+        "args",
+        "op",
+        "ctx",
+        "start",
+        "before",
+        "opaque",
+        "value_read",
+        "where",
+        "owner",
+        "first_val",
+    )
 
-    def __init__(self, kind, frame, call, label, args, start, before, opaque, where,
-                 op=None, ctx=None, owner=None):
+    def __init__(
+        self,
+        kind,
+        frame,
+        call,
+        label,
+        args,
+        start,
+        before,
+        opaque,
+        where,
+        op=None,
+        ctx=None,
+        owner=None,
+    ):
         self.kind, self.frame, self.call, self.label, self.args = kind, frame, call, label, args
         self.start, self.before, self.opaque, self.where = start, before, opaque, where
         self.op, self.ctx, self.owner = op, ctx, owner
@@ -113,24 +154,28 @@ class Tracer(TorchFunctionMode):
         self.name = name
         self.events: list = []
         self.active = False
-        self.opaque_depth = 0           # > 0 while a call we replay as is runs
-        self.regions: list = []               # open _Region stack
-        self.table: dict = {}                 # id(tensor) -> (weak reference or None, Val)
+        self.opaque_depth = 0  # > 0 while a call we replay as is runs
+        self.regions: list = []  # open _Region stack
+        self.table: dict = {}  # id(tensor) -> (weak reference or None, Val)
         self.count = 0
-        self.value_shaped: set = set()       # Val numbers whose shape depends on tensor values
-        self.nodes: dict = {}                 # id(node) -> NodeInfo (while the id is the node's)
-        self.node_infos: list = []            # every NodeInfo made
-        self.open_nodes: dict = {}            # id(ctx) -> ctx whose forward may still run
-        self.watch: list = []                 # [weak ref or None, tensor or None, version seen]
-        self.value_read = None          # (description, where) of the first value read
+        self.value_shaped: set = set()  # Val numbers whose shape depends on tensor values
+        self.nodes: dict = {}  # id(node) -> NodeInfo (while the id is the node's)
+        self.node_infos: list = []  # every NodeInfo made
+        self.open_nodes: dict = {}  # id(ctx) -> ctx whose forward may still run
+        self.watch: list = []  # [weak ref or None, tensor or None, version seen]
+        self.value_read = None  # (description, where) of the first value read
         self.root_frame = None
         self.profile_fn = None
         # code -> what a call of it means: True (an optimizer method), False (nothing),
         # 'hook' / 'graph' (refused); absent: not yet looked at
-        self.code_kinds = {HOOK_CODE: "hook", RETAIN_CODE: "retain", BACKWARD_CODE: "backward",
-                           **{c: "graph" for c in SWEEP_GRAPH_CODES}}
-        self.regions_done: list = []          # [(snapshot before, after, region)] of each opaque call
-        self.seen_owners: dict = {}           # id -> module or optimizer whose code ran
+        self.code_kinds = {
+            HOOK_CODE: "hook",
+            RETAIN_CODE: "retain",
+            BACKWARD_CODE: "backward",
+            **{c: "graph" for c in SWEEP_GRAPH_CODES},
+        }
+        self.regions_done: list = []  # [(snapshot before, after, region)] of each opaque call
+        self.seen_owners: dict = {}  # id -> module or optimizer whose code ran
 
     # --- values ------------------------------------------------------------------------
     def val(self, t, kind="const", keep=True, label=None) -> Val:
@@ -164,17 +209,16 @@ class Tracer(TorchFunctionMode):
         if isinstance(value, torch.Tensor):
             if new is not None:
                 v = self.known(value)
-                return v if v is not None else self.val(value, new, keep=False,
-                                                        label=self._label())
+                return v if v is not None else self.val(value, new, keep=False, label=self._label())
             return self.val(value)
         cls = type(value)
         if cls is list or cls is tuple:
             return cls(self.encode(v, new) for v in value)
-        if isinstance(value, tuple):        # a named tuple, torch.return_types.max(...)
+        if isinstance(value, tuple):  # a named tuple, torch.return_types.max(...)
             return tuple(self.encode(v, new) for v in value)
         if cls is dict:
             return {k: self.encode(v, new) for k, v in value.items()}
-        if isinstance(value, Tensor):       # a tapegrad tensor (a user backward's result)
+        if isinstance(value, Tensor):  # a tapegrad tensor (a user backward's result)
             return Wrapped(self.encode(value._data, new))
         return value
 
@@ -185,13 +229,13 @@ class Tracer(TorchFunctionMode):
     def run(self):
         """Run fn eagerly under the recorders; return its result (the trace is in self)."""
         self.s0 = self.walker.snapshot()
-        for name, value in self.walker.roots[: self.walker.arg_count]:
+        for _name, value in self.walker.roots[: self.walker.arg_count]:
             for t in _tensors_of_argument(value):
                 self.val(t, "input")
         for t in self.s0.objects.values():
             t = st.unwrap(t)
             if isinstance(t, torch.Tensor):
-                self.val(t, "state", keep=False)    # weakly: the step may free it (an old .grad)
+                self.val(t, "state", keep=False)  # weakly: the step may free it (an old .grad)
         self.segment_start = self.s0
         previous = sys.getprofile()
         self.active = True
@@ -239,10 +283,11 @@ class Tracer(TorchFunctionMode):
             out = func(*args, **kwargs)
             if not contains_tensor(out):
                 if self.value_shaped and any(
-                        getattr(self.known(t), "n", None) in self.value_shaped
-                        for t in tensors_in(args)):
-                    self._value_read(f"{name} of a tensor whose shape depends on tensor values",
-                                     func)
+                    getattr(self.known(t), "n", None) in self.value_shaped for t in tensors_in(args)
+                ):
+                    self._value_read(
+                        f"{name} of a tensor whose shape depends on tensor values", func
+                    )
                 return out
         if self.opaque_depth:
             out = func(*args, **kwargs)
@@ -259,9 +304,14 @@ class Tracer(TorchFunctionMode):
         encoded_args, encoded_kwargs = self.encode(args), self.encode(kwargs)
         encoded_out = self.encode(out, new="temp")
         self.events.append(Kernel(func, encoded_args, encoded_kwargs, encoded_out, where))
-        if name in VALUE_SHAPED or (name == "__getitem__" and _has_tensor_index(args)) or (
-                self.value_shaped and any(v.n in self.value_shaped
-                                          for v in _vals_in((encoded_args, encoded_kwargs)))):
+        if (
+            name in VALUE_SHAPED
+            or (name == "__getitem__" and _has_tensor_index(args))
+            or (
+                self.value_shaped
+                and any(v.n in self.value_shaped for v in _vals_in((encoded_args, encoded_kwargs)))
+            )
+        ):
             for v in _vals_in(encoded_out):
                 self.value_shaped.add(v.n)
         self._refresh_versions()
@@ -333,11 +383,12 @@ class Tracer(TorchFunctionMode):
                 kind = kinds.get(frame.f_code)
                 if kind is False:
                     caller = frame.f_back
-                    if caller is None or (caller.f_code is not apply_code
-                                          and caller.f_code is not sweep_code):
+                    if caller is None or (
+                        caller.f_code is not apply_code and caller.f_code is not sweep_code
+                    ):
                         return
                 if self.active:
-                    self.active = False     # torch calls made here (versions, snapshots) are ours
+                    self.active = False  # torch calls made here (versions, snapshots) are ours
                     try:
                         self._on_call(frame, kind)
                     finally:
@@ -349,13 +400,17 @@ class Tracer(TorchFunctionMode):
                         self._close(regions.pop(), arg)
                     finally:
                         self.active = True
+
         return profile
 
     def _on_call(self, frame, kind):
         code = frame.f_code
-        if kind is None:        # first sight of this code: every code that ran is remembered
-            kind = code.co_argcount > 0 and code.co_varnames[0] == "self" and \
-                isinstance(frame.f_locals.get("self"), Optimizer)
+        if kind is None:  # first sight of this code: every code that ran is remembered
+            kind = (
+                code.co_argcount > 0
+                and code.co_varnames[0] == "self"
+                and isinstance(frame.f_locals.get("self"), Optimizer)
+            )
             self.code_kinds[code] = kind
         caller = frame.f_back
         if caller is not None and (caller.f_code is APPLY_CODE or caller.f_code is SWEEP_CODE):
@@ -366,22 +421,34 @@ class Tracer(TorchFunctionMode):
         if kind == "hook":
             self._refuse_hook(frame)
         elif kind == "retain" and getattr(frame.f_locals.get("self"), "_node", None) is not None:
-            self._refuse("retain_grad()", "gradients of op outputs live on tape nodes, which a "
-                         "compiled step does not make; keep them in an eager step")
+            self._refuse(
+                "retain_grad()",
+                "gradients of op outputs live on tape nodes, which a "
+                "compiled step does not make; keep them in an eager step",
+            )
         elif kind == "backward":
             if frame.f_locals.get("keep_grads"):
-                self._refuse("backward(keep_grads=True)", "it keeps every node's gradient on "
-                             "the tape, which a compiled step does not make")
+                self._refuse(
+                    "backward(keep_grads=True)",
+                    "it keeps every node's gradient on "
+                    "the tape, which a compiled step does not make",
+                )
         elif kind == "graph":
-            self._refuse("backward(create_graph=True)", "a create_graph sweep records the "
-                         "derivative as new tape nodes, which a compiled step does not make; "
-                         "compute higher derivatives outside the compiled step")
-        elif kind is True and not self.opaque_depth and (
-                not self.regions or self.regions[-1].kind != "method"):
+            self._refuse(
+                "backward(create_graph=True)",
+                "a create_graph sweep records the "
+                "derivative as new tape nodes, which a compiled step does not make; "
+                "compute higher derivatives outside the compiled step",
+            )
+        elif (
+            kind is True
+            and not self.opaque_depth
+            and (not self.regions or self.regions[-1].kind != "method")
+        ):
             self._open_method(frame, code)
 
     def _op_call(self, frame, code, ctx, backward):
-        op = getattr(ctx, "op", None)       # (Node.__init__ runs with a ctx not yet set up)
+        op = getattr(ctx, "op", None)  # (Node.__init__ runs with a ctx not yet set up)
         if op is None:
             return
         method = op.backward if backward else op.forward
@@ -389,9 +456,19 @@ class Tracer(TorchFunctionMode):
             return
         kind = "backward" if backward else "forward"
         where = self._where(frame)
-        region = _Region(kind, frame, method, f"{op.__name__}.{kind}",
-                         self.encode(_call_arguments(frame)), len(self.events), None, True,
-                         where, op=op, ctx=ctx)
+        region = _Region(
+            kind,
+            frame,
+            method,
+            f"{op.__name__}.{kind}",
+            self.encode(_call_arguments(frame)),
+            len(self.events),
+            None,
+            True,
+            where,
+            op=op,
+            ctx=ctx,
+        )
         self._open(region)
 
     def _open_method(self, frame, code):
@@ -402,8 +479,18 @@ class Tracer(TorchFunctionMode):
         self.seen_owners[id(owner)] = owner
         where = self._where(frame)
         args = self.encode(_call_arguments(frame)[1:])
-        region = _Region("method", frame, call, f"{type(owner).__name__}.{code.co_name}", args,
-                         len(self.events), None, False, where, owner=owner)
+        region = _Region(
+            "method",
+            frame,
+            call,
+            f"{type(owner).__name__}.{code.co_name}",
+            args,
+            len(self.events),
+            None,
+            False,
+            where,
+            owner=owner,
+        )
         self._open(region)
 
     def _open(self, region):
@@ -415,24 +502,24 @@ class Tracer(TorchFunctionMode):
         self.regions.append(region)
 
     def _close(self, region, result):
-        region.frame = None             # a finished frame still holds its locals (tensors)
+        region.frame = None  # a finished frame still holds its locals (tensors)
         after = self.walker.snapshot(named=False)
         if not region.opaque:
             if not _plain_changes(region.before, after) and region.value_read is None:
                 # Inlined: its kernels stay. What it wrote is written where it wrote it (a
                 # zero_grad() frees the old gradients before the sweep makes new ones, as eager).
-                self._note_bumps(region.where)      # bumps by its Python, after its kernels
+                self._note_bumps(region.where)  # bumps by its Python, after its kernels
                 self.events.insert(region.start, Effects(self.segment_start, region.before))
                 self.events.append(Effects(region.before, after, region.label))
                 self.segment_start = after
                 return
             # It keeps Python numbers (Adam's step count) or reads values: the generated
             # code calls it, as it is. Everything recorded inside it goes.
-            for event in self.events[region.start:]:
+            for event in self.events[region.start :]:
                 for v in _vals_in(getattr(event, "out", None)):
-                    if v.n > region.first_val:          # made inside it (not state it updated)
+                    if v.n > region.first_val:  # made inside it (not state it updated)
                         v.kind, v.label = "shadow", region.label
-            del self.events[region.start:]
+            del self.events[region.start :]
         else:
             self.opaque_depth -= 1
         # The state written before this call is written before it at replay too.
@@ -440,12 +527,22 @@ class Tracer(TorchFunctionMode):
         out = self.encode(result, new="temp")
         for v in _vals_in(out):
             if v.kind == "shadow":
-                v.kind, v.label = "temp", None      # made inside, and returned: a result
-        self.events.append(Opaque(region.kind, region.call, region.label, region.args, out,
-                                  region.where, op=region.op, ctx=region.ctx))
+                v.kind, v.label = "temp", None  # made inside, and returned: a result
+        self.events.append(
+            Opaque(
+                region.kind,
+                region.call,
+                region.label,
+                region.args,
+                out,
+                region.where,
+                op=region.op,
+                ctx=region.ctx,
+            )
+        )
         self.regions_done.append((region.before, after, region))
         self.segment_start = after
-        self._refresh_versions()            # what the call bumped, it bumps again itself
+        self._refresh_versions()  # what the call bumped, it bumps again itself
 
     def names_read(self) -> set:
         """Every attribute name or string the Python code that ran could have read state by.
@@ -461,22 +558,27 @@ class Tracer(TorchFunctionMode):
 
     # --- refusals -------------------------------------------------------------------
     def _refuse(self, what, why):
-        raise CompileError(f"tapegrad.compile({self.name}): the step uses {what}: {why}. "
-                           f"Run it without tapegrad.compile, or move that part out of the "
-                           f"compiled function")
+        raise CompileError(
+            f"tapegrad.compile({self.name}): the step uses {what}: {why}. "
+            f"Run it without tapegrad.compile, or move that part out of the "
+            f"compiled function"
+        )
 
     def _refuse_hook(self, frame):
         where = frame.f_locals.get("where", "a tensor")
-        self._refuse(f"a hook (on {where})", "hooks run your Python during the sweep, which "
-                     "compiled code would skip; remove the hook (handle.remove()) while training "
-                     "with the compiled step")
+        self._refuse(
+            f"a hook (on {where})",
+            "hooks run your Python during the sweep, which "
+            "compiled code would skip; remove the hook (handle.remove()) while training "
+            "with the compiled step",
+        )
 
     # --- where a kernel came from -------------------------------------------------------
     def _where(self, frame=None) -> Where:
         f = frame if frame is not None else sys._getframe(2)
         phase, node, module, label, user, grad = "user", None, None, None, None, None
         root = self.root_frame
-        running = set()                 # ctx of every forward running now
+        running = set()  # ctx of every forward running now
         while f is not None and f is not root:
             code = f.f_code
             if code is APPLY_CODE:
@@ -515,18 +617,27 @@ class Tracer(TorchFunctionMode):
         key = id(node)
         info = self.nodes.get(key)
         index = getattr(node, "index", None)
-        if info is not None and info.op is node.op and (
-                self.open_nodes.get(key) is node if forward and index is None
-                else info.index == index):
+        if (
+            info is not None
+            and info.op is node.op
+            and (
+                self.open_nodes.get(key) is node
+                if forward and index is None
+                else info.index == index
+            )
+        ):
             return info
-        ref = getattr(node, "_module", None)        # (set only after the op's forward)
+        ref = getattr(node, "_module", None)  # (set only after the op's forward)
         info = self.nodes[key] = NodeInfo(node.op, index, None if ref is None else ref())
         self.node_infos.append(info)
         if index is None:
-            self.open_nodes[key] = node                 # its index comes after its forward
+            self.open_nodes[key] = node  # its index comes after its forward
         if getattr(node, "retains_grad", False):
-            self._refuse("retain_grad()", "gradients of op outputs live on tape nodes, which a "
-                         "compiled step does not make; keep them in an eager step")
+            self._refuse(
+                "retain_grad()",
+                "gradients of op outputs live on tape nodes, which a "
+                "compiled step does not make; keep them in an eager step",
+            )
         return info
 
     def _finish_nodes(self, running=(), all_of_them=False):
@@ -538,8 +649,11 @@ class Tracer(TorchFunctionMode):
             info = self.nodes[key]
             info.index = getattr(node, "index", None)
             if getattr(node, "retains_grad", False):
-                self._refuse("retain_grad()", "gradients of op outputs live on tape nodes, which "
-                             "a compiled step does not make; keep them in an eager step")
+                self._refuse(
+                    "retain_grad()",
+                    "gradients of op outputs live on tape nodes, which "
+                    "a compiled step does not make; keep them in an eager step",
+                )
             out = getattr(node, "_out_id", None)
             if out is not None:
                 entry = self.table.get(out)
@@ -585,6 +699,7 @@ def _restore_profile(previous) -> None:
 def _tensors_of_argument(value) -> list:
     """The torch tensors an argument carries (itself, a tapegrad tensor's data and grad...)."""
     from ..tensor import Tensor
+
     if isinstance(value, torch.Tensor):
         return [value]
     if isinstance(value, Tensor):
@@ -636,9 +751,11 @@ def _value_read_message(name, what, where) -> str:
     if where.user is not None:
         filename, lineno, function = where.user
         line = f" at {filename}:{lineno} (in {function})"
-    return (f"tapegrad.compile({name}): {what}{line}: the step reads a tensor's values into "
-            "Python. Python that depends on tensor values (an `if`, a print, a list) is not in "
-            "the compiled code, which would take the traced branch every time. Return the "
-            "tensor and read it outside the step (e.g. return loss; loss.item() after the "
-            "call), or compile with on_value_read='retrace' to trace such calls again each "
-            "time (at eager speed, with a warning)")
+    return (
+        f"tapegrad.compile({name}): {what}{line}: the step reads a tensor's values into "
+        "Python. Python that depends on tensor values (an `if`, a print, a list) is not in "
+        "the compiled code, which would take the traced branch every time. Return the "
+        "tensor and read it outside the step (e.g. return loss; loss.item() after the "
+        "call), or compile with on_value_read='retrace' to trace such calls again each "
+        "time (at eager speed, with a warning)"
+    )

@@ -44,10 +44,11 @@ class Bucket:
         return self.numel * self.params[0].data.element_size()
 
     def flatten(self, tensors, extra: int = 0) -> torch.Tensor:
-        """One new flat tensor holding `tensors` (one per parameter) end to end, plus `extra` free slots."""
+        """One new flat tensor holding `tensors` (one per parameter) end to end, plus `extra`
+        free slots."""
         first = self.params[0].data
         flat = torch.empty(self.numel + extra, dtype=first.dtype, device=first.device)
-        torch.cat([t.reshape(-1) for t in tensors], out=flat[:self.numel])
+        torch.cat([t.reshape(-1) for t in tensors], out=flat[: self.numel])
         return flat
 
     def flatten_values(self) -> torch.Tensor:
@@ -55,34 +56,41 @@ class Bucket:
 
     def flatten_grads(self, extra: int = 0) -> torch.Tensor:
         """The parameters' gradients, flat; a parameter with no gradient yet counts as zeros."""
-        grads = [p.data.new_zeros(p.data.shape) if p._grad is None else p._grad
-                 for p in self.params]
+        grads = [
+            p.data.new_zeros(p.data.shape) if p._grad is None else p._grad for p in self.params
+        ]
         return self.flatten(grads, extra)
 
     def views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """Each parameter's part of `flat`, shaped like the parameter (views, no copies)."""
         offsets = self._offsets
-        return [flat[offsets[i]:offsets[i + 1]].view(p.data.shape)
-                for i, p in enumerate(self.params)]
+        return [
+            flat[offsets[i] : offsets[i + 1]].view(p.data.shape) for i, p in enumerate(self.params)
+        ]
 
     def __repr__(self):
         return f"<Bucket of {len(self.params)} parameters, {self.numel} elements>"
 
 
 def plan_buckets(params, bucket_cap_mb: float = 25.0) -> list[Bucket]:
-    """Split `params` into buckets of at most `bucket_cap_mb` megabytes each (one device and dtype per bucket).
+    """Split `params` into buckets of at most `bucket_cap_mb` megabytes each (one device and
+    dtype per bucket).
 
     Parameters stay in their order within a (device, dtype) group; a new bucket
     starts when the next parameter would push the current one past the cap.
     A parameter larger than the cap gets a bucket of its own.
     """
-    if isinstance(bucket_cap_mb, bool) or not isinstance(bucket_cap_mb, (int, float)) \
-            or not bucket_cap_mb > 0:
-        raise ValueError(f"bucket_cap_mb must be a positive number of megabytes, got "
-                         f"{bucket_cap_mb!r}")
+    if (
+        isinstance(bucket_cap_mb, bool)
+        or not isinstance(bucket_cap_mb, (int, float))
+        or not bucket_cap_mb > 0
+    ):
+        raise ValueError(
+            f"bucket_cap_mb must be a positive number of megabytes, got {bucket_cap_mb!r}"
+        )
     cap = bucket_cap_mb * MB
-    groups: dict[tuple, list[list]] = {}    # (device, dtype) -> buckets being filled, in order
-    sizes: dict[tuple, int] = {}            # bytes in the last bucket of each group
+    groups: dict[tuple, list[list]] = {}  # (device, dtype) -> buckets being filled, in order
+    sizes: dict[tuple, int] = {}  # bytes in the last bucket of each group
     for p in params:
         data = p.data
         key = (data.device, data.dtype)

@@ -1,4 +1,5 @@
-"""`DistributedDataParallel`: one model per process, each on its shard of the batch, gradients averaged.
+"""`DistributedDataParallel`: one model per process, each on its shard of the batch, gradients
+averaged.
 
 Data-parallel training with P processes (ranks), as torch does it:
 
@@ -59,24 +60,34 @@ class DistributedDataParallel(Module):
     broadcast_buffers  send rank 0's buffers to every rank before each training forward
     """
 
-    def __init__(self, module: Module, bucket_cap_mb: float = 25.0, process_group=None,
-                 broadcast_buffers: bool = True):
+    def __init__(
+        self,
+        module: Module,
+        bucket_cap_mb: float = 25.0,
+        process_group=None,
+        broadcast_buffers: bool = True,
+    ):
         super().__init__()
         if not isinstance(module, Module):
-            raise TypeError(f"DistributedDataParallel wraps a tapegrad.nn.Module, got "
-                            f"{type(module).__name__}")
+            raise TypeError(
+                f"DistributedDataParallel wraps a tapegrad.nn.Module, got {type(module).__name__}"
+            )
         if not (dist.is_available() and dist.is_initialized()):
-            raise RuntimeError("DistributedDataParallel: torch.distributed is not initialised; "
-                               "call torch.distributed.init_process_group('gloo') (CPU) or "
-                               "('nccl') (GPU) first, in a process started by torchrun")
+            raise RuntimeError(
+                "DistributedDataParallel: torch.distributed is not initialised; "
+                "call torch.distributed.init_process_group('gloo') (CPU) or "
+                "('nccl') (GPU) first, in a process started by torchrun"
+            )
         self.module = module
         self.process_group = process_group
         self.bucket_cap_mb = bucket_cap_mb
         self.broadcast_buffers = broadcast_buffers
         params = [p for p in module.parameters() if p.requires_grad]
         if not params:
-            raise ValueError("DistributedDataParallel: the module has no parameter that requires "
-                             "grad, so there is nothing to average")
+            raise ValueError(
+                "DistributedDataParallel: the module has no parameter that requires "
+                "grad, so there is nothing to average"
+            )
         self._check_backend(params)
         self.buckets = plan_buckets(params, bucket_cap_mb)
         self._check_same_parameters(params)
@@ -98,7 +109,8 @@ class DistributedDataParallel(Module):
 
     # --- the one thing a training loop adds ----------------------------------------
     def sync_gradients(self, num_samples: int | None = None) -> None:
-        """Replace every parameter's .grad with its average over all ranks (see the module docstring).
+        """Replace every parameter's .grad with its average over all ranks (see the module
+        docstring).
 
         num_samples: this rank's number of samples in the step. Given (on every
         rank), gradients are weighted by each rank's share of the global batch,
@@ -106,19 +118,22 @@ class DistributedDataParallel(Module):
         A parameter with no gradient on some rank counts as zeros there (so
         afterwards every parameter has a .grad).
         """
-        if num_samples is not None and (isinstance(num_samples, bool) or
-                                        not isinstance(num_samples, int) or num_samples < 0):
-            raise ValueError(f"sync_gradients(num_samples=...) takes this rank's number of "
-                             f"samples, an int >= 0, got {num_samples!r}")
+        if num_samples is not None and (
+            isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 0
+        ):
+            raise ValueError(
+                f"sync_gradients(num_samples=...) takes this rank's number of "
+                f"samples, an int >= 0, got {num_samples!r}"
+            )
         weighted = num_samples is not None
         flats, works = [], []
         for index, bucket in enumerate(self.buckets):
             extra = 1 if weighted and index == 0 else 0
             flat = bucket.flatten_grads(extra)
             if num_samples is not None:
-                flat[:bucket.numel].mul_(num_samples)
+                flat[: bucket.numel].mul_(num_samples)
                 if extra:
-                    flat[-1] = num_samples   # summed across ranks: the global batch size N
+                    flat[-1] = num_samples  # summed across ranks: the global batch size N
             # Every bucket in flight at once (async); ranks issue them in the same order.
             works.append(dist.all_reduce(flat, group=self.process_group, async_op=True))
             flats.append(flat)
@@ -127,8 +142,10 @@ class DistributedDataParallel(Module):
         if weighted:
             total = flats[0][-1].item()
             if total == 0:
-                raise RuntimeError("sync_gradients(num_samples=...): every rank passed 0 samples, "
-                                   "so there is no gradient to average")
+                raise RuntimeError(
+                    "sync_gradients(num_samples=...): every rank passed 0 samples, "
+                    "so there is no gradient to average"
+                )
         else:
             total = self.world_size
         for bucket, flat in zip(self.buckets, flats):
@@ -145,7 +162,7 @@ class DistributedDataParallel(Module):
             flat = bucket.flatten_values()
             dist.broadcast(flat, src=source, group=group)
             for p, value in zip(bucket.params, bucket.views(flat)):
-                p.data.copy_(value)     # in place: an optimizer holding p sees the new values
+                p.data.copy_(value)  # in place: an optimizer holding p sees the new values
 
     def _broadcast_module_buffers(self) -> None:
         """Copy rank 0's buffers (running statistics, ...) into every rank's, in place."""
@@ -156,29 +173,35 @@ class DistributedDataParallel(Module):
             dist.broadcast(data, src=source, group=group)
 
     def _check_same_parameters(self, params) -> None:
-        """Refuse to start when ranks built different models (a collective would hang or mix them)."""
+        """Refuse to start when ranks built different models (a collective would hang or mix
+        them)."""
         count = sum(p.data.numel() for p in params)
         device = params[0].data.device
         # max over ranks of (count, -count): both equal count only if every rank has count
-        seen = torch.tensor([count, -count, len(self.buckets), -len(self.buckets)],
-                            dtype=torch.int64, device=device)
+        seen = torch.tensor(
+            [count, -count, len(self.buckets), -len(self.buckets)], dtype=torch.int64, device=device
+        )
         dist.all_reduce(seen, op=dist.ReduceOp.MAX, group=self.process_group)
         most, fewest = seen[0].item(), -seen[1].item()
         if most != count or fewest != count or seen[2].item() != -seen[3].item():
-            raise ValueError(f"DistributedDataParallel: the ranks' models differ (rank "
-                             f"{self.rank} has {count} parameter elements in "
-                             f"{len(self.buckets)} buckets; across ranks the counts range from "
-                             f"{fewest} to {most}). Build the same model, with the same "
-                             "bucket_cap_mb, on every rank")
+            raise ValueError(
+                f"DistributedDataParallel: the ranks' models differ (rank "
+                f"{self.rank} has {count} parameter elements in "
+                f"{len(self.buckets)} buckets; across ranks the counts range from "
+                f"{fewest} to {most}). Build the same model, with the same "
+                "bucket_cap_mb, on every rank"
+            )
 
     def _check_backend(self, params) -> None:
         if dist.get_backend(self.process_group) == "nccl":
             elsewhere = sorted({str(p.data.device) for p in params if p.data.device.type != "cuda"})
             if elsewhere:
-                raise ValueError(f"DistributedDataParallel: the nccl backend reduces CUDA tensors "
-                                 f"only, but parameters are on {', '.join(elsewhere)}. Move the "
-                                 "model first: model.to(f'cuda:{local_rank}'), or use the gloo "
-                                 "backend for CPU training")
+                raise ValueError(
+                    f"DistributedDataParallel: the nccl backend reduces CUDA tensors "
+                    f"only, but parameters are on {', '.join(elsewhere)}. Move the "
+                    "model first: model.to(f'cuda:{local_rank}'), or use the gloo "
+                    "backend for CPU training"
+                )
 
     def extra_repr(self) -> str:
         # no collective call here: a repr must work after the process group is gone

@@ -35,20 +35,29 @@ def shard(*tensors, rank: int | None = None, world_size: int | None = None, grou
         raise TypeError("shard() takes at least one tensor: shard(x) or shard(x, t)")
     if rank is None or world_size is None:
         if not (dist.is_available() and dist.is_initialized()):
-            raise RuntimeError("shard(): torch.distributed is not initialised, so this process's "
-                               "rank is unknown; call torch.distributed.init_process_group first, "
-                               "or pass rank= and world_size=")
+            raise RuntimeError(
+                "shard(): torch.distributed is not initialised, so this process's "
+                "rank is unknown; call torch.distributed.init_process_group first, "
+                "or pass rank= and world_size="
+            )
         rank = dist.get_rank(group) if rank is None else rank
         world_size = dist.get_world_size(group) if world_size is None else world_size
-    if not (isinstance(world_size, int) and world_size > 0 and isinstance(rank, int)
-            and 0 <= rank < world_size):
-        raise ValueError(f"shard(): need 0 <= rank < world_size, got rank={rank!r}, "
-                         f"world_size={world_size!r}")
+    if not (
+        isinstance(world_size, int)
+        and world_size > 0
+        and isinstance(rank, int)
+        and 0 <= rank < world_size
+    ):
+        raise ValueError(
+            f"shard(): need 0 <= rank < world_size, got rank={rank!r}, world_size={world_size!r}"
+        )
     n = len(tensors[0])
     for position, t in enumerate(tensors):
         if len(t) != n:
-            raise ValueError(f"shard(): tensor {position} has {len(t)} rows but tensor 0 has {n}; "
-                             "the tensors of one batch must have the same number of rows")
+            raise ValueError(
+                f"shard(): tensor {position} has {len(t)} rows but tensor 0 has {n}; "
+                "the tensors of one batch must have the same number of rows"
+            )
     rows = shard_range(n, rank, world_size)
-    parts = tuple(t[rows.start:rows.stop] for t in tensors)
+    parts = tuple(t[rows.start : rows.stop] for t in tensors)
     return parts[0] if len(parts) == 1 else parts

@@ -28,6 +28,7 @@ _gelu_backward = torch.ops.aten.gelu_backward.default
 
 # --- LeakyReLU ---------------------------------------------------------------------------
 
+
 class LeakyReLUFunction(Function):
     """y = x where x > 0, else a x   (a = negative_slope)
 
@@ -45,7 +46,7 @@ class LeakyReLUFunction(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
         return leaky_relu_backward(grad, x, ctx.slope), None
 
 
@@ -67,11 +68,14 @@ class LeakyReLUBackward(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
         need_g, need_x, _ = ctx.needs_input_grad
         # x stays on the tape with a zero derivative, as in torch (see ThresholdBackward)
-        return (leaky_relu_backward(grad, x, ctx.slope) if need_g else None,
-                zeros_like(grad) if need_x else None, None)
+        return (
+            leaky_relu_backward(grad, x, ctx.slope) if need_g else None,
+            zeros_like(grad) if need_x else None,
+            None,
+        )
 
 
 def leaky_relu_backward(grad, x, slope):
@@ -108,7 +112,7 @@ class GELUFunction(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
         return gelu_backward(grad, x, ctx.approximate), None
 
 
@@ -143,8 +147,8 @@ def _gelu_second(x, approximate):
     if approximate == "tanh":
         x2 = x * x
         t = ((x + x2 * x * _C) * _SQRT_2_OVER_PI).tanh()
-        du = (x2 * (3 * _C) + 1) * _SQRT_2_OVER_PI               # u'
-        ddu = x * (6 * _C * _SQRT_2_OVER_PI)                      # u''
+        du = (x2 * (3 * _C) + 1) * _SQRT_2_OVER_PI  # u'
+        ddu = x * (6 * _C * _SQRT_2_OVER_PI)  # u''
         return (1 - t * t) * (du + x * 0.5 * (ddu - t * du * du * 2))
     x2 = x * x
     return (x2 * -0.5).exp() * _INV_SQRT_2PI * (2 - x2)
@@ -163,6 +167,7 @@ def _check_approximate(owner: str, approximate) -> None:
 
 
 # --- the functions -------------------------------------------------------------------------
+
 
 def relu(input, inplace: bool = False):
     """max(x, 0). (`inplace` is accepted for torch's signature; the result is a new tensor.)"""
@@ -203,13 +208,18 @@ def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
 
 
 def _implicit_dim(name: str, ndim: int, stacklevel: int) -> int:
-    """torch's legacy choice when no dim is given (with its warning): 0 for 0-, 1- and 3-D, else 1."""
-    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call "
-                  "to include dim=X as an argument.", stacklevel=stacklevel)
+    """torch's legacy choice when no dim is given (with its warning): 0 for 0-, 1- and 3-D,
+    else 1."""
+    warnings.warn(
+        f"Implicit dimension choice for {name} has been deprecated. Change the call "
+        "to include dim=X as an argument.",
+        stacklevel=stacklevel,
+    )
     return 0 if ndim in (0, 1, 3) else 1
 
 
 # --- the layers ----------------------------------------------------------------------------
+
 
 class ReLU(Module):
     """y = max(x, 0)"""

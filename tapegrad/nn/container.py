@@ -31,21 +31,24 @@ def _index(container, idx) -> int:
     idx = operator.index(idx)
     size = len(container)
     if not -size <= idx < size:
-        raise IndexError(f"index {idx} is out of range for a {type(container).__name__} of "
-                         f"length {size}")
+        raise IndexError(
+            f"index {idx} is out of range for a {type(container).__name__} of length {size}"
+        )
     return idx % size
 
 
 def _check_modules(owner: str, modules) -> list:
     """The modules of an iterable as a list, after checking that every one is a Module."""
     if not isinstance(modules, Iterable):
-        raise TypeError(f"{owner} should be called with an iterable, but got "
-                        f"{type(modules).__name__}")
+        raise TypeError(
+            f"{owner} should be called with an iterable, but got {type(modules).__name__}"
+        )
     modules = list(modules)
     for position, module in enumerate(modules):
         if not isinstance(module, Module):
-            raise TypeError(f"{owner}: item {position} is a {_typename(module)}, which is not a "
-                            "Module subclass")
+            raise TypeError(
+                f"{owner}: item {position} is a {_typename(module)}, which is not a Module subclass"
+            )
     return modules
 
 
@@ -119,8 +122,9 @@ class Sequential(Module):
         size = len(self)
         index = operator.index(index)
         if not -size <= index <= size:
-            raise IndexError(f"Sequential.insert(): index {index} is out of range for "
-                             f"{size} layers")
+            raise IndexError(
+                f"Sequential.insert(): index {index} is out of range for {size} layers"
+            )
         modules = list(self._modules.values())
         modules.insert(index, module)
         self._replace_children((str(i), m) for i, m in enumerate(modules))
@@ -139,14 +143,18 @@ class Sequential(Module):
 
     def __add__(self, other) -> Sequential:
         if not isinstance(other, Sequential):
-            raise ValueError("add operator supports only objects of Sequential class, but "
-                             f"{type(other)} is given.")
+            raise ValueError(
+                "add operator supports only objects of Sequential class, but "
+                f"{type(other)} is given."
+            )
         return Sequential(*self, *other)
 
     def __iadd__(self, other) -> Sequential:
         if not isinstance(other, Sequential):
-            raise ValueError("add operator supports only objects of Sequential class, but "
-                             f"{type(other)} is given.")
+            raise ValueError(
+                "add operator supports only objects of Sequential class, but "
+                f"{type(other)} is given."
+            )
         return self.extend(other)
 
     def __mul__(self, times: int) -> Sequential:
@@ -174,7 +182,7 @@ def _name_layer(error: BaseException, name: str, owner: str) -> None:
     """Add (or, from a nested Sequential, extend) the note 'in layer 2.1 of Sequential'."""
     notes = getattr(error, "__notes__", None)
     if notes and notes[-1].startswith(_NOTE):
-        inner = notes[-1][len(_NOTE):].split(" ", 1)[0]
+        inner = notes[-1][len(_NOTE) :].split(" ", 1)[0]
         notes[-1] = f"{_NOTE}{name}.{inner} of {owner}"
     else:
         error.add_note(f"{_NOTE}{name} of {owner}")
@@ -253,7 +261,7 @@ class ModuleList(Module):
         reprs = [repr(module) for module in self]
         if not reprs:
             return self._get_name() + "()"
-        runs = []           # [first index, last index, repr]
+        runs = []  # [first index, last index, repr]
         for i, text in enumerate(reprs):
             if runs and runs[-1][2] == text:
                 runs[-1][1] = i
@@ -261,8 +269,11 @@ class ModuleList(Module):
                 runs.append([i, i, text])
         lines = []
         for first, last, text in runs:
-            line = (f"({first}): {text}" if first == last
-                    else f"({first}-{last}): {last - first + 1} x {text}")
+            line = (
+                f"({first}): {text}"
+                if first == last
+                else f"({first}-{last}): {last - first + 1} x {text}"
+            )
             lines.append(_addindent(line, 2))
         return self._get_name() + "(\n  " + "\n  ".join(lines) + "\n)"
 
@@ -270,15 +281,18 @@ class ModuleList(Module):
 def _pairs(owner: str, items) -> list:
     """(key, value) pairs from a mapping or an iterable of pairs, checked as torch checks them."""
     if not isinstance(items, Iterable):
-        raise TypeError(f"{owner} should be called with an iterable of key/value pairs, but got "
-                        f"{type(items).__name__}")
+        raise TypeError(
+            f"{owner} should be called with an iterable of key/value pairs, but got "
+            f"{type(items).__name__}"
+        )
     if isinstance(items, (Mapping, ModuleDict, ParameterDict)):
         return list(items.items())
     pairs = []
     for j, pair in enumerate(items):
         if not isinstance(pair, Iterable):
-            raise TypeError(f"{owner} sequence element #{j} should be Iterable; is "
-                            f"{type(pair).__name__}")
+            raise TypeError(
+                f"{owner} sequence element #{j} should be Iterable; is {type(pair).__name__}"
+            )
         pair = list(pair)
         if len(pair) != 2:
             raise ValueError(f"{owner} sequence element #{j} has length {len(pair)}; 2 is required")
@@ -344,8 +358,10 @@ class ModuleDict(Module):
         pairs = _pairs("ModuleDict.update", modules)
         for key, module in pairs:
             if not isinstance(module, Module):
-                raise TypeError(f"ModuleDict.update: {key!r} is a {_typename(module)}, which is "
-                                "not a Module subclass")
+                raise TypeError(
+                    f"ModuleDict.update: {key!r} is a {_typename(module)}, which is "
+                    "not a Module subclass"
+                )
             self._check_name("module", key, self._modules)
         for key, module in pairs:
             self[key] = module
@@ -410,15 +426,18 @@ class ParameterList(Module):
     def extend(self, values: Iterable) -> ParameterList:
         """Append every value of an iterable (converted first, so a bad one adds nothing)."""
         if not isinstance(values, Iterable) or isinstance(values, (Tensor, torch.Tensor)):
-            raise TypeError("ParameterList.extend should be called with an iterable, but got "
-                            f"{type(values).__name__}")
+            raise TypeError(
+                "ParameterList.extend should be called with an iterable, but got "
+                f"{type(values).__name__}"
+            )
         for value in [_as_parameter(value) for value in values]:
             self.append(value)
         return self
 
     def extra_repr(self) -> str:
-        return "\n".join(f"  ({i}): {_describe(value, lambda t: t.dtype)}"
-                         for i, value in enumerate(self))
+        return "\n".join(
+            f"  ({i}): {_describe(value, lambda t: t.dtype)}" for i, value in enumerate(self)
+        )
 
     def __call__(self, *args, **kwargs):
         raise RuntimeError("ParameterList should not be called.")
@@ -441,8 +460,10 @@ class ParameterDict(Module):
     @staticmethod
     def _key(key) -> str:
         if not isinstance(key, str):
-            raise TypeError("Index given to ParameterDict cannot be used as a key as it is not a "
-                            f"string (type is '{type(key).__name__}')")
+            raise TypeError(
+                "Index given to ParameterDict cannot be used as a key as it is not a "
+                f"string (type is '{type(key).__name__}')"
+            )
         return key
 
     def __getitem__(self, key: str):
@@ -522,8 +543,9 @@ class ParameterDict(Module):
             self[key] = value
 
     def extra_repr(self) -> str:
-        return "\n".join(f"  ({k}): {_describe(value, torch.typename)}"
-                         for k, value in self.items())
+        return "\n".join(
+            f"  ({k}): {_describe(value, torch.typename)}" for k, value in self.items()
+        )
 
     def __call__(self, *args, **kwargs):
         raise RuntimeError("ParameterDict should not be called.")

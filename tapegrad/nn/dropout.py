@@ -38,12 +38,17 @@ class DropoutFunction(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        mask, = ctx.saved_tensors
+        (mask,) = ctx.saved_tensors
         return grad * mask, None
 
 
-def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False,
-            generator: torch.Generator | None = None):
+def dropout(
+    input,
+    p: float = 0.5,
+    training: bool = True,
+    inplace: bool = False,
+    generator: torch.Generator | None = None,
+):
     """torch.nn.functional.dropout (computed out of place, whatever `inplace` says)."""
     return _dropout(input, p, training, generator, "dropout")
 
@@ -57,7 +62,7 @@ def _dropout(x, p, training, generator, owner):
     _check_p(owner if isinstance(owner, str) else type(owner).__name__, p)
     data = data_of(x)
     if not training or p == 0 or data.numel() == 0:
-        return x                        # torch returns the input itself
+        return x  # torch returns the input itself
     if p == 1:
         mask = torch.zeros_like(data)
     else:
@@ -67,10 +72,14 @@ def _dropout(x, p, training, generator, owner):
 
 
 class Dropout(Module):
-    """Zero each element with probability p in training (scaling the rest by 1 / (1 - p)); eval: y = x."""
+    """Zero each element with probability p in training, scaling the rest by 1 / (1 - p).
 
-    def __init__(self, p: float = 0.5, inplace: bool = False,
-                 generator: torch.Generator | None = None):
+    In eval mode, y = x.
+    """
+
+    def __init__(
+        self, p: float = 0.5, inplace: bool = False, generator: torch.Generator | None = None
+    ):
         super().__init__()
         _check_p("Dropout", p)
         self.p, self.inplace, self.generator = p, inplace, generator

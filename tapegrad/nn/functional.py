@@ -17,8 +17,13 @@ from .activation import gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, t
 from .conv import conv2d
 from .dropout import dropout
 from .linear import LinearFunction
-from .loss import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy,
-                   mse_loss, nll_loss)
+from .loss import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    mse_loss,
+    nll_loss,
+)
 from .normalization import batch_norm, layer_norm
 from .pooling import avg_pool2d, max_pool2d
 from .sparse import embedding
@@ -29,7 +34,25 @@ def linear(input, weight, bias=None):
     return LinearFunction.apply(input, weight, bias)
 
 
-__all__ = ["relu", "tanh", "sigmoid", "leaky_relu", "gelu", "softmax", "log_softmax", "linear",
-           "conv2d", "max_pool2d", "avg_pool2d", "dropout", "batch_norm", "layer_norm",
-           "embedding", "mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
-           "cross_entropy", "nll_loss"]
+__all__ = [
+    "relu",
+    "tanh",
+    "sigmoid",
+    "leaky_relu",
+    "gelu",
+    "softmax",
+    "log_softmax",
+    "linear",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "dropout",
+    "batch_norm",
+    "layer_norm",
+    "embedding",
+    "mse_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "nll_loss",
+]

@@ -50,8 +50,10 @@ def normal_(tensor, mean: float = 0.0, std: float = 1.0, generator=None):
 def calculate_gain(nonlinearity: str) -> float:
     gains = {"linear": 1.0, "sigmoid": 1.0, "tanh": 5.0 / 3, "relu": math.sqrt(2.0)}
     if nonlinearity not in gains:
-        raise ValueError(f"calculate_gain: unknown nonlinearity {nonlinearity!r}; "
-                         f"choose one of {', '.join(gains)}")
+        raise ValueError(
+            f"calculate_gain: unknown nonlinearity {nonlinearity!r}; "
+            f"choose one of {', '.join(gains)}"
+        )
     return gains[nonlinearity]
 
 

@@ -34,7 +34,7 @@ class LinearFunction(Function):
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         _, need_weight, need_bias = ctx.needs_input_grad
-        if grad.dim() != 2:         # a batch with several leading dimensions: flatten it
+        if grad.dim() != 2:  # a batch with several leading dimensions: flatten it
             grad_x = None if weight is None else grad @ weight
             grad = grad.reshape(-1, grad.shape[-1])
             x = None if x is None else x.reshape(-1, x.shape[-1])
@@ -52,8 +52,15 @@ class Linear(Module):
     reproducible without touching the global seed.
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 device=None, dtype=None, generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -88,16 +95,25 @@ class Linear(Module):
         if not isinstance(data, torch.Tensor):
             raise TypeError(f"{self!r} takes a tensor, got {type(x).__name__}") from None
         if data.dim() == 0 or data.shape[-1] != self.in_features:
-            raise ShapeError(f"{self!r}: expected input with {self.in_features} features in its last "
-                             f"dimension, got shape {tuple(data.shape)}") from None
+            raise ShapeError(
+                f"{self!r}: expected input with {self.in_features} features in its last "
+                f"dimension, got shape {tuple(data.shape)}"
+            ) from None
         if data.dtype != weight.dtype:
-            raise DtypeError(f"{self!r}: input is {data.dtype} but the weights are "
-                            f"{weight.dtype}; convert the input (x.to(dtype)) or the "
-                            "model (model.double() / model.float())") from None
+            raise DtypeError(
+                f"{self!r}: input is {data.dtype} but the weights are "
+                f"{weight.dtype}; convert the input (x.to(dtype)) or the "
+                "model (model.double() / model.float())"
+            ) from None
         if data.device != weight.device:
-            raise RuntimeError(f"{self!r}: input is on {data.device} but the weights are on "
-                               f"{weight.device}; move the input (x.to(device)) or "
-                               "the model (model.to(device)) so both agree") from None
+            raise RuntimeError(
+                f"{self!r}: input is on {data.device} but the weights are on "
+                f"{weight.device}; move the input (x.to(device)) or "
+                "the model (model.to(device)) so both agree"
+            ) from None
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )

@@ -27,7 +27,7 @@ from ..tensor import Tensor
 from ._utils import ArgumentError, check_constant, data_of, reduction_of
 from .module import Module
 
-_REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}     # aten's reduction codes
+_REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}  # aten's reduction codes
 
 
 class MSEFunction(Function):
@@ -90,7 +90,8 @@ def mse_loss_backward(grad, prediction, target, reduction):
 
 
 _mse_loss = getattr(getattr(torch.ops.aten, "mse_loss", None), "default", None) or (
-    lambda p, t, r: F.mse_loss(p, t, reduction=["none", "mean", "sum"][r]))
+    lambda p, t, r: F.mse_loss(p, t, reduction=["none", "mean", "sum"][r])
+)
 
 
 class BCEFunction(Function):
@@ -116,11 +117,16 @@ class BCEFunction(Function):
         need_p, need_t, _ = ctx.needs_input_grad
         eps = _BCE_EPS
         scale = 1.0 / prediction.numel() if ctx.reduction == "mean" else 1.0
-        grad_p = grad * scale * (prediction - target) / (prediction * (1 - prediction)).clamp_min(eps)
+        grad_p = (
+            grad * scale * (prediction - target) / (prediction * (1 - prediction)).clamp_min(eps)
+        )
         grad_t = None
         if need_t:  # dL/dt = -(log p - log(1 - p)) scaled
-            grad_t = -grad * scale * (prediction.log().clamp_min(-100)
-                                      - (-prediction).log1p().clamp_min(-100))
+            grad_t = (
+                -grad
+                * scale
+                * (prediction.log().clamp_min(-100) - (-prediction).log1p().clamp_min(-100))
+            )
         return (grad_p if need_p else None), grad_t, None
 
 
@@ -137,13 +143,17 @@ def _check_same_shape(owner: str, prediction, target) -> None:
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"{owner}: {role} must be a tensor, got {type(value).__name__}")
     if p.shape != t.shape:
-        raise ValueError(f"{owner}: prediction has shape {tuple(p.shape)} but "
-                         f"target has shape {tuple(t.shape)}; they must match (torch would "
-                         "broadcast them and silently compute the wrong loss). Reshape one, "
-                         "e.g. target.reshape(prediction.shape)")
+        raise ValueError(
+            f"{owner}: prediction has shape {tuple(p.shape)} but "
+            f"target has shape {tuple(t.shape)}; they must match (torch would "
+            "broadcast them and silently compute the wrong loss). Reshape one, "
+            "e.g. target.reshape(prediction.shape)"
+        )
     if p.dtype != t.dtype:
-        raise DtypeError(f"{owner}: prediction is {p.dtype} but target is "
-                         f"{t.dtype}; convert the target with .to(prediction.dtype)")
+        raise DtypeError(
+            f"{owner}: prediction is {p.dtype} but target is "
+            f"{t.dtype}; convert the target with .to(prediction.dtype)"
+        )
 
 
 class _Loss(Module):
@@ -158,7 +168,7 @@ class _Loss(Module):
 
     def forward(self, prediction, target):
         _check_same_shape(type(self).__name__, prediction, target)
-        self.__dict__["_last_inputs"] = (prediction, target)     # plain attribute: skip __setattr__
+        self.__dict__["_last_inputs"] = (prediction, target)  # plain attribute: skip __setattr__
         return self._loss(prediction, target)
 
     def _loss(self, prediction, target):
@@ -167,7 +177,9 @@ class _Loss(Module):
     def backward(self, grad_output=None):
         """The course API: dL/d(prediction) for the latest call, as a torch tensor."""
         if self._last_inputs is None:
-            raise RuntimeError(f"{type(self).__name__}.backward(): call the loss on a prediction first")
+            raise RuntimeError(
+                f"{type(self).__name__}.backward(): call the loss on a prediction first"
+            )
         prediction, target = self._last_inputs
         p = prediction.data if isinstance(prediction, Tensor) else prediction
         t = target.data if isinstance(target, Tensor) else target
@@ -189,7 +201,7 @@ class MSELoss(_Loss):
     function = MSEFunction
 
 
-LossMSE = MSELoss       # the course's name
+LossMSE = MSELoss  # the course's name
 
 
 class BCELoss(_Loss):
@@ -209,8 +221,9 @@ class BCELoss(_Loss):
     def _loss(self, prediction, target):
         if self.weight is None:
             return self.function.apply(prediction, target, self.reduction)
-        return binary_cross_entropy(prediction, target, weight=self.weight,
-                                    reduction=self.reduction)
+        return binary_cross_entropy(
+            prediction, target, weight=self.weight, reduction=self.reduction
+        )
 
 
 # --- classification: NLL (and cross-entropy built on it), BCE with logits -------------------
@@ -284,18 +297,20 @@ def nll_loss_backward(grad, logp, target, weight, reduction, ignore_index, total
     """`NLLLossBackward`: aten's kernel on torch tensors, the recorded op on tapegrad tensors."""
     if isinstance(grad, torch.Tensor):
         kernel = _nll_loss2d_backward if logp.dim() == 4 else _nll_loss_backward
-        return kernel(grad, logp, target, weight, _REDUCTIONS[reduction], ignore_index,
-                      total_weight)
+        return kernel(
+            grad, logp, target, weight, _REDUCTIONS[reduction], ignore_index, total_weight
+        )
     # logp gives only its shape: a constant of the derivative, as it is in fact
-    return NLLLossBackward.apply(grad, logp.detach(), target, weight, reduction, ignore_index,
-                                 total_weight)
+    return NLLLossBackward.apply(
+        grad, logp.detach(), target, weight, reduction, ignore_index, total_weight
+    )
 
 
 class BCEWithLogitsFunction(Function):
     """L = mean (or sum) of -w (pw t log sigmoid(x) + (1 - t) log sigmoid(-x))
            (x: logits; w: weight, pw: pos_weight, 1 when not given)
 
-    dL/dx = w ((pw t + 1 - t) sigmoid(x) - pw t) / n  
+    dL/dx = w ((pw t + 1 - t) sigmoid(x) - pw t) / n
         (= w (sigmoid(x) - t) / n without pos_weight)
     dL/dt = w (log sigmoid(-x) - pw log sigmoid(x)) / n   (= -w x / n without pos_weight)
     (n = number of elements for 'mean', else 1)
@@ -330,7 +345,7 @@ class BCEWithLogitsFunction(Function):
                 grad_t = -x
             else:
                 log_p = _log_sigmoid(x)
-                grad_t = (log_p - x) - pos_weight * log_p   # log sigmoid(-x) = log sigmoid(x) - x
+                grad_t = (log_p - x) - pos_weight * log_p  # log sigmoid(-x) = log sigmoid(x) - x
             grad_t = (grad_t if weight is None else grad_t * weight) * grad
         return grad_x, grad_t, None, None, None
 
@@ -342,6 +357,7 @@ def _log_sigmoid(x):
 
 # --- the functions (torch.nn.functional's names and signatures) ------------------------------
 
+
 def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None):
     """Mean squared error; input and target of one shape (see the module docstring)."""
     reduction = reduction_of("mse_loss", reduction, size_average, reduce)
@@ -349,9 +365,11 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
     if weight is None:
         return MSEFunction.apply(input, target, reduction)
     if tuple(data_of(weight).shape) != tuple(data_of(input).shape):
-        raise ValueError(f"mse_loss: weight has shape {tuple(data_of(weight).shape)}, the input "
-                         f"{tuple(data_of(input).shape)}; weights and input must have the same "
-                         "size")
+        raise ValueError(
+            f"mse_loss: weight has shape {tuple(data_of(weight).shape)}, the input "
+            f"{tuple(data_of(input).shape)}; weights and input must have the same "
+            "size"
+        )
     squared = ops.Mul.apply(ops.Pow.apply(ops.Sub.apply(input, target), 2), weight)
     if reduction == "none":
         return squared
@@ -359,8 +377,9 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
     return total if reduction == "sum" else total / data_of(weight).sum()
 
 
-def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
-                         reduction: str = "mean"):
+def binary_cross_entropy(
+    input, target, weight=None, size_average=None, reduce=None, reduction: str = "mean"
+):
     """Binary cross-entropy of probabilities in [0, 1] (e.g. after sigmoid); shapes must match."""
     reduction = reduction_of("binary_cross_entropy", reduction, size_average, reduce)
     _check_same_shape("binary_cross_entropy", input, target)
@@ -371,13 +390,24 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     return losses if reduction == "none" else losses.sum() if reduction == "sum" else losses.mean()
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
-                                     reduction: str = "mean", pos_weight=None):
+def binary_cross_entropy_with_logits(
+    input,
+    target,
+    weight=None,
+    size_average=None,
+    reduce=None,
+    reduction: str = "mean",
+    pos_weight=None,
+):
     """Binary cross-entropy of sigmoid(input), computed from the logits without rounding sigmoid."""
-    return _bce_with_logits_call(input, target, weight, pos_weight,
-                                 reduction_of("binary_cross_entropy_with_logits", reduction,
-                                              size_average, reduce),
-                                 "binary_cross_entropy_with_logits")
+    return _bce_with_logits_call(
+        input,
+        target,
+        weight,
+        pos_weight,
+        reduction_of("binary_cross_entropy_with_logits", reduction, size_average, reduce),
+        "binary_cross_entropy_with_logits",
+    )
 
 
 def _bce_with_logits_call(x, target, weight, pos_weight, reduction, owner):
@@ -385,8 +415,9 @@ def _bce_with_logits_call(x, target, weight, pos_weight, reduction, owner):
     check_constant(_name(owner), "weight", weight)
     check_constant(_name(owner), "pos_weight", pos_weight)
     try:
-        return BCEWithLogitsFunction.apply(x, target, data_of(weight), data_of(pos_weight),
-                                           reduction)
+        return BCEWithLogitsFunction.apply(
+            x, target, data_of(weight), data_of(pos_weight), reduction
+        )
     except (TypeError, ValueError, RuntimeError):
         shape = tuple(data_of(x).shape)
         for role, value in (("weight", weight), ("pos_weight", pos_weight)):
@@ -394,15 +425,24 @@ def _bce_with_logits_call(x, target, weight, pos_weight, reduction, owner):
                 try:
                     torch.broadcast_shapes(data_of(value).shape, shape)
                 except RuntimeError:
-                    raise ShapeError(f"{_name(owner)}: {role} of shape "
-                                     f"{tuple(data_of(value).shape)} does not broadcast against "
-                                     f"the input of shape {shape}; pos_weight has one entry per "
-                                     "class (the last dimension)") from None
+                    raise ShapeError(
+                        f"{_name(owner)}: {role} of shape "
+                        f"{tuple(data_of(value).shape)} does not broadcast against "
+                        f"the input of shape {shape}; pos_weight has one entry per "
+                        "class (the last dimension)"
+                    ) from None
         raise
 
 
-def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
-             reduction: str = "mean"):
+def nll_loss(
+    input,
+    target,
+    weight=None,
+    size_average=None,
+    ignore_index: int = -100,
+    reduce=None,
+    reduction: str = "mean",
+):
     """-log p at class indices `target`, from log-probabilities input (N, C) or (N, C, d1, ...)."""
     reduction = reduction_of("nll_loss", reduction, size_average, reduce)
     check_constant("nll_loss", "weight", weight)
@@ -413,10 +453,11 @@ def _nll_loss(logp, target, weight, reduction, ignore_index, owner):
     t = data_of(target)
     try:
         ndim = logp.dim()
-        if ndim == 3 or ndim > 4:       # aten takes 1, 2 or 4 dims: (N, C, d...) -> (N, C, D, 1)
+        if ndim == 3 or ndim > 4:  # aten takes 1, 2 or 4 dims: (N, C, d...) -> (N, C, D, 1)
             n, c = logp.shape[:2]
-            loss = NLLLossFunction.apply(logp.reshape(n, c, -1, 1), t.reshape(n, -1, 1), weight,
-                                         reduction, ignore_index)
+            loss = NLLLossFunction.apply(
+                logp.reshape(n, c, -1, 1), t.reshape(n, -1, 1), weight, reduction, ignore_index
+            )
             return loss.reshape(t.shape) if reduction == "none" else loss
         return NLLLossFunction.apply(logp, t, weight, reduction, ignore_index)
     except (TypeError, ValueError, RuntimeError, IndexError, AttributeError):
@@ -424,31 +465,47 @@ def _nll_loss(logp, target, weight, reduction, ignore_index, owner):
         raise
 
 
-def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100,
-                  reduce=None, reduction: str = "mean", label_smoothing: float = 0.0):
-    """log_softmax over the classes, then NLL (class indices) or -sum(target * logp) (probabilities)."""
+def cross_entropy(
+    input,
+    target,
+    weight=None,
+    size_average=None,
+    ignore_index: int = -100,
+    reduce=None,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+):
+    """log_softmax over the classes, then NLL (class indices) or -sum(target * logp)
+    (probabilities)."""
     reduction = reduction_of("cross_entropy", reduction, size_average, reduce)
     check_constant("cross_entropy", "weight", weight)
-    return _cross_entropy(input, target, data_of(weight), reduction, ignore_index, label_smoothing,
-                          "cross_entropy")
+    return _cross_entropy(
+        input, target, data_of(weight), reduction, ignore_index, label_smoothing, "cross_entropy"
+    )
 
 
 def _cross_entropy(x, target, weight, reduction, ignore_index, label_smoothing, owner):
     data, t = data_of(x), data_of(target)
     if not isinstance(data, torch.Tensor) or not isinstance(t, torch.Tensor):
-        raise TypeError(f"{_name(owner)}: input and target must be tensors, got "
-                        f"{type(x).__name__} and {type(target).__name__}")
+        raise TypeError(
+            f"{_name(owner)}: input and target must be tensors, got "
+            f"{type(x).__name__} and {type(target).__name__}"
+        )
     if not 0.0 <= label_smoothing <= 1.0:
-        raise ArgumentError(f"{_name(owner)}: label_smoothing must be between 0.0 and 1.0, got "
-                            f"{label_smoothing}")
+        raise ArgumentError(
+            f"{_name(owner)}: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}"
+        )
     if data.dim() == 0:
-        raise ShapeError(f"{_name(owner)}: input must hold class scores, (C,), (N, C) or "
-                         f"(N, C, d1, ...), got a 0-d tensor")
+        raise ShapeError(
+            f"{_name(owner)}: input must hold class scores, (C,), (N, C) or "
+            f"(N, C, d1, ...), got a 0-d tensor"
+        )
     class_dim = 0 if data.dim() == 1 else 1
     logp = ops.LogSoftmax.apply(x, class_dim)
     if t.shape == data.shape:
-        return _cross_entropy_probabilities(logp, target, weight, reduction, ignore_index,
-                                            label_smoothing, class_dim, owner)
+        return _cross_entropy_probabilities(
+            logp, target, weight, reduction, ignore_index, label_smoothing, class_dim, owner
+        )
     loss = _nll_loss(logp, t, weight, reduction, ignore_index, owner)
     if not label_smoothing:
         return loss
@@ -470,16 +527,21 @@ def _cross_entropy(x, target, weight, reduction, ignore_index, label_smoothing, 
     return loss * (1 - label_smoothing) + spread * (label_smoothing / classes)
 
 
-def _cross_entropy_probabilities(logp, target, weight, reduction, ignore_index, label_smoothing,
-                                 class_dim, owner):
+def _cross_entropy_probabilities(
+    logp, target, weight, reduction, ignore_index, label_smoothing, class_dim, owner
+):
     t = data_of(target)
     if not t.is_floating_point():
-        raise DtypeError(f"{_name(owner)}: a target shaped like the input {tuple(t.shape)} holds "
-                         f"class probabilities and must be floating point, got {t.dtype}; for "
-                         "class indices give one index per sample, shape (N,)")
+        raise DtypeError(
+            f"{_name(owner)}: a target shaped like the input {tuple(t.shape)} holds "
+            f"class probabilities and must be floating point, got {t.dtype}; for "
+            "class indices give one index per sample, shape (N,)"
+        )
     if ignore_index >= 0:
-        raise RuntimeError(f"{_name(owner)}: ignore_index is not supported for class-probability "
-                           "targets; leave it at its default")
+        raise RuntimeError(
+            f"{_name(owner)}: ignore_index is not supported for class-probability "
+            "targets; leave it at its default"
+        )
     classes = logp.shape[class_dim]
     if label_smoothing > 0:
         target = target * (1 - label_smoothing) + label_smoothing / classes
@@ -507,33 +569,45 @@ def _check_class_target(owner, logp, target, weight, ignore_index) -> None:
     data, t = data_of(logp), data_of(target)
     for role, value in (("input", data), ("target", t)):
         if not isinstance(value, torch.Tensor):
-            raise TypeError(f"{owner}: {role} must be a tensor, got "
-                            f"{type(value).__name__}") from None
+            raise TypeError(
+                f"{owner}: {role} must be a tensor, got {type(value).__name__}"
+            ) from None
     if t.dtype != torch.int64:
-        raise DtypeError(f"{owner}: target must hold class indices as int64 (torch.long), got "
-                         f"{t.dtype}; convert it with target.long() (class probabilities go to "
-                         "cross_entropy as a float target shaped like the input)") from None
+        raise DtypeError(
+            f"{owner}: target must hold class indices as int64 (torch.long), got "
+            f"{t.dtype}; convert it with target.long() (class probabilities go to "
+            "cross_entropy as a float target shaped like the input)"
+        ) from None
     shape = tuple(data.shape)
     if data.dim() == 0:
-        raise ShapeError(f"{owner}: input must hold class scores, (C,), (N, C) or (N, C, d1, ...), "
-                         "got a 0-d tensor") from None
+        raise ShapeError(
+            f"{owner}: input must hold class scores, (C,), (N, C) or (N, C, d1, ...), "
+            "got a 0-d tensor"
+        ) from None
     wanted = () if data.dim() == 1 else shape[:1] + shape[2:]
     if tuple(t.shape) != wanted:
-        raise ShapeError(f"{owner}: input of shape {shape} (classes in dimension "
-                         f"{0 if data.dim() == 1 else 1}) needs a target of shape {wanted}, one "
-                         f"class index per sample, got {tuple(t.shape)}") from None
+        raise ShapeError(
+            f"{owner}: input of shape {shape} (classes in dimension "
+            f"{0 if data.dim() == 1 else 1}) needs a target of shape {wanted}, one "
+            f"class index per sample, got {tuple(t.shape)}"
+        ) from None
     classes = shape[0 if data.dim() == 1 else 1]
     if weight is not None and tuple(weight.shape) != (classes,):
-        raise ShapeError(f"{owner}: weight must have one entry per class, shape ({classes},), got "
-                         f"{tuple(weight.shape)}") from None
+        raise ShapeError(
+            f"{owner}: weight must have one entry per class, shape ({classes},), got "
+            f"{tuple(weight.shape)}"
+        ) from None
     bad = t[(t != ignore_index) & ((t < 0) | (t >= classes))]
     if bad.numel():
-        raise IndexError(f"{owner}: target {int(bad[0])} is out of bounds: the input has "
-                         f"{classes} classes, so targets must be in [0, {classes - 1}], or equal "
-                         f"ignore_index ({ignore_index}) for a sample to skip") from None
+        raise IndexError(
+            f"{owner}: target {int(bad[0])} is out of bounds: the input has "
+            f"{classes} classes, so targets must be in [0, {classes - 1}], or equal "
+            f"ignore_index ({ignore_index}) for a sample to skip"
+        ) from None
 
 
 # --- the layers ----------------------------------------------------------------------------
+
 
 class _TorchLoss(Module):
     """The losses with torch's constructor arguments: reductions, weights as buffers, course API."""
@@ -544,7 +618,7 @@ class _TorchLoss(Module):
         self.__dict__["_last_inputs"] = None
 
     def forward(self, input, target):
-        self.__dict__["_last_inputs"] = (input, target)     # plain attribute: skip __setattr__
+        self.__dict__["_last_inputs"] = (input, target)  # plain attribute: skip __setattr__
         return self._loss(input, target)
 
     def _loss(self, input, target):
@@ -553,8 +627,9 @@ class _TorchLoss(Module):
     def backward(self, grad_output=None):
         """The course API: dL/d(input) for the latest call, as a torch tensor."""
         if self._last_inputs is None:
-            raise RuntimeError(f"{type(self).__name__}.backward(): call the loss on a prediction "
-                               "first")
+            raise RuntimeError(
+                f"{type(self).__name__}.backward(): call the loss on a prediction first"
+            )
         prediction, target = self._last_inputs
         leaf = Tensor(data_of(prediction), requires_grad=True)
         self._loss(leaf, data_of(target)).backward(grad_output)
@@ -565,23 +640,36 @@ class _TorchLoss(Module):
 
 
 class NLLLoss(_TorchLoss):
-    """-log p of each sample's class, from log-probabilities (N, C) (after LogSoftmax) and classes (N,)."""
+    """-log p of each sample's class, from log-probabilities (N, C) and classes (N,).
 
-    def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
-                 reduction: str = "mean"):
+    The log-probabilities come from LogSoftmax.
+    """
+
+    def __init__(
+        self,
+        weight=None,
+        size_average=None,
+        ignore_index: int = -100,
+        reduce=None,
+        reduction: str = "mean",
+    ):
         super().__init__(size_average, reduce, reduction)
         check_constant("NLLLoss", "weight", weight)
         self.register_buffer("weight", data_of(weight))
         self.ignore_index = ignore_index
 
     def _loss(self, input, target):
-        return _nll_loss(input, target, data_of(self.weight), self.reduction,
-                         self.ignore_index, self)
+        return _nll_loss(
+            input, target, data_of(self.weight), self.reduction, self.ignore_index, self
+        )
 
     def extra_repr(self) -> str:
         text = super().extra_repr()
-        return text if self.ignore_index == -100 else ", ".join(
-            filter(None, [text, f"ignore_index={self.ignore_index}"]))
+        return (
+            text
+            if self.ignore_index == -100
+            else ", ".join(filter(None, [text, f"ignore_index={self.ignore_index}"]))
+        )
 
 
 class CrossEntropyLoss(_TorchLoss):
@@ -592,19 +680,35 @@ class CrossEntropyLoss(_TorchLoss):
     (N, d1, ...): one class per position.
     """
 
-    def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
-                 reduction: str = "mean", label_smoothing: float = 0.0):
+    def __init__(
+        self,
+        weight=None,
+        size_average=None,
+        ignore_index: int = -100,
+        reduce=None,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ):
         super().__init__(size_average, reduce, reduction)
         check_constant("CrossEntropyLoss", "weight", weight)
         if not 0.0 <= label_smoothing <= 1.0:
-            raise ArgumentError(f"CrossEntropyLoss: label_smoothing must be between 0.0 and 1.0, "
-                                f"got {label_smoothing}")
+            raise ArgumentError(
+                f"CrossEntropyLoss: label_smoothing must be between 0.0 and 1.0, "
+                f"got {label_smoothing}"
+            )
         self.register_buffer("weight", data_of(weight))
         self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
 
     def _loss(self, input, target):
-        return _cross_entropy(input, target, data_of(self.weight), self.reduction,
-                              self.ignore_index, self.label_smoothing, self)
+        return _cross_entropy(
+            input,
+            target,
+            data_of(self.weight),
+            self.reduction,
+            self.ignore_index,
+            self.label_smoothing,
+            self,
+        )
 
     def extra_repr(self) -> str:
         parts = [super().extra_repr()]
@@ -622,8 +726,9 @@ class BCEWithLogitsLoss(_TorchLoss):
     targets; `weight` weighs every element (broadcast against the input).
     """
 
-    def __init__(self, weight=None, size_average=None, reduce=None, reduction: str = "mean",
-                 pos_weight=None):
+    def __init__(
+        self, weight=None, size_average=None, reduce=None, reduction: str = "mean", pos_weight=None
+    ):
         super().__init__(size_average, reduce, reduction)
         check_constant("BCEWithLogitsLoss", "weight", weight)
         check_constant("BCEWithLogitsLoss", "pos_weight", pos_weight)
@@ -631,5 +736,6 @@ class BCEWithLogitsLoss(_TorchLoss):
         self.register_buffer("pos_weight", data_of(pos_weight))
 
     def _loss(self, input, target):
-        return _bce_with_logits_call(input, target, self.weight, self.pos_weight, self.reduction,
-                                     self)
+        return _bce_with_logits_call(
+            input, target, self.weight, self.pos_weight, self.reduction, self
+        )

@@ -145,15 +145,17 @@ class Module:
             if params is None:
                 raise self._before_init_error("parameters")
             self._check_name("parameter", name, params, replacing=True)
-            self._forget(name, keep=params)         # a replaced parameter keeps its place
+            self._forget(name, keep=params)  # a replaced parameter keeps its place
             self._add(params, name, value)
         elif params is not None and name in params:
             if value is not None:
-                raise TypeError(f"cannot assign '{_typename(value)}' as parameter '{name}' of "
-                                f"{type(self).__name__} (tapegrad.nn.Parameter or None "
-                                f"expected). To replace it, wrap the values: .{name} = "
-                                f"nn.Parameter(value); to change its values in place: "
-                                f".{name}.data.copy_(value)")
+                raise TypeError(
+                    f"cannot assign '{_typename(value)}' as parameter '{name}' of "
+                    f"{type(self).__name__} (tapegrad.nn.Parameter or None "
+                    f"expected). To replace it, wrap the values: .{name} = "
+                    f"nn.Parameter(value); to change its values in place: "
+                    f".{name}.data.copy_(value)"
+                )
             self._add(params, name, None)
         elif isinstance(value, Module):
             if "_modules" not in own:
@@ -162,15 +164,22 @@ class Module:
             self._add(self._modules, name, value)
         elif "_modules" in own and name in self._modules:
             if value is not None:
-                raise TypeError(f"cannot assign '{_typename(value)}' as child module '{name}' of "
-                                f"{type(self).__name__} (tapegrad.nn.Module or None expected)")
+                raise TypeError(
+                    f"cannot assign '{_typename(value)}' as child module '{name}' of "
+                    f"{type(self).__name__} (tapegrad.nn.Module or None expected)"
+                )
             self._add(self._modules, name, None)
         elif isinstance(value, Buffer) or ("_buffers" in own and name in self._buffers):
-            persistent = (value.persistent if isinstance(value, Buffer)
-                          else name not in self._non_persistent_buffers_set)
+            persistent = (
+                value.persistent
+                if isinstance(value, Buffer)
+                else name not in self._non_persistent_buffers_set
+            )
             if value is not None and not _is_tensor(value):
-                raise TypeError(f"cannot assign '{_typename(value)}' as buffer '{name}' of "
-                                f"{type(self).__name__} (nn.Buffer, a tensor or None expected)")
+                raise TypeError(
+                    f"cannot assign '{_typename(value)}' as buffer '{name}' of "
+                    f"{type(self).__name__} (nn.Buffer, a tensor or None expected)"
+                )
             self.register_buffer(name, value, persistent)
         else:
             object.__setattr__(self, name, value)
@@ -195,8 +204,10 @@ class Module:
             raise self._before_init_error("parameter")
         self._check_name("parameter", name, self._parameters)
         if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"cannot assign '{_typename(param)}' object to parameter '{name}' "
-                            "(tapegrad.nn.Parameter or None required)")
+            raise TypeError(
+                f"cannot assign '{_typename(param)}' object to parameter '{name}' "
+                "(tapegrad.nn.Parameter or None required)"
+            )
         self._add(self._parameters, name, param)
 
     def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
@@ -209,10 +220,12 @@ class Module:
             raise self._before_init_error("buffer")
         self._check_name("buffer", name, self._buffers)
         if tensor is not None and not _is_tensor(tensor):
-            raise TypeError(f"cannot assign '{_typename(tensor)}' object to buffer '{name}' "
-                            "(a tensor or None required)")
+            raise TypeError(
+                f"cannot assign '{_typename(tensor)}' object to buffer '{name}' "
+                "(a tensor or None required)"
+            )
         if isinstance(tensor, torch.Tensor) and tensor.requires_grad:
-            tensor = tensor.detach()    # no torch autograd inside tapegrad
+            tensor = tensor.detach()  # no torch autograd inside tapegrad
         self._add(self._buffers, name, tensor)
         if persistent:
             self._non_persistent_buffers_set.discard(name)
@@ -237,19 +250,19 @@ class Module:
         if not isinstance(name, str):
             raise TypeError(f"{kind} name should be a string. Got {_typename(name)}")
         if "." in name:
-            raise KeyError(f"{kind} name can't contain \".\", got: {name!r}")
+            raise KeyError(f'{kind} name can\'t contain ".", got: {name!r}')
         if name == "":
-            raise KeyError(f"{kind} name can't be empty string \"\"")
+            raise KeyError(f'{kind} name can\'t be empty string ""')
         taken = hasattr(type(self), name) if replacing else hasattr(self, name)
         if taken and name not in registry:
             raise KeyError(f"attribute '{name}' already exists")
 
     def _add(self, registry, name: str, value) -> None:
         registry[name] = value
-        if hasattr(type(self), name):   # e.g. a submodule named 'forward': the method wins
+        if hasattr(type(self), name):  # e.g. a submodule named 'forward': the method wins
             self.__dict__.pop(name, None)
         else:
-            self.__dict__[name] = value     # the plain attribute: see the module docstring
+            self.__dict__[name] = value  # the plain attribute: see the module docstring
 
     def _forget(self, name: str, keep=None) -> None:
         """Remove `name` from the plain attributes and every registry but `keep`."""
@@ -269,8 +282,10 @@ class Module:
             self._add(self._modules, name, module)
 
     def _before_init_error(self, what: str) -> AttributeError:
-        return AttributeError(f"cannot assign {what} before Module.__init__() call: call "
-                              f"super().__init__() first in {type(self).__name__}.__init__")
+        return AttributeError(
+            f"cannot assign {what} before Module.__init__() call: call "
+            f"super().__init__() first in {type(self).__name__}.__init__"
+        )
 
     # --- running -------------------------------------------------------------
     def forward(self, *inputs):
@@ -282,7 +297,7 @@ class Module:
         try:
             if self._forward_pre_hooks or self._forward_hooks:
                 out = self._call_with_hooks(args, kwargs)
-            else:                   # the common case: no hooks, nothing more to do
+            else:  # the common case: no hooks, nothing more to do
                 out = self.forward(*args, **kwargs)
         finally:
             _state.module = outer
@@ -304,8 +319,10 @@ class Module:
                     result = hook(self, args, kwargs)
                     if result is not None:
                         if not (isinstance(result, tuple) and len(result) == 2):
-                            raise RuntimeError("forward pre-hook must return None or a tuple of "
-                                               f"(new_args, new_kwargs), but got {result}.")
+                            raise RuntimeError(
+                                "forward pre-hook must return None or a tuple of "
+                                f"(new_args, new_kwargs), but got {result}."
+                            )
                         args, kwargs = result
                 else:
                     result = hook(self, args)
@@ -331,13 +348,17 @@ class Module:
                         else:
                             hook(self, args, out)
                     except Exception as error:
-                        warnings.warn("module forward hook with ``always_call=True`` raised an "
-                                      "exception that was silenced as another error was raised "
-                                      f"in forward: {error}", stacklevel=2)
+                        warnings.warn(
+                            "module forward hook with ``always_call=True`` raised an "
+                            "exception that was silenced as another error was raised "
+                            f"in forward: {error}",
+                            stacklevel=2,
+                        )
             raise
 
-    def register_forward_pre_hook(self, hook, *, prepend: bool = False,
-                                  with_kwargs: bool = False) -> RemovableHandle:
+    def register_forward_pre_hook(
+        self, hook, *, prepend: bool = False, with_kwargs: bool = False
+    ) -> RemovableHandle:
         """Call ``hook(module, args)`` before every forward; returns a handle to remove it.
 
         The hook may return replacement inputs: a tuple, or a single value
@@ -354,8 +375,9 @@ class Module:
             self._forward_pre_hooks.move_to_end(handle.id, last=False)
         return handle
 
-    def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False,
-                              always_call: bool = False) -> RemovableHandle:
+    def register_forward_hook(
+        self, hook, *, prepend: bool = False, with_kwargs: bool = False, always_call: bool = False
+    ) -> RemovableHandle:
         """Call ``hook(module, args, output)`` after every forward; returns a handle to remove it.
 
         A hook that returns something other than None replaces the output
@@ -364,8 +386,9 @@ class Module:
         output)``; with ``always_call=True`` it also runs when forward raised.
         """
         _check_hook(hook, "register_forward_hook")
-        handle = RemovableHandle(self._forward_hooks, self._forward_hooks_with_kwargs,
-                                 self._forward_hooks_always_called)
+        handle = RemovableHandle(
+            self._forward_hooks, self._forward_hooks_with_kwargs, self._forward_hooks_always_called
+        )
         self._forward_hooks[handle.id] = hook
         if with_kwargs:
             self._forward_hooks_with_kwargs[handle.id] = True
@@ -385,19 +408,26 @@ class Module:
         """
         out = self._last_output
         if out is None:
-            raise RuntimeError(f"{type(self).__name__}.backward(): this module has not been called "
-                               "directly yet (a layer called by its model keeps no output); run a "
-                               "forward pass first, and call backward() on the module you called")
+            raise RuntimeError(
+                f"{type(self).__name__}.backward(): this module has not been called "
+                "directly yet (a layer called by its model keeps no output); run a "
+                "forward pass first, and call backward() on the module you called"
+            )
         if not isinstance(out, Tensor) or not out.requires_grad:
-            raise RuntimeError(f"{type(self).__name__}.backward(): its latest output was not "
-                               "recorded (computed under no_grad, or nothing required grad)")
+            raise RuntimeError(
+                f"{type(self).__name__}.backward(): its latest output was not "
+                "recorded (computed under no_grad, or nothing required grad)"
+            )
         out.backward(grad_output)
 
     # --- parameters, buffers and submodules ----------------------------------
     def _named_members(self, registry: str, prefix: str, recurse: bool, remove_duplicate: bool):
         seen = set()
-        modules = (self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
-                   if recurse else [(prefix, self)])
+        modules = (
+            self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+            if recurse
+            else [(prefix, self)]
+        )
         for module_prefix, module in modules:
             for name, value in getattr(module, registry).items():
                 if value is None or id(value) in seen:
@@ -406,8 +436,9 @@ class Module:
                     seen.add(id(value))
                 yield (f"{module_prefix}.{name}" if module_prefix else name), value
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True,
-                         remove_duplicate: bool = True):
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ):
         """Yield (dotted name, parameter), e.g. ('0.weight', ...); a shared one once by default."""
         yield from self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
@@ -442,8 +473,9 @@ class Module:
         for _, module in self.named_children():
             yield module
 
-    def named_modules(self, memo: set | None = None, prefix: str = "",
-                      remove_duplicate: bool = True):
+    def named_modules(
+        self, memo: set | None = None, prefix: str = "", remove_duplicate: bool = True
+    ):
         """Yield (dotted name, module) for this module and every descendant, depth first.
 
         A module reached twice is yielded once (the first name), unless
@@ -467,9 +499,11 @@ class Module:
                 if child is None:
                     continue
                 if any(child is a for a in inner):
-                    raise RuntimeError(f"{type(self).__name__}: submodule "
-                                       f"'{name + '.' if name else ''}{child_name}' is one of its "
-                                       "own ancestors (a cycle), so its dotted names never end")
+                    raise RuntimeError(
+                        f"{type(self).__name__}: submodule "
+                        f"'{name + '.' if name else ''}{child_name}' is one of its "
+                        "own ancestors (a cycle), so its dotted names never end"
+                    )
                 children.append((f"{name}.{child_name}" if name else child_name, child, inner))
             stack.extend(reversed(children))
 
@@ -533,9 +567,11 @@ class Module:
         named = list(self.named_parameters())
         for name, p in named:
             if requires_grad and not (p.data.is_floating_point() or p.data.is_complex()):
-                raise TypeError(f"requires_grad_(): parameter {name!r} is {p.dtype}; only "
-                                "floating-point tensors can require gradients (nothing was "
-                                "changed)")
+                raise TypeError(
+                    f"requires_grad_(): parameter {name!r} is {p.dtype}; only "
+                    "floating-point tensors can require gradients (nothing was "
+                    "changed)"
+                )
         for _, p in named:
             p.requires_grad_(requires_grad)
         return self
@@ -567,8 +603,10 @@ class Module:
         elif _is_tensor(device):
             device, dtype = device.device, device.dtype
         if dtype is not None and not (dtype.is_floating_point or dtype.is_complex):
-            raise TypeError(f"Module.to() takes a floating-point dtype, got {dtype} (or a "
-                            "complex one; integer buffers keep their own dtype anyway)")
+            raise TypeError(
+                f"Module.to() takes a floating-point dtype, got {dtype} (or a "
+                "complex one; integer buffers keep their own dtype anyway)"
+            )
 
         def convert(t: torch.Tensor) -> torch.Tensor:
             cast = dtype if (t.is_floating_point() or t.is_complex()) else None
@@ -579,7 +617,7 @@ class Module:
     def _apply(self, fn) -> Module:
         """Give each parameter, gradient and buffer the values fn(values): all or nothing."""
         modules = list(self.modules())
-        new = {}            # id(tensor) -> fn(its values): every conversion before any change
+        new = {}  # id(tensor) -> fn(its values): every conversion before any change
         for module in modules:
             for p in module._parameters.values():
                 if p is not None and id(p) not in new:
@@ -595,7 +633,7 @@ class Module:
             for name, b in list(module._buffers.items()):
                 if isinstance(b, Tensor):
                     b.data = new[id(b)]
-                elif b is not None:     # a torch tensor: replaced, as torch does
+                elif b is not None:  # a torch tensor: replaced, as torch does
                     module._add(module._buffers, name, new[id(b)])
         return self
 
@@ -643,14 +681,18 @@ class Module:
         under two names is loaded from both keys (the later one wins, as in torch).
         """
         if not isinstance(state_dict, Mapping):
-            raise TypeError(f"load_state_dict() takes a mapping of names to tensors (a state "
-                            f"dict), got {type(state_dict).__name__}")
+            raise TypeError(
+                f"load_state_dict() takes a mapping of names to tensors (a state "
+                f"dict), got {type(state_dict).__name__}"
+            )
         for key in state_dict:
             if not isinstance(key, str):
-                raise TypeError(f"load_state_dict(): the keys of a state dict are dotted names, "
-                                f"got {key!r} ({type(key).__name__})")
+                raise TypeError(
+                    f"load_state_dict(): the keys of a state dict are dotted names, "
+                    f"got {key!r} ({type(key).__name__})"
+                )
         missing, problems, copies = [], [], []
-        walk: dict = {}     # module prefix ('' or 'body.0.') -> (position in the walk, own names)
+        walk: dict = {}  # module prefix ('' or 'body.0.') -> (position in the walk, own names)
         for module_prefix, module in self.named_modules(remove_duplicate=False):
             module_prefix = module_prefix + "." if module_prefix else ""
             local = dict(_local_state(module))
@@ -665,22 +707,28 @@ class Module:
                 if not isinstance(value, torch.Tensor):
                     problems.append(f"{key}: expected a tensor, got {type(value).__name__}")
                     continue
-                value = value.detach()      # e.g. torch's state_dict(keep_vars=True)
+                value = value.detach()  # e.g. torch's state_dict(keep_vars=True)
                 if target.dim() == 0 and value.shape == (1,):
-                    value = value[0]        # torch's allowance for old checkpoints
+                    value = value[0]  # torch's allowance for old checkpoints
                 if value.shape != target.shape:
-                    problems.append(f"{key}: shape {tuple(value.shape)} in the state dict, "
-                                    f"{tuple(target.shape)} in the model")
+                    problems.append(
+                        f"{key}: shape {tuple(value.shape)} in the state dict, "
+                        f"{tuple(target.shape)} in the model"
+                    )
                     continue
                 copies.append((target, value))
         unexpected = self._unexpected_keys(state_dict, walk)
         if strict:
-            problems = ([f"missing keys: {', '.join(missing)}"] if missing else []) + \
-                       ([f"unexpected keys: {', '.join(unexpected)}"] if unexpected else []) + \
-                       problems
+            problems = (
+                ([f"missing keys: {', '.join(missing)}"] if missing else [])
+                + ([f"unexpected keys: {', '.join(unexpected)}"] if unexpected else [])
+                + problems
+            )
         if problems:
-            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__} (the "
-                               "module is unchanged):\n  " + "\n  ".join(problems))
+            raise RuntimeError(
+                f"Error(s) in loading state_dict for {type(self).__name__} (the "
+                "module is unchanged):\n  " + "\n  ".join(problems)
+            )
         with no_grad():
             for target, value in copies:
                 target.copy_(value)
@@ -698,17 +746,17 @@ class Module:
         for position, key in enumerate(state_dict):
             module, module_prefix = self, ""
             while True:
-                head, dot, _ = key[len(module_prefix):].partition(".")
+                head, dot, _ = key[len(module_prefix) :].partition(".")
                 order, own_names = walk[module_prefix]
-                if not dot:                         # a parameter or buffer of this module?
+                if not dot:  # a parameter or buffer of this module?
                     if head not in own_names:
                         found.append((order, position, key))
                     break
-                if head not in module._modules:     # no such submodule
+                if head not in module._modules:  # no such submodule
                     found.append((order, position, key))
                     break
                 module = module._modules[head]
-                if module is None:                  # a None child: torch checks nothing below
+                if module is None:  # a None child: torch checks nothing below
                     break
                 module_prefix += head + "."
         return [key for *_, key in sorted(found)]
@@ -724,8 +772,9 @@ class Module:
     def __repr__(self):
         extra = self.extra_repr()
         extra_lines = extra.split("\n") if extra else []
-        child_lines = [f"({name}): {_addindent(repr(module), 2)}"
-                       for name, module in self._modules.items()]
+        child_lines = [
+            f"({name}): {_addindent(repr(module), 2)}" for name, module in self._modules.items()
+        ]
         lines = extra_lines + child_lines
         body = ""
         if len(extra_lines) == 1 and not child_lines:
@@ -735,8 +784,7 @@ class Module:
         return f"{self._get_name()}({body})"
 
     def __dir__(self):
-        keys = [*dir(type(self)), *self.__dict__, *self._parameters, *self._modules,
-                *self._buffers]
+        keys = [*dir(type(self)), *self.__dict__, *self._parameters, *self._modules, *self._buffers]
         return sorted({key for key in keys if not key[0].isdigit()})
 
     def __getstate__(self):

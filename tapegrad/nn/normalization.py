@@ -33,8 +33,8 @@ import torch
 from ..errors import ShapeError
 from ..function import Function
 from ..tensor import Tensor
-from .module import Module
 from ._utils import data_of
+from .module import Module
 from .parameter import Parameter
 
 _native_batch_norm = torch.ops.aten.native_batch_norm.default
@@ -43,8 +43,9 @@ _native_layer_norm = torch.ops.aten.native_layer_norm.default
 _native_layer_norm_backward = torch.ops.aten.native_layer_norm_backward.default
 
 
-def _normalized_grads(grad, x, weight, dims, eps, need_x, need_weight, need_bias, bias_dims,
-                      stat_shape=None):
+def _normalized_grads(
+    grad, x, weight, dims, eps, need_x, need_weight, need_bias, bias_dims, stat_shape=None
+):
     """The derivative written with operators both tensor kinds share (the create_graph sweep).
 
     dims: the dimensions averaged over; bias_dims: those weight and bias are
@@ -54,12 +55,18 @@ def _normalized_grads(grad, x, weight, dims, eps, need_x, need_weight, need_bias
     centred = x - mean
     invstd = ((centred * centred).mean(dims, keepdim=True) + eps) ** -0.5
     xhat = centred * invstd
-    grad_xhat = grad if weight is None else grad * (weight if stat_shape is None
-                                                    else weight.reshape(stat_shape))
+    grad_xhat = (
+        grad
+        if weight is None
+        else grad * (weight if stat_shape is None else weight.reshape(stat_shape))
+    )
     grad_x = grad_weight = grad_bias = None
     if need_x:
-        grad_x = invstd * (grad_xhat - grad_xhat.mean(dims, keepdim=True)
-                           - xhat * (grad_xhat * xhat).mean(dims, keepdim=True))
+        grad_x = invstd * (
+            grad_xhat
+            - grad_xhat.mean(dims, keepdim=True)
+            - xhat * (grad_xhat * xhat).mean(dims, keepdim=True)
+        )
     if need_weight:
         grad_weight = _sum(grad * xhat, bias_dims)
     if need_bias:
@@ -68,7 +75,7 @@ def _normalized_grads(grad, x, weight, dims, eps, need_x, need_weight, need_bias
 
 
 def _sum(t, dims):
-    return t.sum(dims) if dims else t       # (torch reads sum(()) as a sum over everything)
+    return t.sum(dims) if dims else t  # (torch reads sum(()) as a sum over everything)
 
 
 class BatchNormFunction(Function):
@@ -86,15 +93,18 @@ class BatchNormFunction(Function):
     fresh_grads = True
 
     @staticmethod
-    def forward(ctx, x, weight, bias, running_mean, running_var, training=True, momentum=0.1,
-                eps=1e-5):
+    def forward(
+        ctx, x, weight, bias, running_mean, running_var, training=True, momentum=0.1, eps=1e-5
+    ):
         # Updates running_mean and running_var in place when training (torch's kernel does).
-        y, mean, invstd = _native_batch_norm(x, weight, bias, running_mean, running_var, training,
-                                             momentum, eps)
+        y, mean, invstd = _native_batch_norm(
+            x, weight, bias, running_mean, running_var, training, momentum, eps
+        )
         ctx.training, ctx.eps = training, eps
         ctx.stats = (mean, invstd) if training else None
-        ctx.save_for_backward(x, weight, None if training else running_mean,
-                              None if training else running_var)
+        ctx.save_for_backward(
+            x, weight, None if training else running_mean, None if training else running_var
+        )
         return y
 
     @staticmethod
@@ -103,22 +113,34 @@ class BatchNormFunction(Function):
         need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
         if isinstance(grad, torch.Tensor):
             mean, invstd = ctx.stats or (None, None)
-            grads = _native_batch_norm_backward(grad, x, weight, running_mean, running_var, mean,
-                                                invstd, ctx.training, ctx.eps,
-                                                [need_x, need_weight, need_bias])
+            grads = _native_batch_norm_backward(
+                grad,
+                x,
+                weight,
+                running_mean,
+                running_var,
+                mean,
+                invstd,
+                ctx.training,
+                ctx.eps,
+                [need_x, need_weight, need_bias],
+            )
             return (*grads, None, None, None, None, None)
         dims = (0,) + tuple(range(2, x.dim()))
         shape = (1, -1) + (1,) * (x.dim() - 2)
         if ctx.training:
-            grads = _normalized_grads(grad, x, weight, dims, ctx.eps, need_x, need_weight,
-                                      need_bias, dims, shape)
+            grads = _normalized_grads(
+                grad, x, weight, dims, ctx.eps, need_x, need_weight, need_bias, dims, shape
+            )
         else:
             invstd = (running_var + ctx.eps) ** -0.5
             xhat = (x - running_mean.reshape(shape)) * invstd.reshape(shape)
             scale = invstd if weight is None else weight * invstd
-            grads = (grad * scale.reshape(shape) if need_x else None,
-                     (grad * xhat).sum(dims) if need_weight else None,
-                     grad.sum(dims) if need_bias else None)
+            grads = (
+                grad * scale.reshape(shape) if need_x else None,
+                (grad * xhat).sum(dims) if need_weight else None,
+                grad.sum(dims) if need_bias else None,
+            )
         return (*grads, None, None, None, None, None)
 
 
@@ -149,23 +171,47 @@ class LayerNormFunction(Function):
         need_x, need_weight, need_bias = ctx.needs_input_grad[:3]
         if isinstance(grad, torch.Tensor):
             mean, rstd = ctx.stats
-            grads = _native_layer_norm_backward(grad, x, ctx.normalized_shape, mean, rstd, weight,
-                                                bias, [need_x, need_weight, need_bias])
+            grads = _native_layer_norm_backward(
+                grad,
+                x,
+                ctx.normalized_shape,
+                mean,
+                rstd,
+                weight,
+                bias,
+                [need_x, need_weight, need_bias],
+            )
             return (*grads, None, None)
         k = len(ctx.normalized_shape)
         dims = tuple(range(x.dim() - k, x.dim()))
         lead = tuple(range(x.dim() - k))
-        return (*_normalized_grads(grad, x, weight, dims, ctx.eps, need_x, need_weight,
-                                   need_bias, lead), None, None)
+        return (
+            *_normalized_grads(
+                grad, x, weight, dims, ctx.eps, need_x, need_weight, need_bias, lead
+            ),
+            None,
+            None,
+        )
 
 
 # --- the functions -------------------------------------------------------------------------
 
-def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
-               momentum: float = 0.1, eps: float = 1e-5):
-    """torch.nn.functional.batch_norm: input (N, C, ...); training uses (and updates) batch stats."""
-    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps,
-                       "batch_norm")
+
+def batch_norm(
+    input,
+    running_mean,
+    running_var,
+    weight=None,
+    bias=None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+):
+    """torch.nn.functional.batch_norm: input (N, C, ...); training uses (and updates) batch
+    stats."""
+    return _batch_norm(
+        input, running_mean, running_var, weight, bias, training, momentum, eps, "batch_norm"
+    )
 
 
 def _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, owner):
@@ -181,12 +227,15 @@ def _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, 
         for size in shape[:1] + shape[2:]:
             values *= size
         if values == 1 and len(shape) >= 2:
-            raise ValueError(f"{_name(owner)}: expected more than 1 value per channel when "
-                             f"training, got input of shape {tuple(shape)}; use a batch of more "
-                             "than one sample, or eval mode")
+            raise ValueError(
+                f"{_name(owner)}: expected more than 1 value per channel when "
+                f"training, got input of shape {tuple(shape)}; use a batch of more "
+                "than one sample, or eval mode"
+            )
     try:
-        return BatchNormFunction.apply(x, weight, bias, running_mean, running_var, training,
-                                       momentum, eps)
+        return BatchNormFunction.apply(
+            x, weight, bias, running_mean, running_var, training, momentum, eps
+        )
     except (TypeError, ValueError, RuntimeError):
         _check_norm_input(owner, x, (running_mean, running_var, weight, bias))
         raise
@@ -205,20 +254,23 @@ def _layer_norm(x, normalized_shape, weight, bias, eps, owner):
         data = data_of(x)
         shape = tuple(getattr(data, "shape", ()))
         k = len(normalized_shape)
-        if isinstance(data, torch.Tensor) and (len(shape) < k or shape[len(shape) - k:]
-                                               != normalized_shape):
-            raise ShapeError(f"{_name(owner)}: normalized_shape={list(normalized_shape)} expects "
-                             f"an input of shape (*, {', '.join(map(str, normalized_shape))}), "
-                             f"got {shape}; make normalized_shape the input's last dimensions"
-                             ) from None
+        if isinstance(data, torch.Tensor) and (
+            len(shape) < k or shape[len(shape) - k :] != normalized_shape
+        ):
+            raise ShapeError(
+                f"{_name(owner)}: normalized_shape={list(normalized_shape)} expects "
+                f"an input of shape (*, {', '.join(map(str, normalized_shape))}), "
+                f"got {shape}; make normalized_shape the input's last dimensions"
+            ) from None
         raise
 
 
 def _shape_tuple(shape, owner) -> tuple:
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     if not shape or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
-        raise ValueError(f"{owner}: normalized_shape must be a positive int or a sequence of "
-                         f"them, got {shape!r}")
+        raise ValueError(
+            f"{owner}: normalized_shape must be a positive int or a sequence of them, got {shape!r}"
+        )
     return shape
 
 
@@ -234,23 +286,35 @@ def _check_norm_input(owner, x, statistics) -> None:
         value = data_of(value)
         if value is not None and (data.dim() < 2 or data.shape[1] != value.shape[0]):
             n = value.shape[0]
-            raise ShapeError(f"{_name(owner)}: expected input with {n} channel{'s' * (n != 1)} in "
-                             f"dimension 1 (the {role} has {n} element{'s' * (n != 1)}), got "
-                             f"input of shape {tuple(data.shape)}; make num_features match the "
-                             "channels of the data") from None
+            raise ShapeError(
+                f"{_name(owner)}: expected input with {n} channel{'s' * (n != 1)} in "
+                f"dimension 1 (the {role} has {n} element{'s' * (n != 1)}), got "
+                f"input of shape {tuple(data.shape)}; make num_features match the "
+                "channels of the data"
+            ) from None
 
 
 # --- the layers ----------------------------------------------------------------------------
 
+
 class _BatchNorm(Module):
     """Shared by BatchNorm1d and BatchNorm2d (torch's arguments, buffers and state_dict keys)."""
 
-    _dims: tuple = ()           # the input ranks the layer takes
+    _dims: tuple = ()  # the input ranks the layer takes
     _shape_text = ""
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True, device=None, dtype=None,
-                 *, bias: bool = True):
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        device=None,
+        dtype=None,
+        *,
+        bias: bool = True,
+    ):
         super().__init__()
         owner = type(self).__name__
         if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features <= 0:
@@ -271,8 +335,9 @@ class _BatchNorm(Module):
         if track_running_stats:
             self.register_buffer("running_mean", torch.zeros(num_features, **like))
             self.register_buffer("running_var", torch.ones(num_features, **like))
-            self.register_buffer("num_batches_tracked",
-                                 torch.tensor(0, dtype=torch.long, device=device))
+            self.register_buffer(
+                "num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device)
+            )
         else:
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
@@ -295,8 +360,13 @@ class _BatchNorm(Module):
         ndim = x.dim() if isinstance(x, (Tensor, torch.Tensor)) else None
         if ndim not in self._dims:
             got = f"shape {tuple(x.shape)}" if ndim is not None else type(x).__name__
-            hint = ("; for images use BatchNorm2d" if ndim == 4 else
-                    "; for (N, C) or (N, C, L) use BatchNorm1d" if ndim in (2, 3) else "")
+            hint = (
+                "; for images use BatchNorm2d"
+                if ndim == 4
+                else "; for (N, C) or (N, C, L) use BatchNorm1d"
+                if ndim in (2, 3)
+                else ""
+            )
             raise ShapeError(f"{self!r}: expected {self._shape_text} input, got {got}{hint}")
         # torch's rules: which statistics to use, and the momentum of their update
         factor = 0.0 if self.momentum is None else self.momentum
@@ -306,18 +376,31 @@ class _BatchNorm(Module):
                 factor = 1.0 / float(data_of(self.num_batches_tracked))
         use_batch = self.training or (self.running_mean is None and self.running_var is None)
         keep = not self.training or self.track_running_stats
-        return _batch_norm(x, self.running_mean if keep else None,
-                           self.running_var if keep else None, self.weight, self.bias, use_batch,
-                           factor, self.eps, self)
+        return _batch_norm(
+            x,
+            self.running_mean if keep else None,
+            self.running_var if keep else None,
+            self.weight,
+            self.bias,
+            use_batch,
+            factor,
+            self.eps,
+            self,
+        )
 
     def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, bias={self.bias is not None}, "
-                f"track_running_stats={self.track_running_stats}")
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, bias={self.bias is not None}, "
+            f"track_running_stats={self.track_running_stats}"
+        )
 
 
 class BatchNorm1d(_BatchNorm):
-    """Batch normalisation of (N, C) or (N, C, L) inputs, per channel C (see the module's docstring)."""
+    """Batch normalisation of (N, C) or (N, C, L) inputs, per channel C.
+
+    See the module's docstring.
+    """
 
     _dims = (2, 3)
     _shape_text = "a 2-D (N, C) or 3-D (N, C, L)"
@@ -336,8 +419,15 @@ class LayerNorm(Module):
     weight starts at ones and bias at zeros, each shaped like normalized_shape.
     """
 
-    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
-                 bias: bool = True, device=None, dtype=None):
+    def __init__(
+        self,
+        normalized_shape,
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         self.normalized_shape = _shape_tuple(normalized_shape, "LayerNorm")
         self.eps, self.elementwise_affine = eps, elementwise_affine
@@ -356,5 +446,7 @@ class LayerNorm(Module):
         return _layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps, self)
 
     def extra_repr(self) -> str:
-        return (f"{self.normalized_shape}, eps={self.eps}, "
-                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, "
+            f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}"
+        )

@@ -73,7 +73,7 @@ class MaxPool2dScatter(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        indices, = ctx.saved_tensors
+        (indices,) = ctx.saved_tensors
         return max_pool_gather(grad, indices), None, None
 
 
@@ -95,7 +95,7 @@ class MaxPool2dGather(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        indices, = ctx.saved_tensors
+        (indices,) = ctx.saved_tensors
         if isinstance(grad, torch.Tensor):
             return _scatter(grad, indices, ctx.in_shape), None
         return MaxPool2dScatter.apply(grad, indices, ctx.in_shape), None
@@ -129,8 +129,16 @@ class AvgPool2dFunction(Function):
     fresh_grads = True
 
     @staticmethod
-    def forward(ctx, x, kernel_size, stride, padding=(0, 0), ceil_mode=False,
-                count_include_pad=True, divisor_override=None):
+    def forward(
+        ctx,
+        x,
+        kernel_size,
+        stride,
+        padding=(0, 0),
+        ceil_mode=False,
+        count_include_pad=True,
+        divisor_override=None,
+    ):
         ctx.pool = (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
         ctx.in_shape = x.shape
         return _avg_pool2d(x, *ctx.pool)
@@ -175,29 +183,37 @@ def avg_pool_backward(g, in_shape, pool):
 
 # --- the functions -------------------------------------------------------------------------
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
+
+def max_pool2d(
+    input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
+):
     """torch.nn.functional.max_pool2d (stride defaults to kernel_size)."""
-    return _max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
-                       "max_pool2d")
+    return _max_pool2d(
+        input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, "max_pool2d"
+    )
 
 
 def _pool_args(owner, kernel_size, stride, padding, dilation=1):
     name = _name(owner)
     kernel_size = pair(kernel_size, "kernel_size", name, 1)
-    stride = kernel_size if stride is None or stride == () or stride == [] else \
-        pair(stride, "stride", name, 1)
+    stride = (
+        kernel_size
+        if stride is None or stride == () or stride == []
+        else pair(stride, "stride", name, 1)
+    )
     return kernel_size, stride, pair(padding, "padding", name), pair(dilation, "dilation", name, 1)
 
 
 def _max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, owner):
-    kernel_size, stride, padding, dilation = _pool_args(owner, kernel_size, stride, padding,
-                                                        dilation)
+    kernel_size, stride, padding, dilation = _pool_args(
+        owner, kernel_size, stride, padding, dilation
+    )
     try:
         if return_indices:
             # the positions first (no gradient), then y as the gather at them
-            _, indices = _max_pool2d_with_indices(data_of(x), kernel_size, stride, padding,
-                                                  dilation, ceil_mode)
+            _, indices = _max_pool2d_with_indices(
+                data_of(x), kernel_size, stride, padding, dilation, ceil_mode
+            )
             return MaxPool2dGather.apply(x, indices), Tensor._wrap(indices)
         return MaxPool2dFunction.apply(x, kernel_size, stride, padding, dilation, ceil_mode)
     except (TypeError, ValueError, RuntimeError, IndexError):
@@ -205,24 +221,45 @@ def _max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_ind
         raise
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None):
+def avg_pool2d(
+    input,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+):
     """torch.nn.functional.avg_pool2d (stride defaults to kernel_size)."""
-    return _avg_pool2d_call(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                            divisor_override, "avg_pool2d")
+    return _avg_pool2d_call(
+        input,
+        kernel_size,
+        stride,
+        padding,
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+        "avg_pool2d",
+    )
 
 
-def _avg_pool2d_call(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                     divisor_override, owner):
+def _avg_pool2d_call(
+    x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, owner
+):
     kernel_size, stride, padding, _ = _pool_args(owner, kernel_size, stride, padding)
-    if divisor_override is not None and (isinstance(divisor_override, bool)
-                                         or not isinstance(divisor_override, int)
-                                         or divisor_override == 0):
-        raise ValueError(f"{_name(owner)}: divisor_override must be a non-zero int or None, got "
-                         f"{divisor_override!r}")
+    if divisor_override is not None and (
+        isinstance(divisor_override, bool)
+        or not isinstance(divisor_override, int)
+        or divisor_override == 0
+    ):
+        raise ValueError(
+            f"{_name(owner)}: divisor_override must be a non-zero int or None, got "
+            f"{divisor_override!r}"
+        )
     try:
-        return AvgPool2dFunction.apply(x, kernel_size, stride, padding, ceil_mode,
-                                       count_include_pad, divisor_override)
+        return AvgPool2dFunction.apply(
+            x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+        )
     except (TypeError, ValueError, RuntimeError, IndexError):
         _check_pool_input(owner, x, kernel_size, padding, (1, 1))
         raise
@@ -239,29 +276,43 @@ def _check_pool_input(owner, x, kernel_size, padding, dilation) -> None:
         raise TypeError(f"{owner} takes a tensor, got {type(x).__name__}") from None
     shape = tuple(data.shape)
     if data.dim() not in (3, 4):
-        raise ShapeError(f"{owner}: expected a 4-D input (N, C, H, W) or a 3-D one (C, H, W), got "
-                         f"shape {shape}") from None
+        raise ShapeError(
+            f"{owner}: expected a 4-D input (N, C, H, W) or a 3-D one (C, H, W), got shape {shape}"
+        ) from None
     for i in range(2):
         if 2 * padding[i] > kernel_size[i]:
-            raise ShapeError(f"{owner}: padding {padding} must be at most half the kernel size "
-                             f"{kernel_size}; use less padding or a larger kernel") from None
+            raise ShapeError(
+                f"{owner}: padding {padding} must be at most half the kernel size "
+                f"{kernel_size}; use less padding or a larger kernel"
+            ) from None
         reach = dilation[i] * (kernel_size[i] - 1) + 1
         if reach > shape[-2 + i] + 2 * padding[i]:
-            raise ShapeError(f"{owner}: the window ({reach} pixels, dilation included) is larger "
-                             f"than the padded input (shape {shape}, padding {padding}); use a "
-                             "smaller kernel_size or larger images") from None
+            raise ShapeError(
+                f"{owner}: the window ({reach} pixels, dilation included) is larger "
+                f"than the padded input (shape {shape}, padding {padding}); use a "
+                "smaller kernel_size or larger images"
+            ) from None
 
 
 # --- the layers --------------------------------------------------------------------------
 
-class MaxPool2d(Module):
-    """y = the largest value of each kernel_size window (torch's arguments; stride defaults to kernel_size)."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
-                 ceil_mode=False):
+class MaxPool2d(Module):
+    """y = the largest value of each kernel_size window (torch's arguments).
+
+    stride defaults to kernel_size.
+    """
+
+    def __init__(
+        self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False
+    ):
         super().__init__()
-        self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, \
-            (stride if stride is not None else kernel_size), padding, dilation
+        self.kernel_size, self.stride, self.padding, self.dilation = (
+            kernel_size,
+            (stride if stride is not None else kernel_size),
+            padding,
+            dilation,
+        )
         self.return_indices, self.ceil_mode = return_indices, ceil_mode
         self._arguments()
 
@@ -285,25 +336,48 @@ class MaxPool2d(Module):
         return _max_pool2d(x, *args, self.ceil_mode, True, self)
 
     def extra_repr(self) -> str:
-        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
-                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+            f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+        )
 
 
 class AvgPool2d(Module):
-    """y = the mean of each kernel_size window (torch's arguments; stride defaults to kernel_size)."""
+    """y = the mean of each kernel_size window (torch's arguments).
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
-                 count_include_pad=True, divisor_override=None):
+    stride defaults to kernel_size.
+    """
+
+    def __init__(
+        self,
+        kernel_size,
+        stride=None,
+        padding=0,
+        ceil_mode=False,
+        count_include_pad=True,
+        divisor_override=None,
+    ):
         super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, \
-            (stride if stride is not None else kernel_size), padding
+        self.kernel_size, self.stride, self.padding = (
+            kernel_size,
+            (stride if stride is not None else kernel_size),
+            padding,
+        )
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
         self.divisor_override = divisor_override
         _pool_args("AvgPool2d", kernel_size, stride, padding)
 
     def forward(self, x):
-        return _avg_pool2d_call(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                                self.count_include_pad, self.divisor_override, self)
+        return _avg_pool2d_call(
+            x,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            self.count_include_pad,
+            self.divisor_override,
+            self,
+        )
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

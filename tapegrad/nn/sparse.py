@@ -45,12 +45,24 @@ class EmbeddingFunction(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        indices, = ctx.saved_tensors
+        (indices,) = ctx.saved_tensors
         if isinstance(grad, torch.Tensor):
-            return (_embedding_dense_backward(grad, indices, ctx.rows, ctx.padding_idx,
-                                              ctx.scale_grad_by_freq), None, None, None)
-        return (EmbeddingBackward.apply(grad, indices, ctx.rows, ctx.padding_idx,
-                                        ctx.scale_grad_by_freq), None, None, None)
+            return (
+                _embedding_dense_backward(
+                    grad, indices, ctx.rows, ctx.padding_idx, ctx.scale_grad_by_freq
+                ),
+                None,
+                None,
+                None,
+            )
+        return (
+            EmbeddingBackward.apply(
+                grad, indices, ctx.rows, ctx.padding_idx, ctx.scale_grad_by_freq
+            ),
+            None,
+            None,
+            None,
+        )
 
 
 class EmbeddingBackward(Function):
@@ -72,7 +84,7 @@ class EmbeddingBackward(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        indices, = ctx.saved_tensors
+        (indices,) = ctx.saved_tensors
         plain = data_of(indices)
         if isinstance(grad, torch.Tensor):
             rows = _embedding(grad, plain, -1, False)
@@ -88,11 +100,20 @@ class EmbeddingBackward(Function):
 
 # --- the function --------------------------------------------------------------------------
 
-def embedding(input, weight, padding_idx=None, max_norm=None, norm_type: float = 2.0,
-              scale_grad_by_freq: bool = False, sparse: bool = False):
+
+def embedding(
+    input,
+    weight,
+    padding_idx=None,
+    max_norm=None,
+    norm_type: float = 2.0,
+    scale_grad_by_freq: bool = False,
+    sparse: bool = False,
+):
     """torch.nn.functional.embedding: the rows of `weight` at the ids in `input`."""
-    return _embedding_call(input, weight, padding_idx, max_norm, norm_type, scale_grad_by_freq,
-                           sparse, "embedding")
+    return _embedding_call(
+        input, weight, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse, "embedding"
+    )
 
 
 def _padding_index(padding_idx, rows: int, owner: str) -> int:
@@ -100,16 +121,20 @@ def _padding_index(padding_idx, rows: int, owner: str) -> int:
     if padding_idx is None:
         return -1
     if not -rows <= padding_idx < rows:
-        raise ValueError(f"{owner}: padding_idx must be within num_embeddings ({rows}), got "
-                         f"{padding_idx}")
+        raise ValueError(
+            f"{owner}: padding_idx must be within num_embeddings ({rows}), got {padding_idx}"
+        )
     return padding_idx % rows
 
 
-def _embedding_call(ids, weight, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse,
-                    owner):
+def _embedding_call(
+    ids, weight, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse, owner
+):
     if sparse:
-        raise NotImplementedError(f"{_name(owner)}: sparse gradients are not implemented in "
-                                  "tapegrad; use sparse=False (a dense gradient)")
+        raise NotImplementedError(
+            f"{_name(owner)}: sparse gradients are not implemented in "
+            "tapegrad; use sparse=False (a dense gradient)"
+        )
     rows = data_of(weight).shape[0]
     padding = _padding_index(padding_idx, rows, _name(owner))
     plain = data_of(ids)
@@ -131,21 +156,28 @@ def _check_ids(owner, ids, rows: int) -> None:
     owner = _name(owner)
     plain = data_of(ids)
     if not isinstance(plain, torch.Tensor):
-        raise TypeError(f"{owner} takes a tensor of ids, got {type(ids).__name__}; build one with "
-                        "torch.tensor([...]) (int64)") from None
+        raise TypeError(
+            f"{owner} takes a tensor of ids, got {type(ids).__name__}; build one with "
+            "torch.tensor([...]) (int64)"
+        ) from None
     if plain.dtype not in (torch.int64, torch.int32):
-        raise DtypeError(f"{owner}: ids must be an integer tensor (int64 or int32), got "
-                         f"{plain.dtype}; convert them with ids.long()") from None
+        raise DtypeError(
+            f"{owner}: ids must be an integer tensor (int64 or int32), got "
+            f"{plain.dtype}; convert them with ids.long()"
+        ) from None
     if plain.numel():
         low, high = int(plain.min()), int(plain.max())
         if low < 0 or high >= rows:
             bad = low if low < 0 else high
-            raise IndexError(f"{owner}: id {bad} is out of range: the table has {rows} rows "
-                             f"(num_embeddings), so ids must be in [0, {rows - 1}]; enlarge "
-                             "num_embeddings or map the ids into range") from None
+            raise IndexError(
+                f"{owner}: id {bad} is out of range: the table has {rows} rows "
+                f"(num_embeddings), so ids must be in [0, {rows - 1}]; enlarge "
+                "num_embeddings or map the ids into range"
+            ) from None
 
 
 # --- the layer ---------------------------------------------------------------------------
+
 
 class Embedding(Module):
     """A lookup table of `num_embeddings` vectors of size `embedding_dim` (torch's arguments).
@@ -154,33 +186,56 @@ class Embedding(Module):
     (or ``from_pretrained(..., freeze=True)``) makes it need no gradient.
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
-                 max_norm: float | None = None, norm_type: float = 2.0,
-                 scale_grad_by_freq: bool = False, sparse: bool = False, _weight=None,
-                 _freeze: bool = False, device=None, dtype=None,
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        padding_idx: int | None = None,
+        max_norm: float | None = None,
+        norm_type: float = 2.0,
+        scale_grad_by_freq: bool = False,
+        sparse: bool = False,
+        _weight=None,
+        _freeze: bool = False,
+        device=None,
+        dtype=None,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         for name, value in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"Embedding: {name} must be a positive int, got {value!r}")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        self.padding_idx = None if padding_idx is None else _padding_index(
-            padding_idx, num_embeddings, "Embedding")
+        self.padding_idx = (
+            None
+            if padding_idx is None
+            else _padding_index(padding_idx, num_embeddings, "Embedding")
+        )
         self.max_norm, self.norm_type = max_norm, norm_type
         self.scale_grad_by_freq = scale_grad_by_freq
         if sparse:
-            raise NotImplementedError("Embedding: sparse gradients are not implemented in "
-                                      "tapegrad; use sparse=False (a dense gradient)")
+            raise NotImplementedError(
+                "Embedding: sparse gradients are not implemented in "
+                "tapegrad; use sparse=False (a dense gradient)"
+            )
         self.sparse = sparse
         if _weight is None:
-            self.weight = Parameter(torch.empty(num_embeddings, embedding_dim, device=device,
-                                                dtype=dtype or torch.get_default_dtype()),
-                                    requires_grad=not _freeze)
+            self.weight = Parameter(
+                torch.empty(
+                    num_embeddings,
+                    embedding_dim,
+                    device=device,
+                    dtype=dtype or torch.get_default_dtype(),
+                ),
+                requires_grad=not _freeze,
+            )
             self.reset_parameters(generator)
         else:
             if tuple(data_of(_weight).shape) != (num_embeddings, embedding_dim):
-                raise ValueError(f"Embedding: _weight has shape {tuple(data_of(_weight).shape)}, "
-                                 f"expected ({num_embeddings}, {embedding_dim})")
+                raise ValueError(
+                    f"Embedding: _weight has shape {tuple(data_of(_weight).shape)}, "
+                    f"expected ({num_embeddings}, {embedding_dim})"
+                )
             self.weight = Parameter(data_of(_weight), requires_grad=not _freeze)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -189,20 +244,46 @@ class Embedding(Module):
             self.weight.data[self.padding_idx].zero_()
 
     def forward(self, ids):
-        return _embedding_call(ids, self.weight, self.padding_idx, self.max_norm, self.norm_type,
-                               self.scale_grad_by_freq, self.sparse, self)
+        return _embedding_call(
+            ids,
+            self.weight,
+            self.padding_idx,
+            self.max_norm,
+            self.norm_type,
+            self.scale_grad_by_freq,
+            self.sparse,
+            self,
+        )
 
     @classmethod
-    def from_pretrained(cls, embeddings, freeze: bool = True, padding_idx=None, max_norm=None,
-                        norm_type: float = 2.0, scale_grad_by_freq: bool = False,
-                        sparse: bool = False) -> "Embedding":
+    def from_pretrained(
+        cls,
+        embeddings,
+        freeze: bool = True,
+        padding_idx=None,
+        max_norm=None,
+        norm_type: float = 2.0,
+        scale_grad_by_freq: bool = False,
+        sparse: bool = False,
+    ) -> Embedding:
         """An Embedding holding `embeddings` (rows, dim) as its weight (frozen by default)."""
         data = data_of(embeddings)
         if data.dim() != 2:
-            raise ValueError(f"Embedding.from_pretrained: embeddings must be 2-D (rows, dim), got "
-                             f"shape {tuple(data.shape)}")
-        return cls(data.shape[0], data.shape[1], padding_idx, max_norm, norm_type,
-                   scale_grad_by_freq, sparse, _weight=data, _freeze=freeze)
+            raise ValueError(
+                f"Embedding.from_pretrained: embeddings must be 2-D (rows, dim), got "
+                f"shape {tuple(data.shape)}"
+            )
+        return cls(
+            data.shape[0],
+            data.shape[1],
+            padding_idx,
+            max_norm,
+            norm_type,
+            scale_grad_by_freq,
+            sparse,
+            _weight=data,
+            _freeze=freeze,
+        )
 
     def extra_repr(self) -> str:
         text = f"{self.num_embeddings}, {self.embedding_dim}"

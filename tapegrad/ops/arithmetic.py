@@ -33,8 +33,10 @@ class Add(Function):
     def backward(ctx, grad):
         need_a, need_b = ctx.needs_input_grad
         shape_a, shape_b = ctx.shapes
-        return (unbroadcast(grad, shape_a) if need_a else None,
-                unbroadcast(grad, shape_b) if need_b else None)
+        return (
+            unbroadcast(grad, shape_a) if need_a else None,
+            unbroadcast(grad, shape_b) if need_b else None,
+        )
 
 
 class Sub(Function):
@@ -55,8 +57,10 @@ class Sub(Function):
     def backward(ctx, grad):
         need_a, need_b = ctx.needs_input_grad
         shape_a, shape_b = ctx.shapes
-        return (unbroadcast(grad, shape_a) if need_a else None,
-                unbroadcast(-grad, shape_b) if need_b else None)
+        return (
+            unbroadcast(grad, shape_a) if need_a else None,
+            unbroadcast(-grad, shape_b) if need_b else None,
+        )
 
 
 class Mul(Function):
@@ -80,8 +84,10 @@ class Mul(Function):
     def backward(ctx, grad):
         b, a = ctx.saved_tensors
         shape_a, shape_b = ctx.shapes
-        return (None if b is None else unbroadcast(grad * b, shape_a),
-                None if a is None else unbroadcast(grad * a, shape_b))
+        return (
+            None if b is None else unbroadcast(grad * b, shape_a),
+            None if a is None else unbroadcast(grad * a, shape_b),
+        )
 
 
 class Div(Function):
@@ -107,8 +113,10 @@ class Div(Function):
         need_a, need_b = ctx.needs_input_grad
         b, y = ctx.saved_tensors
         shape_a, shape_b = ctx.shapes
-        return (unbroadcast(grad / b, shape_a) if need_a else None,
-                unbroadcast(-grad * y / b, shape_b) if need_b else None)
+        return (
+            unbroadcast(grad / b, shape_a) if need_a else None,
+            unbroadcast(-grad * y / b, shape_b) if need_b else None,
+        )
 
 
 class Neg(Function):
@@ -142,15 +150,15 @@ class Pow(Function):
     def forward(ctx, x, p):
         ctx.p = p
         ctx.save_for_backward(x)
-        return x ** p
+        return x**p
 
     @staticmethod
     def backward(ctx, grad):
-        x, = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
         p = ctx.p
         if p == 2:
             return grad * 2 * x, None
-        if p == 0:      # y = 1 is constant; p * x^(p-1) would be 0 * inf = nan at x = 0
+        if p == 0:  # y = 1 is constant; p * x^(p-1) would be 0 * inf = nan at x = 0
             return zeros_like(grad), None
         return grad * p * x ** (p - 1), None
 
@@ -184,13 +192,13 @@ class PowTensor(Function):
         if need_a:
             grad_a = unbroadcast(where(b == 0, 0.0, grad * b * a ** (b - 1)), shape_a)
         if need_b:
-            if hasattr(a, "log"):           # where a = 0 and b >= 0, a^b log a -> 0
+            if hasattr(a, "log"):  # where a = 0 and b >= 0, a^b log a -> 0
                 grad_b = where((a == 0) & (b >= 0), 0.0, grad * y * a.log())
             elif a > 0:
                 grad_b = grad * y * math.log(a)
-            elif a == 0:                    # a number base 0: that limit where b >= 0
+            elif a == 0:  # a number base 0: that limit where b >= 0
                 grad_b = where(b >= 0, 0.0, grad * y * -math.inf)
-            else:                           # a number base < 0: log(a) is NaN (torch agrees)
+            else:  # a number base < 0: log(a) is NaN (torch agrees)
                 grad_b = grad * y * math.nan
             grad_b = unbroadcast(grad_b, shape_b)
         return grad_a, grad_b
@@ -200,8 +208,9 @@ def pow(base, exponent):
     """base ** exponent: `Pow` for a number exponent, `PowTensor` when the exponent is a tensor."""
     number = isinstance(exponent, (int, float)) and not isinstance(exponent, bool)
     if not number and not hasattr(exponent, "shape"):
-        raise TypeError(f"the exponent of ** must be a number or a tensor, got "
-                        f"{type(exponent).__name__}")
+        raise TypeError(
+            f"the exponent of ** must be a number or a tensor, got {type(exponent).__name__}"
+        )
     if not hasattr(base, "shape") and not isinstance(base, (int, float)):
         raise TypeError(f"the base of ** must be a tensor or a number, got {type(base).__name__}")
     return Pow.apply(base, exponent) if number else PowTensor.apply(base, exponent)

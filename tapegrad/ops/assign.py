@@ -7,9 +7,8 @@ with the values written. What was overwritten sends no gradient back to x.
 
 import torch
 
-from ..errors import ShapeError
+from ..errors import DtypeError, ShapeError
 from ..function import Function
-from ..errors import DtypeError
 from .broadcast import shape_of, unbroadcast
 from .dual import zeros_like
 from .indexing import index_tensors, plain_index
@@ -52,7 +51,7 @@ class SetItem(Function):
         if need_value:
             picked = grad[ctx.key]
             extra = len(ctx.value_shape) - picked.dim()
-            if extra > 0:       # torch drops a value's leading size-1 dims: (1, 4) into x[0] of (4,)
+            if extra > 0:  # torch drops a value's leading size-1 dims: (1, 4) into x[0] of (4,)
                 picked = picked.reshape((1,) * extra + tuple(picked.shape))
             grad_value = unbroadcast(picked, ctx.value_shape)
         return (where(kept, grad, 0.0) if need_x else None), None, grad_value
@@ -61,8 +60,10 @@ class SetItem(Function):
 def check_same_dtype(x, value, name: str) -> None:
     """Refuse writing float32 into float64 (and back), as the no_grad path of in-place ops does."""
     if value.dtype != x.dtype and value.is_floating_point() and x.is_floating_point():
-        raise DtypeError(f"{name}: the tensor is {x.dtype} but the value is {value.dtype}; "
-                         "convert the value with .to(tensor.dtype) so both agree")
+        raise DtypeError(
+            f"{name}: the tensor is {x.dtype} but the value is {value.dtype}; "
+            "convert the value with .to(tensor.dtype) so both agree"
+        )
 
 
 class Fill(Function):
@@ -78,8 +79,10 @@ class Fill(Function):
     @staticmethod
     def forward(ctx, x, value):
         if isinstance(value, torch.Tensor) and value.dim() != 0:
-            raise ShapeError(f"fill_ takes a number or a 0-d tensor, got a tensor of shape "
-                             f"{tuple(value.shape)}; use copy_ or x[...] = value")
+            raise ShapeError(
+                f"fill_ takes a number or a 0-d tensor, got a tensor of shape "
+                f"{tuple(value.shape)}; use copy_ or x[...] = value"
+            )
         ctx.value_dtype = getattr(value, "dtype", None)
         if isinstance(value, torch.Tensor):
             return value.to(x.dtype).expand(x.shape).clone()
@@ -105,8 +108,9 @@ class CopyInto(Function):
     @staticmethod
     def forward(ctx, x, src):
         if not isinstance(src, torch.Tensor):
-            raise TypeError(f"copy_(src) takes a tensor, got {type(src).__name__}; use fill_ for "
-                            "a number")
+            raise TypeError(
+                f"copy_(src) takes a tensor, got {type(src).__name__}; use fill_ for a number"
+            )
         ctx.source = (src.shape, src.dtype, src.device)
         return src.to(dtype=x.dtype, device=x.device).expand(x.shape).clone()
 

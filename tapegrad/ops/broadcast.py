@@ -30,7 +30,14 @@ def shape_of(x):
 
 def check_same_dtype(a, b) -> None:
     """Refuse float32 with float64 in one op: torch would silently promote the result."""
-    if (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype != b.dtype
-            and a.is_floating_point() and b.is_floating_point()):
-        raise TypeError(f"inputs have different dtypes, {a.dtype} and {b.dtype}"
-                        "; convert one with .float() or .double() so both agree")
+    if (
+        isinstance(a, torch.Tensor)
+        and isinstance(b, torch.Tensor)
+        and a.dtype != b.dtype
+        and a.is_floating_point()
+        and b.is_floating_point()
+    ):
+        raise TypeError(
+            f"inputs have different dtypes, {a.dtype} and {b.dtype}"
+            "; convert one with .float() or .double() so both agree"
+        )

@@ -1,4 +1,5 @@
-"""One derivative for two sweeps: on torch tensors (ordinary) and on tapegrad tensors (create_graph).
+"""One derivative for two sweeps: on torch tensors (ordinary) and on tapegrad tensors
+(create_graph).
 
 Every op's ``backward`` is written once, with operators and methods that
 torch tensors and tapegrad tensors share (``grad * y``, ``.sum(dims)``,
@@ -42,6 +43,7 @@ def dual(kernel, op):
         if isinstance(grad, torch.Tensor):
             return kernel(grad, *args)
         return apply(grad, *args)
+
     run.__name__ = getattr(kernel, "__name__", op.__name__)
     run.__doc__ = op.__doc__
     return run

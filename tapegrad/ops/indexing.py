@@ -26,11 +26,20 @@ def plain_index(index):
     basic = True
     for item in items:
         item = _plain(item)
-        if isinstance(item, torch.Tensor) and item.dim() == 0 and not item.is_floating_point() \
-                and not item.is_complex() and item.dtype not in (torch.bool, torch.uint8):
-            item = int(item)        # torch reads a 0-d integer tensor as an int: a view
-        if not (item is None or item is Ellipsis or isinstance(item, slice)
-                or (isinstance(item, int) and not isinstance(item, bool))):
+        if (
+            isinstance(item, torch.Tensor)
+            and item.dim() == 0
+            and not item.is_floating_point()
+            and not item.is_complex()
+            and item.dtype not in (torch.bool, torch.uint8)
+        ):
+            item = int(item)  # torch reads a 0-d integer tensor as an int: a view
+        if not (
+            item is None
+            or item is Ellipsis
+            or isinstance(item, slice)
+            or (isinstance(item, int) and not isinstance(item, bool))
+        ):
             basic = False
         plain.append(item)
     return (tuple(plain) if isinstance(index, tuple) else plain[0]), basic
@@ -42,19 +51,24 @@ def _plain(item):
         return item.data
     if type(item).__module__ == "numpy":
         import numpy
-        if isinstance(item, numpy.integer) or (isinstance(item, numpy.ndarray) and not item.ndim
-                                               and numpy.issubdtype(item.dtype, numpy.signedinteger)):
+
+        if isinstance(item, numpy.integer) or (
+            isinstance(item, numpy.ndarray)
+            and not item.ndim
+            and numpy.issubdtype(item.dtype, numpy.signedinteger)
+        ):
             return int(item)
         if isinstance(item, numpy.ndarray) and item.ndim:
             return torch.as_tensor(item)
-        return item         # numpy bools, floats and 0-d arrays: torch judges them as it does
+        return item  # numpy bools, floats and 0-d arrays: torch judges them as it does
     if isinstance(item, list):
         return [_plain(i) for i in item]
     return item
 
 
 def index_tensors(index) -> tuple:
-    """The tensors in a plain index (saved with the node, so that editing one in place is caught)."""
+    """The tensors in a plain index (saved with the node, so that editing one in place is
+    caught)."""
     items = index if isinstance(index, tuple) else (index,)
     return tuple(item for item in items if isinstance(item, torch.Tensor))
 
@@ -82,20 +96,22 @@ class GetItem(Function):
         except IndexError as error:
             if "out of bounds" not in str(error):
                 raise
-            raise IndexError(f"{error} (x has shape {tuple(x.shape)}; an index into a "
-                             "dimension of size n runs from -n to n - 1)") from error
+            raise IndexError(
+                f"{error} (x has shape {tuple(x.shape)}; an index into a "
+                "dimension of size n runs from -n to n - 1)"
+            ) from error
 
     @staticmethod
     def backward(ctx, grad):
-        ctx.saved_tensors       # refuses an index tensor changed in place since the forward
+        _ = ctx.saved_tensors  # refuses an index tensor changed in place since the forward
         if isinstance(grad, torch.Tensor):
             return _add_at(grad, ctx.key, ctx.basic, ctx.in_shape), None
         return GetItemBackward.apply(grad, ctx.key, tuple(ctx.in_shape)), None
 
 
-
 class GetItemBackward(Function):
-    """z = zeros of shape s, with g added at the positions index picks   (GetItem's derivative as an op)
+    """z = zeros of shape s, with g added at the positions index picks
+       (GetItem's derivative as an op)
 
     dL/dg = dL/dz[index]
     """
@@ -118,7 +134,7 @@ def _add_at(grad, key, basic, shape):
     """zeros(shape) with `grad` added at x[key]'s positions."""
     out = grad.new_zeros(shape)
     if basic:
-        out[key] = grad             # basic indexing picks each element at most once: write the view
+        out[key] = grad  # basic indexing picks each element at most once: write the view
         return out
     # the flat positions that x[key] picked (with repeats), then add at each
     positions = torch.arange(out.numel(), device=grad.device).reshape(shape)

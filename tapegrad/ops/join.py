@@ -19,7 +19,7 @@ from .shape import normalize_dim
 
 def _along(dim: int, item) -> tuple:
     """The index that applies `item` (an int or a slice) to dimension `dim`: (:, :, item)."""
-    return item if dim == 0 else (slice(None),) * dim + (item,)     # x[item] reads best
+    return item if dim == 0 else (slice(None),) * dim + (item,)  # x[item] reads best
 
 
 def _check_tensors(tensors, prefix: str = "") -> None:
@@ -28,14 +28,18 @@ def _check_tensors(tensors, prefix: str = "") -> None:
         raise ValueError(f"{prefix}expected a non-empty list of tensors")
     for position, t in enumerate(tensors):
         if not hasattr(t, "dtype") or not hasattr(t, "shape"):
-            raise TypeError(f"{prefix}element {position} is a {type(t).__name__}, not a tensor; "
-                            "build it with tapegrad.tensor(...)")
+            raise TypeError(
+                f"{prefix}element {position} is a {type(t).__name__}, not a tensor; "
+                "build it with tapegrad.tensor(...)"
+            )
     floating = [(p, t.dtype) for p, t in enumerate(tensors) if t.is_floating_point()]
     for position, dtype in floating[1:]:
         if dtype != floating[0][1]:
-            raise DtypeError(f"{prefix}tensor {position} is {dtype} but tensor {floating[0][0]} is "
-                             f"{floating[0][1]}; convert them with .float() or .double() so all "
-                             "agree (tapegrad does not promote silently)")
+            raise DtypeError(
+                f"{prefix}tensor {position} is {dtype} but tensor {floating[0][0]} is "
+                f"{floating[0][1]}; convert them with .float() or .double() so all "
+                "agree (tapegrad does not promote silently)"
+            )
 
 
 def _is_skipped_by_cat(t: torch.Tensor, ndim: int) -> bool:
@@ -44,24 +48,31 @@ def _is_skipped_by_cat(t: torch.Tensor, ndim: int) -> bool:
 
 
 def cat_layout(tensors, dim, op: str = "") -> tuple:
-    """(dim as an index, each tensor's size along it: None for one that cat skips); torch's errors."""
+    """(dim as an index, each tensor's size along it: None for one that cat skips); torch's
+    errors."""
     prefix = f"{op}: " if op else ""
     _check_tensors(tensors, prefix)
     for position, t in enumerate(tensors):
         if t.dim() == 0:
-            raise ShapeError(f"{prefix}tensor {position} is 0-d and cannot be concatenated; "
-                             "use stack, or .reshape(1) / .unsqueeze(0) it first")
+            raise ShapeError(
+                f"{prefix}tensor {position} is 0-d and cannot be concatenated; "
+                "use stack, or .reshape(1) / .unsqueeze(0) it first"
+            )
     first = next((t for t in tensors if t.dim() != 1 or t.shape[0] != 0), tensors[0])
     d = normalize_dim(dim, first.shape, op)
     sizes: list = []
     for t in tensors:
         if _is_skipped_by_cat(t, first.dim()):
             sizes.append(None)
-        elif t.dim() != first.dim() or t.shape[:d] + t.shape[d + 1:] != \
-                first.shape[:d] + first.shape[d + 1:]:
+        elif (
+            t.dim() != first.dim()
+            or t.shape[:d] + t.shape[d + 1 :] != first.shape[:d] + first.shape[d + 1 :]
+        ):
             shapes = ", ".join(str(tuple(u.shape)) for u in tensors)
-            raise ShapeError(f"{prefix}the tensors must have the same shape except in dim {d}, "
-                             f"got shapes {shapes}; reshape or slice them so they agree")
+            raise ShapeError(
+                f"{prefix}the tensors must have the same shape except in dim {d}, "
+                f"got shapes {shapes}; reshape or slice them so they agree"
+            )
         else:
             sizes.append(t.shape[d])
     return d, sizes
@@ -84,7 +95,7 @@ class Cat(Function):
     def backward(ctx, grad):
         grads, start = [None], 0
         for size, needed in zip(ctx.sizes, ctx.needs_input_grad[1:]):
-            if size is None:        # a (0,) tensor that cat skipped: an empty gradient
+            if size is None:  # a (0,) tensor that cat skipped: an empty gradient
                 grads.append(grad.reshape(-1)[0:0] if needed else None)
                 continue
             grads.append(grad[_along(ctx.dim, slice(start, start + size))] if needed else None)
@@ -101,9 +112,11 @@ def stack_dim(tensors, dim, op: str = "") -> int:
     shape = tensors[0].shape
     for position, t in enumerate(tensors):
         if t.shape != shape:
-            raise ShapeError(f"{prefix}every tensor must have the same shape, got "
-                             f"{tuple(shape)} at entry 0 and {tuple(t.shape)} at entry "
-                             f"{position}; reshape or pad them so they agree (or use cat)")
+            raise ShapeError(
+                f"{prefix}every tensor must have the same shape, got "
+                f"{tuple(shape)} at entry 0 and {tuple(t.shape)} at entry "
+                f"{position}; reshape or pad them so they agree (or use cat)"
+            )
     return normalize_dim(dim, shape, op, new=1)
 
 
@@ -122,16 +135,21 @@ class Stack(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return (None,) + tuple(grad[_along(ctx.dim, i)] if needed else None
-                               for i, needed in enumerate(ctx.needs_input_grad[1:]))
+        return (None,) + tuple(
+            grad[_along(ctx.dim, i)] if needed else None
+            for i, needed in enumerate(ctx.needs_input_grad[1:])
+        )
 
 
 # --- the functions ---------------------------------------------------------------------
 
+
 def _tensors(tensors, op: str) -> list:
     if isinstance(tensors, (Tensor, torch.Tensor)) or not hasattr(tensors, "__iter__"):
-        raise TypeError(f"{op}: takes a list or tuple of tensors, got a "
-                        f"{type(tensors).__name__}; write {op.split('(')[0]}([a, b])")
+        raise TypeError(
+            f"{op}: takes a list or tuple of tensors, got a "
+            f"{type(tensors).__name__}; write {op.split('(')[0]}([a, b])"
+        )
     return [as_operand(t) for t in tensors]
 
 
@@ -144,7 +162,7 @@ def cat(tensors, dim: int = 0) -> Tensor:
     dim out of range, DtypeError for float32 with float64.
     """
     tensors = _tensors(tensors, "cat()")
-    cat_layout(tensors, dim, "cat()")       # errors with cat's name and the shapes, before recording
+    cat_layout(tensors, dim, "cat()")  # errors with cat's name and the shapes, before recording
     return Cat.apply(dim, *tensors)
 
 
@@ -164,8 +182,10 @@ def stack(tensors, dim: int = 0) -> Tensor:
 
 def _dim_to_cut(tensor, dim, op: str) -> int:
     if tensor.dim() == 0:
-        raise RuntimeError(f"{op}: expects at least a 1-dimensional tensor, got a 0-d one; "
-                           "reshape it first (x.reshape(1))")
+        raise RuntimeError(
+            f"{op}: expects at least a 1-dimensional tensor, got a 0-d one; "
+            "reshape it first (x.reshape(1))"
+        )
     return normalize_dim(dim, tensor.shape, op)
 
 
@@ -193,13 +213,17 @@ def split(tensor, split_size_or_sections, dim: int = 0) -> tuple:
     if isinstance(split_size_or_sections, (list, tuple, torch.Size)):
         sizes = [int(s) for s in split_size_or_sections]
         if any(s < 0 for s in sizes) or sum(sizes) != length:
-            raise ShapeError(f"split(): sizes {sizes} must be non-negative and add up to {length}, "
-                             f"the size of dim {d} of the tensor of shape {tuple(tensor.shape)}")
+            raise ShapeError(
+                f"split(): sizes {sizes} must be non-negative and add up to {length}, "
+                f"the size of dim {d} of the tensor of shape {tuple(tensor.shape)}"
+            )
     else:
         size = int(split_size_or_sections)
         if size < 0 or (size == 0 and length != 0):
-            raise ShapeError(f"split(): split_size must be positive (0 only for an empty dim), got "
-                             f"{size} for dim {d} of size {length}")
+            raise ShapeError(
+                f"split(): split_size must be positive (0 only for an empty dim), got "
+                f"{size} for dim {d} of size {length}"
+            )
         sizes = [p.shape[0] for p in torch.split(torch.empty(length, 0), size)] if size else [0]
     return _pieces(tensor, d, sizes)
 
@@ -210,7 +234,8 @@ def chunk(tensor, chunks: int, dim: int = 0) -> tuple:
     Each piece has ceil(n / chunks) elements along `dim` (the last fewer),
     so there may be fewer than `chunks` pieces, as in torch.
 
-    Errors, as torch: RuntimeError for chunks < 1 or a 0-d tensor; IndexError for a dim out of range.
+    Errors, as torch: RuntimeError for chunks < 1 or a 0-d tensor; IndexError for a dim out of
+    range.
     """
     d = _dim_to_cut(tensor, dim, "chunk()")
     if int(chunks) < 1:
@@ -225,7 +250,8 @@ def unbind(tensor, dim: int = 0) -> tuple:
     Errors: IndexError for a 0-d tensor or a dim out of range.
     """
     if tensor.dim() == 0:
-        raise IndexError("unbind(): a 0-d tensor has no dimension to unbind; use .item() or "
-                         "reshape it first")
+        raise IndexError(
+            "unbind(): a 0-d tensor has no dimension to unbind; use .item() or reshape it first"
+        )
     d = normalize_dim(dim, tensor.shape, "unbind()")
     return tuple(tensor[_along(d, i)] for i in range(tensor.shape[d]))

@@ -19,13 +19,17 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
         if a.dim() == 0 or b.dim() == 0:
-            raise ShapeError(f"@ needs operands of at least 1 dimension, got shapes "
-                             f"{tuple(a.shape)} and {tuple(b.shape)}; use * for scalars")
+            raise ShapeError(
+                f"@ needs operands of at least 1 dimension, got shapes "
+                f"{tuple(a.shape)} and {tuple(b.shape)}; use * for scalars"
+            )
         if a.shape[-1] != b.shape[-2 if b.dim() > 1 else 0]:
-            raise ShapeError(f"@ shape mismatch: {tuple(a.shape)} @ {tuple(b.shape)}: the last "
-                             f"dimension of the left ({a.shape[-1]}) must equal the "
-                             f"{'second-to-last' if b.dim() > 1 else 'only'} dimension of the right "
-                             f"({b.shape[-2 if b.dim() > 1 else 0]})")
+            raise ShapeError(
+                f"@ shape mismatch: {tuple(a.shape)} @ {tuple(b.shape)}: the last "
+                f"dimension of the left ({a.shape[-1]}) must equal the "
+                f"{'second-to-last' if b.dim() > 1 else 'only'} dimension of the right "
+                f"({b.shape[-2 if b.dim() > 1 else 0]})"
+            )
         check_same_dtype(a, b)
         need_a, need_b = ctx.needs_input_grad
         ctx.save_for_backward(a if need_b else None, b if need_a else None)
@@ -36,7 +40,7 @@ class MatMul(Function):
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
         need_a, need_b = ctx.needs_input_grad
-        a = a if need_b else None       # (a sweep to chosen inputs may need fewer than were saved)
+        a = a if need_b else None  # (a sweep to chosen inputs may need fewer than were saved)
         b = b if need_a else None
         shape_a, shape_b = ctx.shapes
         # Promote 1-D operands to matrices, as @ did, so one rule covers all cases.

@@ -37,11 +37,12 @@ from ..tensor import Tensor
 from .dual import dual
 from .select import where
 
-
 # --- dims -----------------------------------------------------------------------------------
 
+
 def _reduced_dims(dim, ndim):
-    """`dim` as a sorted tuple of non-negative ints (None or (): every dimension), checked as torch."""
+    """`dim` as a sorted tuple of non-negative ints (None or (): every dimension), checked as
+    torch."""
     if dim is None:
         return tuple(range(ndim))
     dims = (dim,) if isinstance(dim, int) else dim
@@ -50,7 +51,7 @@ def _reduced_dims(dim, ndim):
     except TypeError:
         raise TypeError(f"dim must be None, an int or a tuple of ints, got {dim!r}") from None
     if not dims:
-        return tuple(range(ndim))    # torch reads dim=() as every dimension, too
+        return tuple(range(ndim))  # torch reads dim=() as every dimension, too
     positive = tuple(_dim(d, ndim) for d in dims)
     if len(set(positive)) != len(positive):
         raise RuntimeError(f"dim {dim!r} names one dimension twice; name each at most once")
@@ -59,10 +60,12 @@ def _reduced_dims(dim, ndim):
 
 def _dim(dim, ndim) -> int:
     """One dim as a non-negative int; IndexError (as torch) when out of range."""
-    rank = builtins.max(ndim, 1)         # a 0-d tensor takes dim 0 and -1
+    rank = builtins.max(ndim, 1)  # a 0-d tensor takes dim 0 and -1
     if not -rank <= dim < rank:
-        raise IndexError(f"dim {dim} is out of range for a tensor of {ndim} dimension(s): use a "
-                         f"dim in [{-rank}, {rank - 1}]")
+        raise IndexError(
+            f"dim {dim} is out of range for a tensor of {ndim} dimension(s): use a "
+            f"dim in [{-rank}, {rank - 1}]"
+        )
     return dim % rank
 
 
@@ -110,19 +113,24 @@ def _every_dim(dim) -> bool:
 def _refuse_empty(name, x) -> None:
     """A reduction over every element of an empty tensor has none to pick (torch: RuntimeError)."""
     if x.numel() == 0:
-        raise RuntimeError(f"{name}() of an empty tensor (shape {tuple(x.shape)}) has no element "
-                           "to pick; give dim= to reduce along a dimension that is not empty")
+        raise RuntimeError(
+            f"{name}() of an empty tensor (shape {tuple(x.shape)}) has no element "
+            "to pick; give dim= to reduce along a dimension that is not empty"
+        )
 
 
 def _refuse_empty_dims(name, x, dims) -> None:
     """Nor has a reduction along an empty dim (torch: IndexError)."""
     for d in dims:
         if x.dim() > 0 and x.shape[d] == 0:
-            raise IndexError(f"{name}(dim={d}) of a tensor of shape {tuple(x.shape)}: dim {d} is "
-                             "empty, so there is no element to pick")
+            raise IndexError(
+                f"{name}(dim={d}) of a tensor of shape {tuple(x.shape)}: dim {d} is "
+                "empty, so there is no element to pick"
+            )
 
 
 # --- sum and mean ---------------------------------------------------------------------------
+
 
 class Sum(Function):
     """y = sum of x over `dim` (all of x when dim is None)
@@ -163,6 +171,7 @@ class Mean(Function):
 
 # --- max and min over every element -----------------------------------------------------------
 
+
 class Max(Function):
     """y = the largest element of x   (a 0-d tensor; NaN if x holds a NaN)
 
@@ -182,7 +191,7 @@ class Max(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        winners, = ctx.saved_tensors
+        (winners,) = ctx.saved_tensors
         return where(winners, grad / ctx.count, 0.0)
 
 
@@ -205,7 +214,7 @@ class Min(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        winners, = ctx.saved_tensors
+        (winners,) = ctx.saved_tensors
         return where(winners, grad / ctx.count, 0.0)
 
 
@@ -217,6 +226,7 @@ def _note_winners(ctx, x, y) -> None:
 
 
 # --- max and min along one dim: (values, indices) ----------------------------------------------
+
 
 class TakeAlongDim(Function):
     """y = x at `indices` along `dim`: one element of each slice   (indices: y's shape, dim kept)
@@ -237,7 +247,7 @@ class TakeAlongDim(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        indices, = ctx.saved_tensors
+        (indices,) = ctx.saved_tensors
         return put_along(grad, indices, ctx.dim, ctx.keepdim, tuple(ctx.in_shape)), None, None, None
 
 
@@ -277,7 +287,7 @@ class PutAlongDim(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        indices, = ctx.saved_tensors
+        (indices,) = ctx.saved_tensors
         return take_along(grad, indices, ctx.dim, ctx.keepdim), None, None, None, None
 
 
@@ -316,6 +326,7 @@ def _extreme_along(name, op, input, dim, keepdim):
 
 
 # --- amax and amin: over several dims, ties share ------------------------------------------------
+
 
 class Amax(Function):
     """y = the largest element of x over `dim` (an int or a tuple; () or None: all of x)
@@ -373,6 +384,7 @@ def _extremes(ctx, x, dim, keepdim, name, kernel):
 
 # --- var and std ------------------------------------------------------------------------------
 
+
 class Var(Function):
     """y = sum over `dim` of (x - mean)^2 / (n - correction)   (n per slice; correction=1: unbiased)
 
@@ -391,7 +403,7 @@ class Var(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
         return _var_backward(ctx, grad, x), None, None, None
 
 
@@ -421,22 +433,24 @@ def _note_var(ctx, x, dim, correction, keepdim) -> None:
     _note_dims(ctx, x, dim, keepdim)
     ctx.count = math.prod(x.shape[d] for d in ctx.dims) if x.dim() > 0 else 1
     ctx.correction = correction
-    ctx.over_all = dim is None or x.dim() == 0       # torch's rule for n <= correction differs
+    ctx.over_all = dim is None or x.dim() == 0  # torch's rule for n <= correction differs
 
 
 def _var_backward(ctx, grad, x):
-    """dL/dx of var: dL/dy * 2 (x - mean) / (n - correction); torch's values where n <= correction."""
+    """dL/dx of var: dL/dy * 2 (x - mean) / (n - correction); torch's values where
+    n <= correction."""
     centred = x - x.mean(ctx.dims, keepdim=True)
     dof = ctx.count - ctx.correction
     grad = _kept(grad, ctx)
     if dof > 0:
         return grad * (2 / dof) * centred
-    if ctx.over_all:            # torch: inf, or NaN where x = mean (|x - mean| * inf does both)
+    if ctx.over_all:  # torch: inf, or NaN where x = mean (|x - mean| * inf does both)
         return grad * (centred.abs() * math.inf)
     return grad * (math.inf if dof == 0 else 2 / dof) * centred
 
 
 # --- prod -------------------------------------------------------------------------------------
+
 
 class Prod(Function):
     """y = the product of the elements of x over `dim` (one int; None: all of x)
@@ -445,7 +459,7 @@ class Prod(Function):
     (= dL/dy * y / x[i] where no element is 0; right with zeros too, as torch's)
     """
 
-    check_grad_shapes = False       # (not fresh_grads: for a 0-d x, dL/dx is dL/dy itself)
+    check_grad_shapes = False  # (not fresh_grads: for a 0-d x, dL/dx is dL/dy itself)
 
     @staticmethod
     def forward(ctx, x, dim=None, keepdim=False):
@@ -462,7 +476,7 @@ class Prod(Function):
         grad, y = _kept(grad, ctx), _kept(y, ctx)
         if not bool((x == 0).data.any()):
             return grad * (y / x), None, None
-        if ctx.dims == tuple(range(x.dim())) and x.dim() > 1:       # all of x: as one slice
+        if ctx.dims == tuple(range(x.dim())) and x.dim() > 1:  # all of x: as one slice
             others = _others(x.reshape(-1), 0).reshape(ctx.in_shape)
         else:
             others = _others(x, ctx.dims[0])
@@ -480,20 +494,22 @@ def _others(x, dim):
         return before * after
     # create_graph: a product over an n x n matrix with ones on its diagonal, recorded with Prod
     # itself, so that the tape can differentiate it again (O(n^2) memory; only when x holds a 0)
-    row = x.transpose(dim, -1).unsqueeze(-2)                        # (..., 1, n)
-    square = row.expand(*row.shape[:-2], n, n)                      # square[..., i, j] = x_j
+    row = x.transpose(dim, -1).unsqueeze(-2)  # (..., 1, n)
+    square = row.expand(*row.shape[:-2], n, n)  # square[..., i, j] = x_j
     diagonal = torch.eye(n, dtype=torch.bool, device=x.device)
     return where(diagonal, 1.0, square).prod(-1).transpose(dim, -1)
 
 
 # --- the functions torch has under torch. --------------------------------------------------------
 
+
 def _data(input):
     return input.data if isinstance(input, Tensor) else input
 
 
 def sum(input, dim=None, keepdim=False):
-    """The sum of the elements over `dim` (`Sum`): None, an int or a tuple, negatives from the end."""
+    """The sum of the elements over `dim` (`Sum`): None, an int or a tuple, negatives from the
+    end."""
     return Sum.apply(input, dim, keepdim)
 
 
@@ -503,7 +519,8 @@ def mean(input, dim=None, keepdim=False):
 
 
 def max(input, dim=None, keepdim=False):
-    """The largest element: ``max(x)`` (0-d), ``max(x, dim)`` -> (values, indices), or ``max(x, other)``.
+    """The largest element: ``max(x)`` (0-d), ``max(x, dim)`` -> (values, indices), or
+    ``max(x, other)``.
 
     max(x):              a 0-d tensor; RuntimeError for an empty x.
     max(x, dim, keepdim) a named tuple ``(values, indices)`` as torch's: the gradient
@@ -513,11 +530,13 @@ def max(input, dim=None, keepdim=False):
     """
     if isinstance(dim, (Tensor, torch.Tensor)):
         from .select import maximum
+
         return maximum(input, dim)
     if dim is None:
         if keepdim:
-            raise TypeError("max(keepdim=True) needs a dim; to keep every dimension use "
-                            "amax(keepdim=True)")
+            raise TypeError(
+                "max(keepdim=True) needs a dim; to keep every dimension use amax(keepdim=True)"
+            )
         return Max.apply(input)
     return _extreme_along("max", MaxDim, input, dim, keepdim)
 
@@ -529,22 +548,26 @@ def min(input, dim=None, keepdim=False):
     """
     if isinstance(dim, (Tensor, torch.Tensor)):
         from .select import minimum
+
         return minimum(input, dim)
     if dim is None:
         if keepdim:
-            raise TypeError("min(keepdim=True) needs a dim; to keep every dimension use "
-                            "amin(keepdim=True)")
+            raise TypeError(
+                "min(keepdim=True) needs a dim; to keep every dimension use amin(keepdim=True)"
+            )
         return Min.apply(input)
     return _extreme_along("min", MinDim, input, dim, keepdim)
 
 
 def amax(input, dim=(), keepdim=False):
-    """The largest element over `dim` (an int or a tuple; (): all); ties share the gradient (`Amax`)."""
+    """The largest element over `dim` (an int or a tuple; (): all); ties share the gradient
+    (`Amax`)."""
     return Amax.apply(input, dim, keepdim)
 
 
 def amin(input, dim=(), keepdim=False):
-    """The smallest element over `dim` (an int or a tuple; (): all); ties share the gradient (`Amin`)."""
+    """The smallest element over `dim` (an int or a tuple; (): all); ties share the gradient
+    (`Amin`)."""
     return Amin.apply(input, dim, keepdim)
 
 
@@ -558,7 +581,8 @@ def argmax(input, dim=None, keepdim=False):
 
 
 def argmin(input, dim=None, keepdim=False):
-    """The index of the smallest element (in the flattened tensor for dim=None): int64, untracked."""
+    """The index of the smallest element (in the flattened tensor for dim=None): int64,
+    untracked."""
     return _arg_extreme("argmin", input, dim, keepdim)
 
 
@@ -566,9 +590,11 @@ def _arg_extreme(name, input, dim, keepdim):
     data = _data(input)
     if dim is None:
         if data.numel() == 0:
-            raise IndexError(f"{name}() of an empty tensor (shape {tuple(data.shape)}) has no "
-                             "element to pick; give dim= to reduce along a dimension that is not "
-                             "empty")
+            raise IndexError(
+                f"{name}() of an empty tensor (shape {tuple(data.shape)}) has no "
+                "element to pick; give dim= to reduce along a dimension that is not "
+                "empty"
+            )
     else:
         dim = _one_dim(name, dim, data.shape)
         _refuse_empty_dims(name, data, (dim,))
@@ -579,11 +605,15 @@ def _correction(name, input, unbiased, correction):
     """torch's two spellings: correction= (a number), or the older unbiased= (True: 1, False: 0)."""
     dtype = _data(input).dtype
     if not (dtype.is_floating_point or dtype.is_complex):
-        raise DtypeError(f"{name}() needs a floating-point tensor, got {dtype}; convert it with "
-                         ".float() or .double()")
+        raise DtypeError(
+            f"{name}() needs a floating-point tensor, got {dtype}; convert it with "
+            ".float() or .double()"
+        )
     if unbiased is not None and correction is not None:
-        raise TypeError(f"{name}(): give correction= or unbiased=, not both (unbiased=True is "
-                        "correction=1, unbiased=False is correction=0)")
+        raise TypeError(
+            f"{name}(): give correction= or unbiased=, not both (unbiased=True is "
+            "correction=1, unbiased=False is correction=0)"
+        )
     if correction is not None:
         return correction
     return 1 if unbiased is None or unbiased else 0
@@ -616,14 +646,18 @@ def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """(var, mean) over `dim`, as torch.var_mean."""
-    return (var(input, dim, unbiased, keepdim, correction=correction),
-            mean(input, None if isinstance(dim, bool) else dim, keepdim))
+    return (
+        var(input, dim, unbiased, keepdim, correction=correction),
+        mean(input, None if isinstance(dim, bool) else dim, keepdim),
+    )
 
 
 def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """(std, mean) over `dim`, as torch.std_mean."""
-    return (std(input, dim, unbiased, keepdim, correction=correction),
-            mean(input, None if isinstance(dim, bool) else dim, keepdim))
+    return (
+        std(input, dim, unbiased, keepdim, correction=correction),
+        mean(input, None if isinstance(dim, bool) else dim, keepdim),
+    )
 
 
 def prod(input, dim=None, keepdim=False):

@@ -31,9 +31,11 @@ class Where(Function):
     @staticmethod
     def forward(ctx, cond, a, b):
         if not isinstance(cond, torch.Tensor) or cond.dtype != torch.bool:
-            raise DtypeError(f"where(cond, a, b): cond must be a bool tensor, got "
-                             f"{getattr(cond, 'dtype', type(cond).__name__)}; build it with a "
-                             "comparison such as x > 0")
+            raise DtypeError(
+                f"where(cond, a, b): cond must be a bool tensor, got "
+                f"{getattr(cond, 'dtype', type(cond).__name__)}; build it with a "
+                "comparison such as x > 0"
+            )
         check_same_dtype(a, b)
         ctx.shapes = (shape_of(a), shape_of(b))
         ctx.save_for_backward(cond)
@@ -41,12 +43,14 @@ class Where(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        cond, = ctx.saved_tensors
+        (cond,) = ctx.saved_tensors
         _, need_a, need_b = ctx.needs_input_grad
         shape_a, shape_b = ctx.shapes
-        return (None,
-                unbroadcast(where(cond, grad, 0.0), shape_a) if need_a else None,
-                unbroadcast(where(cond, 0.0, grad), shape_b) if need_b else None)
+        return (
+            None,
+            unbroadcast(where(cond, grad, 0.0), shape_a) if need_a else None,
+            unbroadcast(where(cond, 0.0, grad), shape_b) if need_b else None,
+        )
 
 
 def where(cond, a=None, b=None):
@@ -90,8 +94,11 @@ class Clamp(Function):
             if isinstance(bound, torch.Tensor):
                 check_same_dtype(x, bound)
         ctx.shapes = (x.shape, shape_of(low), shape_of(high))
-        if (low is not None and high is not None
-                and isinstance(low, torch.Tensor) != isinstance(high, torch.Tensor)):
+        if (
+            low is not None
+            and high is not None
+            and isinstance(low, torch.Tensor) != isinstance(high, torch.Tensor)
+        ):
             # torch.clamp takes two numbers or two tensors: the number becomes a 0-d tensor
             low, high = (torch.as_tensor(v, dtype=x.dtype, device=x.device) for v in (low, high))
         # Masks, kept as bool tensors: which input each element of y came from.
@@ -110,9 +117,11 @@ class Clamp(Function):
         keep, from_low, from_high = ctx.saved_tensors
         need_x, need_low, need_high = ctx.needs_input_grad
         shape_x, shape_low, shape_high = ctx.shapes
-        return (unbroadcast(where(keep, grad, 0.0), shape_x) if need_x else None,
-                unbroadcast(where(from_low, grad, 0.0), shape_low) if need_low else None,
-                unbroadcast(where(from_high, grad, 0.0), shape_high) if need_high else None)
+        return (
+            unbroadcast(where(keep, grad, 0.0), shape_x) if need_x else None,
+            unbroadcast(where(from_low, grad, 0.0), shape_low) if need_low else None,
+            unbroadcast(where(from_high, grad, 0.0), shape_high) if need_high else None,
+        )
 
 
 def _between(x, low, high):
@@ -175,15 +184,17 @@ class Minimum(Function):
         return _split(ctx, grad, tie, a_loses, b_loses)
 
 
-_FOR_A_NUMBER = {"maximum": "clamp_min", "minimum": "clamp_max"}     # max(x, c) = clamp(x, min=c)
+_FOR_A_NUMBER = {"maximum": "clamp_min", "minimum": "clamp_max"}  # max(x, c) = clamp(x, min=c)
 
 
 def _check_two_tensors(name, a, b):
     for operand in (a, b):
         if not isinstance(operand, torch.Tensor):
-            raise TypeError(f"{name}(a, b) takes two tensors, got a {type(operand).__name__}; "
-                            f"for a number use x.{_FOR_A_NUMBER[name]}(number), or make it a "
-                            "tensor with tapegrad.tensor(number)")
+            raise TypeError(
+                f"{name}(a, b) takes two tensors, got a {type(operand).__name__}; "
+                f"for a number use x.{_FOR_A_NUMBER[name]}(number), or make it a "
+                "tensor with tapegrad.tensor(number)"
+            )
     check_same_dtype(a, b)
 
 
@@ -191,11 +202,14 @@ def _split(ctx, grad, tie, a_loses, b_loses):
     """dL/dy to the input that won, half of it to each at a tie (Maximum's and Minimum's rule)."""
     shape_a, shape_b = ctx.shapes
     shared = where(tie, grad / 2, grad)
-    return (None if a_loses is None else unbroadcast(where(a_loses, 0.0, shared), shape_a),
-            None if b_loses is None else unbroadcast(where(b_loses, 0.0, shared), shape_b))
+    return (
+        None if a_loses is None else unbroadcast(where(a_loses, 0.0, shared), shape_a),
+        None if b_loses is None else unbroadcast(where(b_loses, 0.0, shared), shape_b),
+    )
 
 
 # --- the functions torch has under torch. ---------------------------------------------------
+
 
 def clamp(input, min=None, max=None):
     """min(max(input, min), max) elementwise (`Clamp`); min and max are None, numbers or tensors.

@@ -19,8 +19,8 @@ from ..errors import ShapeError
 from ..function import Function
 from .broadcast import unbroadcast
 
-
 # --- dims, as torch reads them -----------------------------------------------------
+
 
 def normalize_dim(dim, shape, op: str = "", new: int = 0) -> int:
     """`dim` as an index in [0, n), n = len(shape) + new; IndexError (as in torch) if out of range.
@@ -37,9 +37,11 @@ def normalize_dim(dim, shape, op: str = "", new: int = 0) -> int:
         raise TypeError(f"{prefix}dim must be an int, got {type(dim).__name__} {dim!r}") from None
     n = max(len(shape) + new, 1)
     if not -n <= dim < n:
-        raise IndexError(f"{prefix}dim {dim} is out of range for a tensor of shape "
-                         f"{tuple(shape)}; use a dim in [{-n}, {n - 1}] (negative dims count "
-                         "from the end)")
+        raise IndexError(
+            f"{prefix}dim {dim} is out of range for a tensor of shape "
+            f"{tuple(shape)}; use a dim in [{-n}, {n - 1}] (negative dims count "
+            "from the end)"
+        )
     return dim % n
 
 
@@ -47,31 +49,40 @@ def normalize_dims(dims, shape, op: str = "") -> tuple:
     """A tuple of distinct dims, each normalized; RuntimeError for a repeated one (as torch)."""
     normalized = tuple(normalize_dim(d, shape, op) for d in dims)
     if len(set(normalized)) != len(normalized):
-        raise RuntimeError(f"{op + ': ' if op else ''}dims {tuple(dims)} name a dimension more "
-                           "than once; name each once")
+        raise RuntimeError(
+            f"{op + ': ' if op else ''}dims {tuple(dims)} name a dimension more "
+            "than once; name each once"
+        )
     return normalized
 
 
 def sizes_argument(sizes, op: str) -> tuple:
     """Sizes given as varargs ``f(2, 3)`` or as one sequence ``f((2, 3))``, as a tuple of ints."""
     if not sizes:
-        raise TypeError(f"{op} needs its sizes (as torch): {op.split('(')[0]}(2, 3), or "
-                        f"{op.split('(')[0]}(()) for none")
+        raise TypeError(
+            f"{op} needs its sizes (as torch): {op.split('(')[0]}(2, 3), or "
+            f"{op.split('(')[0]}(()) for none"
+        )
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list, torch.Size)):
         sizes = sizes[0]
     try:
         return tuple(operator.index(s) for s in sizes)
     except TypeError:
-        raise TypeError(f"{op}: sizes must be ints, got {tuple(sizes)!r}; pass them as "
-                        f"{op.split('(')[0]}(2, 3) or {op.split('(')[0]}((2, 3))") from None
+        raise TypeError(
+            f"{op}: sizes must be ints, got {tuple(sizes)!r}; pass them as "
+            f"{op.split('(')[0]}(2, 3) or {op.split('(')[0]}((2, 3))"
+        ) from None
 
 
 def _invalid_shape(error, x) -> ShapeError:
-    return ShapeError(f"{error}; the new shape must hold the {x.numel()} elements of shape "
-                      f"{tuple(x.shape)} (one size may be -1, to be computed)")
+    return ShapeError(
+        f"{error}; the new shape must hold the {x.numel()} elements of shape "
+        f"{tuple(x.shape)} (one size may be -1, to be computed)"
+    )
 
 
 # --- reshape and view ----------------------------------------------------------------
+
 
 class Reshape(Function):
     """y = x.reshape(shape)   (the same values in another shape; a view when it can be)
@@ -92,7 +103,6 @@ class Reshape(Function):
     @staticmethod
     def backward(ctx, grad):
         return grad.reshape(ctx.in_shape), None
-
 
 
 class View(Function):
@@ -119,16 +129,16 @@ class View(Function):
                 f"view size is not compatible with input tensor's size and stride: the tensor of "
                 f"shape {tuple(x.shape)} has strides {x.stride()} (a transpose or a slice), so its "
                 f"elements can't be read as shape {tuple(shape)} without a copy. Use "
-                ".reshape(...) instead (it copies when it must), or .contiguous().view(...)") \
-                from error
+                ".reshape(...) instead (it copies when it must), or .contiguous().view(...)"
+            ) from error
 
     @staticmethod
     def backward(ctx, grad):
         return grad.reshape(ctx.in_shape), None
 
 
-
 # --- dimensions of size 1 ------------------------------------------------------------
+
 
 class Unsqueeze(Function):
     """y = x.unsqueeze(dim)   (a new dimension of size 1 at `dim`)
@@ -148,9 +158,9 @@ class Unsqueeze(Function):
         return grad.reshape(ctx.in_shape), None
 
 
-
 class Squeeze(Function):
-    """y = x.squeeze(dim)   (the dimensions `dim` removed where their size is 1; dim=None: all size-1 dims)
+    """y = x.squeeze(dim)
+       (the dimensions `dim` removed where their size is 1; dim=None: all size-1 dims)
 
     dL/dx = dL/dy.reshape(x.shape)
 
@@ -172,8 +182,8 @@ class Squeeze(Function):
         return grad.reshape(ctx.in_shape), None
 
 
-
 # --- reordering dimensions -------------------------------------------------------------
+
 
 class Transpose(Function):
     """y = x.transpose(d0, d1)   (swap two dimensions)
@@ -193,7 +203,6 @@ class Transpose(Function):
         return grad.transpose(*ctx.dims), None, None
 
 
-
 class Permute(Function):
     """y = x.permute(dims)   (dimension i of y is dimension dims[i] of x; a view)
 
@@ -205,9 +214,11 @@ class Permute(Function):
     @staticmethod
     def forward(ctx, x, dims):
         if len(dims) != x.dim():
-            raise ShapeError(f"dims {tuple(dims)} name {len(dims)} dimension(s), but the tensor "
-                             f"of shape {tuple(x.shape)} has {x.dim()}; name each dimension "
-                             "exactly once")
+            raise ShapeError(
+                f"dims {tuple(dims)} name {len(dims)} dimension(s), but the tensor "
+                f"of shape {tuple(x.shape)} has {x.dim()}; name each dimension "
+                "exactly once"
+            )
         dims = normalize_dims(dims, x.shape)
         inverse = [0] * len(dims)
         for position, d in enumerate(dims):
@@ -220,19 +231,24 @@ class Permute(Function):
         return grad.permute(ctx.inverse), None
 
 
-
 def movedim_order(source, destination, shape) -> tuple:
-    """The permutation that moves dims `source` to positions `destination` (torch.movedim's rule)."""
+    """The permutation that moves dims `source` to positions `destination` (torch.movedim's
+    rule)."""
     single = isinstance(source, int), isinstance(destination, int)
     if single[0] != single[1]:
-        raise TypeError(f"movedim: source and destination must both be ints or both sequences, "
-                        f"got {source!r} and {destination!r}")
+        raise TypeError(
+            f"movedim: source and destination must both be ints or both sequences, "
+            f"got {source!r} and {destination!r}"
+        )
     source = normalize_dims((source,) if single[0] else source, shape, "movedim(source)")
-    destination = normalize_dims((destination,) if single[1] else destination, shape,
-                                 "movedim(destination)")
+    destination = normalize_dims(
+        (destination,) if single[1] else destination, shape, "movedim(destination)"
+    )
     if len(source) != len(destination):
-        raise RuntimeError(f"movedim: source {source} and destination {destination} must name "
-                           "the same number of dims")
+        raise RuntimeError(
+            f"movedim: source {source} and destination {destination} must name "
+            "the same number of dims"
+        )
     order = [None] * len(shape)
     for s, d in zip(source, destination):
         order[d] = s
@@ -241,6 +257,7 @@ def movedim_order(source, destination, shape) -> tuple:
 
 
 # --- repeating --------------------------------------------------------------------------
+
 
 class Expand(Function):
     """y = x.expand(sizes)   (size-1 dimensions repeated, new leading dimensions added; a view)
@@ -258,18 +275,20 @@ class Expand(Function):
         try:
             return x.expand(sizes)
         except RuntimeError as error:
-            raise ShapeError(f"can't expand shape {tuple(x.shape)} to {tuple(sizes)} "
-                             f"({error}). Expand only repeats dimensions of size 1 and adds new "
-                             "leading ones (-1 keeps a size); use .repeat or an explicit copy "
-                             "otherwise") from error
+            raise ShapeError(
+                f"can't expand shape {tuple(x.shape)} to {tuple(sizes)} "
+                f"({error}). Expand only repeats dimensions of size 1 and adds new "
+                "leading ones (-1 keeps a size); use .repeat or an explicit copy "
+                "otherwise"
+            ) from error
 
     @staticmethod
     def backward(ctx, grad):
         return unbroadcast(grad, ctx.in_shape), None
 
 
-
 # --- copies -------------------------------------------------------------------------------
+
 
 class Clone(Function):
     """y = a copy of x, in memory of its own
@@ -299,7 +318,7 @@ class Contiguous(Function):
     @staticmethod
     def forward(ctx, x, memory_format=torch.contiguous_format):
         y = x.contiguous(memory_format=memory_format)
-        return y if y is not x else x.clone(memory_format=memory_format)   # always a copy
+        return y if y is not x else x.clone(memory_format=memory_format)  # always a copy
 
     @staticmethod
     def backward(ctx, grad):
@@ -307,6 +326,7 @@ class Contiguous(Function):
 
 
 # --- dtype and device ----------------------------------------------------------------------
+
 
 class To(Function):
     """y = x.to(dtype / device)
@@ -317,11 +337,23 @@ class To(Function):
     check_grad_shapes = False
 
     @staticmethod
-    def forward(ctx, x, dtype=None, device=None, copy=False, non_blocking=False,
-                memory_format=torch.preserve_format):
+    def forward(
+        ctx,
+        x,
+        dtype=None,
+        device=None,
+        copy=False,
+        non_blocking=False,
+        memory_format=torch.preserve_format,
+    ):
         ctx.source = (x.dtype, x.device)
-        return x.to(device=device, dtype=dtype, copy=copy, non_blocking=non_blocking,
-                    memory_format=memory_format)
+        return x.to(
+            device=device,
+            dtype=dtype,
+            copy=copy,
+            non_blocking=non_blocking,
+            memory_format=memory_format,
+        )
 
     @staticmethod
     def backward(ctx, grad):
@@ -329,32 +361,41 @@ class To(Function):
         return grad.to(device=device, dtype=dtype), None, None, None, None, None
 
 
-
 _TO_OPTIONS = ("non_blocking", "copy", "memory_format")
 
 
 def to_arguments(args, kwargs) -> dict:
-    """torch's three ``.to`` signatures read into {dtype, device, copy, non_blocking, memory_format}.
+    """torch's three ``.to`` signatures read into {dtype, device, copy, non_blocking,
+    memory_format}.
 
         to(dtype, non_blocking=False, copy=False, memory_format=...)
         to(device=None, dtype=None, non_blocking=False, copy=False, memory_format=...)
         to(other, non_blocking=False, copy=False)          (other's dtype and device)
     """
     args, found = list(args), {}
-    if args and hasattr(args[0], "dtype") and hasattr(args[0], "device") \
-            and not isinstance(args[0], torch.dtype):
+    if (
+        args
+        and hasattr(args[0], "dtype")
+        and hasattr(args[0], "device")
+        and not isinstance(args[0], torch.dtype)
+    ):
         other = args.pop(0)
         found["dtype"], found["device"] = other.dtype, other.device
     elif args and isinstance(args[0], torch.dtype):
         found["dtype"] = args.pop(0)
-    elif args and (args[0] is None or isinstance(args[0], (str, int, torch.device))) \
-            and not isinstance(args[0], bool):
+    elif (
+        args
+        and (args[0] is None or isinstance(args[0], (str, int, torch.device)))
+        and not isinstance(args[0], bool)
+    ):
         found["device"] = args.pop(0)
         if args and (args[0] is None or isinstance(args[0], torch.dtype)):
             found["dtype"] = args.pop(0)
     if len(args) > 2:
-        raise TypeError(f"to(): too many positional arguments {tuple(args)!r}; use to(dtype), "
-                        "to(device, dtype) or to(other_tensor)")
+        raise TypeError(
+            f"to(): too many positional arguments {tuple(args)!r}; use to(dtype), "
+            "to(device, dtype) or to(other_tensor)"
+        )
     for name, value in zip(_TO_OPTIONS, args):
         found[name] = value
     for name, value in kwargs.items():
@@ -365,8 +406,10 @@ def to_arguments(args, kwargs) -> dict:
         found[name] = value
     for name in ("non_blocking", "copy"):
         if not isinstance(found.get(name, False), bool):
-            raise TypeError(f"to(): {name} must be True or False, got {found[name]!r}; use "
-                            "to(dtype), to(device, dtype) or to(other_tensor)")
+            raise TypeError(
+                f"to(): {name} must be True or False, got {found[name]!r}; use "
+                "to(dtype), to(device, dtype) or to(other_tensor)"
+            )
     dtype = found.get("dtype")
     if dtype is not None and not isinstance(dtype, torch.dtype):
         raise TypeError(f"to(): dtype must be a torch.dtype, got {dtype!r}")
@@ -377,17 +420,23 @@ def to_arguments(args, kwargs) -> dict:
         try:
             device = torch.device(device)
         except (RuntimeError, TypeError) as error:
-            raise type(error)(f"to(): {device!r} is not a device ({error}); use 'cpu', 'cuda' "
-                              "or 'cuda:1'") from error
-    return {"dtype": dtype, "device": device, "copy": found.get("copy", False),
-            "non_blocking": found.get("non_blocking", False),
-            "memory_format": found.get("memory_format", torch.preserve_format)}
+            raise type(error)(
+                f"to(): {device!r} is not a device ({error}); use 'cpu', 'cuda' or 'cuda:1'"
+            ) from error
+    return {
+        "dtype": dtype,
+        "device": device,
+        "copy": found.get("copy", False),
+        "non_blocking": found.get("non_blocking", False),
+        "memory_format": found.get("memory_format", torch.preserve_format),
+    }
 
 
 def same_device(device: torch.device | None, current: torch.device) -> bool:
     """Is `device` where `current` already is? ('cuda' without an index means the current one.)"""
-    return device is None or (device.type == current.type
-                              and (device.index is None or device.index == current.index))
+    return device is None or (
+        device.type == current.type and (device.index is None or device.index == current.index)
+    )
 
 
 def check_device_available(device: torch.device | None, call: str = "", probe=None) -> None:
@@ -395,15 +444,20 @@ def check_device_available(device: torch.device | None, call: str = "", probe=No
 
     probe: what torch would run (its error type differs between .to('cuda') and .cuda(0)).
     """
-    if device is None or device.type == "cpu" or (device.type == "cuda"
-                                                   and torch.cuda.is_available()):
+    if (
+        device is None
+        or device.type == "cpu"
+        or (device.type == "cuda" and torch.cuda.is_available())
+    ):
         return
     try:
         probe() if probe is not None else torch.empty(0, device=device)
-    except Exception as error:      # AssertionError on a CPU-only build, RuntimeError otherwise
-        message = (f"{call or f'to({str(device)!r})'}: this machine can't use device {str(device)!r} "
-                   f"({error}). Keep the tensor on the CPU, or choose the device with "
-                   "device = 'cuda' if torch.cuda.is_available() else 'cpu'")
+    except Exception as error:  # AssertionError on a CPU-only build, RuntimeError otherwise
+        message = (
+            f"{call or f'to({str(device)!r})'}: this machine can't use device {str(device)!r} "
+            f"({error}). Keep the tensor on the CPU, or choose the device with "
+            "device = 'cuda' if torch.cuda.is_available() else 'cpu'"
+        )
         try:
             raise type(error)(message) from error
         except TypeError:
@@ -411,6 +465,7 @@ def check_device_available(device: torch.device | None, call: str = "", probe=No
 
 
 # --- functions, as torch has them (torch.flatten(x, 1), ...) ---------------------------------
+
 
 def reshape(input, shape):
     """torch.reshape: ``input.reshape(shape)``."""

@@ -42,7 +42,7 @@ class Softmax(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        y, = ctx.saved_tensors
+        (y,) = ctx.saved_tensors
         return softmax_backward(grad, y, ctx.dim), None
 
 
@@ -76,8 +76,9 @@ class SoftmaxBackward(Function):
         return grad_g, grad_y, None
 
 
-softmax_backward = dual(lambda g, y, dim: _softmax_backward_data(g, y, dim, y.dtype),
-                        SoftmaxBackward)
+softmax_backward = dual(
+    lambda g, y, dim: _softmax_backward_data(g, y, dim, y.dtype), SoftmaxBackward
+)
 
 
 class LogSoftmax(Function):
@@ -98,7 +99,7 @@ class LogSoftmax(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        y, = ctx.saved_tensors
+        (y,) = ctx.saved_tensors
         return log_softmax_backward(grad, y, ctx.dim), None
 
 
@@ -129,8 +130,9 @@ class LogSoftmaxBackward(Function):
         return grad_g, grad_y, None
 
 
-log_softmax_backward = dual(lambda g, y, dim: _log_softmax_backward_data(g, y, dim, y.dtype),
-                            LogSoftmaxBackward)
+log_softmax_backward = dual(
+    lambda g, y, dim: _log_softmax_backward_data(g, y, dim, y.dtype), LogSoftmaxBackward
+)
 
 
 class LogSumExp(Function):
@@ -162,7 +164,7 @@ class LogSumExp(Function):
 
 def _dims(dim, ndim: int) -> tuple:
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    if not dims:                        # torch reads dim=() as every dimension
+    if not dims:  # torch reads dim=() as every dimension
         return tuple(range(ndim))
     return tuple(sorted(d % max(ndim, 1) for d in dims))
 
@@ -173,6 +175,7 @@ def _kept_shape(shape, dims) -> tuple:
 
 # --- the functions (tapegrad.softmax, ...), with torch's signatures ---------------------
 
+
 def _check_dim(name: str, x, dim) -> None:
     ndim = max(x.dim(), 1)
     dims = dim if isinstance(dim, (tuple, list)) and name == "logsumexp" else (dim,)
@@ -181,8 +184,10 @@ def _check_dim(name: str, x, dim) -> None:
             kind = "an int or a tuple of ints" if name == "logsumexp" else "an int"
             raise TypeError(f"{name}(): dim must be {kind}, got {dim!r}")
         if not -ndim <= d < ndim:
-            raise IndexError(f"{name}(): dim {d} is out of range for a tensor of shape "
-                             f"{tuple(x.shape)} (expected a dim in [{-ndim}, {ndim - 1}])")
+            raise IndexError(
+                f"{name}(): dim {d} is out of range for a tensor of shape "
+                f"{tuple(x.shape)} (expected a dim in [{-ndim}, {ndim - 1}])"
+            )
 
 
 def _as_dtype(x, dtype):

@@ -15,7 +15,7 @@ import torch
 
 from .. import _kernels
 from ..function import Function
-from .dual import dual, zeros_like, zeros_like
+from .dual import dual, zeros_like
 
 
 class Exp(Function):
@@ -35,7 +35,7 @@ class Exp(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        y, = ctx.saved_tensors
+        (y,) = ctx.saved_tensors
         return grad * y
 
 
@@ -55,7 +55,7 @@ class Log(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
         return grad / x
 
 
@@ -75,7 +75,7 @@ class Log1p(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
         return grad / (x + 1)
 
 
@@ -96,12 +96,13 @@ class ReLU(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        y, = ctx.saved_tensors
+        (y,) = ctx.saved_tensors
         return threshold_backward(grad, y, 0)
 
 
 class ThresholdBackward(Function):
-    """z = g where y > t, else 0   (the derivative of y = relu(x) as an op: g is y's gradient, t = 0)
+    """z = g where y > t, else 0
+       (the derivative of y = relu(x) as an op: g is y's gradient, t = 0)
 
     dL/dg = dL/dz where y > t, else 0
     dL/dy = 0   (y only chooses where: the mask is flat in y wherever it is defined)
@@ -118,12 +119,15 @@ class ThresholdBackward(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        y, = ctx.saved_tensors
+        (y,) = ctx.saved_tensors
         need_g, need_y, _ = ctx.needs_input_grad
         # y stays on the tape with a zero derivative, as in torch: the derivative of a ReLU
         # network's derivative is then zeros, not "unused"
-        return (threshold_backward(grad, y, ctx.threshold) if need_g else None,
-                zeros_like(grad) if need_y else None, None)
+        return (
+            threshold_backward(grad, y, ctx.threshold) if need_g else None,
+            zeros_like(grad) if need_y else None,
+            None,
+        )
 
 
 threshold_backward = dual(_kernels.threshold_backward, ThresholdBackward)
@@ -146,7 +150,7 @@ class Tanh(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        y, = ctx.saved_tensors
+        (y,) = ctx.saved_tensors
         return tanh_backward(grad, y)
 
 
@@ -169,8 +173,7 @@ class TanhBackward(Function):
     def backward(ctx, grad):
         g, y = ctx.saved_tensors
         need_g, need_y = ctx.needs_input_grad
-        return (tanh_backward(grad, y) if need_g else None,
-                grad * g * y * -2 if need_y else None)
+        return (tanh_backward(grad, y) if need_g else None, grad * g * y * -2 if need_y else None)
 
 
 tanh_backward = dual(_kernels.tanh_backward, TanhBackward)
@@ -193,7 +196,7 @@ class Sigmoid(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        y, = ctx.saved_tensors
+        (y,) = ctx.saved_tensors
         return sigmoid_backward(grad, y)
 
 
@@ -216,8 +219,10 @@ class SigmoidBackward(Function):
     def backward(ctx, grad):
         g, y = ctx.saved_tensors
         need_g, need_y = ctx.needs_input_grad
-        return (sigmoid_backward(grad, y) if need_g else None,
-                grad * g * (1 - y * 2) if need_y else None)
+        return (
+            sigmoid_backward(grad, y) if need_g else None,
+            grad * g * (1 - y * 2) if need_y else None,
+        )
 
 
 sigmoid_backward = dual(_kernels.sigmoid_backward, SigmoidBackward)
@@ -239,7 +244,7 @@ class Abs(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
         return grad * x.sign()
 
 
@@ -260,7 +265,7 @@ class Sqrt(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        y, = ctx.saved_tensors
+        (y,) = ctx.saved_tensors
         return grad / (y * 2)
 
 
@@ -280,7 +285,7 @@ class Sin(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
         return grad * x.cos()
 
 
@@ -300,7 +305,7 @@ class Cos(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
         return grad * -x.sin()
 
 
@@ -323,6 +328,7 @@ class Sign(Function):
 
 
 # --- the functions torch has under torch.: tapegrad.abs(x) is x.abs() ---------------------
+
 
 def abs(input):
     """|input| elementwise (`Abs`); also ``x.abs()`` and Python's ``abs(x)``."""

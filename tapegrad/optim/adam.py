@@ -40,14 +40,32 @@ class Adam(Optimizer):
 
     _param_shaped_state = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
-    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False,
-                 decoupled_weight_decay: bool = False):
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas=(0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        decoupled_weight_decay: bool = False,
+    ):
         if isinstance(betas, list):
             betas = tuple(betas)
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                      amsgrad=amsgrad, maximize=maximize,
-                                      decoupled_weight_decay=decoupled_weight_decay))
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                betas=betas,
+                eps=eps,
+                weight_decay=weight_decay,
+                amsgrad=amsgrad,
+                maximize=maximize,
+                decoupled_weight_decay=decoupled_weight_decay,
+            ),
+        )
 
     def _check_options(self, options, where):
         for key in ("lr", "eps", "weight_decay"):
@@ -100,8 +118,8 @@ class Adam(Optimizer):
         m.lerp_(g, 1 - beta1)
         v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
         t = state["step"].item()
-        step_size = lr / (1 - beta1 ** t)
-        bias2_sqrt = (1 - beta2 ** t) ** 0.5
+        step_size = lr / (1 - beta1**t)
+        bias2_sqrt = (1 - beta2**t) ** 0.5
         if amsgrad:
             torch.maximum(v_max, v, out=v_max)
             v = v_max

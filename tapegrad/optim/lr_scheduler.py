@@ -30,21 +30,39 @@ from collections import Counter
 
 from .optimizer import Optimizer
 
-__all__ = ["LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR",
-           "CosineAnnealingLR", "ReduceLROnPlateau"]
+__all__ = [
+    "LRScheduler",
+    "LambdaLR",
+    "StepLR",
+    "MultiStepLR",
+    "ExponentialLR",
+    "CosineAnnealingLR",
+    "ReduceLROnPlateau",
+]
 
 
-def _check(value, name: str, owner: str, *, integer: bool = False, low=None, high=None,
-           low_open: bool = False) -> None:
+def _check(
+    value,
+    name: str,
+    owner: str,
+    *,
+    integer: bool = False,
+    low=None,
+    high=None,
+    low_open: bool = False,
+) -> None:
     """TypeError for a non-number, ValueError for a number out of range (torch's types)."""
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds):
-        raise TypeError(f"{owner}: {name} must be {'an integer' if integer else 'a number'}, "
-                        f"got {value!r}")
+        raise TypeError(
+            f"{owner}: {name} must be {'an integer' if integer else 'a number'}, got {value!r}"
+        )
     if not math.isfinite(value):
         raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
     if low is not None and (value <= low if low_open else value < low):
-        raise ValueError(f"{owner}: {name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+        raise ValueError(
+            f"{owner}: {name} must be {'>' if low_open else '>='} {low}, got {value!r}"
+        )
     if high is not None and value >= high:
         raise ValueError(f"{owner}: {name} must be < {high}, got {value!r}")
 
@@ -72,9 +90,11 @@ class LRScheduler:
         else:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
-                    raise KeyError(f"{owner}: param group {i} has no 'initial_lr', needed to resume "
-                                   f"at last_epoch={last_epoch}: load the optimizer's state dict "
-                                   "first, or start at last_epoch=-1")
+                    raise KeyError(
+                        f"{owner}: param group {i} has no 'initial_lr', needed to resume "
+                        f"at last_epoch={last_epoch}: load the optimizer's state dict "
+                        "first, or start at last_epoch=-1"
+                    )
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
         self._step_count = 0
@@ -99,17 +119,24 @@ class LRScheduler:
         the closed form where there is one) and warns.
         """
         if self._step_count == 1 and not getattr(self.optimizer, "_opt_called", False):
-            warnings.warn("Detected call of `lr_scheduler.step()` before `optimizer.step()`: call "
-                          "`optimizer.step()` first, else the first value of the schedule is "
-                          "skipped", UserWarning, stacklevel=2)
+            warnings.warn(
+                "Detected call of `lr_scheduler.step()` before `optimizer.step()`: call "
+                "`optimizer.step()` first, else the first value of the schedule is "
+                "skipped",
+                UserWarning,
+                stacklevel=2,
+            )
         self._step_count += 1
         if epoch is None:
             self.last_epoch += 1
             values = self.get_lr()
         else:
-            warnings.warn("The epoch parameter in `scheduler.step()` is deprecated (as in torch); "
-                          "call `scheduler.step()` once per epoch instead", UserWarning,
-                          stacklevel=2)
+            warnings.warn(
+                "The epoch parameter in `scheduler.step()` is deprecated (as in torch); "
+                "call `scheduler.step()` once per epoch instead",
+                UserWarning,
+                stacklevel=2,
+            )
             self.last_epoch = epoch
             closed_form = getattr(self, "_get_closed_form_lr", None)
             values = closed_form() if closed_form is not None else self.get_lr()
@@ -134,14 +161,18 @@ class LRScheduler:
         """
         owner = type(self).__name__
         if not isinstance(state_dict, dict):
-            raise TypeError(f"{owner}.load_state_dict takes the dict that state_dict() returns, "
-                            f"got {type(state_dict).__name__}")
+            raise TypeError(
+                f"{owner}.load_state_dict takes the dict that state_dict() returns, "
+                f"got {type(state_dict).__name__}"
+            )
         own = self.state_dict()
         missing = [key for key in own if key not in state_dict]
         if missing:
-            raise ValueError(f"{owner}.load_state_dict: the state dict has no "
-                             f"{', '.join(map(repr, missing))} (was it saved by another kind of "
-                             "scheduler?); the scheduler is unchanged")
+            raise ValueError(
+                f"{owner}.load_state_dict: the state dict has no "
+                f"{', '.join(map(repr, missing))} (was it saved by another kind of "
+                "scheduler?); the scheduler is unchanged"
+            )
         self.__dict__.update({key: state_dict[key] for key in own})
 
 
@@ -158,8 +189,10 @@ class LambdaLR(LRScheduler):
         count = len(getattr(optimizer, "param_groups", ()))
         if isinstance(lr_lambda, (list, tuple)):
             if len(lr_lambda) != count:
-                raise ValueError(f"{owner}: expected {count} lr_lambdas (one per param group), "
-                                 f"got {len(lr_lambda)}")
+                raise ValueError(
+                    f"{owner}: expected {count} lr_lambdas (one per param group), "
+                    f"got {len(lr_lambda)}"
+                )
             self.lr_lambdas = list(lr_lambda)
         else:
             self.lr_lambdas = [lr_lambda] * count
@@ -169,20 +202,29 @@ class LambdaLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
-        return [base_lr * fn(self.last_epoch) for fn, base_lr in zip(self.lr_lambdas, self.base_lrs)]
+        return [
+            base_lr * fn(self.last_epoch) for fn, base_lr in zip(self.lr_lambdas, self.base_lrs)
+        ]
 
     def state_dict(self) -> dict:
-        state = {key: value for key, value in self.__dict__.items()
-                 if key not in ("optimizer", "lr_lambdas")}
-        state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else fn.__dict__.copy()
-                               for fn in self.lr_lambdas]
+        state = {
+            key: value
+            for key, value in self.__dict__.items()
+            if key not in ("optimizer", "lr_lambdas")
+        }
+        state["lr_lambdas"] = [
+            None if isinstance(fn, types.FunctionType) else fn.__dict__.copy()
+            for fn in self.lr_lambdas
+        ]
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
         saved = state_dict.get("lr_lambdas") if isinstance(state_dict, dict) else None
         if saved is not None and len(saved) != len(self.lr_lambdas):
-            raise ValueError(f"LambdaLR.load_state_dict: {len(saved)} lr_lambdas saved, "
-                             f"{len(self.lr_lambdas)} here; the scheduler is unchanged")
+            raise ValueError(
+                f"LambdaLR.load_state_dict: {len(saved)} lr_lambdas saved, "
+                f"{len(self.lr_lambdas)} here; the scheduler is unchanged"
+            )
         lambdas = self.lr_lambdas
         super().load_state_dict(state_dict)
         self.lr_lambdas = lambdas
@@ -197,8 +239,9 @@ class StepLR(LRScheduler):
     Raises TypeError/ValueError unless step_size is an integer >= 1 and gamma a finite number.
     """
 
-    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
-                 last_epoch: int = -1):
+    def __init__(
+        self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1
+    ):
         _check(step_size, "step_size", "StepLR", integer=True, low=1)
         _check(gamma, "gamma", "StepLR")
         self.step_size = step_size
@@ -211,8 +254,9 @@ class StepLR(LRScheduler):
         return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
 
     def _get_closed_form_lr(self) -> list:
-        return [base_lr * self.gamma ** (self.last_epoch // self.step_size)
-                for base_lr in self.base_lrs]
+        return [
+            base_lr * self.gamma ** (self.last_epoch // self.step_size) for base_lr in self.base_lrs
+        ]
 
 
 class MultiStepLR(LRScheduler):
@@ -221,8 +265,7 @@ class MultiStepLR(LRScheduler):
     Raises TypeError unless milestones are integers, and for a non-number gamma.
     """
 
-    def __init__(self, optimizer: Optimizer, milestones, gamma: float = 0.1,
-                 last_epoch: int = -1):
+    def __init__(self, optimizer: Optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1):
         milestones = list(milestones)
         for m in milestones:
             _check(m, "each milestone", "MultiStepLR", integer=True)
@@ -234,17 +277,21 @@ class MultiStepLR(LRScheduler):
     def get_lr(self) -> list:
         if self.last_epoch not in self.milestones:
             return self._current_lrs()
-        return [group["lr"] * self.gamma ** self.milestones[self.last_epoch]
-                for group in self.optimizer.param_groups]
+        return [
+            group["lr"] * self.gamma ** self.milestones[self.last_epoch]
+            for group in self.optimizer.param_groups
+        ]
 
     def _get_closed_form_lr(self) -> list:
         milestones = sorted(self.milestones.elements())
-        return [base_lr * self.gamma ** bisect_right(milestones, self.last_epoch)
-                for base_lr in self.base_lrs]
+        return [
+            base_lr * self.gamma ** bisect_right(milestones, self.last_epoch)
+            for base_lr in self.base_lrs
+        ]
 
     def load_state_dict(self, state_dict: dict) -> None:
         super().load_state_dict(state_dict)
-        self.milestones = Counter(self.milestones)     # a checkpoint stores a plain dict
+        self.milestones = Counter(self.milestones)  # a checkpoint stores a plain dict
 
 
 class ExponentialLR(LRScheduler):
@@ -261,7 +308,7 @@ class ExponentialLR(LRScheduler):
         return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
 
     def _get_closed_form_lr(self) -> list:
-        return [base_lr * self.gamma ** self.last_epoch for base_lr in self.base_lrs]
+        return [base_lr * self.gamma**self.last_epoch for base_lr in self.base_lrs]
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -270,14 +317,16 @@ class CosineAnnealingLR(LRScheduler):
     Closed form:  lr_t = eta_min + (base_lr - eta_min) * (1 + cos(pi * t / T_max)) / 2
     step() applies it recursively, as torch does:
 
-        lr_t = eta_min + (lr_{t-1} - eta_min) * (1 + cos(pi t / T_max)) / (1 + cos(pi (t-1) / T_max))
+        lr_t = eta_min + (lr_{t-1} - eta_min)
+                         * (1 + cos(pi t / T_max)) / (1 + cos(pi (t-1) / T_max))
 
     and past T_max follows the cosine back up (period 2 T_max).
     Raises TypeError/ValueError unless T_max > 0 and eta_min are finite numbers.
     """
 
-    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,
-                 last_epoch: int = -1):
+    def __init__(
+        self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
+    ):
         _check(T_max, "T_max", "CosineAnnealingLR", low=0, low_open=True)
         _check(eta_min, "eta_min", "CosineAnnealingLR")
         self.T_max = T_max
@@ -289,21 +338,32 @@ class CosineAnnealingLR(LRScheduler):
         if self._is_initial:
             return self._current_lrs()
         if self._step_count == 1 and self.last_epoch > 0:
-            return [self.eta_min + (base_lr - self.eta_min)
-                    * (1 + math.cos(self.last_epoch * math.pi / self.T_max)) / 2
-                    for base_lr in self.base_lrs]
+            return [
+                self.eta_min
+                + (base_lr - self.eta_min)
+                * (1 + math.cos(self.last_epoch * math.pi / self.T_max))
+                / 2
+                for base_lr in self.base_lrs
+            ]
         if (self.last_epoch - 1 - self.T_max) % (2 * self.T_max) == 0:
-            return [group["lr"] + (base_lr - self.eta_min) * (1 - math.cos(math.pi / self.T_max)) / 2
-                    for base_lr, group in zip(self.base_lrs, groups)]
-        return [(1 + math.cos(math.pi * self.last_epoch / self.T_max))
-                / (1 + math.cos(math.pi * (self.last_epoch - 1) / self.T_max))
-                * (group["lr"] - self.eta_min) + self.eta_min
-                for group in groups]
+            return [
+                group["lr"] + (base_lr - self.eta_min) * (1 - math.cos(math.pi / self.T_max)) / 2
+                for base_lr, group in zip(self.base_lrs, groups)
+            ]
+        return [
+            (1 + math.cos(math.pi * self.last_epoch / self.T_max))
+            / (1 + math.cos(math.pi * (self.last_epoch - 1) / self.T_max))
+            * (group["lr"] - self.eta_min)
+            + self.eta_min
+            for group in groups
+        ]
 
     def _get_closed_form_lr(self) -> list:
-        return [self.eta_min + (base_lr - self.eta_min)
-                * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
-                for base_lr in self.base_lrs]
+        return [
+            self.eta_min
+            + (base_lr - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+            for base_lr in self.base_lrs
+        ]
 
 
 class ReduceLROnPlateau(LRScheduler):
@@ -322,9 +382,18 @@ class ReduceLROnPlateau(LRScheduler):
     negative patience or cooldown, or a min_lr list of the wrong length.
     """
 
-    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1,
-                 patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
-                 cooldown: int = 0, min_lr=0, eps: float = 1e-8):
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_lr=0,
+        eps: float = 1e-8,
+    ):
         owner = "ReduceLROnPlateau"
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{owner}: {type(optimizer).__name__} is not a tapegrad Optimizer")
@@ -336,12 +405,15 @@ class ReduceLROnPlateau(LRScheduler):
         if mode not in ("min", "max"):
             raise ValueError(f"{owner}: mode must be 'min' or 'max', got {mode!r}")
         if threshold_mode not in ("rel", "abs"):
-            raise ValueError(f"{owner}: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
+            raise ValueError(
+                f"{owner}: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}"
+            )
         count = len(optimizer.param_groups)
         if isinstance(min_lr, (list, tuple)):
             if len(min_lr) != count:
-                raise ValueError(f"{owner}: expected {count} min_lrs (one per param group), got "
-                                 f"{len(min_lr)}")
+                raise ValueError(
+                    f"{owner}: expected {count} min_lrs (one per param group), got {len(min_lr)}"
+                )
             self.default_min_lr = None
             self.min_lrs = list(min_lr)
         else:
@@ -372,8 +444,11 @@ class ReduceLROnPlateau(LRScheduler):
         if epoch is None:
             epoch = self.last_epoch + 1
         else:
-            warnings.warn("The epoch parameter in `scheduler.step()` is deprecated (as in torch)",
-                          UserWarning, stacklevel=2)
+            warnings.warn(
+                "The epoch parameter in `scheduler.step()` is deprecated (as in torch)",
+                UserWarning,
+                stacklevel=2,
+            )
         self.last_epoch = epoch
         if self._is_better(current, self.best):
             self.best = current
@@ -382,7 +457,7 @@ class ReduceLROnPlateau(LRScheduler):
             self.num_bad_epochs += 1
         if self.in_cooldown:
             self.cooldown_counter -= 1
-            self.num_bad_epochs = 0         # bad epochs in cooldown do not count
+            self.num_bad_epochs = 0  # bad epochs in cooldown do not count
         if self.num_bad_epochs > self.patience:
             self._reduce_lr()
             self.cooldown_counter = self.cooldown
@@ -393,9 +468,11 @@ class ReduceLROnPlateau(LRScheduler):
         groups = self.optimizer.param_groups
         if len(groups) != len(self.min_lrs):
             if self.default_min_lr is None:
-                raise RuntimeError(f"ReduceLROnPlateau: the optimizer has {len(groups)} param "
-                                   f"groups, {len(self.min_lrs)} when the scheduler was built (a "
-                                   "group was added since); set scheduler.min_lrs to one per group")
+                raise RuntimeError(
+                    f"ReduceLROnPlateau: the optimizer has {len(groups)} param "
+                    f"groups, {len(self.min_lrs)} when the scheduler was built (a "
+                    "group was added since); set scheduler.min_lrs to one per group"
+                )
             self.min_lrs = [self.default_min_lr] * len(groups)
         for group, min_lr in zip(groups, self.min_lrs):
             old_lr = float(group["lr"])

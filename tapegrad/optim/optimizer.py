@@ -23,9 +23,8 @@ from collections import defaultdict
 
 import torch
 
-from ..tensor import Tensor
-
 from ..tape import enable_grad
+from ..tensor import Tensor
 
 
 def grad_of(p: Tensor):
@@ -66,20 +65,26 @@ class Optimizer:
     def __init__(self, params, defaults: dict):
         name = type(self).__name__
         if isinstance(params, (Tensor, torch.Tensor)):
-            raise TypeError(f"{name} takes an iterable of parameters (or of parameter groups), got "
-                            f"a single {type(params).__name__}; wrap it in a list: [p]")
+            raise TypeError(
+                f"{name} takes an iterable of parameters (or of parameter groups), got "
+                f"a single {type(params).__name__}; wrap it in a list: [p]"
+            )
         if isinstance(params, (set, frozenset)):
-            raise TypeError(f"{name}: parameters must be in an ordered collection (a list), not a "
-                            "set: a set's order changes between runs, and the state dict numbers "
-                            "parameters by their order")
+            raise TypeError(
+                f"{name}: parameters must be in an ordered collection (a list), not a "
+                "set: a set's order changes between runs, and the state dict numbers "
+                "parameters by their order"
+            )
         self._check_options(defaults, name)
         self.defaults = defaults
         self.state: defaultdict = defaultdict(dict)
         self.param_groups: list = []
         groups = list(params)
         if not groups:
-            raise ValueError(f"{name} got an empty parameter list; pass model.parameters() of a "
-                             "model that has parameters")
+            raise ValueError(
+                f"{name} got an empty parameter list; pass model.parameters() of a "
+                "model that has parameters"
+            )
         if not isinstance(groups[0], dict):
             groups = [{"params": groups}]
         for group in groups:
@@ -87,7 +92,8 @@ class Optimizer:
 
     # --- parameter groups ---------------------------------------------------
     def add_param_group(self, param_group: dict) -> None:
-        """Add a group ``{"params": [...], option: value, ...}``; missing options come from defaults.
+        """Add a group ``{"params": [...], option: value, ...}``; missing options come from
+        defaults.
 
         Raises TypeError (not a dict, a set, a non-Tensor), KeyError (no "params"),
         ValueError (a non-leaf, a parameter already in a group, a bad option).
@@ -96,9 +102,11 @@ class Optimizer:
         index = len(self.param_groups)
         where = f"{type(self).__name__} param group {index}"
         if not isinstance(param_group, dict):
-            raise TypeError(f"{where} must be a dict {{'params': [...], option: value}}, got "
-                            f"{type(param_group).__name__} (pass either parameters or groups, "
-                            "not both)")
+            raise TypeError(
+                f"{where} must be a dict {{'params': [...], option: value}}, got "
+                f"{type(param_group).__name__} (pass either parameters or groups, "
+                "not both)"
+            )
         if "params" not in param_group:
             raise KeyError(f"{where} has no 'params' entry: give it the list of its parameters")
         params = param_group["params"]
@@ -113,14 +121,21 @@ class Optimizer:
             raise ValueError(f"{where}: give every parameter a name, (name, tensor), or none")
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
-                hint = (" (a torch tensor: wrap it as tapegrad.Tensor(t, requires_grad=True))"
-                        if isinstance(p, torch.Tensor) else "")
-                raise TypeError(f"{where}: parameter {i} must be a tapegrad Tensor, got "
-                                f"{type(p).__name__}{hint}")
+                hint = (
+                    " (a torch tensor: wrap it as tapegrad.Tensor(t, requires_grad=True))"
+                    if isinstance(p, torch.Tensor)
+                    else ""
+                )
+                raise TypeError(
+                    f"{where}: parameter {i} must be a tapegrad Tensor, got "
+                    f"{type(p).__name__}{hint}"
+                )
             if not p.is_leaf:
-                raise ValueError(f"{where}: parameter {i} is not a leaf (it is the output of "
-                                 f"{p.node.describe()}); an optimizer updates leaves, e.g. "
-                                 "model.parameters()")
+                raise ValueError(
+                    f"{where}: parameter {i} is not a leaf (it is the output of "
+                    f"{p.node.describe()}); an optimizer updates leaves, e.g. "
+                    "model.parameters()"
+                )
         group = dict(param_group, params=params)
         if names:
             group["param_names"] = names
@@ -134,20 +149,25 @@ class Optimizer:
             seen.add(p)
         for other, earlier in enumerate(self.param_groups):
             if ("param_names" in earlier) != bool(names):
-                raise ValueError(f"{where}: either every group names its parameters, (name, "
-                                 f"tensor), or none does; param group {other} "
-                                 f"{'does not' if names else 'does'}")
+                raise ValueError(
+                    f"{where}: either every group names its parameters, (name, "
+                    f"tensor), or none does; param group {other} "
+                    f"{'does not' if names else 'does'}"
+                )
             if not seen.isdisjoint(earlier["params"]):
-                raise ValueError(f"{where}: some parameters are already in param group {other}; "
-                                 "a parameter may be in only one group")
+                raise ValueError(
+                    f"{where}: some parameters are already in param group {other}; "
+                    "a parameter may be in only one group"
+                )
         self.param_groups.append(group)
 
     def _check_options(self, options: dict, where: str) -> None:
         """Raise ValueError/TypeError for a bad option value; each optimizer checks its own."""
 
     @staticmethod
-    def _check_number(options: dict, key: str, where: str, low: float = 0.0,
-                      high: float | None = None) -> None:
+    def _check_number(
+        options: dict, key: str, where: str, low: float = 0.0, high: float | None = None
+    ) -> None:
         """options[key] must be a finite number in [low, high) (or >= low)."""
         value = options.get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -180,10 +200,12 @@ class Optimizer:
         super().__init_subclass__(**kwargs)
         inner = cls.__dict__.get("step")
         if inner is not None:
+
             @functools.wraps(inner)
-            def step(self, *args, **kwargs):       # named step: tracebacks and compile read it
+            def step(self, *args, **kwargs):  # named step: tracebacks and compile read it
                 self._opt_called = True
                 return inner(self, *args, **kwargs)
+
             cls.step = step
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -225,26 +247,36 @@ class Optimizer:
         """
         name = type(self).__name__
         if not isinstance(state_dict, dict):
-            raise TypeError(f"{name}.load_state_dict takes the dict that state_dict() returns, got "
-                            f"{type(state_dict).__name__}")
+            raise TypeError(
+                f"{name}.load_state_dict takes the dict that state_dict() returns, got "
+                f"{type(state_dict).__name__}"
+            )
         for key in ("state", "param_groups"):
             if key not in state_dict:
-                raise KeyError(f"{name}.load_state_dict: the state dict has no {key!r} entry "
-                               "(pass what optimizer.state_dict() returned)")
+                raise KeyError(
+                    f"{name}.load_state_dict: the state dict has no {key!r} entry "
+                    "(pass what optimizer.state_dict() returned)"
+                )
         saved_groups = state_dict["param_groups"]
-        if not isinstance(saved_groups, (list, tuple)) or len(saved_groups) != len(self.param_groups):
+        if not isinstance(saved_groups, (list, tuple)) or len(saved_groups) != len(
+            self.param_groups
+        ):
             count = len(saved_groups) if isinstance(saved_groups, (list, tuple)) else saved_groups
-            raise ValueError(f"{name}.load_state_dict: the state dict has {count!r} parameter "
-                             f"groups, this optimizer has {len(self.param_groups)}")
-        by_index = {}           # saved index -> (our parameter, its new group)
+            raise ValueError(
+                f"{name}.load_state_dict: the state dict has {count!r} parameter "
+                f"groups, this optimizer has {len(self.param_groups)}"
+            )
+        by_index = {}  # saved index -> (our parameter, its new group)
         new_groups = []
         for i, (ours, saved) in enumerate(zip(self.param_groups, saved_groups)):
             where = f"{name}.load_state_dict: param group {i}"
             if not isinstance(saved, dict) or not isinstance(saved.get("params"), (list, tuple)):
                 raise ValueError(f"{where} is not a dict with a 'params' list of indices")
             if len(saved["params"]) != len(ours["params"]):
-                raise ValueError(f"{where} has {len(saved['params'])} parameters in the state "
-                                 f"dict, {len(ours['params'])} in this optimizer")
+                raise ValueError(
+                    f"{where} has {len(saved['params'])} parameters in the state "
+                    f"dict, {len(ours['params'])} in this optimizer"
+                )
             group = {k: v for k, v in saved.items() if k != "params"}
             group["params"] = ours["params"]
             if "param_names" in ours and "param_names" not in saved:
@@ -257,8 +289,10 @@ class Optimizer:
             new_groups.append(group)
         saved_state = state_dict["state"]
         if not isinstance(saved_state, dict):
-            raise ValueError(f"{name}.load_state_dict: 'state' must be a dict {{index: {{...}}}}, "
-                             f"got {type(saved_state).__name__}")
+            raise ValueError(
+                f"{name}.load_state_dict: 'state' must be a dict {{index: {{...}}}}, "
+                f"got {type(saved_state).__name__}"
+            )
         new_state: defaultdict = defaultdict(dict)
         for index, entry in saved_state.items():
             where = f"{name}.load_state_dict: the state of parameter {index!r}"
@@ -269,12 +303,18 @@ class Optimizer:
             p, group = by_index[index]
             missing = [key for key in self._required_state(group) if key not in entry]
             if missing:
-                raise ValueError(f"{where} has no {', '.join(map(repr, missing))} (was it saved "
-                                 f"by another kind of optimizer?)")
+                raise ValueError(
+                    f"{where} has no {', '.join(map(repr, missing))} (was it saved "
+                    f"by another kind of optimizer?)"
+                )
             step = entry.get("step", 0)
             step = step.data if isinstance(step, Tensor) else step
-            if not (isinstance(step, (int, float)) and not isinstance(step, bool)
-                    or isinstance(step, torch.Tensor) and step.numel() == 1):
+            if not (
+                isinstance(step, (int, float))
+                and not isinstance(step, bool)
+                or isinstance(step, torch.Tensor)
+                and step.numel() == 1
+            ):
                 raise ValueError(f"{where}: 'step' must be a number, got {step!r}")
             for key in self._param_shaped_state:
                 value = entry.get(key)
@@ -282,10 +322,14 @@ class Optimizer:
                     continue
                 value = value.data if isinstance(value, Tensor) else value
                 if not isinstance(value, torch.Tensor) or value.shape != p.shape:
-                    got = (f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor)
-                           else f"a {type(value).__name__}")
-                    raise ValueError(f"{where}: {key!r} is {got}, the parameter has shape "
-                                     f"{tuple(p.shape)}")
+                    got = (
+                        f"shape {tuple(value.shape)}"
+                        if isinstance(value, torch.Tensor)
+                        else f"a {type(value).__name__}"
+                    )
+                    raise ValueError(
+                        f"{where}: {key!r} is {got}, the parameter has shape {tuple(p.shape)}"
+                    )
             new_state[p] = {key: self._cast_state(key, value, p) for key, value in entry.items()}
         self.param_groups = new_groups
         self.state = new_state
@@ -298,10 +342,10 @@ class Optimizer:
     def _cast_state(key, value, p):
         """A copy of a loaded state value, on p's device (and p's dtype if p is real floating)."""
         value = value.data if isinstance(value, Tensor) else value
-        if key == "step":               # a count: torch keeps its dtype and device
+        if key == "step":  # a count: torch keeps its dtype and device
             if isinstance(value, torch.Tensor):
                 return value.clone()
-            return torch.tensor(float(value), dtype=_scalar_dtype())   # as older torch saved it
+            return torch.tensor(float(value), dtype=_scalar_dtype())  # as older torch saved it
         if not isinstance(value, torch.Tensor):
             return value
         dtype = p.dtype if p.data.is_floating_point() else value.dtype

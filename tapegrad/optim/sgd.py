@@ -27,7 +27,8 @@ from .optimizer import Optimizer, grad_of
 
 
 class SGD(Optimizer):
-    """SGD(params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *, maximize=False)
+    """SGD(params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
+    maximize=False)
 
     Options (also per parameter group): lr >= 0, momentum >= 0, any finite
     dampening, weight_decay >= 0; nesterov needs momentum > 0 and dampening 0.
@@ -37,20 +38,39 @@ class SGD(Optimizer):
 
     _param_shaped_state = ("momentum_buffer",)
 
-    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False):
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov,
-                                      maximize=maximize))
-        self._fused = _Memo()       # p -> what _fused_as knows of p.data and its buffer
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+    ):
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                momentum=momentum,
+                dampening=dampening,
+                weight_decay=weight_decay,
+                nesterov=nesterov,
+                maximize=maximize,
+            ),
+        )
+        self._fused = _Memo()  # p -> what _fused_as knows of p.data and its buffer
 
     def _check_options(self, options, where):
         for key in ("lr", "momentum", "weight_decay"):
             self._check_number(options, key, where)
         self._check_number(options, "dampening", where, low=-float("inf"))
         if options.get("nesterov") and (options["momentum"] <= 0 or options["dampening"] != 0):
-            raise ValueError(f"{where}: nesterov=True needs momentum > 0 and dampening = 0, got "
-                             f"momentum={options['momentum']}, dampening={options['dampening']}")
+            raise ValueError(
+                f"{where}: nesterov=True needs momentum > 0 and dampening = 0, got "
+                f"momentum={options['momentum']}, dampening={options['dampening']}"
+            )
 
     def step(self, closure=None):
         """Update every parameter that has a gradient (rule in the module docstring)."""
@@ -59,10 +79,18 @@ class SGD(Optimizer):
             calls, started = self._plan(group)
             for (fused_as, first), (params, grads, buffers) in calls.items():
                 update = _kernels._public_sgd if fused_as is None else _kernels.sgd_step
-                update(params, grads, buffers, lr=group["lr"], momentum=group["momentum"],
-                       dampening=group["dampening"], weight_decay=group["weight_decay"],
-                       nesterov=group["nesterov"], maximize=group["maximize"],
-                       is_first_step=first)
+                update(
+                    params,
+                    grads,
+                    buffers,
+                    lr=group["lr"],
+                    momentum=group["momentum"],
+                    dampening=group["dampening"],
+                    weight_decay=group["weight_decay"],
+                    nesterov=group["nesterov"],
+                    maximize=group["maximize"],
+                    is_first_step=first,
+                )
             for p, buf in started:
                 self.state[p]["momentum_buffer"] = buf
         return loss
@@ -116,7 +144,7 @@ class SGD(Optimizer):
             known = self._fused[p] = (data, buf, fused_as, layout)
         fused_as, layout = known[2], known[3]
         if fused_as is None or g.dtype is not fused_as[0] or g.shape != data.shape:
-            return None     # (a .data replaced after backward(): the public path refuses it)
+            return None  # (a .data replaced after backward(): the public path refuses it)
         alike = g.is_contiguous() if layout is None else g.stride() == layout
         return fused_as if alike else None
 
