@@ -331,3 +331,38 @@ def test_adam_treats_a_complex_parameter_as_its_real_and_imaginary_parts_like_to
     torch.testing.assert_close(torch.view_as_real(v), (1 - 0.99) * torch.view_as_real(g) ** 2)
     assert torch.equal(v, ref.state[q]["exp_avg_sq"])
     assert torch.equal(p.data, q.detach())
+
+
+@pytest.mark.parametrize("config", SGD_CONFIGS[:4], ids=name)
+def test_sgd_repeats_its_plan_only_while_every_layout_holds(config):
+    """SGD remembers a group's fused call and repeats it while nothing changed: a gradient
+    laid out otherwise, one missing, a buffer or a parameter's data replaced mid-run must
+    each take the exact path at that step, as torch.optim does."""
+    dtype = torch.float64
+    pairs = twins(["contiguous", "contiguous", "0-d"], dtype)
+    ours = optim.SGD([p for p, *_ in pairs], **config)
+    theirs = torch.optim.SGD([q for _, _, q, _ in pairs], **config)
+    schedule = ["contiguous"] * 3 + ["transposed", "contiguous", "strided"] + ["contiguous"] * 2
+    g, g_theirs = (torch.Generator().manual_seed(1) for _ in range(2))
+    for step, kind in enumerate(schedule + ["missing", "buffer", "data"] + ["contiguous"] * 2):
+        for i, (p, _, q, _) in enumerate(pairs):
+            grad_kind = kind if kind in GRAD_KINDS else "contiguous"
+            p.grad = make_grad(grad_kind, tuple(p.shape), dtype, g)
+            q.grad = make_grad(grad_kind, tuple(p.shape), dtype, g_theirs)
+            if kind == "missing" and i == 1:
+                p.grad, q.grad = None, None
+        if kind == "buffer" and config.get("momentum"):
+            p, _, q, _ = pairs[0]
+            for opt, t in ((ours, p), (theirs, q)):
+                opt.state[t]["momentum_buffer"] = opt.state[t]["momentum_buffer"] * 0.5
+        if kind == "data":  # the same values in new memory, in both
+            p, _, q, _ = pairs[1]
+            p.data = p.data.clone()
+            with torch.no_grad():
+                q.data = q.data.clone()
+        ours.step()
+        theirs.step()
+        for p, _, q, _ in pairs:
+            torch.testing.assert_close(
+                p.data, q.detach(), **TOL[dtype], msg=lambda m: f"step {step + 1} ({kind}): {m}"
+            )

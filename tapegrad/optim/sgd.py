@@ -20,6 +20,8 @@ one tensor at a time by the same rule in public torch.
 
 from __future__ import annotations
 
+from operator import attrgetter, is_
+
 import torch
 
 from .. import _kernels
@@ -60,7 +62,8 @@ class SGD(Optimizer):
                 maximize=maximize,
             ),
         )
-        self._fused = _Memo()  # p -> what _fused_as knows of p.data and its buffer
+        # p -> what _learn found of p.data and its buffer; id(group) -> what _repeat checks
+        self._fused = _Memo()
 
     def _check_options(self, options, where):
         for key in ("lr", "momentum", "weight_decay"):
@@ -76,7 +79,7 @@ class SGD(Optimizer):
         """Update every parameter that has a gradient (rule in the module docstring)."""
         loss = self._run_closure(closure)
         for group in self.param_groups:
-            calls, started = self._plan(group)
+            calls, started = self._repeat(group) or self._plan(group)
             for (fused_as, first), (params, grads, buffers) in calls.items():
                 update = _kernels._public_sgd if fused_as is None else _kernels.sgd_step
                 update(
@@ -103,12 +106,14 @@ class SGD(Optimizer):
         """
         calls: dict = {}
         started = []
-        momentum, state = group["momentum"], self.state
+        momentum, state, memo = group["momentum"], self.state, self._fused
         for p in group["params"]:
-            g = grad_of(p)
+            g = p._grad
             if g is None:
                 continue
-            data = p.data
+            if g.__class__ is not torch.Tensor:
+                g = grad_of(p)  # a recorded gradient (after create_graph=True)
+            data = p._data
             buf, first = None, False
             if momentum:
                 entry = state.get(p)
@@ -116,41 +121,98 @@ class SGD(Optimizer):
                 if buf is None:
                     buf, first = torch.empty_like(data), True
                     started.append((p, buf))
-            key = (self._fused_as(p, data, g, buf), first)
+            # The fused kernel where it is exact: what _learn found of p.data and the buffer
+            # holds while they are the same tensors; the gradient is checked at every step.
+            known = memo.get(p)
+            if known is None or known[0] is not data or known[1] is not buf:
+                known = self._learn(p, data, buf)
+            fused_as, layout = known[2], known[3]
+            if fused_as is not None:
+                alike = g.is_contiguous() if layout is None else g.stride() == layout
+                if not alike or g.dtype is not fused_as[0] or g.shape != data.shape:
+                    fused_as = None  # the public path (it refuses a .data of another shape)
+            key = (fused_as, first)
             call = calls.get(key)
             if call is None:
                 call = calls[key] = ([], [], [])
             call[0].append(data)
             call[1].append(g)
             call[2].append(buf)
+        if len(calls) == 1:
+            ((fused_as, first),) = calls
+            datas, grads, bufs = calls[fused_as, first]
+            if fused_as is not None and not first and len(datas) == len(group["params"]):
+                # One fused call for the whole group: remembered, for _repeat at the next step.
+                dtypes = [g.dtype for g in grads]
+                strides = None if all(g.is_contiguous() for g in grads) else _strides(grads)
+                params = list(group["params"])
+                memo[id(group)] = (group["params"], params, datas, bufs, dtypes, strides, fused_as)
         return calls, started
 
-    def _fused_as(self, p, data, g, buf):
-        """(dtype, device index) to update p with the fused kernel at this step, or None.
+    def _repeat(self, group):
+        """The last step's plan again, if it holds; else None (and `_plan` sorts afresh).
 
-        `_kernels.fused_sgd_takes` decides. What it checks of the parameter and
-        its buffer (dtype, device, layout) is kept while p.data and the buffer
-        stay the same tensors, so each step checks only the gradient's dtype
-        and layout: this runs for every parameter at every step. (A leaf's
-        gradient has its shape and device: the .grad setter and the sweep
-        check them.)
+        The common case, checked in a few passes without a Python line per
+        parameter: the group is the same list of the same parameters, each
+        with the same data and momentum buffer as when `_plan` sent them all
+        to one fused kernel call, and with a plain gradient of the same dtype
+        and strides as then.
         """
-        known = self._fused.get(p)
-        if known is None or known[0] is not data or known[1] is not buf:
-            fused_as = (data.dtype, data.get_device())
-            if not _kernels.fused_sgd_takes(data, data, buf):
-                fused_as = None
-            layout = None if data.is_contiguous() else data.stride()
-            known = self._fused[p] = (data, buf, fused_as, layout)
-        fused_as, layout = known[2], known[3]
-        if fused_as is None or g.dtype is not fused_as[0] or g.shape != data.shape:
-            return None  # (a .data replaced after backward(): the public path refuses it)
-        alike = g.is_contiguous() if layout is None else g.stride() == layout
-        return fused_as if alike else None
+        last = self._fused.get(id(group))
+        if last is None:
+            return None
+        group_params, params, datas, bufs, dtypes, strides, fused_as = last
+        now = group["params"]
+        if now is not group_params or len(now) != len(params) or not all(map(is_, now, params)):
+            return None
+        grads = [p._grad for p in params]
+        try:  # (None, or a recorded gradient, fails these checks: TypeError, AttributeError)
+            if not all(map(is_, map(_dtype_of, grads), dtypes)):
+                return None
+            if strides is None:  # (each gradient's shape is its parameter's: .grad checks it)
+                if not all(map(torch.Tensor.is_contiguous, grads)):
+                    return None
+            elif _strides(grads) != strides:
+                return None
+        except (TypeError, AttributeError):
+            return None
+        if not all(map(is_, [p._data for p in params], datas)):
+            return None
+        if group["momentum"]:
+            state = self.state
+            now_bufs = [state.get(p, _NO_STATE).get("momentum_buffer") for p in params]
+            if not all(map(is_, now_bufs, bufs)):
+                return None
+        return {(fused_as, False): (datas, grads, bufs)}, []
+
+    def _learn(self, p, data, buf):
+        """What the fused kernel needs of p.data and its buffer, kept while they stay the same.
+
+        Returns (data, buf, (dtype, device index) or None, data's strides or None
+        if contiguous); None in third place where `_kernels.fused_sgd_takes`
+        refuses them (a layout, dtype or device the kernel would get wrong). `_plan`
+        then checks only the gradient at each step: its dtype and layout (a
+        leaf's gradient has its shape and device: the .grad setter and the
+        sweep check them).
+        """
+        fused_as = (data.dtype, data.get_device())
+        if not _kernels.fused_sgd_takes(data, data, buf):
+            fused_as = None
+        layout = None if data.is_contiguous() else data.stride()
+        known = self._fused[p] = (data, buf, fused_as, layout)
+        return known
+
+
+_NO_STATE: dict = {}
+_dtype_of = attrgetter("dtype")
+
+
+def _strides(tensors) -> list:
+    return list(map(torch.Tensor.stride, tensors))
 
 
 class _Memo(dict):
-    """A cache, not state: what `SGD._fused_as` last learnt of a parameter's data and buffer.
+    """A cache, not state: what `SGD._learn` last learnt of a parameter's data and buffer.
 
     Its own class so that `tapegrad.compile` treats it as an opaque object rather than
     state the step writes: everything it remembers (identity, dtype, device and layout of
