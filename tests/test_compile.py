@@ -522,6 +522,10 @@ def test_returning_a_tensor_with_an_unswept_tape_is_refused():
 
 
 def test_an_evaluation_step_under_no_grad_compiles():
+    # A leaf with a hook that an earlier test left in a reference cycle leaves this process's
+    # table of leaf hooks when the cycle collector runs, which the guards see as a change (a
+    # retrace, never a wrong result): collect first, so the count below is this step's own.
+    gc.collect()
     model = disk_network()
 
     @tg.compile
@@ -715,3 +719,32 @@ def test_a_cnn_with_batchnorm_dropout_and_adam_compiles_bit_for_bit():
     for (name, a), b in zip(ma.named_buffers(), mb.buffers()):
         assert torch.equal(a, b), name
     assert_same_optimizer_state(oa, ob)
+
+
+def test_a_scheduler_stepped_inside_the_step_is_refused_and_outside_it_retraces():
+    """Its counters live in Python state the compiled code would not advance: refused by name.
+    Stepped after the compiled call, the learning rate it sets traces the step again."""
+    twin = Twin("sgd")
+    scheduler = tg.optim.lr_scheduler.StepLR(twin.optimizer, step_size=2, gamma=0.5)
+
+    def with_scheduler(x, t):
+        loss = twin.step(x, t)
+        scheduler.step()
+        return loss
+
+    batches = disk_batches()
+    with pytest.raises(CompileError, match=r"StepLR\.step\(\).*outside it"):
+        tg.compile(with_scheduler)(*batches[0])
+
+    eager, compiled = Twin("sgd"), Twin("sgd")
+    schedulers = [
+        tg.optim.lr_scheduler.StepLR(t.optimizer, step_size=2, gamma=0.5) for t in (eager, compiled)
+    ]
+    step = tg.compile(compiled.step)
+    for x, t in batches[:6]:
+        assert torch.equal(eager.step(x, t).data, step(x, t).data)
+        for s in schedulers:
+            s.step()
+    assert_same(eager, compiled)
+    assert compiled.optimizer.param_groups[0]["lr"] == eager.optimizer.param_groups[0]["lr"]
+    assert step.stats["compiled_calls"] >= 2

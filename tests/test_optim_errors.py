@@ -419,3 +419,19 @@ def test_torch_refuses_the_same_group_mistakes_with_the_same_types():
         )
         is ValueError
     )
+
+
+def test_amsgrad_switched_on_after_steps_is_refused_before_any_update():
+    """torch.optim fails here too (KeyError); tapegrad says why, and changes nothing."""
+    ps = [tg.Tensor(torch.ones(3), requires_grad=True) for _ in range(2)]
+    opt = tg.optim.Adam(ps, lr=0.1)
+    for p in ps:
+        p.grad = torch.ones(3)
+    opt.step()
+    opt.param_groups[0]["amsgrad"] = True
+    before = [p.data.clone() for p in ps]
+    steps = [opt.state[p]["step"].clone() for p in ps]
+    with pytest.raises(KeyError, match="without amsgrad"):
+        opt.step()
+    assert all(torch.equal(p.data, b) for p, b in zip(ps, before))
+    assert all(torch.equal(opt.state[p]["step"], s) for p, s in zip(ps, steps))

@@ -366,3 +366,22 @@ def test_sgd_repeats_its_plan_only_while_every_layout_holds(config):
             torch.testing.assert_close(
                 p.data, q.detach(), **TOL[dtype], msg=lambda m: f"step {step + 1} ({kind}): {m}"
             )
+
+
+@pytest.mark.parametrize("switch", [(0.0, 0.9), (0.9, 0.0)], ids=["momentum on", "momentum off"])
+def test_sgd_follows_torch_when_momentum_is_switched_mid_run(switch):
+    """The remembered plan holds only for the momentum it was made with."""
+    g = torch.Generator().manual_seed(0)
+    start = torch.randn(4, 3, generator=g)
+    grads = [torch.randn(4, 3, generator=g) for _ in range(6)]
+    p = tg.Tensor(start.clone(), requires_grad=True)
+    q = start.clone().requires_grad_(True)
+    ours = optim.SGD([p], lr=0.1, momentum=switch[0])
+    theirs = torch.optim.SGD([q], lr=0.1, momentum=switch[0])
+    for step, grad in enumerate(grads):
+        if step == 3:
+            ours.param_groups[0]["momentum"] = theirs.param_groups[0]["momentum"] = switch[1]
+        p.grad, q.grad = grad.clone(), grad.clone()
+        ours.step()
+        theirs.step()
+        torch.testing.assert_close(p.data, q.detach(), rtol=1e-6, atol=1e-7)

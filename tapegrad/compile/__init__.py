@@ -43,7 +43,8 @@ What is not compiled, and what happens instead:
     a value read into Python       refused with an error naming the line; or, with
     (.item(), if loss > 1, print)  on_value_read='retrace', run eagerly with a warning
     hooks, create_graph,           refused, by name
-    retain_grad, keep_grads
+    retain_grad, keep_grads,
+    scheduler.step()               (call it after the compiled step instead)
     anomaly mode, Tape blocks      the call runs eagerly (they want the tape)
 
 Python state the compiler cannot reach (a global of another module that a helper

@@ -42,6 +42,7 @@ from torch.overrides import TorchFunctionMode
 from .. import hooks, sweep
 from ..function import Function
 from ..nn.module import Module
+from ..optim.lr_scheduler import LRScheduler
 from ..optim.optimizer import Optimizer
 from ..tape import Node
 from ..tensor import Tensor
@@ -406,11 +407,14 @@ class Tracer(TorchFunctionMode):
     def _on_call(self, frame, kind):
         code = frame.f_code
         if kind is None:  # first sight of this code: every code that ran is remembered
-            kind = (
-                code.co_argcount > 0
-                and code.co_varnames[0] == "self"
-                and isinstance(frame.f_locals.get("self"), Optimizer)
+            owner = (
+                frame.f_locals.get("self")
+                if code.co_argcount > 0 and code.co_varnames[0] == "self"
+                else None
             )
+            kind = isinstance(owner, Optimizer)
+            if isinstance(owner, LRScheduler) and code.co_name in ("step", "load_state_dict"):
+                kind = "scheduler"
             self.code_kinds[code] = kind
         caller = frame.f_back
         if caller is not None and (caller.f_code is APPLY_CODE or caller.f_code is SWEEP_CODE):
@@ -420,6 +424,15 @@ class Tracer(TorchFunctionMode):
                 return
         if kind == "hook":
             self._refuse_hook(frame)
+        elif kind == "scheduler":
+            owner = type(frame.f_locals.get("self")).__name__
+            self._refuse(
+                f"{owner}.{code.co_name}()",
+                "a learning-rate scheduler counts its steps in Python state that the "
+                "compiled code would not advance (the learning rate would stay as traced); "
+                "call scheduler.step() after the compiled step, outside it: a changed "
+                "learning rate then traces the step again",
+            )
         elif kind == "retain" and getattr(frame.f_locals.get("self"), "_node", None) is not None:
             self._refuse(
                 "retain_grad()",

@@ -85,12 +85,27 @@ class Adam(Optimizer):
     def step(self, closure=None):
         """Update every parameter that has a gradient (rule in the module docstring)."""
         loss = self._run_closure(closure)
+        self._check_amsgrad_state()
         for group in self.param_groups:
             for p in group["params"]:
                 g = grad_of(p)
                 if g is not None:
                     self._update(p.data, g, self.state[p], group)
         return loss
+
+    def _check_amsgrad_state(self):
+        """Before any update: amsgrad switched on after a parameter took steps without it."""
+        for group in self.param_groups:
+            if group["amsgrad"]:
+                for position, p in enumerate(group["params"]):
+                    state = self.state.get(p)
+                    if state and "max_exp_avg_sq" not in state:
+                        raise KeyError(
+                            f"{type(self).__name__}.step: parameter {position} of its group has "
+                            "taken steps without amsgrad, so its state has no 'max_exp_avg_sq' "
+                            "(torch.optim fails here too); set amsgrad=True when making the "
+                            "optimizer, or forget the state first (optimizer.state.clear())"
+                        )
 
     @staticmethod
     def _update(p, g, state, group):

@@ -162,6 +162,8 @@ class SGD(Optimizer):
         if last is None:
             return None
         group_params, params, datas, bufs, dtypes, strides, fused_as = last
+        if (bufs[0] is None) != (not group["momentum"]):
+            return None  # momentum switched on or off since: buffers start or stop
         now = group["params"]
         if now is not group_params or len(now) != len(params) or not all(map(is_, now, params)):
             return None
