@@ -1,19 +1,30 @@
 """Torch kernels that the derivatives and optimizers call, each with a public fallback.
 
 Derivatives use aten's fused backward kernels (one kernel instead of two or
-three elementwise ones). Those are public (`torch.ops.aten`). The two
-private entry points (an underscore name) that were measured to matter live
-here too, each with a fallback written in public torch, so that a torch
-upgrade that drops one slows tapegrad down instead of breaking it
-(`tests/test_kernels.py` checks each kernel against its fallback).
+three elementwise ones). Those are public (`torch.ops.aten`); `aten` finds
+each one's C++ entry, which skips a Python layer on every call. The private
+entry points (an underscore name) that were measured to matter live here,
+each with a fallback (public torch), so that a torch upgrade that drops one
+slows tapegrad down instead of breaking it (`tests/test_kernels.py` checks
+each kernel against its fallback).
 """
 
 import torch
 
 
-def _aten(name):
-    packet = getattr(torch.ops.aten, name, None)
-    return None if packet is None else getattr(packet, "default", None)
+def aten(name: str, overload: str = "default"):
+    """aten's kernel `name` (None where this torch has none), for the hot paths to call.
+
+    ``torch.ops.aten.<name>.default(...)`` passes through two Python layers
+    (the overload's ``__call__``, then its C++ entry) at about 0.6 us a call,
+    measured: several times per training step. The overload keeps its C++
+    entry as ``_op``; calling that is the same kernel without the Python
+    layer, and it honours ``__torch_function__`` as the overload does (with
+    the overload as the function it names). ``_op`` is private, so the
+    overload itself is the fallback.
+    """
+    found = getattr(getattr(torch.ops.aten, name, None), overload, None)
+    return getattr(found, "_op", found)
 
 
 def _tanh_backward(grad, y):
@@ -34,13 +45,13 @@ def _mse_loss_backward(grad, prediction, target, reduction):
 
 
 # dL/dx = dL/dy * (1 - y^2), from the output y = tanh(x)
-tanh_backward = _aten("tanh_backward") or _tanh_backward
+tanh_backward = aten("tanh_backward") or _tanh_backward
 # dL/dx = dL/dy * y * (1 - y), from the output y = sigmoid(x)
-sigmoid_backward = _aten("sigmoid_backward") or _sigmoid_backward
+sigmoid_backward = aten("sigmoid_backward") or _sigmoid_backward
 # dL/dx = dL/dy where y > threshold, else 0
-threshold_backward = _aten("threshold_backward") or _threshold_backward
+threshold_backward = aten("threshold_backward") or _threshold_backward
 # dL/dx = dL/dy * 2 (x - t) [/ numel for reduction=1 (mean)]
-mse_loss_backward = _aten("mse_loss_backward") or _mse_loss_backward
+mse_loss_backward = aten("mse_loss_backward") or _mse_loss_backward
 
 
 # --- private: the fused SGD update, and the version counter it must bump -----

@@ -76,7 +76,8 @@ class Function:
         """Run the op; record it on the tape if any input needs a gradient."""
         # This is the hot path of every forward pass: one pass over the
         # arguments, then the forward, then a handful of slot writes.
-        recording = _state.recording
+        state = _state.__dict__  # this thread's settings (tape.py): one thread-local lookup
+        recording = state["recording"]
         raw = []
         inputs = []  # per input: its Node, a leaf Tensor, or the constant itself
         needs = []
@@ -128,18 +129,21 @@ class Function:
             )
 
         if not record:
-            if _state.anomaly:
+            if state["anomaly"]:
                 anomaly.check_forward(ctx, out, recorded=False)
             return Tensor._wrap(out)
 
-        return _record(ctx, out, inputs, tape)
+        return _record(ctx, out, inputs, tape, state)
 
 
-def _record(ctx, out, inputs, tape) -> Tensor:
-    """Append `ctx` to the right tape (the inputs' `tape`, or a block's, or a new one)."""
-    blocks = _state.blocks
-    if blocks:
-        tape = home_in_blocks(tape, blocks)
+def _record(ctx, out, inputs, tape, state) -> Tensor:
+    """Append `ctx` to the right tape (the inputs' `tape`, or a block's, or a new one).
+
+    `state` is this thread's settings (``_state.__dict__``).
+    """
+    watched = state["watched"]  # inside `with Tape()`, a create_graph sweep or anomaly mode
+    if watched and state["blocks"]:
+        tape = home_in_blocks(tape, state["blocks"])
     elif tape is None:
         tape = Tape._computation()
     nodes = tape.nodes
@@ -148,22 +152,27 @@ def _record(ctx, out, inputs, tape) -> Tensor:
     ctx.seq = next(_sequence)
     ctx.shape = out.shape
     dtype = ctx.dtype = out.dtype
-    if dtype.is_complex:
+    if dtype in _COMPLEX:
         raise _complex_error(ctx)
-    ctx._module = _state.module
+    ctx._module = state["module"]
     ctx._out_id = id(out)  # which saved tensor is this output: see sweep's create_graph
     # A view whose memory changes later (an in-place op on its base) is refused when used.
     ctx._out_version = None if out._base is None else out._version
     ctx.value = out if tape.keep_values else None
-    deriving = _state.deriving
-    if deriving is not None:  # recorded by a create_graph sweep: part of that node's derivative
-        ctx.derivative_of = deriving
-    if _state.anomaly:  # before appending: a refused node leaves the tape as it was
-        anomaly.check_forward(ctx, out, recorded=True)
-    nodes.append(ctx)
-    if blocks:
-        note_in_blocks(ctx, out, tape, blocks)
+    if watched:
+        if state["deriving"] is not None:  # recorded by a create_graph sweep: its derivative's
+            ctx.derivative_of = state["deriving"]
+        if state["anomaly"]:  # before appending: a refused node leaves the tape as it was
+            anomaly.check_forward(ctx, out, recorded=True)
+        nodes.append(ctx)
+        if state["blocks"]:
+            note_in_blocks(ctx, out, tape, state["blocks"])
+    else:
+        nodes.append(ctx)
     return Tensor._recorded(out, ctx, tape)
+
+
+_COMPLEX = frozenset({torch.complex32, torch.complex64, torch.complex128})
 
 
 def _apply_extras(cls, ctx, out, raw, inputs, tape, record):
@@ -191,7 +200,7 @@ def _apply_extras(cls, ctx, out, raw, inputs, tape, record):
         return wrapped if out.__class__ is tuple else wrapped[0]
     ctx.op = _several_outputs(cls)
     ctx.outputs = tuple((o.shape, o.dtype, o.device, alive) for o, alive in zip(outs, live))
-    parent = _record(ctx, outs[0], inputs, tape)
+    parent = _record(ctx, outs[0], inputs, tape, _state.__dict__)
     ctx._out_id = None  # its outputs are those of its OutputOf nodes
     ctx.shape = outs[0].shape if len(outs) == 1 else torch.Size([len(outs)])
     results = tuple(

@@ -139,13 +139,15 @@ def grad(
 
 
 def _as_list(value) -> list:
+    if value.__class__ is list:
+        return value
     if isinstance(value, (Tensor, torch.Tensor)) or value is None:
         return [value]
     return list(value)
 
 
 def _roots_and_seeds(tensors, grads, caller: str, create_graph: bool):
-    roots = _as_list(tensors)
+    roots = [tensors] if tensors.__class__ is Tensor else _as_list(tensors)
     if not roots:
         raise RuntimeError(f"{caller}(): no tensors to differentiate; pass the loss (or losses)")
     grads = [None] * len(roots) if grads is None else _as_list(grads)
@@ -271,40 +273,17 @@ def _run(roots, seeds, retain_graph, create_graph, keep_grads, targets=None):
     `targets`, only the derivatives that lead to them are computed (`_prune`).
     """
     touched, shared, kept = [], [], []
-    tapes = {}  # id(tape) -> [tape, start index]
-    seeded = []
-    try:
-        for root, seed in zip(roots, seeds):
-            holder = root if root._node is None else root._node
-            if holder._gathered is None:
-                holder._gathered = seed
-                seeded.append(holder)
-                if root._node is None:
-                    touched.append(root)
-                    shared.append(root)
-            else:
-                holder._gathered = holder._gathered + seed
-            if root._node is not None:
-                tape = resolve(root._tape)
-                entry = tapes.setdefault(id(tape), [tape, -1])
-                entry[1] = max(entry[1], root._node.index)
-        # The lists to walk, fixed now: a create_graph sweep records onto these tapes (an
-        # ordinary one appends nothing, and walks the tape's own list from `start` down).
-        walks = [
-            (
-                tape,
-                tape.nodes[: start + 1] if create_graph or targets is not None else tape.nodes,
-                start,
-            )
-            for tape, start in tapes.values()
-        ]
-    except BaseException:
-        for holder in seeded:
-            holder._gathered = None
-        raise
+    node = roots[0]._node
+    if len(roots) == 1 and node is not None and not create_graph and targets is None:
+        # the common case, loss.backward(): one recorded root, the whole of an ordinary sweep
+        node._gathered = seeds[0]
+        tape = resolve(roots[0]._tape)
+        walks = [(tape, tape.nodes, node.index)]
+    else:
+        walks = _seed_roots(roots, seeds, touched, shared, create_graph or targets is not None)
     pruned = [] if targets is None else _prune(walks, targets)
-    recording, _state.recording = _state.recording, create_graph
-    _state.sweeping = True
+    state = _state.__dict__  # this thread's settings: one thread-local lookup
+    recording, state["recording"], state["sweeping"] = state["recording"], create_graph, True
     try:
         for tape, nodes, start in walks:
             if create_graph:
@@ -321,11 +300,48 @@ def _run(roots, seeds, retain_graph, create_graph, keep_grads, targets=None):
                 node._gathered = None
         raise
     finally:
-        _state.sweeping = False
-        _state.recording = recording
+        state["sweeping"], state["recording"] = False, recording
         for node, needs in pruned:
             node.needs_input_grad = needs
     return touched, shared, kept
+
+
+def _seed_roots(roots, seeds, touched, shared, copy: bool) -> list:
+    """Give each root its seed; return the walks, (tape, its nodes, start), one per tape.
+
+    With `copy` each walk is over a copy of the tape's list, as it is now.
+    """
+    starts: list = []  # [tape, the highest root index on it], per tape reached
+    seeded = []
+    try:
+        for root, seed in zip(roots, seeds):
+            node = root._node
+            holder = root if node is None else node
+            if holder._gathered is None:
+                holder._gathered = seed
+                seeded.append(holder)
+                if node is None:
+                    touched.append(root)
+                    shared.append(root)
+            else:
+                holder._gathered = holder._gathered + seed
+            if node is not None:
+                tape = resolve(root._tape)
+                for entry in starts:
+                    if entry[0] is tape:
+                        entry[1] = max(entry[1], node.index)
+                        break
+                else:
+                    starts.append([tape, node.index])
+    except BaseException:
+        for holder in seeded:
+            holder._gathered = None
+        raise
+    # The lists to walk, fixed now: a create_graph sweep records onto these tapes (an
+    # ordinary one appends nothing, and walks the tape's own list from `start` down).
+    return [
+        (tape, tape.nodes[: start + 1] if copy else tape.nodes, start) for tape, start in starts
+    ]
 
 
 def _prune(walks, targets) -> list:
@@ -403,7 +419,7 @@ def _sweep_graph(nodes, tape, keep_grads, touched, kept, pruned=False):
             if grad is None:
                 continue
             node._gathered = None
-            _state.deriving = node
+            _state.watch("deriving", node)
             if keep_grads or node.retains_grad or node.hooks is not None:
                 grad = _at_node(node, grad, keep_grads, kept)
             if pruned and True not in node.needs_input_grad:
@@ -426,9 +442,9 @@ def _sweep_graph(nodes, tape, keep_grads, touched, kept, pruned=False):
                         holder._gathered = grad_in
                     else:
                         holder._gathered = previous + grad_in
-            _state.deriving = None
+            _state.watch("deriving", None)
     finally:
-        _state.deriving = None
+        _state.watch("deriving", None)
 
 
 def _at_node(node, grad, keep_grads, kept):
@@ -635,28 +651,21 @@ def _commit(leaves, shared, kept, create_graph: bool) -> None:
     in place, so a reference held to ``x.grad`` sees the sum. After
     create_graph=True the sum is recorded instead (out of place).
     """
-    if hooks.leaf_hooks:  # run them all before any .grad changes (one may raise)
-        try:
-            gathered = [_with_hooks(leaf, leaf._gathered) for leaf in leaves]
-        finally:
-            for leaf in leaves:
-                leaf._gathered = None
-        # a hook may keep the tensor it saw, or return one it keeps: .grad takes a copy
-        hooked = {id(leaf) for leaf in leaves if id(leaf) in hooks.leaf_hooks}
-        gathered = [
-            grad.clone() if id(leaf) in hooked and isinstance(grad, torch.Tensor) else grad
-            for leaf, grad in zip(leaves, gathered)
-        ]
-    else:
-        gathered = [leaf._gathered for leaf in leaves]
+    try:
+        if hooks.leaf_hooks:  # run them all before any .grad changes (one may raise)
+            _run_leaf_hooks(leaves)
+        if shared and not create_graph:
+            _own_leaf_grads([leaf for leaf in shared if leaf._grad is None], kept)
+    except BaseException:
         for leaf in leaves:
             leaf._gathered = None
-    fresh = []
-    for leaf, grad in zip(leaves, gathered):
+        raise
+    for leaf in leaves:
+        grad = leaf._gathered
+        leaf._gathered = None
         old = leaf._grad
         if old is None:
             leaf._grad = grad
-            fresh.append(leaf)
         elif create_graph or isinstance(grad, Tensor):
             leaf._grad = grad + old
         else:
@@ -666,9 +675,16 @@ def _commit(leaves, shared, kept, create_graph: bool) -> None:
                 leaf._grad = old + grad
             else:
                 leaf._grad = old.add_(grad)
-    if shared and not create_graph:
-        ids = {id(leaf) for leaf in fresh}
-        _own_leaf_grads([leaf for leaf in shared if id(leaf) in ids], kept)
+
+
+def _run_leaf_hooks(leaves) -> None:
+    """Replace each leaf's gathered gradient by what its hooks make of it."""
+    hooked = [(leaf, _with_hooks(leaf, leaf._gathered)) for leaf in leaves]
+    for leaf, grad in hooked:
+        # a hook may keep the tensor it saw, or return one it keeps: .grad takes a copy
+        if id(leaf) in hooks.leaf_hooks and isinstance(grad, torch.Tensor):
+            grad = grad.clone()
+        leaf._gathered = grad
 
 
 def _own_leaf_grads(leaves, kept) -> None:
@@ -688,9 +704,9 @@ def _own_leaf_grads(leaves, kept) -> None:
         if id(holder) in done:
             continue
         done.add(id(holder))
-        grad = holder._grad
+        grad = holder._gathered
         if grad._base is not None or id(grad) in seen or not grad.is_contiguous():
-            grad = holder._grad = grad.clone(memory_format=torch.contiguous_format)
+            grad = holder._gathered = grad.clone(memory_format=torch.contiguous_format)
         seen.add(id(grad))
 
 

@@ -62,7 +62,13 @@ import torch
 
 
 class _ThreadState(threading.local):
-    """What this thread is recording into, and how."""
+    """What this thread is recording into, and how.
+
+    Hot paths (`Function.apply`, `Module.__call__`, the sweep) read and write
+    it as ``_state.__dict__``: this thread's own dict, found with one
+    thread-local lookup, then plain dict reads (each ``_state.x`` would be a
+    thread-local lookup of its own).
+    """
 
     def __init__(self):
         self.recording = True  # False under no_grad()
@@ -73,6 +79,14 @@ class _ThreadState(threading.local):
         self.sweeping = False  # a reverse sweep is running on this thread
         self.deriving = None  # in a create_graph sweep: the node whose derivative is recording
         self.anomaly = False  # detect_anomaly() is on
+        # True while blocks, deriving or anomaly is set: recording an op then has more to do
+        # (the hot path reads this one flag instead of three). Set through `watch` only.
+        self.watched = False
+
+    def watch(self, name: str, value) -> None:
+        """Set `name` (blocks, deriving or anomaly) and the `watched` flag that sums them up."""
+        setattr(self, name, value)
+        self.watched = bool(self.blocks) or self.deriving is not None or self.anomaly
 
 
 _state = _ThreadState()
@@ -195,7 +209,9 @@ class Node:
         versions = tuple(
             [t._version if t is not None and isinstance(t, torch.Tensor) else None for t in tensors]
         )
-        self._versions = versions if versions.count(None) != len(versions) else ()
+        if None in versions and versions.count(None) == len(versions):
+            versions = ()  # no tensor saved: nothing to free or check
+        self._versions = versions
 
     def mark_non_differentiable(self, *outputs):
         """torch's API: these outputs of forward get no gradient (their backward input is zeros)."""
@@ -325,12 +341,11 @@ class Tape:
                 "this Tape is already recording (its `with` block is open); "
                 "use a new Tape() for the inner block"
             )
-        _state.blocks = _state.blocks + (self,)
+        _state.watch("blocks", _state.blocks + (self,))
         return self
 
     def __exit__(self, *exc):
-        blocks = _state.blocks
-        _state.blocks = tuple(b for b in blocks if b is not self)
+        _state.watch("blocks", tuple(b for b in _state.blocks if b is not self))
         return False
 
     # --- the list -------------------------------------------------------
@@ -472,12 +487,18 @@ class ThreadSwitch:
 
     def __enter__(self):
         self._previous = getattr(_state, self.attribute)
-        setattr(_state, self.attribute, self._value())
+        self._set(self._value())
         return self
 
     def __exit__(self, *exc):
-        setattr(_state, self.attribute, self._previous)
+        self._set(self._previous)
         return False
+
+    def _set(self, value) -> None:
+        if self.attribute == "recording":
+            _state.recording = value
+        else:
+            _state.watch(self.attribute, value)
 
     def _value(self):
         return self.value

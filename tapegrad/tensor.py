@@ -329,7 +329,7 @@ class Tensor:
                 raise TypeError("backward(): pass the gradient once, as gradient= (or grad=)")
             gradient = grad
         sweep.backward(
-            [self],
+            self,
             [gradient],
             retain_graph=retain_graph,
             create_graph=create_graph,

@@ -524,3 +524,57 @@ def test_leaf_gradient_does_not_alias_the_callers_grad_or_a_retained_one():
     assert x.grad.tolist() == [1.0, 1.0] and z.grad.tolist() == [1.0, 1.0]
     x.grad.add_(1)
     assert y.grad.tolist() == [1.0, 1.0]
+
+
+def test_the_watched_flag_follows_blocks_anomaly_and_create_graph_sweeps():
+    """`_state.watched` (the one flag recording reads) is set exactly while a block, anomaly
+    mode or a create_graph sweep is on, also when they nest or end with an error, per thread."""
+    import threading
+
+    from tapegrad.tape import _state
+
+    def expected():
+        return bool(_state.blocks) or _state.deriving is not None or _state.anomaly
+
+    seen = []
+
+    def look(x=None):
+        seen.append((_state.watched, expected()))
+        return x
+
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    look()
+    with tg.Tape():
+        look()
+        with tg.detect_anomaly():
+            look()
+            with tg.Tape():
+                look()
+            look()
+        look()
+    look()
+    with pytest.raises(ValueError), tg.Tape(), tg.detect_anomaly():
+        raise ValueError("leave both blocks with an error")
+    look()
+    y = (x * x).sum()
+    (g,) = tg.grad(y, x, create_graph=True)
+    look()
+    g.register_hook(look)  # runs inside the second sweep: deriving is set there
+    z = (g * g).sum()
+    z.backward(create_graph=True)
+    look()
+    assert all(flag == want for flag, want in seen), seen
+    assert [flag for flag, _ in seen] == [False, True, True, True, True, True, False] + [
+        False,
+        False,
+        True,
+        False,
+    ]
+
+    # per thread: a block open here does not mark another thread as watched
+    other = []
+    with tg.Tape():
+        thread = threading.Thread(target=lambda: other.append(_state.watched))
+        thread.start()
+        thread.join()
+    assert other == [False]

@@ -14,16 +14,16 @@ import warnings
 
 import torch
 
-from .. import ops
+from .. import _kernels, ops
 from ..function import Function
 from ..ops.dual import zeros_like
 from ._utils import ArgumentError
 from .module import Module
 
-_leaky_relu = torch.ops.aten.leaky_relu.default
-_leaky_relu_backward = torch.ops.aten.leaky_relu_backward.default
-_gelu = torch.ops.aten.gelu.default
-_gelu_backward = torch.ops.aten.gelu_backward.default
+_leaky_relu = _kernels.aten("leaky_relu")
+_leaky_relu_backward = _kernels.aten("leaky_relu_backward")
+_gelu = _kernels.aten("gelu")
+_gelu_backward = _kernels.aten("gelu_backward")
 
 
 # --- LeakyReLU ---------------------------------------------------------------------------

@@ -32,6 +32,7 @@ import math
 
 import torch
 
+from .. import _kernels
 from ..errors import DtypeError, ShapeError
 from ..function import Function
 from ..tensor import Tensor
@@ -42,7 +43,7 @@ from .parameter import Parameter
 
 # torch.convolution is aten's convolution with less call overhead than torch.ops.aten's (~10 us)
 _convolution = torch.convolution
-_convolution_backward = torch.ops.aten.convolution_backward.default
+_convolution_backward = _kernels.aten("convolution_backward")
 
 
 def _traced(*values) -> bool:

@@ -89,7 +89,7 @@ def mse_loss_backward(grad, prediction, target, reduction):
     return MSELossBackward.apply(grad, prediction, target, reduction)
 
 
-_mse_loss = getattr(getattr(torch.ops.aten, "mse_loss", None), "default", None) or (
+_mse_loss = _kernels.aten("mse_loss") or (
     lambda p, t, r: F.mse_loss(p, t, reduction=["none", "mean", "sum"][r])
 )
 
@@ -135,10 +135,17 @@ class BCEFunction(Function):
 _BCE_EPS = float(torch.tensor(1e-12, dtype=torch.float32))
 
 
-def _check_same_shape(owner: str, prediction, target) -> None:
-    """Prediction and target: tensors of one shape and one dtype (see the module docstring)."""
-    p = prediction.data if isinstance(prediction, Tensor) else prediction
-    t = target.data if isinstance(target, Tensor) else target
+def _check_same_shape(owner, prediction, target) -> None:
+    """Prediction and target: tensors of one shape and one dtype (see the module docstring).
+
+    `owner` names the caller in errors: a function's name, or the loss module itself.
+    """
+    p = prediction._data if isinstance(prediction, Tensor) else prediction
+    t = target._data if isinstance(target, Tensor) else target
+    if isinstance(owner, Module):
+        if p.__class__ is t.__class__ is torch.Tensor and p.shape == t.shape and p.dtype == t.dtype:
+            return  # the common case, checked in one line (a loss is called every step)
+        owner = type(owner).__name__
     for role, value in (("prediction", p), ("target", t)):
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"{owner}: {role} must be a tensor, got {type(value).__name__}")
@@ -167,7 +174,7 @@ class _Loss(Module):
         self._last_inputs = None
 
     def forward(self, prediction, target):
-        _check_same_shape(type(self).__name__, prediction, target)
+        _check_same_shape(self, prediction, target)
         self.__dict__["_last_inputs"] = (prediction, target)  # plain attribute: skip __setattr__
         return self._loss(prediction, target)
 
@@ -228,11 +235,11 @@ class BCELoss(_Loss):
 
 # --- classification: NLL (and cross-entropy built on it), BCE with logits -------------------
 
-_nll_loss_forward = torch.ops.aten.nll_loss_forward.default
-_nll_loss_backward = torch.ops.aten.nll_loss_backward.default
-_nll_loss2d_forward = torch.ops.aten.nll_loss2d_forward.default
-_nll_loss2d_backward = torch.ops.aten.nll_loss2d_backward.default
-_bce_with_logits = torch.ops.aten.binary_cross_entropy_with_logits.default
+_nll_loss_forward = _kernels.aten("nll_loss_forward")
+_nll_loss_backward = _kernels.aten("nll_loss_backward")
+_nll_loss2d_forward = _kernels.aten("nll_loss2d_forward")
+_nll_loss2d_backward = _kernels.aten("nll_loss2d_backward")
+_bce_with_logits = _kernels.aten("binary_cross_entropy_with_logits")
 
 
 class NLLLossFunction(Function):

@@ -292,15 +292,16 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
-        outer = _state.module
-        _state.module = self._weakref
+        state = _state.__dict__  # this thread's settings: one thread-local lookup
+        outer = state["module"]
+        state["module"] = self._weakref
         try:
             if self._forward_pre_hooks or self._forward_hooks:
                 out = self._call_with_hooks(args, kwargs)
-            else:  # the common case: no hooks, nothing more to do
-                out = self.forward(*args, **kwargs)
+            else:  # the common case: no hooks, nothing more to do (and often no keywords)
+                out = self.forward(*args, **kwargs) if kwargs else self.forward(*args)
         finally:
-            _state.module = outer
+            state["module"] = outer
         if outer is None:
             # Called by the user, not from another module's forward: keep the output for
             # the course API's backward(). Layers inside a model keep nothing, or every

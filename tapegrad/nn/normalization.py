@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import _kernels
 from ..errors import ShapeError
 from ..function import Function
 from ..tensor import Tensor
@@ -37,10 +38,10 @@ from ._utils import data_of
 from .module import Module
 from .parameter import Parameter
 
-_native_batch_norm = torch.ops.aten.native_batch_norm.default
-_native_batch_norm_backward = torch.ops.aten.native_batch_norm_backward.default
-_native_layer_norm = torch.ops.aten.native_layer_norm.default
-_native_layer_norm_backward = torch.ops.aten.native_layer_norm_backward.default
+_native_batch_norm = _kernels.aten("native_batch_norm")
+_native_batch_norm_backward = _kernels.aten("native_batch_norm_backward")
+_native_layer_norm = _kernels.aten("native_layer_norm")
+_native_layer_norm_backward = _kernels.aten("native_layer_norm_backward")
 
 
 def _normalized_grads(

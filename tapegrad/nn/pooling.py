@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import _kernels
 from ..errors import ShapeError
 from ..function import Function
 from ..tensor import Tensor
@@ -26,9 +27,9 @@ from .module import Module
 
 # aten's max_pool2d_with_indices; torch.nn.functional's entry to it has less call overhead
 _max_pool2d_with_indices = torch.nn.functional.max_pool2d_with_indices
-_max_pool2d_backward = torch.ops.aten.max_pool2d_with_indices_backward.default
-_avg_pool2d = torch.ops.aten.avg_pool2d.default
-_avg_pool2d_backward = torch.ops.aten.avg_pool2d_backward.default
+_max_pool2d_backward = _kernels.aten("max_pool2d_with_indices_backward")
+_avg_pool2d = _kernels.aten("avg_pool2d")
+_avg_pool2d_backward = _kernels.aten("avg_pool2d_backward")
 
 
 class MaxPool2dFunction(Function):

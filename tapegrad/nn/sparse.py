@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import _kernels
 from ..errors import DtypeError
 from ..function import Function
 from ..ops.select import where
@@ -21,8 +22,8 @@ from ._utils import data_of
 from .module import Module
 from .parameter import Parameter
 
-_embedding = torch.ops.aten.embedding.default
-_embedding_dense_backward = torch.ops.aten.embedding_dense_backward.default
+_embedding = _kernels.aten("embedding")
+_embedding_dense_backward = _kernels.aten("embedding_dense_backward")
 
 
 class EmbeddingFunction(Function):

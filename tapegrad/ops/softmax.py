@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import torch
 
+from .. import _kernels
 from ..function import Function
 from .dual import dual
 
-_softmax_backward_data = torch.ops.aten._softmax_backward_data.default
-_log_softmax_backward_data = torch.ops.aten._log_softmax_backward_data.default
+_softmax_backward_data = _kernels.aten("_softmax_backward_data")
+_log_softmax_backward_data = _kernels.aten("_log_softmax_backward_data")
 
 
 class Softmax(Function):

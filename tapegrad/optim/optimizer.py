@@ -211,10 +211,12 @@ class Optimizer:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget every parameter's gradient: set it to None, or to a new tensor of zeros."""
         for group in self.param_groups:
-            for p in group["params"]:
-                if set_to_none:
+            if set_to_none:
+                for p in group["params"]:
                     p._grad = None
-                elif p._grad is not None:
+                continue
+            for p in group["params"]:
+                if p._grad is not None:
                     p._grad = torch.zeros_like(grad_of(p))
 
     # --- state dict -------------------------------------------------------------

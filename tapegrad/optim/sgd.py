@@ -20,7 +20,7 @@ one tensor at a time by the same rule in public torch.
 
 from __future__ import annotations
 
-from operator import attrgetter, is_
+from operator import attrgetter, is_, itemgetter
 
 import torch
 
@@ -77,7 +77,7 @@ class SGD(Optimizer):
 
     def step(self, closure=None):
         """Update every parameter that has a gradient (rule in the module docstring)."""
-        loss = self._run_closure(closure)
+        loss = None if closure is None else self._run_closure(closure)
         for group in self.param_groups:
             calls, started = self._repeat(group) or self._plan(group)
             for (fused_as, first), (params, grads, buffers) in calls.items():
@@ -143,10 +143,9 @@ class SGD(Optimizer):
             datas, grads, bufs = calls[fused_as, first]
             if fused_as is not None and not first and len(datas) == len(group["params"]):
                 # One fused call for the whole group: remembered, for _repeat at the next step.
-                dtypes = [g.dtype for g in grads]
                 strides = None if all(g.is_contiguous() for g in grads) else _strides(grads)
                 params = list(group["params"])
-                memo[id(group)] = (group["params"], params, datas, bufs, dtypes, strides, fused_as)
+                memo[id(group)] = (group["params"], params, datas, bufs, strides, fused_as)
         return calls, started
 
     def _repeat(self, group):
@@ -161,30 +160,28 @@ class SGD(Optimizer):
         last = self._fused.get(id(group))
         if last is None:
             return None
-        group_params, params, datas, bufs, dtypes, strides, fused_as = last
-        if (bufs[0] is None) != (not group["momentum"]):
+        group_params, params, datas, bufs, strides, fused_as = last
+        momentum = group["momentum"]
+        if (bufs[0] is None) != (not momentum):
             return None  # momentum switched on or off since: buffers start or stop
         now = group["params"]
         if now is not group_params or len(now) != len(params) or not all(map(is_, now, params)):
             return None
-        grads = [p._grad for p in params]
-        try:  # (None, or a recorded gradient, fails these checks: TypeError, AttributeError)
-            if not all(map(is_, map(_dtype_of, grads), dtypes)):
-                return None
+        grads = list(map(_grad_of, params))
+        try:  # (None, a recorded gradient or a missing buffer fails: TypeError, AttributeError...)
+            # (A gradient's dtype is its parameter's: the .grad setter and the sweep see to it,
+            # and each .data is checked below to be the very tensor planned with.)
             if strides is None:  # (each gradient's shape is its parameter's: .grad checks it)
                 if not all(map(torch.Tensor.is_contiguous, grads)):
                     return None
             elif _strides(grads) != strides:
                 return None
-        except (TypeError, AttributeError):
-            return None
-        if not all(map(is_, [p._data for p in params], datas)):
-            return None
-        if group["momentum"]:
-            state = self.state
-            now_bufs = [state.get(p, _NO_STATE).get("momentum_buffer") for p in params]
-            if not all(map(is_, now_bufs, bufs)):
+            if not all(map(is_, map(_data_of, params), datas)):
                 return None
+            if momentum and not all(map(is_, map(_buffer_of, map(self.state.get, params)), bufs)):
+                return None
+        except (TypeError, AttributeError, KeyError):
+            return None
         return {(fused_as, False): (datas, grads, bufs)}, []
 
     def _learn(self, p, data, buf):
@@ -205,8 +202,9 @@ class SGD(Optimizer):
         return known
 
 
-_NO_STATE: dict = {}
-_dtype_of = attrgetter("dtype")
+_grad_of = attrgetter("_grad")
+_data_of = attrgetter("_data")
+_buffer_of = itemgetter("momentum_buffer")
 
 
 def _strides(tensors) -> list:
