@@ -76,6 +76,7 @@ def backward(
             if id(leaf) not in chosen:
                 leaf._gathered = None
         leaves = [leaf for leaf in leaves if id(leaf) in chosen]
+        shared = [leaf for leaf in shared if id(leaf) in chosen]
         for t in targets:
             if t._node is not None and id(t._node) in captured:
                 node = t._node
@@ -139,8 +140,6 @@ def grad(
 
 
 def _as_list(value) -> list:
-    if value.__class__ is list:
-        return value
     if isinstance(value, (Tensor, torch.Tensor)) or value is None:
         return [value]
     return list(value)

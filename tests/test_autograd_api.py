@@ -273,3 +273,26 @@ def test_mark_dirty_and_tensors_inside_lists_get_clear_errors():
         Dirty.apply(x)
     with pytest.raises(TypeError, match="inside a list or tuple argument"):
         Listed.apply([x, x])
+
+
+def test_backward_inputs_leaves_a_root_leaf_that_is_not_an_input_alone_like_torch():
+    """A leaf passed as a root but not among inputs= takes no gradient; the chosen ones do."""
+    results = []
+    for lib in (torch, tg):
+        a = lib.tensor([1.0, 2.0], requires_grad=True)
+        w = lib.tensor(3.0, requires_grad=True)
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        b = lib.tensor([1.0, 1.0], requires_grad=True)
+        m = x * 2
+        if lib is torch:
+            m.retain_grad()
+            backward = torch.autograd.backward
+        else:
+            backward = tg.backward
+        backward([a, w * w], [torch.ones(2), None], inputs=[w])
+        backward([m * b, b], [torch.ones(2), torch.ones(2)], inputs=[m, x])
+        results.append([None if t.grad is None else t.grad.clone() for t in (a, w, x, b, m)])
+    for theirs, ours in zip(*results):
+        assert (theirs is None) == (ours is None)
+        if theirs is not None:
+            assert torch.equal(theirs, ours)

@@ -385,3 +385,44 @@ def test_sgd_follows_torch_when_momentum_is_switched_mid_run(switch):
         ours.step()
         theirs.step()
         torch.testing.assert_close(p.data, q.detach(), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "change", ["data swapped and restored", "grad.data retyped", "data.data retyped"]
+)
+def test_sgd_notices_a_gradient_dtype_changed_behind_the_setters(change):
+    """A gradient's dtype can change without the .grad setter seeing it: a backward at another
+    precision on swapped .data, then the very same master tensors restored; or torch's own
+    .data setter on a gradient or a parameter's data. The remembered fused call must not be
+    repeated with mixed dtypes: the step takes torch's per-tensor rule (buffers keep their
+    dtype; p -= lr * (momentum * buf + g))."""
+    ours = [tg.nn.Parameter(torch.tensor([1.0, 2.0, 3.0])), tg.nn.Parameter(torch.tensor([4.0]))]
+    opt = optim.SGD(ours, lr=0.1, momentum=0.9)
+
+    def backward():
+        opt.zero_grad()
+        sum((p * p).sum() for p in ours).backward()
+
+    for _ in range(2):  # the fused plan is remembered
+        backward()
+        opt.step()
+    if change == "data swapped and restored":
+        masters = [p.data for p in ours]
+        for p in ours:
+            p.data = p.data.double()
+        backward()
+        for p, master in zip(ours, masters):
+            p.data = master
+    else:
+        backward()
+        if change == "data.data retyped":
+            ours[0].data.data = ours[0].data.data.double()
+        ours[0].grad.data = ours[0].grad.data.double()
+    assert ours[0].grad.dtype == torch.float64
+    expected = []
+    for p in ours:
+        buf = opt.state[p]["momentum_buffer"].double()
+        expected.append((p.data.double() - 0.1 * (0.9 * buf + p.grad.double())).to(p.dtype))
+    opt.step()
+    for p, e in zip(ours, expected):
+        torch.testing.assert_close(p.data, e)

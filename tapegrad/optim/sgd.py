@@ -143,9 +143,10 @@ class SGD(Optimizer):
             datas, grads, bufs = calls[fused_as, first]
             if fused_as is not None and not first and len(datas) == len(group["params"]):
                 # One fused call for the whole group: remembered, for _repeat at the next step.
+                dtypes = [g.dtype for g in grads]
                 strides = None if all(g.is_contiguous() for g in grads) else _strides(grads)
                 params = list(group["params"])
-                memo[id(group)] = (group["params"], params, datas, bufs, strides, fused_as)
+                memo[id(group)] = (group["params"], params, datas, bufs, dtypes, strides, fused_as)
         return calls, started
 
     def _repeat(self, group):
@@ -160,7 +161,7 @@ class SGD(Optimizer):
         last = self._fused.get(id(group))
         if last is None:
             return None
-        group_params, params, datas, bufs, strides, fused_as = last
+        group_params, params, datas, bufs, dtypes, strides, fused_as = last
         momentum = group["momentum"]
         if (bufs[0] is None) != (not momentum):
             return None  # momentum switched on or off since: buffers start or stop
@@ -169,8 +170,10 @@ class SGD(Optimizer):
             return None
         grads = list(map(_grad_of, params))
         try:  # (None, a recorded gradient or a missing buffer fails: TypeError, AttributeError...)
-            # (A gradient's dtype is its parameter's: the .grad setter and the sweep see to it,
-            # and each .data is checked below to be the very tensor planned with.)
+            # (A gradient's dtype can change behind the .grad setter's back, e.g. by
+            # p.grad.data = p.grad.data.double(): checked at every step.)
+            if not all(map(is_, map(_dtype_of, grads), dtypes)):
+                return None
             if strides is None:  # (each gradient's shape is its parameter's: .grad checks it)
                 if not all(map(torch.Tensor.is_contiguous, grads)):
                     return None
@@ -203,6 +206,7 @@ class SGD(Optimizer):
 
 
 _grad_of = attrgetter("_grad")
+_dtype_of = attrgetter("dtype")
 _data_of = attrgetter("_data")
 _buffer_of = itemgetter("momentum_buffer")
 
