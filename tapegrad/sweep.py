@@ -272,14 +272,7 @@ def _run(roots, seeds, retain_graph, create_graph, keep_grads, targets=None):
     `targets`, only the derivatives that lead to them are computed (`_prune`).
     """
     touched, shared, kept = [], [], []
-    node = roots[0]._node
-    if len(roots) == 1 and node is not None and not create_graph and targets is None:
-        # the common case, loss.backward(): one recorded root, the whole of an ordinary sweep
-        node._gathered = seeds[0]
-        tape = resolve(roots[0]._tape)
-        walks = [(tape, tape.nodes, node.index)]
-    else:
-        walks = _seed_roots(roots, seeds, touched, shared, create_graph or targets is not None)
+    walks = _seed_roots(roots, seeds, touched, shared, create_graph or targets is not None)
     pruned = [] if targets is None else _prune(walks, targets)
     state = _state.__dict__  # this thread's settings: one thread-local lookup
     recording, state["recording"], state["sweeping"] = state["recording"], create_graph, True
@@ -290,19 +283,50 @@ def _run(roots, seeds, retain_graph, create_graph, keep_grads, targets=None):
             else:
                 _sweep(nodes, start, retain_graph, keep_grads, touched, shared, kept, bool(pruned))
     except BaseException:
-        for holder in touched:
-            holder._gathered = None
-        for holder, previous in reversed(kept):
-            holder.grad = previous
-        for _, nodes, start in walks:
-            for node in nodes[: start + 1]:
-                node._gathered = None
+        _undo(touched, kept, walks)
         raise
     finally:
         state["sweeping"], state["recording"] = False, recording
         for node, needs in pruned:
             node.needs_input_grad = needs
     return touched, shared, kept
+
+
+def backward_root(root, grad=None, retain_graph=None, keep_grads: bool = False) -> None:
+    """`backward` from one recorded root (`root._node` is not None), with neither
+    create_graph nor inputs: `_run` and `_commit` for the case every training step
+    takes (``loss.backward()``), with less to set up. `grad` is dL/d(root) or None."""
+    seed = begin_sweep(root, grad, "backward")
+    node = root._node
+    tape = root._tape
+    if tape._merged_into is not None:
+        tape = resolve(tape)
+    nodes = tape.nodes
+    touched: list = []  # leaves reached
+    shared: list = []  # leaves whose gradient may be another's (see _own_leaf_grads)
+    kept: list = []  # (node, previous node.grad) for retained gradients
+    state = _state.__dict__  # this thread's settings: one thread-local lookup
+    recording, state["recording"], state["sweeping"] = state["recording"], False, True
+    node._gathered = seed
+    try:
+        _sweep(nodes, node.index, bool(retain_graph), keep_grads, touched, shared, kept)
+    except BaseException:
+        _undo(touched, kept, [(tape, nodes, node.index)])
+        raise
+    finally:
+        state["sweeping"], state["recording"] = False, recording
+    _commit(touched, shared, kept, False)
+
+
+def _undo(touched, kept, walks) -> None:
+    """After a sweep failed: drop every gathered gradient, restore the kept node gradients."""
+    for holder in touched:
+        holder._gathered = None
+    for holder, previous in reversed(kept):
+        holder.grad = previous
+    for _, nodes, start in walks:
+        for node in nodes[: start + 1]:
+            node._gathered = None
 
 
 def _seed_roots(roots, seeds, touched, shared, copy: bool) -> list:

@@ -328,6 +328,9 @@ class Tensor:
             if gradient is not None:
                 raise TypeError("backward(): pass the gradient once, as gradient= (or grad=)")
             gradient = grad
+        if inputs is None and not create_graph and self._node is not None:
+            sweep.backward_root(self, gradient, retain_graph, keep_grads)
+            return
         sweep.backward(
             self,
             [gradient],

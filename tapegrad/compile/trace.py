@@ -74,7 +74,7 @@ SEED_CODE = sweep._seed.__code__
 COMMIT_CODES = {sweep._commit.__code__, sweep._own_leaf_grads.__code__}
 HOOK_CODE = hooks.run.__code__
 MODULE_CALL_CODE = Module.__call__.__code__
-BACKWARD_CODE = sweep.backward.__code__
+BACKWARD_CODES = {sweep.backward.__code__, sweep.backward_root.__code__}
 RETAIN_CODE = Tensor.retain_grad.__code__
 
 
@@ -172,7 +172,7 @@ class Tracer(TorchFunctionMode):
         self.code_kinds = {
             HOOK_CODE: "hook",
             RETAIN_CODE: "retain",
-            BACKWARD_CODE: "backward",
+            **{c: "backward" for c in BACKWARD_CODES},
             **{c: "graph" for c in SWEEP_GRAPH_CODES},
         }
         self.regions_done: list = []  # [(snapshot before, after, region)] of each opaque call
