@@ -50,7 +50,11 @@ class MSEFunction(Function):
     def backward(ctx, grad):
         prediction, target = ctx.saved_tensors
         need_p, need_t, _ = ctx.needs_input_grad
-        grad_p = mse_loss_backward(grad, prediction, target, ctx.reduction)
+        if isinstance(grad, Tensor):  # create_graph=True: the same derivative, recorded as an op
+            grad_p = MSELossBackward.apply(grad, prediction, target, ctx.reduction)
+        else:
+            code = _REDUCTIONS[ctx.reduction]
+            grad_p = _kernels.mse_loss_backward(grad, prediction, target, code)
         return (grad_p if need_p else None), (-grad_p if need_t else None), None
 
 
@@ -80,13 +84,6 @@ class MSELossBackward(Function):
         grad_g = unbroadcast(grad * (prediction - target) * scale, g.shape) if need_g else None
         grad_p = grad * g * scale if (need_p or need_t) else None
         return grad_g, (grad_p if need_p else None), (-grad_p if need_t else None), None
-
-
-def mse_loss_backward(grad, prediction, target, reduction):
-    """`MSELossBackward`: aten's kernel on torch tensors, the recorded op on tapegrad tensors."""
-    if isinstance(grad, torch.Tensor):
-        return _kernels.mse_loss_backward(grad, prediction, target, _REDUCTIONS[reduction])
-    return MSELossBackward.apply(grad, prediction, target, reduction)
 
 
 _mse_loss = _kernels.aten("mse_loss") or (

@@ -11,7 +11,11 @@ derivative can itself be differentiated (HIPS autograd's idea).
 Where a fused torch kernel makes the ordinary sweep fast (aten's
 ``tanh_backward`` computes ``grad * (1 - y^2)`` in one pass), the kernel is
 also an op of its own (``TanhBackward``, with its own derivative), and
-`dual` picks the kernel or the op by the kind of tensor it is given.
+`dual` picks the kernel or the op by the kind of tensor it is given. The
+first derivatives of the layers every model uses (ReLU, Tanh, Sigmoid,
+softmax, MSE) make that choice inline, ``if isinstance(grad, Tensor)``:
+the Python call `dual` adds costs about 0.5 us a node in a training step
+(workload A, measured), which is as much as a small kernel.
 """
 
 from __future__ import annotations

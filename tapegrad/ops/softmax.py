@@ -19,6 +19,7 @@ import torch
 
 from .. import _kernels
 from ..function import Function
+from ..tensor import Tensor
 from .dual import dual
 
 _softmax_backward_data = _kernels.aten("_softmax_backward_data")
@@ -44,7 +45,9 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        return softmax_backward(grad, y, ctx.dim), None
+        if isinstance(grad, Tensor):  # create_graph=True: the same derivative, recorded as an op
+            return SoftmaxBackward.apply(grad, y, ctx.dim), None
+        return _softmax_backward_data(grad, y, ctx.dim, y.dtype), None
 
 
 class SoftmaxBackward(Function):
@@ -101,7 +104,9 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        return log_softmax_backward(grad, y, ctx.dim), None
+        if isinstance(grad, Tensor):  # create_graph=True: the same derivative, recorded as an op
+            return LogSoftmaxBackward.apply(grad, y, ctx.dim), None
+        return _log_softmax_backward_data(grad, y, ctx.dim, y.dtype), None
 
 
 class LogSoftmaxBackward(Function):
@@ -129,11 +134,6 @@ class LogSoftmaxBackward(Function):
         grad_g = grad - (grad * p).sum(dim, keepdim=True) if need_g else None
         grad_y = -(grad * p) * g.sum(dim, keepdim=True) if need_y else None
         return grad_g, grad_y, None
-
-
-log_softmax_backward = dual(
-    lambda g, y, dim: _log_softmax_backward_data(g, y, dim, y.dtype), LogSoftmaxBackward
-)
 
 
 class LogSumExp(Function):

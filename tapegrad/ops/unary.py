@@ -15,6 +15,7 @@ import torch
 
 from .. import _kernels
 from ..function import Function
+from ..tensor import Tensor
 from .dual import dual, zeros_like
 
 
@@ -97,7 +98,9 @@ class ReLU(Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        return threshold_backward(grad, y, 0)
+        if isinstance(grad, Tensor):  # create_graph=True: the same derivative, recorded as an op
+            return ThresholdBackward.apply(grad, y, 0)
+        return _kernels.threshold_backward(grad, y, 0)
 
 
 class ThresholdBackward(Function):
@@ -151,7 +154,9 @@ class Tanh(Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        return tanh_backward(grad, y)
+        if isinstance(grad, Tensor):  # create_graph=True: the same derivative, recorded as an op
+            return TanhBackward.apply(grad, y)
+        return _kernels.tanh_backward(grad, y)
 
 
 class TanhBackward(Function):
@@ -197,7 +202,9 @@ class Sigmoid(Function):
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        return sigmoid_backward(grad, y)
+        if isinstance(grad, Tensor):  # create_graph=True: the same derivative, recorded as an op
+            return SigmoidBackward.apply(grad, y)
+        return _kernels.sigmoid_backward(grad, y)
 
 
 class SigmoidBackward(Function):
