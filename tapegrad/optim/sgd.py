@@ -79,21 +79,14 @@ class SGD(Optimizer):
         """Update every parameter that has a gradient (rule in the module docstring)."""
         loss = None if closure is None else self._run_closure(closure)
         for group in self.param_groups:
-            calls, started = self._repeat(group) or self._plan(group)
+            again = self._repeat(group)
+            if again is not None:  # the last step's plan holds: one fused call for the group
+                _update(_kernels.sgd_step, group, *again, False)
+                continue
+            calls, started = self._plan(group)
             for (fused_as, first), (params, grads, buffers) in calls.items():
-                update = _kernels._public_sgd if fused_as is None else _kernels.sgd_step
-                update(
-                    params,
-                    grads,
-                    buffers,
-                    lr=group["lr"],
-                    momentum=group["momentum"],
-                    dampening=group["dampening"],
-                    weight_decay=group["weight_decay"],
-                    nesterov=group["nesterov"],
-                    maximize=group["maximize"],
-                    is_first_step=first,
-                )
+                kernel = _kernels._public_sgd if fused_as is None else _kernels.sgd_step
+                _update(kernel, group, params, grads, buffers, first)
             for p, buf in started:
                 self.state[p]["momentum_buffer"] = buf
         return loss
@@ -150,7 +143,8 @@ class SGD(Optimizer):
         return calls, started
 
     def _repeat(self, group):
-        """The last step's plan again, if it holds; else None (and `_plan` sorts afresh).
+        """The last step's one fused call again, (params' data, grads, buffers), if it
+        holds; else None (and `_plan` sorts afresh).
 
         The common case, checked in a few passes without a Python line per
         parameter: the group is the same list of the same parameters, each
@@ -185,7 +179,7 @@ class SGD(Optimizer):
                 return None
         except (TypeError, AttributeError, KeyError):
             return None
-        return {(fused_as, False): (datas, grads, bufs)}, []
+        return datas, grads, bufs
 
     def _learn(self, p, data, buf):
         """What the fused kernel needs of p.data and its buffer, kept while they stay the same.
@@ -203,6 +197,22 @@ class SGD(Optimizer):
         layout = None if data.is_contiguous() else data.stride()
         known = self._fused[p] = (data, buf, fused_as, layout)
         return known
+
+
+def _update(kernel, group, params, grads, buffers, first: bool) -> None:
+    """kernel(params, grads, buffers) with the group's options; `first`: the buffers start."""
+    kernel(
+        params,
+        grads,
+        buffers,
+        lr=group["lr"],
+        momentum=group["momentum"],
+        dampening=group["dampening"],
+        weight_decay=group["weight_decay"],
+        nesterov=group["nesterov"],
+        maximize=group["maximize"],
+        is_first_step=first,
+    )
 
 
 _grad_of = attrgetter("_grad")
