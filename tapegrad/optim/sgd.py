@@ -138,8 +138,7 @@ class SGD(Optimizer):
                 # One fused call for the whole group: remembered, for _repeat at the next step.
                 dtypes = [g.dtype for g in grads]
                 strides = None if all(g.is_contiguous() for g in grads) else _strides(grads)
-                params = list(group["params"])
-                memo[id(group)] = (group["params"], params, datas, bufs, dtypes, strides, fused_as)
+                memo[id(group)] = (len(datas), datas, bufs, dtypes, strides)
         return calls, started
 
     def _repeat(self, group):
@@ -147,23 +146,24 @@ class SGD(Optimizer):
         holds; else None (and `_plan` sorts afresh).
 
         The common case, checked in a few passes without a Python line per
-        parameter: the group is the same list of the same parameters, each
-        with the same data and momentum buffer as when `_plan` sent them all
-        to one fused kernel call, and with a plain gradient of the same dtype
-        and strides as then.
+        parameter: the group holds as many parameters as when `_plan` sent them
+        all to one fused kernel call, each with the same data and momentum
+        buffer as then, and a plain gradient of the same dtype and strides.
+        (Which Parameter objects hold them does not matter: the kernel
+        updates the data and the buffers, as the public path would.)
         """
         last = self._fused.get(id(group))
         if last is None:
             return None
-        group_params, params, datas, bufs, dtypes, strides, fused_as = last
+        count, datas, bufs, dtypes, strides = last
         momentum = group["momentum"]
         if (bufs[0] is None) != (not momentum):
             return None  # momentum switched on or off since: buffers start or stop
-        now = group["params"]
-        if now is not group_params or len(now) != len(params) or not all(map(is_, now, params)):
+        params = group["params"]
+        if len(params) != count:
             return None
-        grads = list(map(_grad_of, params))
         try:  # (None, a recorded gradient or a missing buffer fails: TypeError, AttributeError...)
+            grads = list(map(_grad_of, params))
             # (A gradient's dtype can change behind the .grad setter's back, e.g. by
             # p.grad.data = p.grad.data.double(): checked at every step.)
             if not all(map(is_, map(_dtype_of, grads), dtypes)):
