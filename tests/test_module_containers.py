@@ -251,6 +251,51 @@ def test_an_edited_sequential_still_runs_and_names_the_failing_layer():
     assert "in layer 0 of Sequential" in "\n".join(info.value.__notes__)
 
 
+def test_sequential_runs_each_layer_as_calling_it_would():
+    """Sequential runs a hook-free layer's forward without calling the layer; what the call
+    does must still happen: hooks (registered at any time, and kept by deepcopy), a
+    __call__ of the layer's class, each node recorded as its layer's, the module
+    restored after an error. Checked against torch.nn.Sequential's calls."""
+    import copy
+
+    seen = {"ours": [], "torch": []}
+
+    def build(lib, key):
+        class Shout(lib.ReLU):
+            def __call__(self, *args, **kwargs):
+                seen[key].append("shout")
+                return super().__call__(*args, **kwargs)
+
+        return lib.Sequential(lib.Linear(2, 3), Shout(), lib.Linear(3, 1), lib.Tanh())
+
+    x = torch.rand(4, 2)
+    models = {"ours": build(nn, "ours"), "torch": build(torch.nn, "torch")}
+    for i in (0, 2):  # the same weights
+        models["ours"][i].weight.data.copy_(models["torch"][i].weight.detach())
+        models["ours"][i].bias.data.copy_(models["torch"][i].bias.detach())
+    for key, model in models.items():
+        log = seen[key]
+        model[0].register_forward_pre_hook(lambda m, args, log=log: log.append("pre"))
+        model[3].register_forward_hook(lambda m, args, out, log=log: out * 2)
+    outputs = {}
+    for key, model in models.items():
+        outputs[key] = model(x)
+        copied = copy.deepcopy(model)  # the copy's layers keep their hooks
+        torch.testing.assert_close(copied(x).data, outputs[key].data)
+    assert seen["ours"] == seen["torch"] == ["pre", "shout", "pre", "shout"]
+    torch.testing.assert_close(outputs["ours"].data, outputs["torch"].data)
+
+    model = models["ours"]
+    tape = outputs["ours"].tape
+    # (the forward hook's `out * 2` is recorded inside the Tanh's call: the Tanh's too)
+    assert [node.module for node in tape] == [model[0], model[1], model[2], model[3], model[3]]
+
+    with pytest.raises(ValueError):
+        model(torch.rand(4, 5))  # layer 0 refuses: the next op outside records no module
+    w = tg.tensor([1.0], requires_grad=True)
+    assert (w * 2).tape[-1].module is None
+
+
 # --- ModuleDict ------------------------------------------------------------------------
 
 DICT_EDITS = [

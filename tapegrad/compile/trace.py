@@ -41,6 +41,7 @@ from torch.overrides import TorchFunctionMode
 
 from .. import hooks, sweep
 from ..function import Function
+from ..nn.container import Sequential
 from ..nn.module import Module
 from ..optim.lr_scheduler import LRScheduler
 from ..optim.optimizer import Optimizer
@@ -74,6 +75,7 @@ SEED_CODE = sweep._seed.__code__
 COMMIT_CODES = {sweep._commit.__code__, sweep._own_leaf_grads.__code__}
 HOOK_CODE = hooks.run.__code__
 MODULE_CALL_CODE = Module.__call__.__code__
+SEQUENTIAL_CODE = Sequential.forward.__code__  # runs layers without hooks without their call
 BACKWARD_CODES = {sweep.backward.__code__, sweep.backward_root.__code__}
 RETAIN_CODE = Tensor.retain_grad.__code__
 
@@ -606,10 +608,12 @@ class Tracer(TorchFunctionMode):
                 phase = "seed"
             elif code in COMMIT_CODES:
                 phase = "commit"
-            elif code is MODULE_CALL_CODE:
-                if module is None:
-                    module = f.f_locals.get("self")
-                    self.seen_owners[id(module)] = module
+            elif code is MODULE_CALL_CODE or code is SEQUENTIAL_CODE:
+                if module is None:  # the innermost module running: a call's self, or the
+                    # layer a Sequential runs (its local `module`)
+                    module = f.f_locals.get("self" if code is MODULE_CALL_CODE else "module")
+                    if module is not None:
+                        self.seen_owners[id(module)] = module
             elif self.code_kinds.get(code) is True:
                 phase, label = "update", f"{type(f.f_locals['self']).__name__}.{code.co_name}"
             if user is None and not st.is_library_file(code.co_filename):

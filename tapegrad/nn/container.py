@@ -21,6 +21,7 @@ from itertools import chain
 
 import torch
 
+from ..tape import _state
 from ..tensor import Tensor
 from .module import Module, _addindent, _typename
 from .parameter import Parameter
@@ -74,14 +75,23 @@ class Sequential(Module):
             self.add_module(name, module)
 
     def forward(self, x):
-        for name, module in self._modules.items():
-            try:
-                x = module(x)
-            except (TypeError, ValueError, RuntimeError) as error:
-                # Several layers may print alike: say which one failed, by its dotted name
-                # (as in named_modules()). Python prints notes under the message.
-                _name_layer(error, name, type(self).__name__)
-                raise
+        state = _state.__dict__  # this thread's settings: one thread-local lookup
+        outer = state["module"]
+        try:
+            for name, module in self._modules.items():
+                try:
+                    if module._plain_call:  # module(x) would only run forward: do that here
+                        state["module"] = module._weakref  # (its ops are recorded as its own)
+                        x = module.forward(x)
+                    else:  # forward hooks, or a class with a __call__ of its own
+                        x = module(x)
+                except (TypeError, ValueError, RuntimeError) as error:
+                    # Several layers may print alike: say which one failed, by its dotted name
+                    # (as in named_modules()). Python prints notes under the message.
+                    _name_layer(error, name, type(self).__name__)
+                    raise
+        finally:
+            state["module"] = outer
         return x
 
     def __getitem__(self, idx):
