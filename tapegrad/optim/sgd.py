@@ -20,8 +20,6 @@ one tensor at a time by the same rule in public torch.
 
 from __future__ import annotations
 
-from operator import attrgetter, is_, itemgetter
-
 import torch
 
 from .. import _kernels
@@ -136,47 +134,47 @@ class SGD(Optimizer):
             datas, grads, bufs = calls[fused_as, first]
             if fused_as is not None and not first and len(datas) == len(group["params"]):
                 # One fused call for the whole group: remembered, for _repeat at the next step.
-                dtypes = [g.dtype for g in grads]
                 strides = None if all(g.is_contiguous() for g in grads) else _strides(grads)
-                memo[id(group)] = (len(datas), datas, bufs, dtypes, strides)
+                memo[id(group)] = (len(datas), datas, bufs, fused_as[0], strides)
         return calls, started
 
     def _repeat(self, group):
         """The last step's one fused call again, (params' data, grads, buffers), if it
         holds; else None (and `_plan` sorts afresh).
 
-        The common case, checked in a few passes without a Python line per
-        parameter: the group holds as many parameters as when `_plan` sent them
-        all to one fused kernel call, each with the same data and momentum
-        buffer as then, and a plain gradient of the same dtype and strides.
-        (Which Parameter objects hold them does not matter: the kernel
-        updates the data and the buffers, as the public path would.)
+        The common case: the group holds as many parameters as when `_plan`
+        sent them all to one fused kernel call, each with the same data and
+        momentum buffer as then, and a plain gradient of the same dtype and
+        strides. (Which Parameter objects hold them does not matter: the
+        kernel updates the data and the buffers, as the public path would.)
+        One pass, each parameter visited once: measured faster in a training
+        step than a pass per check.
         """
         last = self._fused.get(id(group))
         if last is None:
             return None
-        count, datas, bufs, dtypes, strides = last
+        count, datas, bufs, dtype, strides = last
         momentum = group["momentum"]
         if (bufs[0] is None) != (not momentum):
             return None  # momentum switched on or off since: buffers start or stop
         params = group["params"]
         if len(params) != count:
             return None
+        state = self.state
+        grads = []
         try:  # (None, a recorded gradient or a missing buffer fails: TypeError, AttributeError...)
-            grads = list(map(_grad_of, params))
-            # (A gradient's dtype can change behind the .grad setter's back, e.g. by
-            # p.grad.data = p.grad.data.double(): checked at every step.)
-            if not all(map(is_, map(_dtype_of, grads), dtypes)):
-                return None
-            if strides is None:  # (each gradient's shape is its parameter's: .grad checks it)
-                if not all(map(torch.Tensor.is_contiguous, grads)):
+            for i, p in enumerate(params):
+                g = p._grad
+                # (A gradient's dtype can change behind the .grad setter's back, e.g. by
+                # p.grad.data = p.grad.data.double(): checked at every step. Its shape is
+                # its parameter's: the setter and the sweep check that.)
+                if p._data is not datas[i] or g.dtype is not dtype:
                     return None
-            elif _strides(grads) != strides:
-                return None
-            if not all(map(is_, map(_data_of, params), datas)):
-                return None
-            if momentum and not all(map(is_, map(_buffer_of, map(self.state.get, params)), bufs)):
-                return None
+                if not (_is_contiguous(g) if strides is None else _stride(g) == strides[i]):
+                    return None
+                if momentum and state.get(p)["momentum_buffer"] is not bufs[i]:
+                    return None
+                grads.append(g)
         except (TypeError, AttributeError, KeyError):
             return None
         return datas, grads, bufs
@@ -215,10 +213,8 @@ def _update(kernel, group, params, grads, buffers, first: bool) -> None:
     )
 
 
-_grad_of = attrgetter("_grad")
-_dtype_of = attrgetter("dtype")
-_data_of = attrgetter("_data")
-_buffer_of = itemgetter("momentum_buffer")
+_is_contiguous = torch.Tensor.is_contiguous  # (TypeError for anything but a torch tensor)
+_stride = torch.Tensor.stride
 
 
 def _strides(tensors) -> list:
