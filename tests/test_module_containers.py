@@ -296,6 +296,36 @@ def test_sequential_runs_each_layer_as_calling_it_would():
     assert (w * 2).tape[-1].module is None
 
 
+def test_sequential_honours_hooks_and_calls_however_they_were_made():
+    """What a layer's call would do also when it was set up behind the registration API:
+    a hook put straight into the hook table, a class swapped on the instance. Called
+    directly (seq.forward(x)), every layer keeps its output for the course API's backward."""
+    seen = []
+
+    class Shout(nn.ReLU):
+        def __call__(self, *args, **kwargs):
+            seen.append("shout")
+            return super().__call__(*args, **kwargs)
+
+    model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1), nn.Tanh())
+    model[3]._forward_hooks[12345] = lambda m, args, out: seen.append("table")
+    model[1].__class__ = Shout
+    model(torch.rand(4, 2))
+    assert seen == ["shout", "table"]
+
+    model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    model.forward(tg.Tensor(torch.rand(4, 2)))
+    assert all(layer._last_output is not None for layer in model)
+    model[2].backward(torch.ones(4, 1))  # the course API, on the last layer's own output
+    assert model[2].weight.grad is not None
+
+    for lib in (nn, torch.nn):  # a None layer: torch's TypeError, and tapegrad names the layer
+        holey = lib.Sequential(lib.Linear(2, 3), lib.ReLU())
+        holey.add_module("2", None)
+        with pytest.raises(TypeError, match="not callable"):
+            holey(torch.rand(4, 2) if lib is torch.nn else tg.Tensor(torch.rand(4, 2)))
+
+
 # --- ModuleDict ------------------------------------------------------------------------
 
 DICT_EDITS = [

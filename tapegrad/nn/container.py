@@ -75,15 +75,26 @@ class Sequential(Module):
             self.add_module(name, module)
 
     def forward(self, x):
+        # Called through a module call (the common case), a layer whose call would only run
+        # its forward (its class keeps Module.__call__, no forward hooks) runs that forward
+        # here, recorded as its own, without the call: a Python call per layer less. Called
+        # directly, every layer is called, and keeps its output for the course API. (A
+        # class whose __call__ is replaced after its layers were made is not noticed.)
         state = _state.__dict__  # this thread's settings: one thread-local lookup
         outer = state["module"]
+        inline = outer is not None
         try:
             for name, module in self._modules.items():
                 try:
-                    if module._plain_call:  # module(x) would only run forward: do that here
-                        state["module"] = module._weakref  # (its ops are recorded as its own)
+                    if (
+                        inline
+                        and module is not None
+                        and module._plain_call
+                        and not (module._forward_pre_hooks or module._forward_hooks)
+                    ):
+                        state["module"] = module._weakref
                         x = module.forward(x)
-                    else:  # forward hooks, or a class with a __call__ of its own
+                    else:
                         x = module(x)
                 except (TypeError, ValueError, RuntimeError) as error:
                     # Several layers may print alike: say which one failed, by its dotted name

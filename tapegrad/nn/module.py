@@ -136,14 +136,17 @@ class Module:
         # What the tape nodes recorded in forward point at: a weak reference, as this
         # module keeps its latest output (and so that output's tape) alive.
         set_(self, "_weakref", weakref.ref(self))
-        # Does calling it run only forward (its class keeps Module.__call__, and no forward
-        # hook was ever registered on it)? Then a Sequential runs it without the call; an
-        # instance attribute, one cheap read per layer and step.
+        # Does its class keep Module.__call__? Then a Sequential may run it without the call
+        # (see Sequential.forward). An instance attribute: one cheap read per layer and step.
         set_(self, "_plain_call", type(self).__call__ is Module.__call__)
 
     # --- registration -------------------------------------------------------
     def __setattr__(self, name: str, value) -> None:
         own = self.__dict__
+        if name == "__class__":  # another class: another __call__, perhaps
+            object.__setattr__(self, name, value)
+            own["_plain_call"] = value.__call__ is Module.__call__
+            return
         params = own.get("_parameters")
         if isinstance(value, Parameter):
             if params is None:
@@ -372,7 +375,6 @@ class Module:
         Hooks run in registration order (``prepend=True``: before the others).
         """
         _check_hook(hook, "register_forward_pre_hook")
-        self.__dict__["_plain_call"] = False  # (for good: Sequential calls it from now on)
         handle = RemovableHandle(self._forward_pre_hooks, self._forward_pre_hooks_with_kwargs)
         self._forward_pre_hooks[handle.id] = hook
         if with_kwargs:
@@ -392,7 +394,6 @@ class Module:
         output)``; with ``always_call=True`` it also runs when forward raised.
         """
         _check_hook(hook, "register_forward_hook")
-        self.__dict__["_plain_call"] = False  # (for good: Sequential calls it from now on)
         handle = RemovableHandle(
             self._forward_hooks, self._forward_hooks_with_kwargs, self._forward_hooks_always_called
         )
@@ -805,9 +806,7 @@ class Module:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self.__dict__["_weakref"] = weakref.ref(self)
-        self.__dict__["_plain_call"] = type(self).__call__ is Module.__call__ and not (
-            self._forward_pre_hooks or self._forward_hooks
-        )
+        self.__dict__["_plain_call"] = type(self).__call__ is Module.__call__
 
 
 def _local_state(module: Module):
