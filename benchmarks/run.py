@@ -362,6 +362,11 @@ def ddp_table(threads: int, repeats: int, out) -> None:
         out(f"  {key}: {value:.3f}" if isinstance(value, float) else f"  {key}: {value}")
 
 
+def _workloads(values: list) -> set:
+    """--workloads A,E or --workloads A E (or both mixed): the set of letters."""
+    return {w.strip().upper() for value in values for w in value.split(",") if w.strip()}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
@@ -369,7 +374,10 @@ def main(argv=None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--workloads", default=WORKLOADS, help=f"comma-separated subset of {WORKLOADS}"
+        "--workloads",
+        nargs="+",
+        default=[WORKLOADS],
+        help=f"a subset of {WORKLOADS}: A,E or A E",
     )
     parser.add_argument("--repeats", type=int, default=7, help="warm runs per contestant (median)")
     parser.add_argument(
@@ -386,7 +394,12 @@ def main(argv=None) -> None:
         "CPU); default: on, off with --quick",
     )
     args = parser.parse_args(argv)
-    workloads = {w.strip().upper() for w in args.workloads.split(",") if w.strip()}
+    workloads = _workloads(args.workloads)
+    if not workloads <= set(WORKLOADS.split(",")):
+        parser.error(
+            f"unknown workload(s) {sorted(workloads - set(WORKLOADS.split(',')))}; "
+            f"choose from {WORKLOADS}"
+        )
     default_threads = torch.get_num_threads()
     threads = (
         [int(n) for n in args.threads.split(",")] if args.threads else sorted({1, default_threads})

@@ -149,3 +149,10 @@ def test_the_suite_runs_workload_e_the_digits_cnn_by_default(capsys):
     assert "workload E: digits CNN" in text and "1 epochs per run" in text
     assert "tapegrad / torch.autograd per epoch" in text and "target <= 1.0" in text
     assert "workload A" not in text
+
+
+def test_workloads_are_named_with_commas_or_spaces_and_unknown_ones_refused():
+    """`--workloads A,B` and `--workloads A B` (the issues' spelling) choose the same set."""
+    assert run._workloads(["A,B"]) == run._workloads(["A", "B"]) == run._workloads(["a", " b,"])
+    with pytest.raises(SystemExit):
+        run.main(["--workloads", "A", "Q"])
