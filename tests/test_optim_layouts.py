@@ -426,3 +426,32 @@ def test_sgd_notices_a_gradient_dtype_changed_behind_the_setters(change):
     opt.step()
     for p, e in zip(ours, expected):
         torch.testing.assert_close(p.data, e)
+
+
+@pytest.mark.parametrize("relayout", ["t_", "as_strided_", "set_"])
+def test_sgd_notices_a_parameter_laid_out_anew_in_place(relayout):
+    """p.data.t_() (tapegrad's .data is the parameter's own tensor) keeps the tensor object
+    and changes its layout: the remembered fused call must not walk it as before. Compared
+    with torch.optim.SGD on a parameter given the same values in the same layout."""
+    torch.manual_seed(0)
+    start, grad = torch.randn(3, 3), torch.arange(9.0).reshape(3, 3)
+    ours = tg.nn.Parameter(start.clone())
+    theirs = torch.nn.Parameter(start.clone())
+    opt_ours = optim.SGD([ours], lr=0.1, momentum=0.9)
+    opt_theirs = torch.optim.SGD([theirs], lr=0.1, momentum=0.9)
+    for step in range(4):
+        ours.grad, theirs.grad = grad.clone(), grad.clone()
+        opt_ours.step()
+        opt_theirs.step()
+        if step == 1:  # after two steps: the fused plan is remembered
+            data = ours.data
+            if relayout == "t_":
+                data.t_()
+            elif relayout == "as_strided_":
+                data.as_strided_((3, 3), (1, 3))
+            else:
+                data.set_(data.clone().t())  # the same values, stored transposed
+            theirs.data = theirs.data.clone().as_strided((3, 3), ours.data.stride())
+            theirs.data.copy_(ours.data)  # the same values, the same layout
+        torch.testing.assert_close(ours.data, theirs.data.detach(), rtol=0, atol=0)
+    assert ours.data.stride() == (1, 3)

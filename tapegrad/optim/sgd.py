@@ -115,7 +115,12 @@ class SGD(Optimizer):
             # The fused kernel where it is exact: what _learn found of p.data and the buffer
             # holds while they are the same tensors; the gradient is checked at every step.
             known = memo.get(p)
-            if known is None or known[0] is not data or known[1] is not buf:
+            if (
+                known is None
+                or known[0] is not data
+                or known[1] is not buf
+                or not (data.is_contiguous() if known[3] is None else data.stride() == known[3])
+            ):  # (the same tensors, laid out anew in place, are learnt again)
                 known = self._learn(p, data, buf)
             fused_as, layout = known[2], known[3]
             if fused_as is not None:
@@ -170,7 +175,12 @@ class SGD(Optimizer):
                 # its parameter's: the setter and the sweep check that.)
                 if p._data is not datas[i] or g.dtype is not dtype:
                     return None
-                if not (_is_contiguous(g) if strides is None else _stride(g) == strides[i]):
+                # The data's layout too: an in-place op (p.data.t_(), set_, as_strided_) keeps
+                # the tensor and changes how the kernel would walk it.
+                if strides is None:
+                    if not (_is_contiguous(g) and _is_contiguous(p._data)):
+                        return None
+                elif not (_stride(g) == strides[i] == _stride(p._data)):
                     return None
                 if momentum and state.get(p)["momentum_buffer"] is not bufs[i]:
                     return None
