@@ -113,7 +113,8 @@ class SGD(Optimizer):
                     buf, first = torch.empty_like(data), True
                     started.append((p, buf))
             # The fused kernel where it is exact: what _learn found of p.data and the buffer
-            # holds while they are the same tensors; the gradient is checked at every step.
+            # holds while they are the same tensors, the data laid out as then; the gradient
+            # is checked at every step.
             known = memo.get(p)
             if (
                 known is None
@@ -148,9 +149,9 @@ class SGD(Optimizer):
         holds; else None (and `_plan` sorts afresh).
 
         The common case: the group holds as many parameters as when `_plan`
-        sent them all to one fused kernel call, each with the same data and
-        momentum buffer as then, and a plain gradient of the same dtype and
-        strides. (Which Parameter objects hold them does not matter: the
+        sent them all to one fused kernel call, each with the same data (laid
+        out as then) and momentum buffer, and a plain gradient of the same
+        dtype and strides. (Which Parameter objects hold them does not matter: the
         kernel updates the data and the buffers, as the public path would.)
         One pass, each parameter visited once: measured faster in a training
         step than a pass per check.
