@@ -129,9 +129,10 @@ def fused_sgd_takes(param, grad, buffer=None) -> bool:
     """Does `_fused_sgd` update `param` exactly as `_public_sgd` would?
 
     The kernel walks the parameter, its gradient and its momentum buffer as
-    three flat arrays from their first element, so they must lie in memory
-    in the same order with no gaps: all contiguous, or all with the same
-    strides and dense (e.g. transposed alike). A strided view such as
+    three flat arrays of the parameter's length from their first element, so
+    they must have one shape (else it reads or writes past the end of the
+    smaller) and lie in memory in the same order with no gaps: all contiguous,
+    or all with the same strides and dense (e.g. transposed alike). A strided view such as
     ``store[..., 0]`` would have it write its neighbours' memory; a gradient
     laid out differently from its parameter would be read in the wrong order.
     All three must have the parameter's dtype (float32 or float64) and device
@@ -140,6 +141,9 @@ def fused_sgd_takes(param, grad, buffer=None) -> bool:
     """
     dtype = param.dtype
     if dtype not in FUSED_SGD_DTYPES or grad.dtype != dtype:
+        return False
+    shape = param.shape
+    if grad.shape != shape or (buffer is not None and buffer.shape != shape):
         return False
     on_cpu, device = param.is_cpu, param.get_device()
     if not (on_cpu or param.is_cuda) or grad.is_cpu != on_cpu or grad.get_device() != device:

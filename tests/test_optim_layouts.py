@@ -455,3 +455,90 @@ def test_sgd_notices_a_parameter_laid_out_anew_in_place(relayout):
             theirs.data.copy_(ours.data)  # the same values, the same layout
         torch.testing.assert_close(ours.data, theirs.data.detach(), rtol=0, atol=0)
     assert ours.data.stride() == (1, 3)
+
+
+def _stepped_twice(shape=(3, 3)):
+    """A parameter, its SGD (momentum) and torch's twin, after two steps: the fused plan is
+    remembered."""
+    torch.manual_seed(0)
+    start = torch.randn(shape)
+    ours, theirs = tg.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    opt_ours = optim.SGD([ours], lr=0.1, momentum=0.9)
+    opt_theirs = torch.optim.SGD([theirs], lr=0.1, momentum=0.9, foreach=False)
+    for _ in range(2):
+        grad = torch.randn(shape)
+        ours.grad, theirs.grad = grad.clone(), grad.clone()
+        opt_ours.step()
+        opt_theirs.step()
+    return ours, theirs, opt_ours, opt_theirs
+
+
+@pytest.mark.parametrize("relayout", ["buffer t_", "buffer as_strided_", "gradient t_"])
+def test_sgd_notices_a_buffer_or_gradient_laid_out_anew_in_place(relayout):
+    """The momentum buffer (optimizer.state) and the gradient are torch tensors a user can
+    relay in place too: the remembered fused call must not walk them as before. The same
+    edit on torch.optim.SGD's (per-tensor) state and gradient gives the reference."""
+    ours, theirs, opt_ours, opt_theirs = _stepped_twice()
+    grad = torch.arange(9.0).reshape(3, 3)
+    ours.grad, theirs.grad = grad.clone(), grad.clone()
+    for opt, p in ((opt_ours, ours), (opt_theirs, theirs)):
+        if relayout == "buffer t_":
+            opt.state[p]["momentum_buffer"].t_()
+        elif relayout == "buffer as_strided_":
+            opt.state[p]["momentum_buffer"].as_strided_((3, 3), (1, 3))
+        else:
+            p.grad.t_()
+    for _ in range(3):
+        opt_ours.step()
+        opt_theirs.step()
+        torch.testing.assert_close(ours.data, theirs.detach(), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ("data grows, then backward", r"momentum buffer .* has shape \(3, 3\)"),
+        ("data shrinks, then backward", r"momentum buffer .* has shape \(3, 3\)"),
+        ("data grows after backward", r"its gradient has shape \(3, 3\)"),
+        ("gradient resized", r"its gradient has shape \(9,\)"),
+        ("buffer resized", r"momentum buffer .* has shape \(2, 3\)"),
+        ("buffer swapped for another shape", r"momentum buffer .* has shape \(3,\)"),
+    ],
+)
+def test_sgd_refuses_a_parameter_gradient_or_buffer_resized_in_place(change, message):
+    """A resize in place (tapegrad's p.data is the parameter's own tensor) leaves the
+    parameter, its gradient and its momentum buffer of different sizes. torch's fused kernel
+    would then read and write past the end of the smaller (measured: a heap corruption that
+    aborts Python); the step must refuse, as torch's per-tensor rule does (RuntimeError),
+    with a message that names the parameter, and change nothing."""
+    ours, _, opt, _ = _stepped_twice()
+    buffer = opt.state[ours]["momentum_buffer"]
+
+    def backward():
+        opt.zero_grad()
+        (ours * ours).sum().backward()
+
+    if change == "data grows, then backward":
+        with tg.no_grad():
+            ours.data.resize_(4, 3).fill_(1.0)
+        backward()
+    elif change == "data shrinks, then backward":
+        ours.data.resize_(2, 3)
+        backward()
+    elif change == "data grows after backward":
+        backward()
+        ours.data.resize_(4, 3)
+    elif change == "gradient resized":
+        backward()
+        ours.grad.resize_(9)
+    elif change == "buffer resized":
+        backward()
+        buffer.resize_(2, 3)
+    else:
+        backward()
+        opt.state[ours]["momentum_buffer"] = torch.zeros(3)
+    before = ours.data.clone(), opt.state[ours]["momentum_buffer"].clone()
+    with pytest.raises(RuntimeError, match=r"SGD.step: parameter 0 of param group 0 .*" + message):
+        opt.step()
+    assert torch.equal(ours.data, before[0])
+    assert torch.equal(opt.state[ours]["momentum_buffer"], before[1])

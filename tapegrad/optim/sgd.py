@@ -98,7 +98,7 @@ class SGD(Optimizer):
         calls: dict = {}
         started = []
         momentum, state, memo = group["momentum"], self.state, self._fused
-        for p in group["params"]:
+        for i, p in enumerate(group["params"]):
             g = p._grad
             if g is None:
                 continue
@@ -112,6 +112,8 @@ class SGD(Optimizer):
                 if buf is None:
                     buf, first = torch.empty_like(data), True
                     started.append((p, buf))
+            if g.shape != data.shape or (buf is not None and buf.shape != data.shape):
+                raise _shape_error(self.param_groups.index(group), i, data, g, buf)
             # The fused kernel where it is exact: what _learn found of p.data and the buffer
             # holds while they are the same tensors, the data laid out as then; the gradient
             # is checked at every step.
@@ -120,14 +122,14 @@ class SGD(Optimizer):
                 known is None
                 or known[0] is not data
                 or known[1] is not buf
-                or not (data.is_contiguous() if known[3] is None else data.stride() == known[3])
-            ):  # (the same tensors, laid out anew in place, are learnt again)
+                or known[4] != _metadata(data, buf)
+            ):  # (the same tensors, changed in place: resized, laid out anew, are learnt again)
                 known = self._learn(p, data, buf)
             fused_as, layout = known[2], known[3]
             if fused_as is not None:
                 alike = g.is_contiguous() if layout is None else g.stride() == layout
-                if not alike or g.dtype is not fused_as[0] or g.shape != data.shape:
-                    fused_as = None  # the public path (it refuses a .data of another shape)
+                if not alike or g.dtype is not fused_as[0]:
+                    fused_as = None  # the public path
             key = (fused_as, first)
             call = calls.get(key)
             if call is None:
@@ -140,8 +142,19 @@ class SGD(Optimizer):
             datas, grads, bufs = calls[fused_as, first]
             if fused_as is not None and not first and len(datas) == len(group["params"]):
                 # One fused call for the whole group: remembered, for _repeat at the next step.
-                strides = None if all(g.is_contiguous() for g in grads) else _strides(grads)
-                memo[id(group)] = (len(datas), datas, bufs, fused_as[0], strides)
+                contiguous = all(g.is_contiguous() for g in grads)
+                each = [  # per parameter: what _repeat checks
+                    (
+                        data,
+                        data._version + 1,  # after the update, which bumps it by one
+                        data.shape,
+                        g.stride(),
+                        buf,
+                        None if buf is None else buf._version,
+                    )
+                    for data, g, buf in zip(datas, grads, bufs)
+                ]
+                memo[id(group)] = (len(datas), datas, bufs, fused_as[0], contiguous, each, [0])
         return calls, started
 
     def _repeat(self, group):
@@ -149,17 +162,30 @@ class SGD(Optimizer):
         holds; else None (and `_plan` sorts afresh).
 
         The common case: the group holds as many parameters as when `_plan`
-        sent them all to one fused kernel call, each with the same data (laid
-        out as then) and momentum buffer, and a plain gradient of the same
-        dtype and strides. (Which Parameter objects hold them does not matter: the
-        kernel updates the data and the buffers, as the public path would.)
+        sent them all to one fused kernel call, each with the same data and
+        momentum buffer, changed in place only by the fused steps since, and
+        a plain gradient of the same dtype, shape and strides. Which Parameter
+        objects hold them does not matter: the kernel updates the data and the
+        buffers, as the public path would.
+
+        "Not changed in place" is read off torch's version counters, one read
+        per tensor: every in-place op bumps its tensor's counter, including
+        those that resize it or lay it out anew (``p.data.resize_``, ``t_``,
+        ``set_``, ``as_strided_``), after which the kernel would walk the
+        tensor wrongly or past its end; each fused step bumps its parameters'
+        counters by one (`_kernels.bump_versions`), never the buffers'. (torch's
+        own ``.data =`` setter on a raw torch tensor keeps the counter, as torch
+        documents; tapegrad's ``p.data = t`` puts in a new tensor, which is seen.)
+        The gradient is a new tensor at each step: its dtype, shape and layout
+        are read.
+
         One pass, each parameter visited once: measured faster in a training
         step than a pass per check.
         """
         last = self._fused.get(id(group))
         if last is None:
             return None
-        count, datas, bufs, dtype, strides = last
+        count, datas, bufs, dtype, contiguous, each, steps = last
         momentum = group["momentum"]
         if (bufs[0] is None) != (not momentum):
             return None  # momentum switched on or off since: buffers start or stop
@@ -167,44 +193,45 @@ class SGD(Optimizer):
         if len(params) != count:
             return None
         state = self.state
+        done = steps[0]  # fused steps since the versions were taken
         grads = []
         try:  # (None, a recorded gradient or a missing buffer fails: TypeError, AttributeError...)
-            for i, p in enumerate(params):
+            for p, (data, version, shape, stride, buf, buf_version) in zip(params, each):
                 g = p._grad
-                # (A gradient's dtype can change behind the .grad setter's back, e.g. by
-                # p.grad.data = p.grad.data.double(): checked at every step. Its shape is
-                # its parameter's: the setter and the sweep check that.)
-                if p._data is not datas[i] or g.dtype is not dtype:
+                if (
+                    p._data is not data
+                    or data._version != version + done
+                    or g.dtype is not dtype
+                    or g.shape != shape
+                    or not (_is_contiguous(g) if contiguous else _stride(g) == stride)
+                ):
                     return None
-                # The data's layout too: an in-place op (p.data.t_(), set_, as_strided_) keeps
-                # the tensor and changes how the kernel would walk it.
-                if strides is None:
-                    if not (_is_contiguous(g) and _is_contiguous(p._data)):
-                        return None
-                elif not (_stride(g) == strides[i] == _stride(p._data)):
-                    return None
-                if momentum and state.get(p)["momentum_buffer"] is not bufs[i]:
+                if momentum and (
+                    state[p]["momentum_buffer"] is not buf or buf._version != buf_version
+                ):
                     return None
                 grads.append(g)
         except (TypeError, AttributeError, KeyError):
             return None
+        steps[0] = done + 1  # the update that follows bumps each parameter's counter by one
         return datas, grads, bufs
 
     def _learn(self, p, data, buf):
         """What the fused kernel needs of p.data and its buffer, kept while they stay the same.
 
         Returns (data, buf, (dtype, device index) or None, data's strides or None
-        if contiguous); None in third place where `_kernels.fused_sgd_takes`
-        refuses them (a layout, dtype or device the kernel would get wrong). `_plan`
-        then checks only the gradient at each step: its dtype and layout (a
-        leaf's gradient has its shape and device: the .grad setter and the
-        sweep check them).
+        if contiguous, `_metadata(data, buf)`); None in third place where
+        `_kernels.fused_sgd_takes` refuses them (a shape, layout, dtype or device
+        the kernel would get wrong). `_plan` learns again when the metadata
+        changes, and checks the gradient at each step: its dtype, shape and
+        layout (its device is its parameter's: the .grad setter and the sweep
+        check that).
         """
         fused_as = (data.dtype, data.get_device())
         if not _kernels.fused_sgd_takes(data, data, buf):
             fused_as = None
         layout = None if data.is_contiguous() else data.stride()
-        known = self._fused[p] = (data, buf, fused_as, layout)
+        known = self._fused[p] = (data, buf, fused_as, layout, _metadata(data, buf))
         return known
 
 
@@ -228,8 +255,28 @@ _is_contiguous = torch.Tensor.is_contiguous  # (TypeError for anything but a tor
 _stride = torch.Tensor.stride
 
 
-def _strides(tensors) -> list:
-    return list(map(torch.Tensor.stride, tensors))
+def _shape_error(group_index, i, data, g, buf) -> RuntimeError:
+    """A parameter changed shape in place (p.data.resize_ ...) after its gradient or buffer."""
+    where = f"SGD.step: parameter {i} of param group {group_index}"
+    if g.shape != data.shape:
+        return RuntimeError(
+            f"{where} has shape {tuple(data.shape)} but its gradient has shape "
+            f"{tuple(g.shape)}: one of them changed shape in place since backward "
+            "(resize_, set_, as_strided_ ...); call zero_grad() and backward() again, or "
+            "set p.grad to a tensor of the parameter's shape"
+        )
+    return RuntimeError(
+        f"{where} has shape {tuple(data.shape)} but its momentum buffer "
+        f"(optimizer.state[p]['momentum_buffer']) has shape {tuple(buf.shape)}: one of them "
+        "changed shape in place since the last step; put a buffer of the parameter's shape "
+        "there, or `del optimizer.state[p]` to start its momentum afresh"
+    )
+
+
+def _metadata(data, buf) -> tuple:
+    """What an in-place op or torch's .data setter can change of p.data and its buffer."""
+    here = (data.dtype, data.shape, data.stride())
+    return here if buf is None else (here, buf.dtype, buf.shape, buf.stride())
 
 
 class _Memo(dict):
