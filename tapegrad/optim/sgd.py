@@ -75,6 +75,7 @@ class SGD(Optimizer):
 
     def step(self, closure=None):
         """Update every parameter that has a gradient (rule in the module docstring)."""
+        self._opt_called = True  # (for the schedulers' warning: see Optimizer.__init_subclass__)
         loss = None if closure is None else self._run_closure(closure)
         for group in self.param_groups:
             again = self._repeat(group)
@@ -88,6 +89,8 @@ class SGD(Optimizer):
             for p, buf in started:
                 self.state[p]["momentum_buffer"] = buf
         return loss
+
+    step.notes_its_call = True  # type: ignore[attr-defined]
 
     def _plan(self, group):
         """Sort a group's parameters into kernel calls.
