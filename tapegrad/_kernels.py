@@ -136,8 +136,16 @@ def fused_sgd_takes(param, grad, buffer=None) -> bool:
     ``store[..., 0]`` would have it write its neighbours' memory; a gradient
     laid out differently from its parameter would be read in the wrong order.
     All three must have the parameter's dtype (float32 or float64) and device
-    (the CPU or one GPU). (SGD asks it again only when a parameter's data or
+    (the CPU or one GPU), and the buffer must share memory with neither of the
+    others: the kernel reads each element's gradient and buffer before it
+    writes, where torch's per-tensor rule (``buf.mul_(momentum)`` first) would
+    change a gradient that is the buffer, so the two disagree. A gradient that
+    is the parameter itself is exact; one that views the parameter's memory
+    otherwise is refused. (SGD asks it again only when a parameter's data or
     buffer changes; is_cpu and get_device() are the cheap device queries.)
+
+    "Exact" is to rounding: the kernel may round the update differently from
+    the per-tensor ops in the last bit (tests/test_optim_kernels.py measures it).
     """
     dtype = param.dtype
     if dtype not in FUSED_SGD_DTYPES or grad.dtype != dtype:
@@ -152,6 +160,10 @@ def fused_sgd_takes(param, grad, buffer=None) -> bool:
         buffer.dtype != dtype or buffer.is_cpu != on_cpu or buffer.get_device() != device
     ):
         return False
+    if buffer is not None and (same_memory(buffer, param) or same_memory(buffer, grad)):
+        return False
+    if grad is not param and same_memory(grad, param):
+        return False
     if (
         param.is_contiguous()
         and grad.is_contiguous()
@@ -164,6 +176,14 @@ def fused_sgd_takes(param, grad, buffer=None) -> bool:
         and (buffer is None or buffer.stride() == stride)
         and is_dense(param)
     )
+
+
+def same_memory(a, b) -> bool:
+    """Do tensors a and b lie in one block of memory (a storage), so that writing one can
+    change the other? (Either empty: no.)"""
+    if a.nbytes == 0 or b.nbytes == 0:
+        return False
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
 
 
 def storage_shared(t) -> bool:

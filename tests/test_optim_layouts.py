@@ -244,7 +244,10 @@ def test_one_step_splits_the_parameters_between_the_fused_kernel_and_the_per_ten
         public = sorted(ptr for call in calls["public"] for ptr in call)
         assert fused == sorted(p.data.data_ptr() for p in (plain, other_dtype, transposed))
         assert public == sorted(p.data.data_ptr() for p in (strided, complex_, half))
-        assert len(calls["fused"]) == 2  # one call per dtype
+        # one call per run of consecutive parameters that take the same kernel and dtype,
+        # in the group's order (torch's): plain, other_dtype, then transposed after the rest
+        assert calls["fused"] == [[p.data.data_ptr()] for p in (plain, other_dtype, transposed)]
+        assert len(calls["public"]) == 1
     transposed.grad = torch.ones(3, 4)  # now laid out unlike its parameter
     calls["public"].clear()
     opt.step()
@@ -542,3 +545,97 @@ def test_sgd_refuses_a_parameter_gradient_or_buffer_resized_in_place(change, mes
         opt.step()
     assert torch.equal(ours.data, before[0])
     assert torch.equal(opt.state[ours]["momentum_buffer"], before[1])
+
+
+def _twins(start, **options):
+    """A tapegrad parameter and torch's twin with the same values, each with its SGD."""
+    ours, theirs = tg.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    return (
+        ours,
+        theirs,
+        optim.SGD([ours], **options),
+        torch.optim.SGD([theirs], foreach=False, **options),
+    )
+
+
+@pytest.mark.parametrize("when", ["first momentum step", "after the plan is remembered"])
+def test_sgd_with_a_gradient_that_is_its_momentum_buffer(when):
+    """p.grad = optimizer.state[p]["momentum_buffer"]: torch's per-tensor rule scales the
+    buffer first, and so the gradient (buf = 2 * momentum * buf); torch's fused kernel
+    reads the gradient before it writes the buffer. The step must give torch's answer."""
+    ours, theirs, opt_ours, opt_theirs = _twins(torch.arange(20.0), lr=0.1, momentum=0.9)
+    for step in range(4):
+        aliased = step == 1 if when == "first momentum step" else step == 3
+        for p, opt in ((ours, opt_ours), (theirs, opt_theirs)):
+            p.grad = opt.state[p]["momentum_buffer"] if aliased else torch.ones(20)
+        opt_ours.step()
+        opt_theirs.step()
+        torch.testing.assert_close(ours.data, theirs.detach(), rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(
+            opt_ours.state[ours]["momentum_buffer"], opt_theirs.state[theirs]["momentum_buffer"]
+        )
+
+
+def test_sgd_with_a_momentum_buffer_that_is_its_parameter():
+    """optimizer.state[p]["momentum_buffer"] = p.data: the buffer and the parameter are one
+    tensor, written twice per element. torch's fused kernel gets the first 16 elements (one
+    vector block) wrong; the step must give torch's per-tensor answer."""
+    ours, theirs, opt_ours, opt_theirs = _twins(torch.arange(20.0), lr=0.1, momentum=0.9)
+    opt_ours.state[ours]["momentum_buffer"] = ours.data
+    opt_theirs.state[theirs]["momentum_buffer"] = theirs.data
+    for _ in range(3):
+        ours.grad, theirs.grad = torch.ones(20), torch.ones(20)
+        opt_ours.step()
+        opt_theirs.step()
+        torch.testing.assert_close(ours.data, theirs.detach(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgd_updates_overlapping_parameters_in_list_order(momentum):
+    """Parameters that are views of one tensor and overlap: row 1 and row 0 (the fused
+    kernel's) and every other column (the per-tensor path's). torch updates them in list
+    order, and with weight decay each update reads what the one before wrote; so must we
+    (the calls run in the group's order, not sorted by kernel)."""
+    views = [lambda b: b[1], lambda b: b[:, ::2], lambda b: b[0]]
+    store_ours, store_theirs = torch.arange(8.0).view(2, 4), torch.arange(8.0).view(2, 4)
+    ours = [tg.nn.Parameter(v(store_ours)) for v in views]
+    theirs = [torch.nn.Parameter(v(store_theirs)) for v in views]
+    options = dict(lr=0.5, weight_decay=1.0, momentum=momentum)
+    opt_ours = optim.SGD(ours, **options)
+    opt_theirs = torch.optim.SGD(theirs, foreach=False, **options)
+    for step in range(3):
+        for i, (p, q) in enumerate(zip(ours, theirs)):
+            grad = torch.full(q.shape, float(i + step))
+            p.grad, q.grad = grad.clone(), grad.clone()
+        opt_ours.step()
+        opt_theirs.step()
+        torch.testing.assert_close(store_ours, store_theirs, rtol=1e-6, atol=1e-6)
+
+
+def test_sgd_steps_inside_inference_mode():
+    """Steps under torch.inference_mode() make the momentum buffers inference tensors, which
+    have no version counter to read: the plan is not remembered, and the steps agree with
+    torch's."""
+    ours, theirs, opt_ours, opt_theirs = _twins(torch.ones(3), lr=0.1, momentum=0.9)
+    for _ in range(4):
+        ours.grad, theirs.grad = torch.ones(3), torch.ones(3)
+        with torch.inference_mode():
+            opt_ours.step()
+            opt_theirs.step()
+        torch.testing.assert_close(ours.data, theirs.detach())
+
+
+def test_sgd_with_a_parameter_whose_data_is_an_inference_tensor():
+    """p.data = a tensor made under torch.inference_mode() (no version counter), no
+    momentum: the steps agree with torch's (torch updates an inference tensor outside
+    inference mode only inside it, so the steps run there)."""
+    with torch.inference_mode():
+        start = torch.arange(4.0)
+    ours, theirs, opt_ours, opt_theirs = _twins(torch.zeros(4), lr=0.1)
+    ours.data, theirs.data = start.clone(), start.clone()
+    for _ in range(3):
+        ours.grad, theirs.grad = torch.ones(4), torch.ones(4)
+        with torch.inference_mode():
+            opt_ours.step()
+            opt_theirs.step()
+        torch.testing.assert_close(ours.data, theirs.detach())

@@ -12,10 +12,12 @@ rate lr, momentum mu, dampening tau and weight decay lambda:
 
 Parameters that torch's fused kernel handles exactly (see
 `_kernels.fused_sgd_takes`: real float32/float64 on the CPU or a GPU, the
-parameter, its gradient and its momentum buffer laid out alike in memory)
-are updated by one kernel call per device and dtype; the rest (complex,
-half precision, strided views, a gradient laid out unlike its parameter)
-one tensor at a time by the same rule in public torch.
+parameter, its gradient and its momentum buffer of one shape, laid out alike
+in memory and not sharing it) are updated by one kernel call per run of
+consecutive such parameters of one device and dtype (in a model: one call);
+the rest (complex, half precision, strided views, a gradient laid out unlike
+its parameter) one tensor at a time by the same rule in public torch. The
+calls run in the group's order, as torch.optim's loop does.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ class SGD(Optimizer):
                 _update(_kernels.sgd_step, group, *again, False)
                 continue
             calls, started = self._plan(group)
-            for (fused_as, first), (params, grads, buffers) in calls.items():
+            for (fused_as, first), (params, grads, buffers) in calls:
                 kernel = _kernels._public_sgd if fused_as is None else _kernels.sgd_step
                 _update(kernel, group, params, grads, buffers, first)
             for p, buf in started:
@@ -93,12 +95,15 @@ class SGD(Optimizer):
     step.notes_its_call = True  # type: ignore[attr-defined]
 
     def _plan(self, group):
-        """Sort a group's parameters into kernel calls.
+        """Sort a group's parameters into kernel calls, in the group's order.
 
-        Returns ({(fused as (dtype, device index), or None; first step of the buffers?):
-        (params, grads, buffers)}, [(p, buffer) for buffers that start at this step]).
+        Returns ([((fused as (dtype, device index), or None; first step of the buffers?),
+        (params, grads, buffers)), ...], [(p, buffer) for buffers that start at this step]).
+        Consecutive parameters that take the same call share it; the calls run in
+        list order, as torch.optim's loop does (it matters where parameters overlap
+        in memory: views of one tensor).
         """
-        calls: dict = {}
+        calls: list = []
         started = []
         momentum, state, memo = group["momentum"], self.state, self._fused
         for i, p in enumerate(group["params"]):
@@ -131,21 +136,29 @@ class SGD(Optimizer):
             fused_as, layout = known[2], known[3]
             if fused_as is not None:
                 alike = g.is_contiguous() if layout is None else g.stride() == layout
-                if not alike or g.dtype is not fused_as[0]:
+                if (
+                    not alike
+                    or g.dtype is not fused_as[0]
+                    or (buf is not None and _kernels.same_memory(g, buf))
+                    or (g is not data and _kernels.same_memory(g, data))
+                ):
                     fused_as = None  # the public path
             key = (fused_as, first)
-            call = calls.get(key)
-            if call is None:
-                call = calls[key] = ([], [], [])
+            if calls and calls[-1][0] == key:
+                call = calls[-1][1]
+            else:
+                call = ([], [], [])
+                calls.append((key, call))
             call[0].append(data)
             call[1].append(g)
             call[2].append(buf)
         if len(calls) == 1:
-            ((fused_as, first),) = calls
-            datas, grads, bufs = calls[fused_as, first]
+            (((fused_as, first), (datas, grads, bufs)),) = calls
             if fused_as is not None and not first and len(datas) == len(group["params"]):
                 # One fused call for the whole group: remembered, for _repeat at the next step.
                 contiguous = all(g.is_contiguous() for g in grads)
+                if any(t is not None and t.is_inference() for t in (*datas, *bufs)):
+                    return calls, started  # (no version counters to read: planned each step)
                 each = [  # per parameter: what _repeat checks
                     (
                         data,
@@ -210,7 +223,9 @@ class SGD(Optimizer):
                 ):
                     return None
                 if momentum and (
-                    state[p]["momentum_buffer"] is not buf or buf._version != buf_version
+                    state[p]["momentum_buffer"] is not buf
+                    or buf._version != buf_version
+                    or g is buf  # (the kernel would read it before writing it: see _plan)
                 ):
                     return None
                 grads.append(g)
@@ -278,8 +293,8 @@ def _shape_error(group_index, i, data, g, buf) -> RuntimeError:
 
 def _metadata(data, buf) -> tuple:
     """What an in-place op or torch's .data setter can change of p.data and its buffer."""
-    here = (data.dtype, data.shape, data.stride())
-    return here if buf is None else (here, buf.dtype, buf.shape, buf.stride())
+    here = (data.dtype, data.shape, data.stride(), data.data_ptr())
+    return here if buf is None else (here, buf.dtype, buf.shape, buf.stride(), buf.data_ptr())
 
 
 class _Memo(dict):
