@@ -189,11 +189,17 @@ class SGD(Optimizer):
         those that resize it or lay it out anew (``p.data.resize_``, ``t_``,
         ``set_``, ``as_strided_``), after which the kernel would walk the
         tensor wrongly or past its end; each fused step bumps its parameters'
-        counters by one (`_kernels.bump_versions`), never the buffers'. (torch's
-        own ``.data =`` setter on a raw torch tensor keeps the counter, as torch
-        documents; tapegrad's ``p.data = t`` puts in a new tensor, which is seen.)
+        counters by one (`_kernels.bump_versions`), never the buffers'.
         The gradient is a new tensor at each step: its dtype, shape and layout
-        are read.
+        are read, and a gradient that is its momentum buffer goes to `_plan`
+        (which sends it the per-tensor way).
+
+        Not seen here, each for the price of another read per parameter per
+        step: torch's own ``.data =`` setter used on the raw torch tensor of
+        p.data or of a buffer (``p.data.data = t``: torch keeps the counter, as
+        it documents; tapegrad's ``p.data = t`` puts in a new tensor, which is
+        seen), and a gradient set to a view of its buffer's memory. `_plan`
+        sees both.
 
         One pass, each parameter visited once: measured faster in a training
         step than a pass per check.
