@@ -55,6 +55,7 @@ class Tensor:
     _tape: Any
     _gathered: Any
     __hash__ = object.__hash__  # like torch: == is elementwise, hashing by identity
+    grads_set_by_hand = 0  # how many times a leaf's .grad was set to a tensor (the setter)
     __array_priority__ = 1000  # so that numpy defers to our reflected operators
 
     def __init__(self, data, requires_grad: builtins.bool = False):
@@ -163,6 +164,9 @@ class Tensor:
                     f"assigned grad is on {data.device} but the tensor is on "
                     f"{self._data.device}; move it with .to(tensor.device)"
                 )
+            # Any gradient set by hand may share memory with an optimizer's state: SGD
+            # looks at the gradients afresh after one (optim/sgd.py, `_repeat`).
+            Tensor.grads_set_by_hand += 1
         self._grad = value
 
     @property

@@ -639,3 +639,55 @@ def test_sgd_with_a_parameter_whose_data_is_an_inference_tensor():
             opt_ours.step()
             opt_theirs.step()
         torch.testing.assert_close(ours.data, theirs.detach())
+
+
+def test_sgd_names_the_param_group_of_a_resized_parameter():
+    """The shape error names the group by its place in param_groups (not found by ==, which
+    is elementwise on tensors); the groups before it have stepped, as in torch's loop."""
+    first, second = tg.nn.Parameter(torch.ones(3)), tg.nn.Parameter(torch.ones(2, 2))
+    opt = optim.SGD([{"params": [first]}, {"params": [second]}], lr=0.1, momentum=0.9)
+    for _ in range(2):
+        first.grad, second.grad = torch.ones(3), torch.ones(2, 2)
+        opt.step()
+    second.grad.resize_(4)
+    with pytest.raises(RuntimeError, match=r"parameter 0 of param group 1 has shape \(2, 2\)"):
+        opt.step()
+
+
+@pytest.mark.parametrize(
+    "change", ["data", "data, after backward", "buffer", "gradient viewing its buffer"]
+)
+def test_sgd_notices_changes_made_through_torchs_own_data_setter(change):
+    """torch's .data setter on the raw torch tensor of p.data (tapegrad's p.data is the
+    parameter's own tensor) or of a buffer keeps its version counter; and a gradient set by
+    hand to a view of its buffer is a new object. Once the fused plan is remembered, each
+    must still give torch.optim.SGD's values, or its RuntimeError (then nothing changes)."""
+    ours, theirs, opt_ours, opt_theirs = _stepped_twice()
+
+    def edit(p, opt):
+        # (torch's p.data is an alias: its p.data = t is what p.data.data = t does here)
+        target = p.data if isinstance(p, tg.Tensor) else p
+        if change == "data":
+            target.data = p.data.clone().t().contiguous().t()  # the same values, column-major
+        elif change == "data, after backward":
+            target.data = torch.ones(2, 3)
+        elif change == "buffer":
+            opt.state[p]["momentum_buffer"].data = torch.zeros(2, 3)
+        else:
+            p.grad = opt.state[p]["momentum_buffer"][:]
+
+    grad = torch.arange(9.0).reshape(3, 3)
+    ours.grad, theirs.grad = grad.clone(), grad.clone()
+    edit(ours, opt_ours)
+    with torch.no_grad():
+        edit(theirs, opt_theirs)
+    try:
+        opt_theirs.step()
+    except RuntimeError:
+        before = ours.data.clone()
+        with pytest.raises(RuntimeError, match="SGD.step: parameter 0 of param group 0"):
+            opt_ours.step()
+        assert torch.equal(ours.data, before)
+        return
+    opt_ours.step()
+    torch.testing.assert_close(ours.data, theirs.detach(), rtol=1e-6, atol=1e-6)

@@ -199,6 +199,7 @@ class Optimizer:
         # optimizer.step()" warning (torch wraps step the same way), also in your own optimizers.
         # A step that sets self._opt_called itself and says so (notes_its_call = True: SGD's,
         # the hot path of training) is left unwrapped: the wrapper's call costs a step 0.5 us.
+        # (functools.wraps copies the flag: a step wrapped that way must call SGD.step.)
         super().__init_subclass__(**kwargs)
         inner = cls.__dict__.get("step")
         if inner is not None and not getattr(inner, "notes_its_call", False):

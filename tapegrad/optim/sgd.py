@@ -22,9 +22,12 @@ calls run in the group's order, as torch.optim's loop does.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from .. import _kernels
+from ..tensor import Tensor
 from .optimizer import Optimizer, grad_of
 
 
@@ -79,12 +82,12 @@ class SGD(Optimizer):
         """Update every parameter that has a gradient (rule in the module docstring)."""
         self._opt_called = True  # (for the schedulers' warning: see Optimizer.__init_subclass__)
         loss = None if closure is None else self._run_closure(closure)
-        for group in self.param_groups:
+        for index, group in enumerate(self.param_groups):
             again = self._repeat(group)
             if again is not None:  # the last step's plan holds: one fused call for the group
                 _update(_kernels.sgd_step, group, *again, False)
                 continue
-            calls, started = self._plan(group)
+            calls, started = self._plan(group, index)
             for (fused_as, first), (params, grads, buffers) in calls:
                 kernel = _kernels._public_sgd if fused_as is None else _kernels.sgd_step
                 _update(kernel, group, params, grads, buffers, first)
@@ -94,8 +97,9 @@ class SGD(Optimizer):
 
     step.notes_its_call = True  # type: ignore[attr-defined]
 
-    def _plan(self, group):
-        """Sort a group's parameters into kernel calls, in the group's order.
+    def _plan(self, group, index):
+        """Sort a group's parameters into kernel calls, in the group's order (`index`: the
+        group's place in param_groups, for errors).
 
         Returns ([((fused as (dtype, device index), or None; first step of the buffers?),
         (params, grads, buffers)), ...], [(p, buffer) for buffers that start at this step]).
@@ -121,7 +125,7 @@ class SGD(Optimizer):
                     buf, first = torch.empty_like(data), True
                     started.append((p, buf))
             if g.shape != data.shape or (buf is not None and buf.shape != data.shape):
-                raise _shape_error(self.param_groups.index(group), i, data, g, buf)
+                raise _shape_error(index, i, data, g, buf)
             # The fused kernel where it is exact: what _learn found of p.data and the buffer
             # holds while they are the same tensors, the data laid out as then; the gradient
             # is checked at every step.
@@ -157,20 +161,12 @@ class SGD(Optimizer):
             if fused_as is not None and not first and len(datas) == len(group["params"]):
                 # One fused call for the whole group: remembered, for _repeat at the next step.
                 contiguous = all(g.is_contiguous() for g in grads)
-                if any(t is not None and t.is_inference() for t in (*datas, *bufs)):
-                    return calls, started  # (no version counters to read: planned each step)
-                each = [  # per parameter: what _repeat checks
-                    (
-                        data,
-                        data._version + 1,  # after the update, which bumps it by one
-                        data.shape,
-                        g.stride(),
-                        buf,
-                        None if buf is None else buf._version,
-                    )
-                    for data, g, buf in zip(datas, grads, bufs)
+                each = [
+                    (data, data.shape, g.stride(), buf) for data, g, buf in zip(datas, grads, bufs)
                 ]
-                memo[id(group)] = (len(datas), datas, bufs, fused_as[0], contiguous, each, [0])
+                memo[id(group)] = _Plan(
+                    len(datas), datas, bufs, fused_as[0], contiguous, each, Tensor.grads_set_by_hand
+                )
         return calls, started
 
     def _repeat(self, group):
@@ -179,65 +175,62 @@ class SGD(Optimizer):
 
         The common case: the group holds as many parameters as when `_plan`
         sent them all to one fused kernel call, each with the same data and
-        momentum buffer, changed in place only by the fused steps since, and
-        a plain gradient of the same dtype, shape and strides. Which Parameter
-        objects hold them does not matter: the kernel updates the data and the
-        buffers, as the public path would.
+        momentum buffer, and a plain gradient; the data, gradient and buffer of
+        each still have the shape and the layout that call was made for (the
+        kernel walks them as flat arrays: a tensor resized or laid out anew, in
+        place or by torch's ``.data =`` setter, would be walked wrongly or past
+        its end), and the gradients its dtype. Which Parameter objects hold them
+        does not matter: the kernel updates the data and the buffers, as the
+        public path would. No gradient may have been set by hand since
+        (`Tensor.grads_set_by_hand`): one may view a buffer's or its parameter's
+        memory, which `_plan` looks for (the sweep's gradients are new tensors).
 
-        "Not changed in place" is read off torch's version counters, one read
-        per tensor: every in-place op bumps its tensor's counter, including
-        those that resize it or lay it out anew (``p.data.resize_``, ``t_``,
-        ``set_``, ``as_strided_``), after which the kernel would walk the
-        tensor wrongly or past its end; each fused step bumps its parameters'
-        counters by one (`_kernels.bump_versions`), never the buffers'.
-        The gradient is a new tensor at each step: its dtype, shape and layout
-        are read, and a gradient that is its momentum buffer goes to `_plan`
-        (which sends it the per-tensor way).
-
-        Not seen here, each for the price of another read per parameter per
-        step: torch's own ``.data =`` setter used on the raw torch tensor of
-        p.data or of a buffer (``p.data.data = t``: torch keeps the counter, as
-        it documents; tapegrad's ``p.data = t`` puts in a new tensor, which is
-        seen), and a gradient set to a view of its buffer's memory. `_plan`
-        sees both.
+        Not read here, for the price of two more reads per parameter per step:
+        the dtype of the data and of the buffer, which only torch's ``.data =``
+        setter on their raw tensors can change (``p.data.data = t.double()``;
+        tapegrad's ``p.data = t`` puts in a new tensor, which is seen). torch's
+        fused kernel then raises its own error, after updating the parameters
+        before that one.
 
         One pass, each parameter visited once: measured faster in a training
         step than a pass per check.
         """
         last = self._fused.get(id(group))
-        if last is None:
-            return None
-        count, datas, bufs, dtype, contiguous, each, steps = last
+        if last is None or last.grads_set_by_hand != Tensor.grads_set_by_hand:
+            return None  # (a gradient set by hand since may share memory with a buffer)
+        size, datas, bufs, dtype, contiguous, each, _ = last
         momentum = group["momentum"]
         if (bufs[0] is None) != (not momentum):
             return None  # momentum switched on or off since: buffers start or stop
         params = group["params"]
-        if len(params) != count:
+        if len(params) != size:
             return None
         state = self.state
-        done = steps[0]  # fused steps since the versions were taken
         grads = []
         try:  # (None, a recorded gradient or a missing buffer fails: TypeError, AttributeError...)
-            for p, (data, version, shape, stride, buf, buf_version) in zip(params, each):
+            for p, (data, shape, stride, buf) in zip(params, each):
                 g = p._grad
                 if (
                     p._data is not data
-                    or data._version != version + done
                     or g.dtype is not dtype
                     or g.shape != shape
-                    or not (_is_contiguous(g) if contiguous else _stride(g) == stride)
+                    or data.shape != shape
+                    or not (
+                        _is_contiguous(g) and _is_contiguous(data)
+                        if contiguous
+                        else _stride(g) == stride == _stride(data)
+                    )
                 ):
                     return None
                 if momentum and (
                     state[p]["momentum_buffer"] is not buf
-                    or buf._version != buf_version
-                    or g is buf  # (the kernel would read it before writing it: see _plan)
+                    or buf.shape != shape
+                    or not (_is_contiguous(buf) if contiguous else _stride(buf) == stride)
                 ):
                     return None
                 grads.append(g)
         except (TypeError, AttributeError, KeyError):
             return None
-        steps[0] = done + 1  # the update that follows bumps each parameter's counter by one
         return datas, grads, bufs
 
     def _learn(self, p, data, buf):
@@ -303,12 +296,27 @@ def _metadata(data, buf) -> tuple:
     return here if buf is None else (here, buf.dtype, buf.shape, buf.stride(), buf.data_ptr())
 
 
+class _Plan(NamedTuple):
+    """A group's one fused call, as `_plan` made it: what `_repeat` checks at the next steps."""
+
+    size: int  # the group's number of parameters
+    datas: list  # each parameter's data, its momentum buffer (or None)
+    bufs: list
+    dtype: torch.dtype  # of every data, gradient and buffer
+    contiguous: bool  # all laid out contiguously, else each as its `stride` below
+    each: list  # per parameter: (data, shape, gradient's stride, buffer)
+    grads_set_by_hand: int  # Tensor.grads_set_by_hand then
+
+
 class _Memo(dict):
-    """A cache, not state: what `SGD._learn` last learnt of a parameter's data and buffer.
+    """A cache, not state: what `SGD._learn` last learnt of a parameter's data and buffer,
+    and each group's `_Plan`.
 
     Its own class so that `tapegrad.compile` treats it as an opaque object rather than
-    state the step writes: everything it remembers (identity, dtype, device and layout of
-    p.data and of the momentum buffer) is among what a compiled step's guards check.
+    state the step writes: everything it remembers (identity, dtype, device, shape and
+    layout of p.data, of the gradients and of the momentum buffers) is among what a
+    compiled step's guards check, but the count of gradients set by hand, which a
+    compiled step (it makes no plan) does not read.
     """
 
     __slots__ = ()
