@@ -164,10 +164,12 @@ class Tensor:
                     f"assigned grad is on {data.device} but the tensor is on "
                     f"{self._data.device}; move it with .to(tensor.device)"
                 )
-            # Any gradient set by hand may share memory with an optimizer's state: SGD
-            # looks at the gradients afresh after one (optim/sgd.py, `_repeat`).
-            Tensor.grads_set_by_hand += 1
         self._grad = value
+        if value is not None:
+            # Any gradient set by hand may share memory with an optimizer's state: SGD
+            # looks at the gradients afresh after one (optim/sgd.py, `_repeat`). Counted
+            # after the assignment, so a step that reads the new count sees the gradient.
+            Tensor.grads_set_by_hand += 1
 
     @property
     def is_leaf(self) -> builtins.bool:

@@ -691,3 +691,25 @@ def test_sgd_notices_changes_made_through_torchs_own_data_setter(change):
         return
     opt_ours.step()
     torch.testing.assert_close(ours.data, theirs.detach(), rtol=1e-6, atol=1e-6)
+
+
+def test_sgd_plans_afresh_after_its_fused_kernel_refuses():
+    """torch's .data setter can change a parameter's dtype behind every check but the
+    kernel's own; the kernel then refuses, with the parameters before it updated. The next
+    step must not repeat that call (and update them again): it plans afresh and, like torch's
+    loop, steps the float64 data with the float32 gradient."""
+    params = [tg.nn.Parameter(torch.full((3,), float(i))) for i in range(3)]
+    opt = optim.SGD(params, lr=0.1)
+    for _ in range(2):
+        for p in params:
+            p.grad = torch.ones(3)
+        opt.step()
+    params[1].data.data = params[1].data.double()
+    try:
+        opt.step()  # the remembered fused call: torch's kernel may refuse the mixed dtypes
+    except RuntimeError:
+        pass
+    before = [p.data.clone() for p in params]
+    opt.step()
+    for p, b in zip(params, before):
+        torch.testing.assert_close(p.data, b - 0.1 * torch.ones(3, dtype=b.dtype))

@@ -85,7 +85,11 @@ class SGD(Optimizer):
         for index, group in enumerate(self.param_groups):
             again = self._repeat(group)
             if again is not None:  # the last step's plan holds: one fused call for the group
-                _update(_kernels.sgd_step, group, *again, False)
+                try:
+                    _update(_kernels.sgd_step, group, *again, False)
+                except BaseException:
+                    self._fused.pop(id(group), None)  # the next step plans afresh
+                    raise
                 continue
             calls, started = self._plan(group, index)
             for (fused_as, first), (params, grads, buffers) in calls:
@@ -185,12 +189,20 @@ class SGD(Optimizer):
         (`Tensor.grads_set_by_hand`): one may view a buffer's or its parameter's
         memory, which `_plan` looks for (the sweep's gradients are new tensors).
 
-        Not read here, for the price of two more reads per parameter per step:
-        the dtype of the data and of the buffer, which only torch's ``.data =``
-        setter on their raw tensors can change (``p.data.data = t.double()``;
-        tapegrad's ``p.data = t`` puts in a new tensor, which is seen). torch's
-        fused kernel then raises its own error, after updating the parameters
-        before that one.
+        Not read here, each for the price of one or two more reads per tensor per
+        step (`_plan` sees them all, and the per-tensor path is then exact):
+        what torch's in-place ``set_`` and its ``.data =`` setter, used on the
+        raw torch tensors (p.data, p.grad, a buffer), can do besides changing a
+        shape or a layout:
+
+        - change the dtype of the data or of a buffer (``p.data.data =
+          p.data.double()``; tapegrad's ``p.data = t`` puts in a new tensor,
+          which is seen). torch's fused kernel then raises its own error after
+          updating the parameters before that one; the plan is dropped, and the
+          next step is planned afresh.
+        - point a gradient, a buffer or the data at memory another of the three
+          uses (``p.grad.set_(buffer)``): the kernel, which reads each element
+          before it writes, then differs from torch's loop.
 
         One pass, each parameter visited once: measured faster in a training
         step than a pass per check.
