@@ -55,7 +55,7 @@ class Tensor:
     _tape: Any
     _gathered: Any
     __hash__ = object.__hash__  # like torch: == is elementwise, hashing by identity
-    grads_set_by_hand = 0  # how many times a leaf's .grad was set to a tensor (the setter)
+    _grads_set_by_hand = 0  # how many times a leaf's .grad was set to a tensor (the setter)
     __array_priority__ = 1000  # so that numpy defers to our reflected operators
 
     def __init__(self, data, requires_grad: builtins.bool = False):
@@ -169,7 +169,7 @@ class Tensor:
             # Any gradient set by hand may share memory with an optimizer's state: SGD
             # looks at the gradients afresh after one (optim/sgd.py, `_repeat`). Counted
             # after the assignment, so a step that reads the new count sees the gradient.
-            Tensor.grads_set_by_hand += 1
+            Tensor._grads_set_by_hand += 1
 
     @property
     def is_leaf(self) -> builtins.bool:

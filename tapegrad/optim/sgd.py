@@ -169,7 +169,13 @@ class SGD(Optimizer):
                     (data, data.shape, g.stride(), buf) for data, g, buf in zip(datas, grads, bufs)
                 ]
                 memo[id(group)] = _Plan(
-                    len(datas), datas, bufs, fused_as[0], contiguous, each, Tensor.grads_set_by_hand
+                    len(datas),
+                    datas,
+                    bufs,
+                    fused_as[0],
+                    contiguous,
+                    each,
+                    Tensor._grads_set_by_hand,
                 )
         return calls, started
 
@@ -186,7 +192,7 @@ class SGD(Optimizer):
         its end), and the gradients its dtype. Which Parameter objects hold them
         does not matter: the kernel updates the data and the buffers, as the
         public path would. No gradient may have been set by hand since
-        (`Tensor.grads_set_by_hand`): one may view a buffer's or its parameter's
+        (`Tensor._grads_set_by_hand`): one may view a buffer's or its parameter's
         memory, which `_plan` looks for (the sweep's gradients are new tensors).
 
         Not read here, each for the price of one or two more reads per tensor per
@@ -208,7 +214,7 @@ class SGD(Optimizer):
         step than a pass per check.
         """
         last = self._fused.get(id(group))
-        if last is None or last.grads_set_by_hand != Tensor.grads_set_by_hand:
+        if last is None or last.set_by_hand != Tensor._grads_set_by_hand:
             return None  # (a gradient set by hand since may share memory with a buffer)
         size, datas, bufs, dtype, contiguous, each, _ = last
         momentum = group["momentum"]
@@ -317,7 +323,7 @@ class _Plan(NamedTuple):
     dtype: torch.dtype  # of every data, gradient and buffer
     contiguous: bool  # all laid out contiguously, else each as its `stride` below
     each: list  # per parameter: (data, shape, gradient's stride, buffer)
-    grads_set_by_hand: int  # Tensor.grads_set_by_hand then
+    set_by_hand: int  # Tensor._grads_set_by_hand when the plan was made
 
 
 class _Memo(dict):
