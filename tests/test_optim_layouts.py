@@ -612,17 +612,22 @@ def test_sgd_updates_overlapping_parameters_in_list_order(momentum):
         torch.testing.assert_close(store_ours, store_theirs, rtol=1e-6, atol=1e-6)
 
 
-def test_sgd_steps_inside_inference_mode():
-    """Steps under torch.inference_mode() make the momentum buffers inference tensors, which
-    have no version counter to read: the plan is not remembered, and the steps agree with
-    torch's."""
-    ours, theirs, opt_ours, opt_theirs = _twins(torch.ones(3), lr=0.1, momentum=0.9)
-    for _ in range(4):
-        ours.grad, theirs.grad = torch.ones(3), torch.ones(3)
+def _step_both_in_inference_mode(ours, theirs, opt_ours, opt_theirs, steps):
+    """`steps` steps of both optimizers inside torch.inference_mode(), gradients of ones,
+    the parameters compared after each."""
+    for _ in range(steps):
+        ours.grad, theirs.grad = torch.ones(ours.shape), torch.ones(theirs.shape)
         with torch.inference_mode():
             opt_ours.step()
             opt_theirs.step()
         torch.testing.assert_close(ours.data, theirs.detach())
+
+
+def test_sgd_steps_inside_inference_mode():
+    """Steps under torch.inference_mode() make the momentum buffers inference tensors (no
+    version counter, which an earlier plan read); the plan holds, and the steps agree with
+    torch's."""
+    _step_both_in_inference_mode(*_twins(torch.ones(3), lr=0.1, momentum=0.9), steps=4)
 
 
 def test_sgd_with_a_parameter_whose_data_is_an_inference_tensor():
@@ -633,12 +638,7 @@ def test_sgd_with_a_parameter_whose_data_is_an_inference_tensor():
         start = torch.arange(4.0)
     ours, theirs, opt_ours, opt_theirs = _twins(torch.zeros(4), lr=0.1)
     ours.data, theirs.data = start.clone(), start.clone()
-    for _ in range(3):
-        ours.grad, theirs.grad = torch.ones(4), torch.ones(4)
-        with torch.inference_mode():
-            opt_ours.step()
-            opt_theirs.step()
-        torch.testing.assert_close(ours.data, theirs.detach())
+    _step_both_in_inference_mode(ours, theirs, opt_ours, opt_theirs, steps=3)
 
 
 def test_sgd_names_the_param_group_of_a_resized_parameter():

@@ -131,8 +131,8 @@ class SGD(Optimizer):
             if g.shape != data.shape or (buf is not None and buf.shape != data.shape):
                 raise _shape_error(index, i, data, g, buf)
             # The fused kernel where it is exact: what _learn found of p.data and the buffer
-            # holds while they are the same tensors, the data laid out as then; the gradient
-            # is checked at every step.
+            # holds while they are the same tensors with the same dtype, shape, layout and
+            # memory; the gradient is checked at every step.
             known = memo.get(p)
             if (
                 known is None
