@@ -296,14 +296,16 @@ def _shape_error(group_index, i, data, g, buf) -> RuntimeError:
     if g.shape != data.shape:
         return RuntimeError(
             f"{where} has shape {tuple(data.shape)} but its gradient has shape "
-            f"{tuple(g.shape)}: one of them changed shape in place since backward "
-            "(resize_, set_, as_strided_ ...); call zero_grad() and backward() again, or "
+            f"{tuple(g.shape)}: one of them changed shape since backward (p.data = a tensor "
+            "of another shape, resize_, set_, as_strided_ ...); call zero_grad() and "
+            "backward() again, or "
             "set p.grad to a tensor of the parameter's shape"
         )
     return RuntimeError(
         f"{where} has shape {tuple(data.shape)} but its momentum buffer "
         f"(optimizer.state[p]['momentum_buffer']) has shape {tuple(buf.shape)}: one of them "
-        "changed shape in place since the last step; put a buffer of the parameter's shape "
+        "changed shape since the last step (p.data = a tensor of another shape, resize_, "
+        "set_ ...); put a buffer of the parameter's shape "
         "there, or `del optimizer.state[p]` to start its momentum afresh"
     )
 
