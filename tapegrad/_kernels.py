@@ -210,6 +210,58 @@ def is_dense(t) -> bool:
     return True
 
 
+# --- private: one call that checks the layout of many tensors ------------------
+
+
+def _tensor_guards(tensors):
+    """A check that `tensors` (a list) still are what they are now: ``guard.check(*tensors)``.
+
+    ``check`` takes as many tensors as the list held, in the same order, and
+    says whether each has the Python type, dtype, device, shape and strides
+    that the one in its place had (False for None or a non-tensor; TypeError
+    for a different count). torch's private C++ `TensorGuards` (what
+    torch.compile's guards use; it also compares requires_grad and the
+    dispatch keys, so a tensor made in inference mode fails it) checks them
+    all in one call: 24 tensors in 1.6 us, measured, against 10 us for the
+    public reads (`_PublicLayoutGuard`). Its constructor wants each tensor's
+    sizes and strides as the static values to compare (None would mean "any").
+    The guard cannot be pickled.
+    """
+    return _TensorGuards(
+        *tensors,
+        dynamic_dims_sizes=[list(t.shape) for t in tensors],
+        dynamic_dims_strides=[list(t.stride()) for t in tensors],
+    )
+
+
+class _PublicLayoutGuard:
+    """What `_tensor_guards` checks (but requires_grad and dispatch keys), in public torch."""
+
+    def __init__(self, tensors):
+        self._expected = [_layout(t) for t in tensors]
+
+    def check(self, *tensors) -> bool:
+        if len(tensors) != len(self._expected):
+            raise TypeError(f"wrong length: {len(tensors)} tensors, {len(self._expected)} guarded")
+        try:
+            return all(map(_same_layout, tensors, self._expected))
+        except AttributeError:  # None, or anything else that is no tensor
+            return False
+
+
+def _layout(t) -> tuple:
+    return (type(t), t.dtype, t.get_device(), t.shape, t.stride())  # (get_device: -1 on the CPU)
+
+
+def _same_layout(t, expected) -> bool:
+    return _layout(t) == expected
+
+
+_TensorGuards = getattr(getattr(torch._C, "_dynamo", None), "guards", None)
+_TensorGuards = getattr(_TensorGuards, "TensorGuards", None)
+layout_guard = _PublicLayoutGuard if _TensorGuards is None else _tensor_guards
+
+
 def _public_bump_versions(tensors):
     for t in tensors:
         t.add_(0)  # any in-place op bumps the counter

@@ -3,7 +3,8 @@
 The derivatives and SGD call aten's fused kernels and torch's private fused
 SGD; each has a fallback in public torch, used if a torch upgrade drops it.
 These tests keep the two interchangeable, and keep the fused SGD bumping
-version counters (the stale-tape check depends on it).
+version counters (the stale-tape check depends on it). The same holds for the
+layout guard SGD checks its remembered fused call with.
 """
 
 from __future__ import annotations
@@ -102,6 +103,81 @@ def test_bump_versions_changes_versions_not_values(g, bump):
     assert all(torch.equal(p, v) for p, v in zip(params, values))
 
 
+GUARDS = [_kernels.layout_guard, _kernels._PublicLayoutGuard]
+
+
+def _guarded():
+    """Tensors of the kinds SGD's plan guards: 2-d, transposed, 0-d, empty, float64."""
+    return [
+        torch.zeros(3, 2),
+        torch.zeros(2, 3).t(),
+        torch.tensor(1.0),
+        torch.zeros(0, 4),
+        torch.zeros(5, dtype=torch.float64),
+    ]
+
+
+@pytest.mark.parametrize("make", GUARDS)
+def test_a_layout_guard_passes_the_same_tensors_and_others_laid_out_alike(make):
+    tensors = _guarded()
+    guard = make(tensors)
+    assert guard.check(*tensors)
+    assert guard.check(*_guarded())  # other tensors, the same type, dtype, shape and strides
+    tensors[0].add_(1)  # values do not matter
+    assert guard.check(*tensors)
+
+
+CHANGES = {
+    "resized": lambda t: t.resize_(4, 2),
+    "resized smaller": lambda t: t.resize_(2, 2),
+    "transposed in place": lambda t: t.t_(),
+    "as_strided_": lambda t: t.as_strided_((3, 2), (1, 3)),
+    "another dtype by torch's .data setter": lambda t: setattr(t, "data", t.double()),
+    "another shape by torch's .data setter": lambda t: setattr(t, "data", torch.zeros(2, 3)),
+    "column-major by torch's .data setter": lambda t: setattr(t, "data", t.t().contiguous().t()),
+}
+
+
+@pytest.mark.parametrize("make", GUARDS)
+@pytest.mark.parametrize("change", CHANGES)
+def test_a_layout_guard_fails_a_tensor_changed_in_place(make, change):
+    tensors = _guarded()
+    guard = make(tensors)
+    CHANGES[change](tensors[0])
+    assert not guard.check(*tensors)
+
+
+@pytest.mark.parametrize("make", GUARDS)
+@pytest.mark.parametrize(
+    "other",
+    [
+        None,
+        1.0,
+        torch.zeros(3),
+        torch.zeros(3, 2, 1),
+        torch.zeros(3, 2, dtype=torch.float64),
+        torch.zeros(3, 4)[:, ::2],
+        torch.nn.Parameter(torch.zeros(3, 2)),
+    ],
+    ids=["None", "number", "1-d", "3-d", "float64", "strided", "subclass"],
+)
+def test_a_layout_guard_fails_anything_else_in_a_tensors_place(make, other):
+    tensors = _guarded()
+    guard = make(tensors)
+    tensors[0] = other
+    assert not guard.check(*tensors)
+
+
+@pytest.mark.parametrize("make", GUARDS)
+def test_a_layout_guard_refuses_another_count_of_tensors(make):
+    tensors = _guarded()
+    guard = make(tensors)
+    with pytest.raises(TypeError):
+        guard.check(*tensors[:-1])
+    with pytest.raises(TypeError):
+        guard.check(*tensors, tensors[0])
+
+
 def test_the_fast_kernels_are_in_use_on_this_torch():
     # If one of these fails after a torch upgrade, tapegrad still works (on the fallback), only
     # slower: update _kernels.py to the new name.
@@ -110,3 +186,4 @@ def test_the_fast_kernels_are_in_use_on_this_torch():
     assert _kernels.mse_loss_backward is not _kernels._mse_loss_backward
     assert _kernels.sgd_step is _kernels._fused_sgd
     assert _kernels.bump_versions is not _kernels._public_bump_versions
+    assert _kernels.layout_guard is _kernels._tensor_guards

@@ -693,6 +693,44 @@ def test_sgd_notices_changes_made_through_torchs_own_data_setter(change):
     torch.testing.assert_close(ours.data, theirs.detach(), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("tensor", ["data", "buffer"])
+def test_sgd_notices_a_dtype_changed_by_torchs_own_data_setter(tensor):
+    """torch's .data setter on the raw tensor of p.data or of a momentum buffer can change
+    its dtype (and keeps its version counter). Once the fused call is remembered (the
+    gradients come from backward, so none is set by hand), it must not be repeated:
+    torch's kernel refuses mixed dtypes. The step is torch.optim.SGD's loop, which mixes
+    them (a float64 buffer, or float64 data and gradient, with the float32 rest)."""
+    torch.manual_seed(0)
+    start, weights = torch.randn(3, 3), torch.randn(3, 3)
+    ours, theirs = tg.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    opt_ours = optim.SGD([ours], lr=0.1, momentum=0.9)
+    opt_theirs = torch.optim.SGD([theirs], lr=0.1, momentum=0.9, foreach=False)
+
+    def step():
+        for p, opt in ((ours, opt_ours), (theirs, opt_theirs)):
+            opt.zero_grad()
+            (p * weights.to(p.dtype)).sum().backward()
+            opt.step()
+
+    for _ in range(3):
+        step()
+    assert opt_ours._repeat(opt_ours.param_groups[0]) is not None  # the plan is remembered
+    with torch.no_grad():
+        for p, opt in ((ours, opt_ours), (theirs, opt_theirs)):
+            # (torch's p.data is an alias: its p.data = t is what p.data.data = t does here)
+            target = (p.data if p is ours else p) if tensor == "data" else opt.state[p]
+            if tensor == "buffer":
+                target = target["momentum_buffer"]
+            target.data = target.data.double()
+    for _ in range(2):
+        step()
+        assert ours.data.dtype == theirs.dtype
+        assert opt_ours.state[ours]["momentum_buffer"].dtype == (
+            opt_theirs.state[theirs]["momentum_buffer"].dtype
+        )
+        torch.testing.assert_close(ours.data, theirs.detach(), rtol=1e-6, atol=1e-6)
+
+
 def test_sgd_plans_afresh_after_its_fused_kernel_refuses():
     """torch's .data setter can change a parameter's dtype behind every check but the
     kernel's own; the kernel then refuses, with the parameters before it updated. The next
@@ -713,3 +751,34 @@ def test_sgd_plans_afresh_after_its_fused_kernel_refuses():
     opt.step()
     for p, b in zip(params, before):
         torch.testing.assert_close(p.data, b - 0.1 * torch.ones(3, dtype=b.dtype))
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_an_sgd_with_a_remembered_plan_copies_and_the_copy_steps_alike(how):
+    """The remembered fused call is a cache of the original's tensors (and its layout guard
+    cannot be pickled): a copy of the model and optimizer starts without it, and both then
+    step to the same values."""
+    import copy
+    import pickle
+
+    torch.manual_seed(0)
+    model = tg.nn.Sequential(tg.nn.Linear(2, 3), tg.nn.Tanh(), tg.nn.Linear(3, 1))
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x = tg.Tensor(torch.randn(5, 2))
+
+    def step(model, opt):
+        opt.zero_grad()
+        model(x).sum().backward()
+        opt.step()
+
+    for _ in range(3):
+        step(model, opt)
+    assert opt._repeat(opt.param_groups[0]) is not None
+    both = (model, opt)
+    model2, opt2 = copy.deepcopy(both) if how == "deepcopy" else pickle.loads(pickle.dumps(both))
+    for _ in range(3):
+        step(model, opt)
+        step(model2, opt2)
+    assert opt2._repeat(opt2.param_groups[0]) is not None  # the copy remembers its own plan
+    for p, q in zip(model.parameters(), model2.parameters()):
+        assert torch.equal(p.data, q.data)

@@ -163,18 +163,13 @@ class SGD(Optimizer):
         if len(calls) == 1:
             (((fused_as, first), (datas, grads, bufs)),) = calls
             if fused_as is not None and not first and len(datas) == len(group["params"]):
-                # One fused call for the whole group: remembered, for _repeat at the next step.
-                contiguous = all(g.is_contiguous() for g in grads)
-                each = [
-                    (data, data.shape, g.stride(), buf) for data, g, buf in zip(datas, grads, bufs)
-                ]
+                # One fused call for the whole group: remembered, for _repeat at the next steps.
+                guarded = [*datas, *grads, *(bufs if momentum else ())]
                 memo[id(group)] = _Plan(
                     len(datas),
                     datas,
                     bufs,
-                    fused_as[0],
-                    contiguous,
-                    each,
+                    _kernels.layout_guard(guarded),
                     Tensor._grads_set_by_hand,
                 )
         return calls, started
@@ -185,38 +180,29 @@ class SGD(Optimizer):
 
         The common case: the group holds as many parameters as when `_plan`
         sent them all to one fused kernel call, each with the same data and
-        momentum buffer, and a plain gradient; the data, gradient and buffer of
-        each still have the shape and the layout that call was made for (the
-        kernel walks them as flat arrays: a tensor resized or laid out anew, in
-        place or by torch's ``.data =`` setter, would be walked wrongly or past
-        its end), and the gradients its dtype. Which Parameter objects hold them
-        does not matter: the kernel updates the data and the buffers, as the
-        public path would. No gradient may have been set by hand since
-        (`Tensor._grads_set_by_hand`): one may view a buffer's or its parameter's
-        memory, which `_plan` looks for (the sweep's gradients are new tensors).
+        momentum buffer, and a gradient; the data, gradient and buffer of each
+        still have the Python type, dtype, device, shape and strides that call
+        was made for (the kernel walks them as flat arrays: a tensor resized or
+        laid out anew, in place or by torch's ``.data =`` setter, would be
+        walked wrongly or past its end). `_kernels.layout_guard` checks all of
+        that in one call. Which Parameter objects hold them does not matter:
+        the kernel updates the data and the buffers, as the public path would.
+        No gradient may have been set by hand since
+        (`Tensor._grads_set_by_hand`): one may view a buffer's or its
+        parameter's memory, which `_plan` looks for (the sweep's gradients are
+        new tensors).
 
-        Not read here, each for the price of one or two more reads per tensor per
-        step (`_plan` sees them all, and the per-tensor path is then exact):
-        what torch's in-place ``set_`` and its ``.data =`` setter, used on the
-        raw torch tensors (p.data, p.grad, a buffer), can do besides changing a
-        shape or a layout:
-
-        - change the dtype of the data or of a buffer (``p.data.data =
-          p.data.double()``; tapegrad's ``p.data = t`` puts in a new tensor,
-          which is seen). torch's fused kernel then raises its own error after
-          updating the parameters before that one; the plan is dropped, and the
-          next step is planned afresh.
-        - point a gradient, a buffer or the data at memory another of the three
-          uses (``p.grad.set_(buffer)``): the kernel, which reads each element
-          before it writes, then differs from torch's loop.
-
-        One pass, each parameter visited once: measured faster in a training
-        step than a pass per check.
+        Not read here, for the price of one or two more reads per tensor per
+        step (`_plan` sees it, and the per-tensor path is then exact): memory
+        re-pointed by torch's in-place ``set_`` or its ``.data =`` setter, used
+        on the raw torch tensors (p.data, p.grad, a buffer), so that one of the
+        three uses memory another uses (``p.grad.set_(buffer)``): the kernel,
+        which reads each element before it writes, then differs from torch's loop.
         """
         last = self._fused.get(id(group))
         if last is None or last.set_by_hand != Tensor._grads_set_by_hand:
             return None  # (a gradient set by hand since may share memory with a buffer)
-        size, datas, bufs, dtype, contiguous, each, _ = last
+        size, datas, bufs, guard, _ = last
         momentum = group["momentum"]
         if (bufs[0] is None) != (not momentum):
             return None  # momentum switched on or off since: buffers start or stop
@@ -225,30 +211,15 @@ class SGD(Optimizer):
             return None
         state = self.state
         grads = []
-        try:  # (None, a recorded gradient or a missing buffer fails: TypeError, AttributeError...)
-            for p, (data, shape, stride, buf) in zip(params, each):
-                g = p._grad
-                if (
-                    p._data is not data
-                    or g.dtype is not dtype
-                    or g.shape != shape
-                    or data.shape != shape
-                    or not (
-                        _is_contiguous(g) and _is_contiguous(data)
-                        if contiguous
-                        else _stride(g) == stride == _stride(data)
-                    )
-                ):
+        try:
+            for p, data, buf in zip(params, datas, bufs):
+                if p._data is not data or (momentum and state[p]["momentum_buffer"] is not buf):
                     return None
-                if momentum and (
-                    state[p]["momentum_buffer"] is not buf
-                    or buf.shape != shape
-                    or not (_is_contiguous(buf) if contiguous else _stride(buf) == stride)
-                ):
-                    return None
-                grads.append(g)
-        except (TypeError, AttributeError, KeyError):
+                grads.append(p._grad)
+        except KeyError:  # no buffer
             return None
+        if not guard.check(*datas, *grads, *(bufs if momentum else ())):
+            return None  # (a missing or recorded gradient fails it too: not a torch tensor)
         return datas, grads, bufs
 
     def _learn(self, p, data, buf):
@@ -286,10 +257,6 @@ def _update(kernel, group, params, grads, buffers, first: bool) -> None:
     )
 
 
-_is_contiguous = torch.Tensor.is_contiguous  # (TypeError for anything but a torch tensor)
-_stride = torch.Tensor.stride
-
-
 def _shape_error(group_index, i, data, g, buf) -> RuntimeError:
     """A parameter changed shape in place (p.data.resize_ ...) after its gradient or buffer."""
     where = f"SGD.step: parameter {i} of param group {group_index}"
@@ -322,9 +289,7 @@ class _Plan(NamedTuple):
     size: int  # the group's number of parameters
     datas: list  # each parameter's data, its momentum buffer (or None)
     bufs: list
-    dtype: torch.dtype  # of every data, gradient and buffer
-    contiguous: bool  # all laid out contiguously, else each as its `stride` below
-    each: list  # per parameter: (data, shape, gradient's stride, buffer)
+    guard: object  # `_kernels.layout_guard` of the datas, the gradients and the buffers
     set_by_hand: int  # Tensor._grads_set_by_hand when the plan was made
 
 
@@ -337,6 +302,13 @@ class _Memo(dict):
     layout of p.data, of the gradients and of the momentum buffers) is among what a
     compiled step's guards check, but the count of gradients set by hand, which a
     compiled step (it makes no plan) does not read.
+
+    A copy (copy.deepcopy, pickle) starts empty: what it would hold describes the
+    original's tensors, and a plan's layout guard (torch's C++ TensorGuards) cannot
+    be pickled.
     """
 
     __slots__ = ()
+
+    def __reduce__(self):
+        return _Memo, ()
