@@ -70,7 +70,38 @@ def _public_sgd(
     is_first_step,
     maximize=False,
 ):
-    """torch.optim.SGD's update rule, one tensor at a time, in place (any layout, any dtype)."""
+    """torch.optim.SGD's update rule, one tensor at a time, in place (any layout, any dtype).
+
+    Under torch.no_grad(), as torch.optim's step: a gradient that requires torch's grad
+    (set by hand) must not make the parameters and buffers record torch's graph.
+    """
+    with torch.no_grad():
+        _public_sgd_loop(
+            params,
+            grads,
+            momentum_buffers,
+            lr,
+            momentum,
+            dampening,
+            weight_decay,
+            nesterov,
+            is_first_step,
+            maximize,
+        )
+
+
+def _public_sgd_loop(
+    params,
+    grads,
+    momentum_buffers,
+    lr,
+    momentum,
+    dampening,
+    weight_decay,
+    nesterov,
+    is_first_step,
+    maximize,
+):
     # Without momentum there are no buffers: zip over [] would update nothing.
     buffers = momentum_buffers if momentum else [None] * len(params)
     for p, g, buf in zip(params, grads, buffers):
@@ -109,8 +140,8 @@ def _fused_sgd(
         momentum=momentum,
         lr=lr,
         dampening=dampening,
-        nesterov=nesterov,
-        maximize=maximize,
+        nesterov=bool(nesterov),  # (torch.optim takes any truthy value; the kernel a bool)
+        maximize=bool(maximize),
         is_first_step=is_first_step,
     )
     # The fused kernel writes the parameters without bumping their version
@@ -141,8 +172,11 @@ def fused_sgd_takes(param, grad, buffer=None) -> bool:
     writes, where torch's per-tensor rule (``buf.mul_(momentum)`` first) would
     change a gradient that is the buffer, so the two disagree. A gradient that
     is the parameter itself is exact; one that views the parameter's memory
-    otherwise is refused. (SGD asks it again only when a parameter's data or
-    buffer changes; is_cpu and get_device() are the cheap device queries.)
+    otherwise is refused. A tensor with torch's negative bit (``torch._neg_view``) is
+    refused by the kernel; an inference tensor outside inference mode is updated by
+    the kernel where torch's per-tensor ops raise. (SGD asks it again only when a
+    parameter's data or buffer changes; is_cpu and get_device() are the cheap device
+    queries.)
 
     "Exact" is to rounding: the kernel may round the update differently from
     the per-tensor ops in the last bit (tests/test_optim_kernels.py measures it).
@@ -150,6 +184,11 @@ def fused_sgd_takes(param, grad, buffer=None) -> bool:
     dtype = param.dtype
     if dtype not in FUSED_SGD_DTYPES or grad.dtype != dtype:
         return False
+    tensors = (param, grad) if buffer is None else (param, grad, buffer)
+    if any(t.is_neg() for t in tensors):
+        return False  # a negative-bit view (torch._neg_view ...): the kernel refuses it
+    if not torch.is_inference_mode_enabled() and any(t.is_inference() for t in tensors):
+        return False  # torch's loop refuses to update an inference tensor outside the mode
     shape = param.shape
     if grad.shape != shape or (buffer is not None and buffer.shape != shape):
         return False

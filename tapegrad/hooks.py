@@ -107,5 +107,12 @@ def run(hooks, grad, where: str, wrap=None):
                 f"gradient's shape from {tuple(grad.shape)} to {tuple(result.shape)}; "
                 "return a gradient of the same shape"
             )
+        if result.dtype != grad.dtype or result.device != grad.device:
+            raise RuntimeError(  # (torch's type: "hook ... has changed the type of value")
+                f"hook {getattr(hook, '__name__', hook)!r} on {where} changed the "
+                f"gradient's type from {grad.dtype} on {grad.device} to {result.dtype} on "
+                f"{result.device}; return a gradient of the same dtype and device "
+                "(.to(grad.dtype))"
+            )
         grad = result
     return grad

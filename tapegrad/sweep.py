@@ -218,6 +218,8 @@ def begin_sweep(root, grad, caller: str, create_graph: bool = False):
             "the inputs with requires_grad=True and compute it outside no_grad()"
         )
     seed = _seed(root, grad, create_graph)
+    if grad is not None:
+        Tensor._grads_from_user += 1  # the caller's tensor: it may reach a leaf as it is
     if _state.anomaly and anomaly._bad(seed.data if isinstance(seed, Tensor) else seed):
         raise RuntimeError(
             f"anomaly: the gradient passed to {caller}(grad=...) holds a NaN or "
@@ -473,7 +475,10 @@ def _sweep_graph(nodes, tape, keep_grads, touched, kept, pruned=False):
 def _at_node(node, grad, keep_grads, kept):
     """A node's complete gradient meets its hooks, then retain_grad / keep_grads keep it."""
     if node.hooks is not None:
+        given = grad
         grad = hooks.run(node.hooks, grad, node.describe(), Tensor._wrap)
+        if grad is not given:  # a hook's tensor: it may reach a leaf as it is
+            Tensor._grads_from_user += 1
     if keep_grads or node.retains_grad:
         kept.append((node, node.grad))
         # a copy of its own (torch's retain_grad clones): grad may be a broadcast view, or
@@ -740,6 +745,7 @@ def _check_grads(node, grads, traced: bool = False) -> tuple:
     tapegrad Tensor that a user's backward returned (from ops it called)
     is taken as its values.
     """
+    Tensor._grads_from_user += 1  # (a user op's backward may return any tensor it holds)
     if len(grads) > len(node.inputs) and all(g is None for g in grads[len(node.inputs) :]):
         grads = grads[: len(node.inputs)]  # trailing Nones (e.g. for defaulted arguments): fine
     if len(grads) != len(node.inputs):

@@ -55,7 +55,11 @@ class Tensor:
     _tape: Any
     _gathered: Any
     __hash__ = object.__hash__  # like torch: == is elementwise, hashing by identity
-    _grads_set_by_hand = 0  # how many times a leaf's .grad was set to a tensor (the setter)
+    # How many tensors the user's code handed in as gradients: a leaf's .grad set by hand
+    # (the setter), a seed given to backward(), a hook's replacement, a user Function's
+    # backward. Any of them may share memory with an optimizer's state; the sweep's own
+    # gradients are new tensors (SGD._repeat relies on it).
+    _grads_from_user = 0
     __array_priority__ = 1000  # so that numpy defers to our reflected operators
 
     def __init__(self, data, requires_grad: builtins.bool = False):
@@ -169,7 +173,7 @@ class Tensor:
             # Any gradient set by hand may share memory with an optimizer's state: SGD
             # looks at the gradients afresh after one (optim/sgd.py, `_repeat`). Counted
             # after the assignment, so a step that reads the new count sees the gradient.
-            Tensor._grads_set_by_hand += 1
+            Tensor._grads_from_user += 1
 
     @property
     def is_leaf(self) -> builtins.bool:

@@ -296,3 +296,13 @@ def test_backward_inputs_leaves_a_root_leaf_that_is_not_an_input_alone_like_torc
         assert (theirs is None) == (ours is None)
         if theirs is not None:
             assert torch.equal(theirs, ours)
+
+
+@pytest.mark.parametrize("on", ["leaf", "intermediate"])
+def test_a_hook_that_changes_the_gradients_dtype_is_refused_like_torch(on):
+    x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 2
+    (x if on == "leaf" else y).register_hook(lambda g: g.double())
+    with pytest.raises(RuntimeError, match="changed the gradient's type from torch.float32"):
+        y.sum().backward()
+    assert x.grad is None

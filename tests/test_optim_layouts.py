@@ -782,3 +782,95 @@ def test_an_sgd_with_a_remembered_plan_copies_and_the_copy_steps_alike(how):
     assert opt2._repeat(opt2.param_groups[0]) is not None  # the copy remembers its own plan
     for p, q in zip(model.parameters(), model2.parameters()):
         assert torch.equal(p.data, q.data)
+
+
+def _twins_training(make_momentum_step=3, **options):
+    """A 3-vector parameter trained with gradients from backward, in tapegrad and in torch."""
+    torch.manual_seed(0)
+    w0, x0 = torch.randn(3), torch.randn(3)
+    p, q = tg.Tensor(w0.clone(), requires_grad=True), torch.nn.Parameter(w0.clone())
+    opt = optim.SGD([p], lr=0.1, momentum=0.9, **options)
+    topt = torch.optim.SGD([q], lr=0.1, momentum=0.9, foreach=False, **options)
+    for _ in range(make_momentum_step):
+        opt.zero_grad()
+        topt.zero_grad()
+        (p * p).sum().backward()
+        (q * q).sum().backward()
+        opt.step()
+        topt.step()
+    return p, q, opt, topt, x0
+
+
+def test_sgd_with_a_hook_whose_gradient_shares_the_momentum_buffer_follows_torch():
+    """A hook on an intermediate tensor returns a tensor that shares the momentum buffer's
+    memory; it reaches the leaf as it is (torch keeps it too). The remembered fused call
+    would read the buffer before scaling it; torch's loop scales it first."""
+    p, q, opt, topt, x0 = _twins_training()
+    assert opt._repeat(opt.param_groups[0]) is not None
+    for _ in range(2):
+        opt.zero_grad()
+        topt.zero_grad()
+        y, ty = p + tg.Tensor(x0), q + x0
+        y.register_hook(lambda g: opt.state[p]["momentum_buffer"].detach())
+        ty.register_hook(lambda g: topt.state[q]["momentum_buffer"].detach())
+        (y * y).sum().backward()
+        (ty * ty).sum().backward()
+        opt.step()
+        topt.step()
+        torch.testing.assert_close(p.data, q.detach(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("which", ["data", "gradient"])
+def test_sgd_with_a_negative_bit_tensor_follows_torch(which):
+    """torch._neg_view's result equals its input but carries a bit the fused kernel refuses."""
+    p, q, opt, topt, _ = _twins_training()
+    opt.zero_grad()
+    topt.zero_grad()
+    if which == "data":
+        p.data = torch._neg_view(-p.data.clone())
+        with torch.no_grad():
+            q.data = torch._neg_view(-q.data.clone())
+    (p * p).sum().backward()
+    (q * q).sum().backward()
+    if which == "gradient":
+        p.grad = torch._neg_view(-p.grad.clone())
+        q.grad = torch._neg_view(-q.grad.clone())
+    opt.step()
+    topt.step()
+    torch.testing.assert_close(p.data, q.detach(), rtol=1e-6, atol=1e-6)
+
+
+def test_sgd_refuses_like_torch_to_update_inference_buffers_outside_inference_mode():
+    p, q, opt, topt, _ = _twins_training(make_momentum_step=0)
+    for o, t in ((opt, p), (topt, q)):
+        o.zero_grad()
+        (t * t).sum().backward()
+        with torch.inference_mode():
+            o.step()  # the buffers start here: inference tensors
+    for _ in range(2):
+        for o, t in ((opt, p), (topt, q)):
+            o.zero_grad()
+            (t * t).sum().backward()
+            with pytest.raises(RuntimeError, match="[Ii]nference"):
+                o.step()
+
+
+@pytest.mark.parametrize("flag", ["nesterov", "maximize"])
+def test_sgd_takes_any_truthy_flag_like_torch(flag):
+    p, q, opt, topt, _ = _twins_training(**{flag: 1})
+    torch.testing.assert_close(p.data, q.detach(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["SGD", "Adam"])
+def test_a_gradient_that_requires_torchs_grad_leaves_no_torch_graph(kind):
+    """torch.optim steps under no_grad; so must the per-tensor paths (a transposed gradient
+    set by hand takes SGD's), or p.data and the state start recording torch's graph."""
+    p = tg.Tensor(torch.randn(3, 3), requires_grad=True)
+    options = dict(lr=0.1, weight_decay=0.1)
+    opt = optim.SGD([p], momentum=0.9, **options) if kind == "SGD" else optim.Adam([p], **options)
+    for _ in range(2):
+        p.grad = torch.randn(3, 3).t().requires_grad_()
+        opt.step()
+    state = [v for v in opt.state[p].values() if isinstance(v, torch.Tensor)]
+    assert not p.data.requires_grad and p.data.grad_fn is None
+    assert not any(t.requires_grad for t in state)

@@ -86,11 +86,14 @@ class Adam(Optimizer):
         """Update every parameter that has a gradient (rule in the module docstring)."""
         loss = self._run_closure(closure)
         self._check_amsgrad_state()
-        for group in self.param_groups:
-            for p in group["params"]:
-                g = grad_of(p)
-                if g is not None:
-                    self._update(p.data, g, self.state[p], group)
+        with (
+            torch.no_grad()
+        ):  # as torch.optim: a gradient that requires torch's grad records nothing
+            for group in self.param_groups:
+                for p in group["params"]:
+                    g = grad_of(p)
+                    if g is not None:
+                        self._update(p.data, g, self.state[p], group)
         return loss
 
     def _check_amsgrad_state(self):

@@ -147,6 +147,7 @@ class SGD(Optimizer):
                 if (
                     not alike
                     or g.dtype is not fused_as[0]
+                    or g.is_neg()  # (a negative-bit view: the kernel refuses it)
                     or (buf is not None and _kernels.same_memory(g, buf))
                     or (g is not data and _kernels.same_memory(g, data))
                 ):
@@ -170,7 +171,7 @@ class SGD(Optimizer):
                     datas,
                     bufs,
                     _kernels.layout_guard(guarded),
-                    Tensor._grads_set_by_hand,
+                    Tensor._grads_from_user,
                 )
         return calls, started
 
@@ -187,10 +188,11 @@ class SGD(Optimizer):
         walked wrongly or past its end). `_kernels.layout_guard` checks all of
         that in one call. Which Parameter objects hold them does not matter:
         the kernel updates the data and the buffers, as the public path would.
-        No gradient may have been set by hand since
-        (`Tensor._grads_set_by_hand`): one may view a buffer's or its
-        parameter's memory, which `_plan` looks for (the sweep's gradients are
-        new tensors).
+        No gradient may have come from the user's code since
+        (`Tensor._grads_from_user`: set by hand, a seed given to backward, a
+        hook's replacement, a user Function's backward): one may share a
+        buffer's or its parameter's memory, which `_plan` looks for (the
+        sweep's own gradients are new tensors).
 
         Not read here, for the price of one or two more reads per tensor per
         step (`_plan` sees it, and the per-tensor path is then exact): memory
@@ -200,8 +202,8 @@ class SGD(Optimizer):
         which reads each element before it writes, then differs from torch's loop.
         """
         last = self._fused.get(id(group))
-        if last is None or last.set_by_hand != Tensor._grads_set_by_hand:
-            return None  # (a gradient set by hand since may share memory with a buffer)
+        if last is None or last.from_user != Tensor._grads_from_user:
+            return None  # (a gradient from the user's code may share memory with a buffer)
         size, datas, bufs, guard, _ = last
         momentum = group["momentum"]
         if (bufs[0] is None) != (not momentum):
@@ -278,9 +280,13 @@ def _shape_error(group_index, i, data, g, buf) -> RuntimeError:
 
 
 def _metadata(data, buf) -> tuple:
-    """What an in-place op or torch's .data setter can change of p.data and its buffer."""
-    here = (data.dtype, data.shape, data.stride(), data.data_ptr())
+    """What an in-place op or torch's .data setter can change of p.data and its buffer (and
+    whether inference mode is on: outside it an inference tensor takes the public path)."""
+    here = (data.dtype, data.shape, data.stride(), data.data_ptr(), _inference_mode())
     return here if buf is None else (here, buf.dtype, buf.shape, buf.stride(), buf.data_ptr())
+
+
+_inference_mode = torch.is_inference_mode_enabled
 
 
 class _Plan(NamedTuple):
@@ -290,7 +296,7 @@ class _Plan(NamedTuple):
     datas: list  # each parameter's data, its momentum buffer (or None)
     bufs: list
     guard: object  # `_kernels.layout_guard` of the datas, the gradients and the buffers
-    set_by_hand: int  # Tensor._grads_set_by_hand when the plan was made
+    from_user: int  # Tensor._grads_from_user when the plan was made
 
 
 class _Memo(dict):
@@ -300,7 +306,7 @@ class _Memo(dict):
     Its own class so that `tapegrad.compile` treats it as an opaque object rather than
     state the step writes: everything it remembers (identity, dtype, device, shape and
     layout of p.data, of the gradients and of the momentum buffers) is among what a
-    compiled step's guards check, but the count of gradients set by hand, which a
+    compiled step's guards check, but the count of gradients from the user's code, which a
     compiled step (it makes no plan) does not read.
 
     A copy (copy.deepcopy, pickle) starts empty: what it would hold describes the
