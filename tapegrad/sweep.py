@@ -27,6 +27,8 @@ instead of adding them into `.grad`.
 
 from __future__ import annotations
 
+import sys
+
 import torch
 
 from . import anomaly, hooks
@@ -720,11 +722,17 @@ def _own_leaf_grads(leaves, kept) -> None:
 
     A derivative may hand its incoming gradient straight through (+, reshape,
     to(), the broadcast view of sum's derivative), so a leaf's gradient can be
-    a view, or the very tensor another leaf or a retained node holds. An
-    in-place edit of one (``p.grad.mul_(0.5)`` to clip) would change the
-    others, or fail on a broadcast view. Copy just those, once per sweep.
-    The sweep passes only the leaves that took such a gradient as it was
-    (from an op without `fresh_grads`); `kept` is [(node, ...)] of kept gradients.
+    a view, or the very tensor another leaf or a retained node holds; and a
+    user Function's backward, a hook or the caller's seed may hand in a tensor
+    held elsewhere (a saved input, another parameter's data, an optimizer's
+    buffer). An in-place edit of one (``p.grad.mul_(0.5)`` to clip, an
+    optimizer's step) would change the others, or fail on a broadcast view.
+    Copy just those, once per sweep. torch's AccumulateGrad keeps a gradient
+    only when nothing else holds its tensor (its use count); here that is
+    Python's reference count: the leaf's `_gathered`, the local name and
+    getrefcount's own argument make 3. The sweep passes only the leaves that
+    took such a gradient as it was (from an op without `fresh_grads`); `kept`
+    is [(node, ...)] of kept gradients.
     """
     seen = {id(node.grad) for node, _ in kept}
     done = set()
@@ -733,7 +741,12 @@ def _own_leaf_grads(leaves, kept) -> None:
             continue
         done.add(id(holder))
         grad = holder._gathered
-        if grad._base is not None or id(grad) in seen or not grad.is_contiguous():
+        if (
+            grad._base is not None
+            or id(grad) in seen
+            or not grad.is_contiguous()
+            or sys.getrefcount(grad) > 3
+        ):
             grad = holder._gathered = grad.clone(memory_format=torch.contiguous_format)
         seen.add(id(grad))
 

@@ -91,3 +91,86 @@ def test_an_op_that_saved_nothing_reads_an_empty_saved_tensors():
     x = leaf(3)
     Double.apply(x).sum().backward()
     assert torch.equal(x.grad, torch.full((3,), 2.0, dtype=torch.float64))
+
+
+def _twin_functions():
+    """The same op as a tapegrad Function and a torch.autograd.Function: a dot product whose
+    backward returns the saved inputs themselves when the incoming gradient is 1."""
+
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        return (b, a) if float(g) == 1 else (g * b, g * a)
+
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return (a * b).sum()
+
+    ours = type(
+        "Dot", (tg.Function,), dict(forward=staticmethod(forward), backward=staticmethod(backward))
+    )
+    theirs = type(
+        "Dot",
+        (torch.autograd.Function,),
+        dict(forward=staticmethod(forward), backward=staticmethod(backward)),
+    )
+    return ours, theirs
+
+
+def test_a_user_functions_gradient_held_elsewhere_is_copied_into_grad_like_torch():
+    """The backward hands back a saved input (another leaf's data): torch's AccumulateGrad
+    copies a gradient whose tensor something else holds, so .grad is a tensor of its own,
+    and an optimizer's step on one parameter does not move the other's gradient."""
+    ours, theirs = _twin_functions()
+    torch.manual_seed(0)
+    a0, b0 = torch.randn(3), torch.randn(3)
+    P = [tg.Tensor(a0.clone(), requires_grad=True), tg.Tensor(b0.clone(), requires_grad=True)]
+    Q = [torch.nn.Parameter(a0.clone()), torch.nn.Parameter(b0.clone())]
+    opt = tg.optim.SGD(P, lr=0.1, momentum=0.9)
+    topt = torch.optim.SGD(Q, lr=0.1, momentum=0.9, foreach=False)
+    for _ in range(3):
+        opt.zero_grad()
+        topt.zero_grad()
+        ours.apply(P[0], P[1]).backward()
+        theirs.apply(Q[0], Q[1]).backward()
+        for p, other in ((P[0], P[1]), (P[1], P[0])):
+            assert p.grad.data_ptr() != other.data.data_ptr()
+        opt.step()
+        topt.step()
+        for p, q in zip(P, Q):
+            torch.testing.assert_close(p.data, q.detach(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("returned", ["the buffer", "a detached alias of the buffer"])
+def test_a_hooks_gradient_is_kept_or_copied_as_torch_does(returned):
+    """torch keeps a hook's tensor as .grad when nothing else holds it (a detached alias:
+    then it shares the buffer's memory) and copies it otherwise (the buffer itself)."""
+    torch.manual_seed(0)
+    w0, x0 = torch.randn(3), torch.randn(3)
+    p, q = tg.Tensor(w0.clone(), requires_grad=True), torch.nn.Parameter(w0.clone())
+    held = {"ours": torch.randn(3)}
+    held["theirs"] = held["ours"].clone()
+
+    def hook(name):
+        if returned == "the buffer":
+            return lambda g: held[name]
+        return lambda g: held[name].detach()
+
+    y, ty = p + tg.Tensor(x0), q + x0
+    y.register_hook(hook("ours"))
+    ty.register_hook(hook("theirs"))
+    (y * y).sum().backward()
+    (ty * ty).sum().backward()
+    assert (p.grad.data_ptr() == held["ours"].data_ptr()) == (
+        q.grad.data_ptr() == held["theirs"].data_ptr()
+    )
+    assert torch.equal(p.grad, q.grad)
+
+
+def test_a_seed_the_caller_holds_is_copied_into_grad_like_torch():
+    p, q = tg.Tensor(torch.zeros(3), requires_grad=True), torch.zeros(3, requires_grad=True)
+    g, tgr = torch.ones(3), torch.ones(3)
+    (p + 0).backward(g)
+    (q + 0).backward(tgr)
+    assert (p.grad.data_ptr() == g.data_ptr()) == (q.grad.data_ptr() == tgr.data_ptr())
+    p.grad.mul_(2)
+    assert torch.equal(g, torch.ones(3))
