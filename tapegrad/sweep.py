@@ -28,6 +28,7 @@ instead of adding them into `.grad`.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import torch
 
@@ -684,7 +685,9 @@ def _commit(leaves, shared, kept, create_graph: bool) -> None:
     try:
         if hooks.leaf_hooks:  # run them all before any .grad changes (one may raise)
             _run_leaf_hooks(leaves)
-        if shared and not create_graph:
+        if create_graph:
+            _own_recorded_grads([leaf for leaf in leaves if leaf._grad is None])
+        elif shared:
             _own_leaf_grads([leaf for leaf in shared if leaf._grad is None], kept)
     except BaseException:
         for leaf in leaves:
@@ -729,10 +732,10 @@ def _own_leaf_grads(leaves, kept) -> None:
     optimizer's step) would change the others, or fail on a broadcast view.
     Copy just those, once per sweep. torch's AccumulateGrad keeps a gradient
     only when nothing else holds its tensor (its use count); here that is
-    Python's reference count: the leaf's `_gathered`, the local name and
-    getrefcount's own argument make 3. The sweep passes only the leaves that
-    took such a gradient as it was (from an op without `fresh_grads`); `kept`
-    is [(node, ...)] of kept gradients.
+    Python's reference count, against `_UNHELD` (3 on CPython 3.11-3.13: the
+    leaf's `_gathered`, the local name, getrefcount's own argument). The
+    sweep passes only the leaves that took such a gradient as it was (from an
+    op without `fresh_grads`); `kept` is [(node, ...)] of kept gradients.
     """
     seen = {id(node.grad) for node, _ in kept}
     done = set()
@@ -745,10 +748,36 @@ def _own_leaf_grads(leaves, kept) -> None:
             grad._base is not None
             or id(grad) in seen
             or not grad.is_contiguous()
-            or sys.getrefcount(grad) > 3
+            or sys.getrefcount(grad) > _UNHELD
         ):
             grad = holder._gathered = grad.clone(memory_format=torch.contiguous_format)
         seen.add(id(grad))
+
+
+def _own_recorded_grads(leaves) -> None:
+    """After create_graph=True, a leaf with no .grad takes a recorded copy of its gradient,
+    as torch's AccumulateGrad copies every one there: the gradient may be another leaf's,
+    the caller's seed or a view of it, and a later plain backward adds into .grad in place."""
+    for holder in dict.fromkeys(leaves):
+        holder._gathered = holder._gathered.clone()
+
+
+class _Probe:
+    __slots__ = ("_gathered",)
+    _gathered: Any  # (a slot, as a Tensor's)
+
+
+def _refs_of_an_unheld_gradient() -> int:
+    """sys.getrefcount of a tensor that only a leaf's `_gathered` holds, read the way
+    `_own_leaf_grads` reads it: measured at import, as an interpreter that borrows
+    references for local names (newer CPython) counts fewer."""
+    probe = _Probe()
+    probe._gathered = torch.empty(0)
+    grad = probe._gathered
+    return sys.getrefcount(grad)
+
+
+_UNHELD = _refs_of_an_unheld_gradient()
 
 
 def _check_grads(node, grads, traced: bool = False) -> tuple:

@@ -174,3 +174,48 @@ def test_a_seed_the_caller_holds_is_copied_into_grad_like_torch():
     assert (p.grad.data_ptr() == g.data_ptr()) == (q.grad.data_ptr() == tgr.data_ptr())
     p.grad.mul_(2)
     assert torch.equal(g, torch.ones(3))
+
+
+@pytest.mark.parametrize("program", ["two leaves of one add", "the caller's seed, reshaped"])
+def test_after_create_graph_each_grad_is_a_tensor_of_its_own_like_torch(program):
+    """torch copies every gradient into .grad under create_graph; here a later plain
+    backward adds into x.grad in place, which must not reach y.grad or the caller's seed."""
+    import warnings
+
+    results = {}
+    for m in (torch, tg):
+        x = m.tensor([1.0, 2.0], requires_grad=True)
+        y = m.tensor([3.0, 4.0], requires_grad=True)
+        seed = m.tensor([1.0, 1.0], requires_grad=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's note on create_graph=True's cycle
+            if program == "two leaves of one add":
+                (x + y).backward(m.ones(2), create_graph=True)
+            else:
+                x.reshape(2).backward(seed, create_graph=True)
+        (x * 5).sum().backward()
+        other = y.grad if program == "two leaves of one add" else seed
+        results[m.__name__] = (x.grad.data.tolist(), other.data.tolist())
+    assert results["tapegrad"] == results["torch"]
+
+
+@pytest.mark.parametrize("write", ["copy_", "x[:, 0] = v", "x[:] = v"])
+def test_a_written_values_gradient_is_a_tensor_of_its_own_like_torch(write):
+    """dL/dv of copy_ and of x[index] = v is dL/dy, or a view of it: .grad takes a copy,
+    contiguous, that a hook's kept tensor does not share and in-place edits can change."""
+    for m in (torch, tg):
+        v = m.tensor([1.0, 2.0], requires_grad=True)
+        x = m.zeros(2, 2) if write == "x[:, 0] = v" else m.zeros(2)
+        if write == "copy_":
+            x.copy_(v)
+        elif write == "x[:, 0] = v":
+            x[:, 0] = v
+        else:
+            x[:] = v
+        kept = []
+        x.register_hook(lambda g: kept.append(g * 3) or kept[-1])
+        x.sum().backward()
+        assert v.grad.data_ptr() != kept[0].data_ptr(), m.__name__
+        assert v.grad.is_contiguous()
+        v.grad.mul_(0.5)
+        assert v.grad.tolist() == [1.5, 1.5], m.__name__

@@ -26,8 +26,7 @@ class SetItem(Function):
     dL/dy at the position it was written to.
     """
 
-    check_grad_shapes = False
-    fresh_grads = True
+    check_grad_shapes = False  # (not fresh_grads: dL/dv can be dL/dy itself, or a view of it)
 
     @staticmethod
     def forward(ctx, x, index, value):
@@ -73,8 +72,7 @@ class Fill(Function):
     dL/dv = sum of dL/dy
     """
 
-    check_grad_shapes = False
-    fresh_grads = True
+    check_grad_shapes = False  # (not fresh_grads: dL/dv can be dL/dy itself, or a view of it)
 
     @staticmethod
     def forward(ctx, x, value):
@@ -102,8 +100,7 @@ class CopyInto(Function):
     dL/dsrc = dL/dy summed to src's shape, in src's dtype
     """
 
-    check_grad_shapes = False
-    fresh_grads = True
+    check_grad_shapes = False  # (not fresh_grads: dL/dv can be dL/dy itself, or a view of it)
 
     @staticmethod
     def forward(ctx, x, src):
