@@ -57,6 +57,7 @@ mse_loss_backward = aten("mse_loss_backward") or _mse_loss_backward
 # --- private: the fused SGD update, and the version counter it must bump -----
 
 
+@torch.no_grad()
 def _public_sgd(
     params,
     grads,
@@ -75,33 +76,6 @@ def _public_sgd(
     Under torch.no_grad(), as torch.optim's step: a gradient that requires torch's grad
     (set by hand) must not make the parameters and buffers record torch's graph.
     """
-    with torch.no_grad():
-        _public_sgd_loop(
-            params,
-            grads,
-            momentum_buffers,
-            lr,
-            momentum,
-            dampening,
-            weight_decay,
-            nesterov,
-            is_first_step,
-            maximize,
-        )
-
-
-def _public_sgd_loop(
-    params,
-    grads,
-    momentum_buffers,
-    lr,
-    momentum,
-    dampening,
-    weight_decay,
-    nesterov,
-    is_first_step,
-    maximize,
-):
     # Without momentum there are no buffers: zip over [] would update nothing.
     buffers = momentum_buffers if momentum else [None] * len(params)
     for p, g, buf in zip(params, grads, buffers):

@@ -72,7 +72,8 @@ class Fill(Function):
     dL/dv = sum of dL/dy
     """
 
-    check_grad_shapes = False  # (not fresh_grads: dL/dv can be dL/dy itself, or a view of it)
+    check_grad_shapes = False
+    fresh_grads = True
 
     @staticmethod
     def forward(ctx, x, value):

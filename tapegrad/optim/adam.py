@@ -86,9 +86,8 @@ class Adam(Optimizer):
         """Update every parameter that has a gradient (rule in the module docstring)."""
         loss = self._run_closure(closure)
         self._check_amsgrad_state()
-        with (
-            torch.no_grad()
-        ):  # as torch.optim: a gradient that requires torch's grad records nothing
+        # As torch.optim, under no_grad: a gradient that requires torch's grad records nothing.
+        with torch.no_grad():
             for group in self.param_groups:
                 for p in group["params"]:
                     g = grad_of(p)
