@@ -787,7 +787,8 @@ def _check_grads(node, grads, traced: bool = False) -> tuple:
     tapegrad Tensor that a user's backward returned (from ops it called)
     is taken as its values.
     """
-    Tensor._grads_from_user += 1  # (a user op's backward may return any tensor it holds)
+    if node.op.check_grad_shapes:  # a user op's backward may return any tensor it holds
+        Tensor._grads_from_user += 1
     if len(grads) > len(node.inputs) and all(g is None for g in grads[len(node.inputs) :]):
         grads = grads[: len(node.inputs)]  # trailing Nones (e.g. for defaulted arguments): fine
     if len(grads) != len(node.inputs):

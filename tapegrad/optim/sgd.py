@@ -167,7 +167,6 @@ class SGD(Optimizer):
                 # One fused call for the whole group: remembered, for _repeat at the next steps.
                 guarded = [*datas, *grads, *(bufs if momentum else ())]
                 memo[id(group)] = _Plan(
-                    len(datas),
                     datas,
                     bufs,
                     _kernels.layout_guard(guarded),
@@ -204,12 +203,12 @@ class SGD(Optimizer):
         last = self._fused.get(id(group))
         if last is None or last.from_user != Tensor._grads_from_user:
             return None  # (a gradient from the user's code may share memory with a buffer)
-        size, datas, bufs, guard, _ = last
+        datas, bufs, guard, _ = last
         momentum = group["momentum"]
         if (bufs[0] is None) != (not momentum):
             return None  # momentum switched on or off since: buffers start or stop
         params = group["params"]
-        if len(params) != size:
+        if len(params) != len(datas):
             return None
         state = self.state
         grads = []
@@ -292,8 +291,7 @@ _inference_mode = torch.is_inference_mode_enabled
 class _Plan(NamedTuple):
     """A group's one fused call, as `_plan` made it: what `_repeat` checks at the next steps."""
 
-    size: int  # the group's number of parameters
-    datas: list  # each parameter's data, its momentum buffer (or None)
+    datas: list  # each parameter's data (all the group's), its momentum buffer (or None)
     bufs: list
     guard: object  # `_kernels.layout_guard` of the datas, the gradients and the buffers
     from_user: int  # Tensor._grads_from_user when the plan was made
