@@ -26,6 +26,14 @@ MISTAKES = {
     "matmul 0-d": (lambda: ours() @ ours(2), lambda: f32() @ f32(2)),
     "add shapes": (lambda: ours(2, 3) + ours(4), lambda: f32(2, 3) + f32(4)),
     "mm of 3-d": (lambda: ours(2, 2, 2).mm(ours(2, 2)), lambda: f32(2, 2, 2).mm(f32(2, 2))),
+    "matmul dtypes": (
+        lambda: ours(2, 2) @ ours(2, 2, dtype=torch.float64),
+        lambda: f32(2, 2) @ torch.ones(2, 2, dtype=torch.float64),
+    ),
+    "mm dtypes": (
+        lambda: ours(2, 2).mm(ours(2, 2, dtype=torch.float64)),
+        lambda: f32(2, 2).mm(torch.ones(2, 2, dtype=torch.float64)),
+    ),
     "reshape size": (lambda: ours(2, 3).reshape(4, 2), lambda: f32(2, 3).reshape(4, 2)),
     "transpose dim": (lambda: ours(2, 3).transpose(0, 5), lambda: f32(2, 3).transpose(0, 5)),
     "index out of range": (lambda: ours(2, 3)[5], lambda: f32(2, 3)[5]),

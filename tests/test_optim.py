@@ -481,3 +481,29 @@ def test_every_update_path_makes_a_tape_recorded_before_it_stale(make, layout):
     if stale is not None:
         with pytest.raises(RuntimeError, match="modified in place"):
             stale.backward(torch.ones_like(stale.data))
+
+
+@pytest.mark.parametrize("owner", ["optimizer", "module"])
+@pytest.mark.parametrize("recorded", [False, True], ids=["plain", "after create_graph"])
+def test_zero_grad_without_none_zeroes_the_gradient_in_place_like_torch(owner, recorded):
+    """A reference held to p.grad stays p.grad: zeroed, then summed into by the next
+    backward (torch's zero_grad(set_to_none=False) detaches and zeroes in place)."""
+    import warnings
+
+    results = {}
+    for lib, layer in ((torch, torch.nn.Linear), (tg, tg.nn.Linear)):
+        torch.manual_seed(0)
+        model = layer(3, 1)
+        optimizer = lib.optim.SGD(model.parameters(), lr=0.1)
+        x = lib.ones(2, 3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's note on create_graph=True's cycle
+            model(x).sum().backward(create_graph=recorded)
+        held = model.weight.grad
+        (optimizer if owner == "optimizer" else model).zero_grad(set_to_none=False)
+        assert not model.weight.grad.requires_grad
+        model(x * 2).sum().backward()
+        results[lib.__name__] = (held.data.tolist(), model.weight.grad.tolist())
+        if not recorded:
+            assert held is model.weight.grad
+    assert results["tapegrad"] == results["torch"]

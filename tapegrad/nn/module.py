@@ -563,12 +563,9 @@ class Module:
 
     # --- gradients and modes ---------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Forget every parameter's gradient (None), or set it to zeros with set_to_none=False."""
+        """Forget every parameter's gradient (None), or zero it in place with set_to_none=False."""
         for p in self.parameters():
-            if set_to_none:
-                p._grad = None
-            elif p._grad is not None:
-                p._grad = torch.zeros_like(p._grad)
+            p._zero_grad(set_to_none)
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         """Set requires_grad on every parameter (False freezes them); returns self."""

@@ -2,6 +2,8 @@
 
 import torch
 
+from ..errors import DtypeError
+
 
 def unbroadcast(grad: torch.Tensor, shape) -> torch.Tensor:
     """Sum `grad` down to `shape`, undoing torch's broadcasting.
@@ -29,7 +31,11 @@ def shape_of(x):
 
 
 def check_same_dtype(a, b) -> None:
-    """Refuse float32 with float64 in one op: torch would silently promote the result."""
+    """Refuse float32 with float64 in one op: torch would silently promote the result.
+
+    Raises DtypeError (a TypeError, and the RuntimeError torch raises where it refuses
+    the same mix, as in @ and mm).
+    """
     if (
         isinstance(a, torch.Tensor)
         and isinstance(b, torch.Tensor)
@@ -37,7 +43,7 @@ def check_same_dtype(a, b) -> None:
         and a.is_floating_point()
         and b.is_floating_point()
     ):
-        raise TypeError(
+        raise DtypeError(
             f"inputs have different dtypes, {a.dtype} and {b.dtype}"
             "; convert one with .float() or .double() so both agree"
         )

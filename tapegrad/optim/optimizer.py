@@ -212,15 +212,10 @@ class Optimizer:
             cls.step = step
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Forget every parameter's gradient: set it to None, or to a new tensor of zeros."""
+        """Forget every parameter's gradient: set it to None, or zero it in place."""
         for group in self.param_groups:
-            if set_to_none:
-                for p in group["params"]:
-                    p._grad = None
-                continue
             for p in group["params"]:
-                if p._grad is not None:
-                    p._grad = torch.zeros_like(grad_of(p))
+                p._zero_grad(set_to_none)
 
     # --- state dict -------------------------------------------------------------
     def state_dict(self) -> dict:
