@@ -175,19 +175,13 @@ class Tensor:
             # after the assignment, so a step that reads the new count sees the gradient.
             Tensor._grads_from_user += 1
 
-    def _zero_grad(self, set_to_none: builtins.bool) -> None:
-        """What Module.zero_grad and Optimizer.zero_grad do to each parameter, as torch does.
-
-        set_to_none: .grad becomes None. Otherwise a gradient is zeroed in place, so a
-        reference held to it stays this tensor's .grad; one recorded by create_graph=True
-        is detached first (its values zeroed in place: a tape that saved them then
-        refuses to sweep, as torch's does).
-        """
+    def _zero_grad(self) -> None:
+        """What zero_grad(set_to_none=False) (Module's, Optimizer's) does to a parameter, as
+        torch does: its gradient zeroed in place, so a reference held to it stays its .grad;
+        one recorded by create_graph=True is detached first (its values zeroed in place: a
+        tape that saved them then refuses to sweep, as torch's does)."""
         grad = self._grad
         if grad is None:
-            return
-        if set_to_none:
-            self._grad = None
             return
         if isinstance(grad, Tensor):
             grad = self._grad = grad._data

@@ -565,7 +565,10 @@ class Module:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget every parameter's gradient (None), or zero it in place with set_to_none=False."""
         for p in self.parameters():
-            p._zero_grad(set_to_none)
+            if set_to_none:
+                p._grad = None
+            else:
+                p._zero_grad()
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         """Set requires_grad on every parameter (False freezes them); returns self."""

@@ -214,8 +214,12 @@ class Optimizer:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget every parameter's gradient: set it to None, or zero it in place."""
         for group in self.param_groups:
+            if set_to_none:  # (the hot path of training: inline)
+                for p in group["params"]:
+                    p._grad = None
+                continue
             for p in group["params"]:
-                p._zero_grad(set_to_none)
+                p._zero_grad()
 
     # --- state dict -------------------------------------------------------------
     def state_dict(self) -> dict:
