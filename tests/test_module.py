@@ -285,6 +285,10 @@ def test_registered_values_are_plain_attributes_that_stay_in_step():
     del m.weight, m.running, m.inner
     in_step()
     assert not hasattr(m, "weight") and not hasattr(m, "running") and not hasattr(m, "inner")
+    # The mirror is the only lookup: a __getattr__ on Module would make every attribute
+    # read on every module slower (CPython cannot specialise it), for registry edits
+    # that the module docstring rules out.
+    assert "__getattr__" not in vars(nn.Module)
 
 
 # --- buffers -------------------------------------------------------------------------

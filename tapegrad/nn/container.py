@@ -334,7 +334,7 @@ class ModuleDict(Module):
         if modules is not None:
             self.update(modules)
 
-    def __getitem__(self, key: str) -> Module:
+    def __getitem__(self, key: str) -> Module | None:
         return self._modules[key]
 
     def __setitem__(self, key: str, module: Module) -> None:
@@ -357,7 +357,7 @@ class ModuleDict(Module):
     def clear(self) -> None:
         self._replace_children([])
 
-    def pop(self, key: str) -> Module:
+    def pop(self, key: str) -> Module | None:
         module = self[key]
         del self[key]
         return module

@@ -27,7 +27,11 @@ traversal) and also as a plain instance attribute, so that ``self.weight``
 in a forward is an ordinary, fast attribute lookup (unless the class has an
 attribute of that name, such as a method, which then wins as in torch).
 Change them through assignment, ``del``, ``register_*``/``add_module`` or
-the containers, never by editing the registries directly.
+the containers, never by editing the registries directly: torch finds a value
+put straight into ``_parameters`` through a ``__getattr__``, and tapegrad has
+none, since a class with ``__getattr__`` makes every attribute lookup on its
+instances slower (about 2 us of a 75 us forward of the course network,
+measured), so ``module.name`` would not see it.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ import itertools
 import warnings
 import weakref
 from collections import OrderedDict, namedtuple
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 
@@ -118,7 +123,17 @@ class Module:
     docstring), and define ``forward``.
     """
 
+    # The instance attributes __init__ sets (annotations only: for readers and type checkers)
     training: bool
+    _parameters: OrderedDict[str, Parameter | None]
+    _buffers: OrderedDict[str, Any]
+    _non_persistent_buffers_set: set[str]
+    _forward_pre_hooks: OrderedDict[int, Callable]
+    _forward_pre_hooks_with_kwargs: OrderedDict[int, bool]
+    _forward_hooks: OrderedDict[int, Callable]
+    _forward_hooks_with_kwargs: OrderedDict[int, bool]
+    _forward_hooks_always_called: OrderedDict[int, bool]
+    _modules: OrderedDict[str, Module | None]
 
     def __init__(self):
         set_ = object.__setattr__
@@ -190,14 +205,6 @@ class Module:
             self.register_buffer(name, value, persistent)
         else:
             object.__setattr__(self, name, value)
-
-    def __getattr__(self, name: str):
-        # Only reached when normal lookup fails: registered values are plain attributes too.
-        own = self.__dict__
-        for registry in ("_parameters", "_buffers", "_modules"):
-            if name in own.get(registry, ()):
-                return own[registry][name]
-        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name: str) -> None:
         if name in self._parameters or name in self._buffers or name in self._modules:
@@ -763,9 +770,10 @@ class Module:
                 if head not in module._modules:  # no such submodule
                     found.append((order, position, key))
                     break
-                module = module._modules[head]
-                if module is None:  # a None child: torch checks nothing below
+                child = module._modules[head]
+                if child is None:  # a None child: torch checks nothing below
                     break
+                module = child
                 module_prefix += head + "."
         return [key for *_, key in sorted(found)]
 

@@ -28,6 +28,8 @@ running variance is the unbiased one, var * n / (n - 1)):
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from .. import _kernels
@@ -300,6 +302,11 @@ def _check_norm_input(owner, x, statistics) -> None:
 
 class _BatchNorm(Module):
     """Shared by BatchNorm1d and BatchNorm2d (torch's arguments, buffers and state_dict keys)."""
+
+    # buffers (registered in __init__; None without track_running_stats)
+    running_mean: Any
+    running_var: Any
+    num_batches_tracked: Any
 
     _dims: tuple = ()  # the input ranks the layer takes
     _shape_text = ""

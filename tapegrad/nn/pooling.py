@@ -304,6 +304,8 @@ class MaxPool2d(Module):
     stride defaults to kernel_size.
     """
 
+    _args: tuple  # the checked arguments (set by _arguments, kept in the instance __dict__)
+
     def __init__(
         self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False
     ):
