@@ -291,6 +291,41 @@ def test_registered_values_are_plain_attributes_that_stay_in_step():
     assert "__getattr__" not in vars(nn.Module)
 
 
+def test_a_name_only_the_metaclass_has_is_free_for_registered_values():
+    """`mro` is an attribute of every class (type's method) but not of its instances."""
+    for lib in LIBS.values():
+        m = lib.Module()
+        m.add_module("mro", lib.Linear(2, 2))
+        assert m.mro is m._modules["mro"]
+        m2 = lib.Module()
+        m2.mro = lib.Parameter(torch.ones(1))
+        assert m2.mro is m2._parameters["mro"]
+
+
+def test_a_new_class_decides_again_which_registered_names_it_shadows():
+    for lib in LIBS.values():
+
+        class Shadows(lib.Module):
+            head = None
+
+        class Plain(lib.Module):
+            pass
+
+        class Method(lib.Module):
+            def head(self):
+                return "method"
+
+        m = Shadows()
+        m.head = lib.Linear(2, 2)
+        assert m.head is None  # the class attribute wins, as in torch
+        m.__class__ = Plain
+        assert m.head is m._modules["head"]
+        m.__class__ = Method
+        assert m.head() == "method"
+        m.__class__ = Plain
+        assert m.head is m._modules["head"]
+
+
 # --- buffers -------------------------------------------------------------------------
 
 

@@ -31,7 +31,10 @@ the containers, never by editing the registries directly: torch finds a value
 put straight into ``_parameters`` through a ``__getattr__``, and tapegrad has
 none, since a class with ``__getattr__`` makes every attribute lookup on its
 instances slower (about 2 us of a 75 us forward of the course network,
-measured), so ``module.name`` would not see it.
+measured), so ``module.name`` would not see it. For the same reason a registered value whose
+name the class holds when it is registered (a property, a method) is reached only through its
+registry, also if that class attribute later raises AttributeError or is deleted (torch falls
+back to the registry there); assigning ``__class__`` decides again for the new class.
 """
 
 from __future__ import annotations
@@ -88,6 +91,13 @@ class RemovableHandle:
 
     def __exit__(self, *exc_info) -> None:
         self.remove()
+
+
+def _on_class(cls: type, name: str) -> bool:
+    """Do instances of `cls` see a class attribute `name`? (In a class of its MRO: hasattr(cls,
+    name) would also find the metaclass's, such as type's own `mro`, which instances do not see.)
+    """
+    return any(name in vars(klass) for klass in cls.__mro__)
 
 
 def _is_tensor(value) -> bool:
@@ -161,6 +171,9 @@ class Module:
         if name == "__class__":  # another class: another __call__, perhaps
             object.__setattr__(self, name, value)
             own["_plain_call"] = value.__call__ is Module.__call__
+            for registry in ("_parameters", "_buffers", "_modules"):  # which class names win
+                for key, held in own.get(registry, {}).items():
+                    self._mirror(key, held)
             return
         params = own.get("_parameters")
         if isinstance(value, Parameter):
@@ -267,16 +280,22 @@ class Module:
             raise KeyError(f'{kind} name can\'t contain ".", got: {name!r}')
         if name == "":
             raise KeyError(f'{kind} name can\'t be empty string ""')
-        taken = hasattr(type(self), name) if replacing else hasattr(self, name)
+        taken = _on_class(type(self), name) if replacing else hasattr(self, name)
         if taken and name not in registry:
             raise KeyError(f"attribute '{name}' already exists")
 
     def _add(self, registry, name: str, value) -> None:
         registry[name] = value
-        if hasattr(type(self), name):  # e.g. a submodule named 'forward': the method wins
+        self._mirror(name, value)
+
+    def _mirror(self, name: str, value) -> None:
+        """Keep registered `value` as the plain attribute `name` (see the module docstring),
+        unless the class has an attribute of that name (a submodule named 'forward': the
+        method wins, as in torch)."""
+        if _on_class(type(self), name):
             self.__dict__.pop(name, None)
         else:
-            self.__dict__[name] = value  # the plain attribute: see the module docstring
+            self.__dict__[name] = value
 
     def _forget(self, name: str, keep=None) -> None:
         """Remove `name` from the plain attributes and every registry but `keep`."""
