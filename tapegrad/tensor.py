@@ -16,6 +16,7 @@ promote silently).
 from __future__ import annotations
 
 import builtins  # Tensor has methods named int and bool, as torch's: its annotations say builtins.
+import copy
 from typing import Any
 
 import torch
@@ -372,6 +373,29 @@ class Tensor:
         elif self._requires_grad:
             extra = ", requires_grad=True"
         return f"tensor({body}{extra})"
+
+    # --- copying and pickling: torch's rules ----------------------------
+    def __deepcopy__(self, memo):
+        """copy.deepcopy: a leaf with a copy of the values, requires_grad and .grad, as in
+        torch (a Parameter drops .grad: see Parameter). An op's output is refused
+        (RuntimeError, as torch), as its tape would be copied with it."""
+        if self._node is not None:
+            raise RuntimeError(
+                "only leaf tensors (made by the user, not by a recorded op) can be deep-copied, "
+                f"as in torch; this one is the output of {self._node.describe()}. Copy "
+                "tensor.detach() instead (the values, without the tape)"
+            )
+        data = copy.deepcopy(self._data, memo)  # views of one tensor stay views of one copy
+        new = _rebuilt(type(self), data, self._requires_grad, _extra_state(self, memo))
+        memo[id(self)] = new
+        new._grad = copy.deepcopy(self._grad, memo)
+        return new
+
+    def __reduce_ex__(self, protocol):
+        """pickle and copy.copy: a leaf with the values (copy.copy shares them) and
+        requires_grad, without .grad or tape (torch's Tensor.__reduce_ex__ keeps no grad;
+        an op's output comes back as a leaf that requires grad, as in torch)."""
+        return _rebuilt, (type(self), self._data, self._requires_grad, _extra_state(self))
 
     # --- conversions (recorded, so gradients flow through them) ---------
     def to(self, *args, **kwargs) -> Tensor:
@@ -974,6 +998,32 @@ def as_operand(value):
 
 
 _PLAIN = {Tensor, torch.Tensor, float, int, bool, type(None)}
+
+
+def _rebuilt(cls, data, requires_grad, extra: dict):
+    """A leaf of class `cls` (Tensor or a subclass) holding `data`, as pickle and copy make it;
+    `extra`: the subclass's own attributes (`_extra_state`)."""
+    t = object.__new__(cls)
+    t._data = data
+    t._requires_grad = requires_grad
+    t._grad = t._node = t._tape = t._gathered = None
+    for name, value in extra.items():
+        object.__setattr__(t, name, value)
+    return t
+
+
+def _extra_state(t: Tensor, memo=None) -> dict:
+    """A subclass's own attributes of `t` (its slots, its __dict__), deep-copied given a memo."""
+    extra = {}
+    for klass in type(t).__mro__:
+        if klass is Tensor or klass is object:
+            continue
+        slots = vars(klass).get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name not in ("__dict__", "__weakref__") and hasattr(t, name):
+                extra[name] = getattr(t, name)
+    extra.update(getattr(t, "__dict__", {}))
+    return extra if memo is None else copy.deepcopy(extra, memo)
 
 
 def _check_same_float(target: torch.Tensor, operand: torch.Tensor, name: str) -> None:

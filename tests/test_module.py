@@ -632,3 +632,59 @@ def test_pickle_round_trip():
     with tg.Tape() as tape:
         again[0](torch.rand(2, 3))
     assert tape[0].module is again[0]
+
+
+def _shallow_copy_story(lib) -> list:
+    """What a user sees after changing a copy.copy of a layer, as data to compare."""
+    seen = []
+    layer = lib.Linear(2, 2)
+    other = copy.copy(layer)  # torch: the registries are shared, plain attributes are not
+    other.weight = lib.Parameter(torch.full((2, 2), 3.0))
+    x = torch.ones(1, 2)
+    out = layer(x if lib is torch.nn else tg.tensor(x))
+    bias = float(layer.bias.data[0])
+    seen.append(("forward uses the new weight", round(out.data.tolist()[0][0] - bias, 4)))
+    seen.append(("parameters", [tuple(p.shape) for p in layer.parameters()]))
+    seen.append(("same object", layer.weight is other.weight))
+    del other.bias
+    seen.append(("bias gone from both", hasattr(layer, "bias"), names(layer.named_parameters())))
+    layer.register_buffer("running", torch.ones(1))
+    seen.append(("buffer on both", float(other.running), names(other.named_buffers())))
+    other.train(False)
+    other.note = 1
+    seen.append(("plain attributes are its own", layer.training, hasattr(layer, "note")))
+    layer.inner = lib.ReLU()
+    other.inner = None
+    seen.append(("submodule set to None on both", layer.inner, list(layer._modules)))
+    third = copy.copy(other)  # a copy of a copy shares them too
+    third.weight = None
+    seen.append(("copy of a copy", layer.weight, names(layer.named_parameters())))
+    return seen
+
+
+def test_copy_copy_shares_parameters_buffers_and_submodules_as_torch():
+    # Each registered value is also a plain attribute (the module docstring): all copies'
+    # attributes follow a change made through any one of them, or the original's forward
+    # would use a weight its parameters() no longer holds, silently.
+    assert _shallow_copy_story(nn) == _shallow_copy_story(torch.nn)
+
+
+def test_copy_copy_of_a_deepcopy_is_not_tied_to_the_original():
+    layer = nn.Linear(2, 2)
+    copy.copy(layer)
+    clone = copy.deepcopy(layer)
+    clone.weight = nn.Parameter(torch.zeros(2, 2))
+    assert layer.weight is layer._parameters["weight"] is not clone.weight
+    assert not torch.equal(layer.weight.data, clone.weight.data)
+
+
+def test_pickled_model_keeps_no_gradients_as_torch():
+    ours, theirs = nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    ours(tg.ones(3, 2)).sum().backward()
+    theirs(torch.ones(3, 2)).sum().backward()
+    for model in (ours, theirs):
+        again = pickle.loads(pickle.dumps(model))
+        clone = copy.deepcopy(model)
+        assert [p.grad for p in again.parameters()] == [None, None]
+        assert [p.grad for p in clone.parameters()] == [None, None]
+        assert all(p.requires_grad for p in again.parameters())

@@ -2,8 +2,11 @@
 
 In-place arithmetic, what may hold a gradient, operands that are not
 tapegrad tensors, how gradients accumulate, second sweeps through ops that
-saved nothing, and no_grad over generators.
+saved nothing, no_grad over generators, and what copies and pickles keep.
 """
+
+import copy
+import pickle
 
 import numpy as np
 import pytest
@@ -523,3 +526,61 @@ def test_bce_loss_takes_torchs_weight_argument():
     torch.nn.BCELoss(weight=weight)(rp, target).backward()
     torch.testing.assert_close(p.grad, rp.grad)
     assert "weight" in dict(nn.BCELoss(weight=weight).named_buffers())
+
+
+# --- copy.copy, copy.deepcopy, pickle -----------------------------------------------
+
+
+def _copies(lib, make) -> dict:
+    """requires_grad, .grad and leafness of each kind of copy of `make(lib)`'s tensor."""
+    result = {}
+    for how, copier in (
+        ("deepcopy", copy.deepcopy),
+        ("copy", copy.copy),
+        ("pickle", lambda t: pickle.loads(pickle.dumps(t))),
+    ):
+        t = make(lib)
+        try:
+            c = copier(t)
+        except RuntimeError:
+            result[how] = "RuntimeError"
+            continue
+        grad = None if c.grad is None else c.grad.tolist()
+        shares = c.data.data_ptr() == t.data.data_ptr()
+        result[how] = (type(c).__name__, c.requires_grad, c.is_leaf, grad, shares, c.tolist())
+    return result
+
+
+def _leaf(lib):
+    x = (lib.tensor if lib is tg else torch.tensor)([1.0, 2.0], requires_grad=True)
+    (x * 2).sum().backward()
+    return x
+
+
+def _op_output(lib):
+    x = (lib.tensor if lib is tg else torch.tensor)([1.0, 2.0], requires_grad=True)
+    return x * 3
+
+
+def _parameter(lib):
+    p = lib.nn.Parameter(torch.tensor([1.0, 2.0]))
+    (p * 5).sum().backward()
+    return p
+
+
+@pytest.mark.parametrize("make", [_leaf, _op_output, _parameter])
+def test_copy_deepcopy_and_pickle_of_tensors_keep_what_torch_keeps(make):
+    # torch: deepcopy keeps a leaf's .grad, a Parameter's not, and refuses an op's output;
+    # pickle and copy.copy keep no .grad and give a leaf (copy.copy shares the values).
+    assert _copies(tg, make) == _copies(torch, make)
+
+
+def test_deepcopy_keeps_views_shared_and_buffers_persistence():
+    base = tg.tensor([1.0, 2.0, 3.0, 4.0])
+    view = tg.Tensor(base.data[1:3])
+    buffer = nn.Buffer(torch.ones(2), persistent=False)
+    a, b, c = copy.deepcopy([base, view, buffer])
+    a.data[1] = 10.0  # the copies share memory as the originals do (torch's deepcopy)
+    assert b.tolist() == [10.0, 3.0] and base.tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert isinstance(c, nn.Buffer) and c.persistent is False
+    assert pickle.loads(pickle.dumps(buffer)).persistent is False

@@ -35,6 +35,8 @@ measured), so ``module.name`` would not see it. For the same reason a registered
 name the class holds when it is registered (a property, a method) is reached only through its
 registry, also if that class attribute later raises AttributeError or is deleted (torch falls
 back to the registry there); assigning ``__class__`` decides again for the new class.
+A shallow copy (``copy.copy``) shares the registries with its original, as in torch, and
+a change made through either shows in both one's attributes (`Module.__copy__`).
 """
 
 from __future__ import annotations
@@ -286,7 +288,8 @@ class Module:
 
     def _add(self, registry, name: str, value) -> None:
         registry[name] = value
-        self._mirror(name, value)
+        for module in self._sharing():
+            module._mirror(name, value)
 
     def _mirror(self, name: str, value) -> None:
         """Keep registered `value` as the plain attribute `name` (see the module docstring),
@@ -297,6 +300,16 @@ class Module:
         else:
             self.__dict__[name] = value
 
+    def _sharing(self) -> list:
+        """The modules whose attributes mirror this one's registries: itself, and the shallow
+        copies made of it (or that it is one of), which share them (see `__copy__`)."""
+        peers = self.__dict__.get("_peers")
+        if peers is None:
+            return [self]
+        registry = self._parameters
+        found = (ref() for ref in peers)
+        return [m for m in found if m is not None and m.__dict__.get("_parameters") is registry]
+
     def _forget(self, name: str, keep=None) -> None:
         """Remove `name` from the plain attributes and every registry but `keep`."""
         for registry in (self._parameters, self._buffers, self._modules):
@@ -304,12 +317,14 @@ class Module:
                 registry.pop(name, None)
         if keep is not self._buffers:
             self._non_persistent_buffers_set.discard(name)
-        self.__dict__.pop(name, None)
+        for module in self._sharing():
+            module.__dict__.pop(name, None)
 
     def _replace_children(self, items) -> None:
         """Make `items` ((name, module) pairs) the children, in order (containers renumber so)."""
-        for name in self._modules:
-            self.__dict__.pop(name, None)
+        for module in self._sharing():
+            for name in self._modules:
+                module.__dict__.pop(name, None)
         self._modules.clear()
         for name, module in items:
             self._add(self._modules, name, module)
@@ -827,8 +842,22 @@ class Module:
         # (a whole tape) travel with copy.deepcopy or pickle.
         state = self.__dict__.copy()
         state.pop("_weakref", None)
+        state.pop("_peers", None)
         state["_last_output"] = None
         return state
+
+    def __copy__(self):
+        """copy.copy, as torch's: a new module that shares this one's registries (parameters,
+        buffers, submodules) and hook tables, so that registering, replacing or deleting one
+        on either shows on both; its plain attributes (``training`` too) are its own."""
+        new = type(self).__new__(type(self))
+        new.__setstate__(self.__getstate__())
+        live = [ref for ref in self.__dict__.get("_peers", [self._weakref]) if ref() is not None]
+        live.append(new._weakref)
+        for module in (ref() for ref in live):
+            if module is not None:
+                module.__dict__["_peers"] = live
+        return new
 
     def __setstate__(self, state):
         self.__dict__.update(state)

@@ -5,7 +5,7 @@
 
 import torch
 
-from ..tensor import Tensor
+from ..tensor import Tensor, _extra_state, _rebuilt
 
 
 class Parameter(Tensor):
@@ -26,6 +26,14 @@ class Parameter(Tensor):
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
+
+    def __deepcopy__(self, memo):
+        """copy.deepcopy, as torch's Parameter: a new Parameter with a copy of the values
+        (laid out alike) and requires_grad, and no .grad."""
+        data = self._data.clone(memory_format=torch.preserve_format)
+        new = _rebuilt(type(self), data, self._requires_grad, _extra_state(self, memo))
+        memo[id(self)] = new
+        return new
 
 
 class Buffer(Tensor):
