@@ -264,3 +264,62 @@ def test_tapegrad_save_and_load_keep_buffers_and_every_name(tmp_path):
     fresh = shared_net(nn)
     assert tuple(fresh.load_state_dict(state)) == ([], [])
     assert_same_values(fresh, snapshot(model))
+
+
+def _with_extra_state(lib, get: bool = True, set_: bool = True):
+    """A layer keeping a step counter beside its tensors, through torch's extra-state hooks."""
+    attributes: dict = {}
+    if get:
+        attributes["get_extra_state"] = lambda self: {"steps": self.steps}
+    if set_:
+
+        def set_extra_state(self, state):
+            if not isinstance(state, dict):
+                raise ValueError(f"extra state must be a dict, got {state!r}")
+            self.steps = state["steps"]
+
+        attributes["set_extra_state"] = set_extra_state
+    kind = type("Counted", (lib.Linear,), attributes)
+    model = lib.Sequential(kind(2, 1), lib.Tanh())
+    model[0].steps = 7
+    return model
+
+
+def _extra_state_story(lib) -> list:
+    seen = []
+    model = _with_extra_state(lib)
+    state = model.state_dict()
+    seen.append(("keys", list(state), state["0._extra_state"]))
+    other = _with_extra_state(lib)
+    other[0].steps = 0
+    seen.append(("loaded", tuple(other.load_state_dict(state)), other[0].steps))
+    seen.append(
+        (
+            "missing",
+            tuple(
+                other.load_state_dict(
+                    {k: v for k, v in state.items() if k != "0._extra_state"}, strict=False
+                )
+            ),
+        )
+    )
+    before = other[0].weight.data.clone()
+    bad = dict(state, **{"0._extra_state": 3, "0.weight": state["0.weight"] + 1})
+    with pytest.raises(ValueError):
+        other.load_state_dict(bad)
+    if lib is nn:  # torch has copied the weight by then; tapegrad changes nothing
+        assert torch.equal(other[0].weight.data, before)
+    only_get = _with_extra_state(lib, set_=False)
+    seen.append(
+        ("no set_extra_state: unexpected", tuple(only_get.load_state_dict(state, strict=False)))
+    )
+    with pytest.raises(RuntimeError):
+        only_get.load_state_dict(state)
+    plain = lib.Linear(2, 1)
+    with pytest.raises(RuntimeError):
+        plain.get_extra_state()
+    return seen
+
+
+def test_extra_state_is_saved_and_loaded_as_torch():
+    assert _extra_state_story(nn) == _extra_state_story(torch.nn)

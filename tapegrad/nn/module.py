@@ -715,10 +715,32 @@ class Module:
         if destination is None:
             destination = OrderedDict()
         for module_prefix, module in self.named_modules(remove_duplicate=False):
+            start = f"{prefix}{module_prefix}." if module_prefix else prefix
             for name, value in _local_state(module):
-                key = f"{prefix}{module_prefix}.{name}" if module_prefix else prefix + name
-                destination[key] = value if keep_vars else _data(value)
+                destination[start + name] = value if keep_vars else _data(value)
+            if _overrides(module, "get_extra_state"):
+                destination[start + _EXTRA_STATE] = module.get_extra_state()
         return destination
+
+    def get_extra_state(self) -> Any:
+        """Override it (with `set_extra_state`) to keep more than tensors in the state dict.
+
+        What it returns is stored under ``<prefix>_extra_state`` by
+        `state_dict` and handed to `set_extra_state` by `load_state_dict`,
+        as in torch. Any object; `tapegrad.save` writes it if it is plain data
+        (tensors, numbers, strings, lists, tuples, dicts) in a checkpoint.
+        """
+        raise RuntimeError(
+            f"{type(self).__name__}.get_extra_state() is Module's, which state_dict() never "
+            "calls: override get_extra_state (and set_extra_state) in the module's class"
+        )
+
+    def set_extra_state(self, state: Any) -> None:
+        """Override it (with `get_extra_state`) to take back what that one returned."""
+        raise RuntimeError(
+            f"{type(self).__name__}.set_extra_state() is Module's, which load_state_dict() never "
+            "calls: override set_extra_state (and get_extra_state) in the module's class"
+        )
 
     def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
         """Copy values into the existing parameters and buffers, keeping their dtype and device.
@@ -728,6 +750,9 @@ class Module:
         naming it and leaves the module unchanged. Returns torch's
         ``IncompatibleKeys(missing_keys, unexpected_keys)``. A module shared
         under two names is loaded from both keys (the later one wins, as in torch).
+        A module whose class overrides `set_extra_state` is handed its
+        ``_extra_state`` entry (without one, that key is missing), before any
+        tensor is copied: if it raises, the tensors are unchanged.
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(
@@ -740,12 +765,17 @@ class Module:
                     f"load_state_dict(): the keys of a state dict are dotted names, "
                     f"got {key!r} ({type(key).__name__})"
                 )
-        missing, problems, copies = [], [], []
+        missing, problems, copies, extras = [], [], [], []
         walk: dict = {}  # module prefix ('' or 'body.0.') -> (position in the walk, own names)
         for module_prefix, module in self.named_modules(remove_duplicate=False):
             module_prefix = module_prefix + "." if module_prefix else ""
             local = dict(_local_state(module))
-            walk.setdefault(module_prefix, (len(walk), local.keys()))
+            own = set(local)
+            if _overrides(module, "set_extra_state"):
+                own.add(_EXTRA_STATE)
+                if module_prefix + _EXTRA_STATE in state_dict:
+                    extras.append((module, state_dict[module_prefix + _EXTRA_STATE]))
+            walk.setdefault(module_prefix, (len(walk), own))
             for name, target in local.items():
                 key = module_prefix + name
                 if key not in state_dict:
@@ -766,6 +796,8 @@ class Module:
                     )
                     continue
                 copies.append((target, value))
+            if _EXTRA_STATE in own and module_prefix + _EXTRA_STATE not in state_dict:
+                missing.append(module_prefix + _EXTRA_STATE)
         unexpected = self._unexpected_keys(state_dict, walk)
         if strict:
             problems = (
@@ -778,6 +810,8 @@ class Module:
                 f"Error(s) in loading state_dict for {type(self).__name__} (the "
                 "module is unchanged):\n  " + "\n  ".join(problems)
             )
+        for module, extra in extras:  # the modules' own code first: it may raise
+            module.set_extra_state(extra)
         with no_grad():
             for target, value in copies:
                 target.copy_(value)
@@ -863,6 +897,14 @@ class Module:
         self.__dict__.update(state)
         self.__dict__["_weakref"] = weakref.ref(self)
         self.__dict__["_plain_call"] = type(self).__call__ is Module.__call__
+
+
+_EXTRA_STATE = "_extra_state"  # torch's key for what get_extra_state returns
+
+
+def _overrides(module: Module, method: str) -> bool:
+    """Does `module`'s class define its own `method` (torch's test for the extra-state hooks)?"""
+    return getattr(type(module), method) is not getattr(Module, method)
 
 
 def _local_state(module: Module):
