@@ -386,7 +386,7 @@ class Tensor:
                 "tensor.detach() instead (the values, without the tape)"
             )
         data = copy.deepcopy(self._data, memo)  # views of one tensor stay views of one copy
-        new = _rebuilt(type(self), data, self._requires_grad, _extra_state(self, memo))
+        new = _rebuilt(type(self), data, self._requires_grad, _subclass_state(self, memo))
         memo[id(self)] = new
         new._grad = copy.deepcopy(self._grad, memo)
         return new
@@ -395,7 +395,7 @@ class Tensor:
         """pickle and copy.copy: a leaf with the values (copy.copy shares them) and
         requires_grad, without .grad or tape (torch's Tensor.__reduce_ex__ keeps no grad;
         an op's output comes back as a leaf that requires grad, as in torch)."""
-        return _rebuilt, (type(self), self._data, self._requires_grad, _extra_state(self))
+        return _rebuilt, (type(self), self._data, self._requires_grad, _subclass_state(self))
 
     # --- conversions (recorded, so gradients flow through them) ---------
     def to(self, *args, **kwargs) -> Tensor:
@@ -1002,7 +1002,7 @@ _PLAIN = {Tensor, torch.Tensor, float, int, bool, type(None)}
 
 def _rebuilt(cls, data, requires_grad, extra: dict):
     """A leaf of class `cls` (Tensor or a subclass) holding `data`, as pickle and copy make it;
-    `extra`: the subclass's own attributes (`_extra_state`)."""
+    `extra`: the subclass's own attributes (`_subclass_state`)."""
     t = object.__new__(cls)
     t._data = data
     t._requires_grad = requires_grad
@@ -1012,7 +1012,7 @@ def _rebuilt(cls, data, requires_grad, extra: dict):
     return t
 
 
-def _extra_state(t: Tensor, memo=None) -> dict:
+def _subclass_state(t: Tensor, memo=None) -> dict:
     """A subclass's own attributes of `t` (its slots, its __dict__), deep-copied given a memo."""
     extra = {}
     for klass in type(t).__mro__:

@@ -5,7 +5,7 @@
 
 import torch
 
-from ..tensor import Tensor, _extra_state, _rebuilt
+from ..tensor import Tensor, _rebuilt, _subclass_state
 
 
 class Parameter(Tensor):
@@ -31,7 +31,7 @@ class Parameter(Tensor):
         """copy.deepcopy, as torch's Parameter: a new Parameter with a copy of the values
         (laid out alike) and requires_grad, and no .grad."""
         data = self._data.clone(memory_format=torch.preserve_format)
-        new = _rebuilt(type(self), data, self._requires_grad, _extra_state(self, memo))
+        new = _rebuilt(type(self), data, self._requires_grad, _subclass_state(self, memo))
         memo[id(self)] = new
         return new
 
