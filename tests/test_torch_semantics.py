@@ -7,6 +7,7 @@ saved nothing, no_grad over generators, and what copies and pickles keep.
 
 import copy
 import pickle
+import threading
 
 import numpy as np
 import pytest
@@ -584,3 +585,58 @@ def test_deepcopy_keeps_views_shared_and_buffers_persistence():
     assert b.tolist() == [10.0, 3.0] and base.tolist() == [1.0, 2.0, 3.0, 4.0]
     assert isinstance(c, nn.Buffer) and c.persistent is False
     assert pickle.loads(pickle.dumps(buffer)).persistent is False
+
+
+class _KeepsALock:
+    """A tensor subclass's state: drops an unpicklable lock in __getstate__, remade in
+    __setstate__ (as a user would write it for torch)."""
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("lock", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.lock = threading.Lock()
+        self.restored = True
+
+
+class LockedTapegrad(_KeepsALock, tg.Tensor):
+    pass
+
+
+class LockedTorch(_KeepsALock, torch.Tensor):
+    pass
+
+
+class Tagged(tg.Tensor):
+    __slots__ = ("tag", "__secret", "__dict__")
+
+
+def test_a_tensor_subclass_state_goes_through_its_getstate_and_setstate_as_torch():
+    found = {}
+    for kind in (LockedTapegrad, LockedTorch):
+        t = kind(torch.ones(2)) if kind is LockedTapegrad else torch.ones(2).as_subclass(kind)
+        t.lock, t.tag = threading.Lock(), "mine"
+        again = pickle.loads(pickle.dumps(t))
+        shallow = copy.copy(t)
+        found[kind] = [
+            type(again) is kind,
+            again.tag,
+            getattr(again, "restored", False),
+            shallow.lock is not t.lock,
+            getattr(shallow, "restored", False),
+        ]
+    assert found[LockedTapegrad] == found[LockedTorch] == [True, "mine", True, True, True]
+
+
+def test_private_slots_and_self_references_of_a_subclass_survive_copies():
+    t = Tagged(torch.ones(2), requires_grad=True)
+    t.tag, t._Tagged__secret = "visible", "private"
+    t.me = t  # its own __dict__ holds it
+    for copier in (copy.deepcopy, copy.copy, lambda x: pickle.loads(pickle.dumps(x))):
+        c = copier(t)
+        assert (c.tag, c._Tagged__secret) == ("visible", "private")
+    clone = copy.deepcopy(t)
+    assert clone.me is clone and clone is not t

@@ -3,9 +3,11 @@
 `Buffer`: a tensor that is module state but is not trained (running means).
 """
 
+import copy
+
 import torch
 
-from ..tensor import Tensor, _rebuilt, _subclass_state
+from ..tensor import Tensor, _rebuilt, _state_of
 
 
 class Parameter(Tensor):
@@ -31,8 +33,11 @@ class Parameter(Tensor):
         """copy.deepcopy, as torch's Parameter: a new Parameter with a copy of the values
         (laid out alike) and requires_grad, and no .grad."""
         data = self._data.clone(memory_format=torch.preserve_format)
-        new = _rebuilt(type(self), data, self._requires_grad, _subclass_state(self, memo))
+        new = _rebuilt(type(self), data, self._requires_grad)
         memo[id(self)] = new
+        state = _state_of(self)
+        if state is not None:
+            new.__setstate__(copy.deepcopy(state, memo))
         return new
 
 
