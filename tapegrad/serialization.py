@@ -10,9 +10,10 @@ What a file may hold is a dict of one of two forms:
                      "rng": torch.get_rng_state()}
 
 A dict with no dict, list or tuple among its values is a state dict and
-holds only tensors: a stray value beside a model's tensors would make
-load_state_dict fail later, so `save` and `load` refuse it now (put it in a
-checkpoint: ``{"model": model.state_dict(), "epoch": 3}``).
+holds only tensors (and, under the keys ``<prefix>_extra_state``, what a
+module's ``get_extra_state`` returned: plain data): a stray value beside a
+model's tensors would make load_state_dict fail later, so `save` and `load`
+refuse it now (put it in a checkpoint: ``{"model": model.state_dict(), "epoch": 3}``).
 
 `load` uses torch.load(weights_only=True): plain data and tensors only, so
 a pickled object that would run code when loaded is refused, never run.
@@ -51,7 +52,7 @@ def save(obj, path) -> None:
         )
     if not any(isinstance(value, _CONTAINERS) for value in state.values()):
         for name, value in state.items():
-            if not isinstance(value, (Tensor, torch.Tensor)):
+            if not isinstance(value, (Tensor, torch.Tensor)) and not _is_extra_state(name):
                 raise TypeError(
                     f"tapegrad.save: {name!r} is a {type(value).__name__}, not a "
                     "tensor: a dict of tensors is a state dict and holds only "
@@ -151,7 +152,9 @@ def load(path, map_location=None) -> dict:
         )
     if not any(isinstance(value, _CONTAINERS) for value in state.values()):
         for name, value in state.items():
-            if not (isinstance(name, str) and isinstance(value, torch.Tensor)):
+            if not isinstance(name, str) or not (
+                isinstance(value, torch.Tensor) or _is_extra_state(name)
+            ):
                 raise ValueError(
                     f"tapegrad.load: {path} does not hold a state dict (a mapping of "
                     f"names to tensors): its entry {name!r} is a "
@@ -165,6 +168,11 @@ def load(path, map_location=None) -> dict:
             "lists and tuples of tensors, str, int, float, bool and None"
         )
     return state
+
+
+def _is_extra_state(name) -> bool:
+    """Is `name` a state dict's key for a module's extra state (Module.get_extra_state)?"""
+    return isinstance(name, str) and (name == "_extra_state" or name.endswith("._extra_state"))
 
 
 def _not_plain(value, where: str) -> str | None:

@@ -688,3 +688,66 @@ def test_pickled_model_keeps_no_gradients_as_torch():
         assert [p.grad for p in again.parameters()] == [None, None]
         assert [p.grad for p in clone.parameters()] == [None, None]
         assert all(p.requires_grad for p in again.parameters())
+
+
+def _copied_pair_story(lib, how) -> list:
+    """A layer and its shallow copy, copied together (deepcopy or pickle): still tied."""
+    layer = lib.Linear(2, 2)
+    pair = how([layer, copy.copy(layer)])
+    first, second = pair
+    first.weight = lib.Parameter(torch.full((2, 2), 2.0))
+    x = torch.ones(1, 2)
+    outs = [m(x if lib is torch.nn else tg.tensor(x)).data for m in pair]
+    return [
+        second.weight is first.weight,
+        torch.equal(outs[0], outs[1]),
+        layer.weight is first.weight,
+    ]
+
+
+@pytest.mark.parametrize(
+    "how", [copy.deepcopy, lambda obj: pickle.loads(pickle.dumps(obj))], ids=["deepcopy", "pickle"]
+)
+def test_a_layer_and_its_shallow_copy_stay_tied_through_deepcopy_and_pickle(how):
+    assert _copied_pair_story(nn, how) == _copied_pair_story(torch.nn, how) == [True, True, False]
+
+
+def _plain_attribute_story(lib) -> list:
+    layer = lib.Linear(2, 2)
+    other = copy.copy(layer)
+    layer.foo = 5  # a plain attribute of the original only
+    other.register_buffer("foo", torch.ones(1))  # registered through the copy
+    seen = [layer.foo, float(other.foo), names(layer.named_buffers())]
+    del other.foo
+    seen += [layer.foo, hasattr(other, "foo"), names(layer.named_buffers())]
+    layer._peers = ["a user's attribute"]  # any name a user picks is the user's
+    third = copy.copy(layer)
+    third.extra = lib.Parameter(torch.ones(1))
+    seen += [layer._peers, names(layer.named_parameters())]
+    return seen
+
+
+def test_a_plain_attribute_of_one_copy_wins_over_what_another_registers_as_torch():
+    assert _plain_attribute_story(nn) == _plain_attribute_story(torch.nn)
+
+
+def test_a_called_loss_and_a_model_holding_one_deepcopy_as_torch():
+    for lib in (nn, torch.nn):
+        model = lib.Module()
+        model.net, model.criterion = lib.Linear(2, 1), lib.MSELoss()
+        x = torch.ones(3, 2) if lib is torch.nn else tg.ones(3, 2)
+        model.criterion(model.net(x), x[:, :1])
+        best = copy.deepcopy(model)  # the usual snapshot of the best model so far
+        assert best.criterion is not model.criterion
+        again = pickle.loads(pickle.dumps(model.criterion))
+        assert getattr(again, "_last_inputs", None) is None
+
+
+def test_to_converts_a_model_holding_a_layer_and_its_shallow_copy_as_torch():
+    dtypes = {}
+    for lib in (nn, torch.nn):
+        norm = lib.BatchNorm1d(2)
+        model = lib.Sequential(lib.Linear(2, 2), norm, copy.copy(norm), lib.Linear(2, 2))
+        model.double()
+        dtypes[lib] = [t.dtype for t in model.state_dict().values() if t.is_floating_point()]
+    assert dtypes[nn] == dtypes[torch.nn] and set(dtypes[nn]) == {torch.float64}

@@ -315,3 +315,36 @@ def test_load_reads_a_file_object_like_torch_load():
     buffer = io.BytesIO()
     tg.save({"w": torch.arange(3.0)}, buffer)
     assert torch.equal(tg.load(buffer)["w"], torch.arange(3.0))
+
+
+class _Counted(nn.Linear):
+    """A layer with extra state (Module.get_extra_state) of any plain kind."""
+
+    def __init__(self, extra):
+        super().__init__(2, 1)
+        self.extra = extra
+
+    def get_extra_state(self):
+        return self.extra
+
+    def set_extra_state(self, state):
+        self.extra = state
+
+
+@pytest.mark.parametrize("extra", [3, 1.5, "v2", None, [1, "a"], {"steps": 4}, torch.ones(2)])
+def test_a_state_dict_with_extra_state_round_trips(tmp_path, extra):
+    model = nn.Sequential(_Counted(extra), nn.Tanh())
+    tg.save(model, tmp_path / "ours.pt")
+    torch.save(model.state_dict(), tmp_path / "torch.pt")  # torch's own writer, read by load
+    for name in ("ours.pt", "torch.pt"):
+        again = nn.Sequential(_Counted("before"), nn.Tanh())
+        again.load_state_dict(tg.load(tmp_path / name))
+        got = again[0].extra
+        assert torch.equal(got, extra) if isinstance(extra, torch.Tensor) else got == extra
+
+
+def test_a_stray_value_beside_tensors_is_still_refused(tmp_path):
+    with pytest.raises(TypeError, match="'epoch' is a int"):
+        tg.save({"w": torch.ones(1), "epoch": 3}, tmp_path / "x.pt")
+    with pytest.raises(TypeError, match="'w._extra_stat' is a int"):
+        tg.save({"w": torch.ones(1), "w._extra_stat": 3}, tmp_path / "x.pt")

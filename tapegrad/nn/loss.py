@@ -164,6 +164,7 @@ class _Loss(Module):
     """Shared checks and the course API's `backward()` for the losses."""
 
     function: type
+    _not_copied = (*Module._not_copied, "_last_inputs")  # (the latest inputs: tapes)
 
     def __init__(self, size_average=None, reduce=None, reduction: str = "mean"):
         super().__init__()
@@ -615,6 +616,8 @@ def _check_class_target(owner, logp, target, weight, ignore_index) -> None:
 
 class _TorchLoss(Module):
     """The losses with torch's constructor arguments: reductions, weights as buffers, course API."""
+
+    _not_copied = (*Module._not_copied, "_last_inputs")  # (the latest inputs: tapes)
 
     def __init__(self, size_average=None, reduce=None, reduction: str = "mean"):
         super().__init__()

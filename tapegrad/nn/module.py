@@ -95,6 +95,10 @@ class RemovableHandle:
         self.remove()
 
 
+_MISSING = object()  # (no value registered under a name)
+_COPIES = "_tapegrad_shallow_copies"  # where a module keeps its _ShallowCopies
+
+
 def _on_class(cls: type, name: str) -> bool:
     """Do instances of `cls` see a class attribute `name`? (In a class of its MRO: hasattr(cls,
     name) would also find the metaclass's, such as type's own `mro`, which instances do not see.)
@@ -146,6 +150,8 @@ class Module:
     _forward_hooks_with_kwargs: OrderedDict[int, bool]
     _forward_hooks_always_called: OrderedDict[int, bool]
     _modules: OrderedDict[str, Module | None]
+    # What copy.deepcopy and pickle leave out (None in the copy): the latest output, a tape.
+    _not_copied: tuple[str, ...] = ("_last_output",)
 
     def __init__(self):
         set_ = object.__setattr__
@@ -287,8 +293,9 @@ class Module:
             raise KeyError(f"attribute '{name}' already exists")
 
     def _add(self, registry, name: str, value) -> None:
+        old = registry.get(name, _MISSING)
         registry[name] = value
-        for module in self._sharing():
+        for module in self._mirroring(name, old):
             module._mirror(name, value)
 
     def _mirror(self, name: str, value) -> None:
@@ -300,30 +307,37 @@ class Module:
         else:
             self.__dict__[name] = value
 
-    def _sharing(self) -> list:
-        """The modules whose attributes mirror this one's registries: itself, and the shallow
-        copies made of it (or that it is one of), which share them (see `__copy__`)."""
-        peers = self.__dict__.get("_peers")
-        if peers is None:
+    def _mirroring(self, name: str, old=_MISSING) -> list:
+        """The modules whose attribute `name` mirrors this one's registries (`old`: the value
+        registered under `name` until now): this one, and each shallow copy sharing them (see
+        `__copy__`) that has no plain attribute of that name (in torch, one would win)."""
+        copies = self.__dict__.get(_COPIES)
+        if copies is None:
             return [self]
         registry = self._parameters
-        found = (ref() for ref in peers)
-        return [m for m in found if m is not None and m.__dict__.get("_parameters") is registry]
+        found = [self]
+        for module in copies.modules():
+            if module is not self and module.__dict__.get("_parameters") is registry:
+                held = module.__dict__.get(name, _MISSING)
+                if held is _MISSING or held is old:
+                    found.append(module)
+        return found
 
     def _forget(self, name: str, keep=None) -> None:
         """Remove `name` from the plain attributes and every registry but `keep`."""
+        old = _MISSING
         for registry in (self._parameters, self._buffers, self._modules):
-            if registry is not keep:
-                registry.pop(name, None)
+            if registry is not keep and name in registry:
+                old = registry.pop(name)
         if keep is not self._buffers:
             self._non_persistent_buffers_set.discard(name)
-        for module in self._sharing():
+        for module in self._mirroring(name, old):
             module.__dict__.pop(name, None)
 
     def _replace_children(self, items) -> None:
         """Make `items` ((name, module) pairs) the children, in order (containers renumber so)."""
-        for module in self._sharing():
-            for name in self._modules:
+        for name, child in self._modules.items():
+            for module in self._mirroring(name, child):
                 module.__dict__.pop(name, None)
         self._modules.clear()
         for name, module in items:
@@ -675,10 +689,14 @@ class Module:
             for b in module._buffers.values():
                 if b is not None and id(b) not in new:
                     new[id(b)] = fn(_data(b))
+        done = set()  # each registry once: a module and its shallow copies share theirs
         for module in modules:
             for p in module._parameters.values():
                 if p is not None:
                     p.data, p._grad = new[id(p)]
+            if id(module._buffers) in done:
+                continue
+            done.add(id(module._buffers))
             for name, b in list(module._buffers.items()):
                 if isinstance(b, Tensor):
                     b.data = new[id(b)]
@@ -727,8 +745,9 @@ class Module:
 
         What it returns is stored under ``<prefix>_extra_state`` by
         `state_dict` and handed to `set_extra_state` by `load_state_dict`,
-        as in torch. Any object; `tapegrad.save` writes it if it is plain data
-        (tensors, numbers, strings, lists, tuples, dicts) in a checkpoint.
+        as in torch. Any object; `tapegrad.save` writes it (in a state dict or a
+        checkpoint) if it is plain data: tensors, numbers, strings, None, and
+        lists, tuples and dicts of them.
         """
         raise RuntimeError(
             f"{type(self).__name__}.get_extra_state() is Module's, which state_dict() never "
@@ -751,8 +770,9 @@ class Module:
         ``IncompatibleKeys(missing_keys, unexpected_keys)``. A module shared
         under two names is loaded from both keys (the later one wins, as in torch).
         A module whose class overrides `set_extra_state` is handed its
-        ``_extra_state`` entry (without one, that key is missing), before any
-        tensor is copied: if it raises, the tensors are unchanged.
+        ``_extra_state`` entry (without one, that key is missing) after its own
+        tensors are loaded, as in torch; if it raises, every tensor gets its old
+        values back (the set_extra_state calls that ran before it stay done).
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(
@@ -773,8 +793,6 @@ class Module:
             own = set(local)
             if _overrides(module, "set_extra_state"):
                 own.add(_EXTRA_STATE)
-                if module_prefix + _EXTRA_STATE in state_dict:
-                    extras.append((module, state_dict[module_prefix + _EXTRA_STATE]))
             walk.setdefault(module_prefix, (len(walk), own))
             for name, target in local.items():
                 key = module_prefix + name
@@ -796,8 +814,11 @@ class Module:
                     )
                     continue
                 copies.append((target, value))
-            if _EXTRA_STATE in own and module_prefix + _EXTRA_STATE not in state_dict:
-                missing.append(module_prefix + _EXTRA_STATE)
+            if _EXTRA_STATE in own:  # after its tensors, as torch: (copies done before, ...)
+                if module_prefix + _EXTRA_STATE in state_dict:
+                    extras.append((len(copies), module, state_dict[module_prefix + _EXTRA_STATE]))
+                else:
+                    missing.append(module_prefix + _EXTRA_STATE)
         unexpected = self._unexpected_keys(state_dict, walk)
         if strict:
             problems = (
@@ -810,11 +831,12 @@ class Module:
                 f"Error(s) in loading state_dict for {type(self).__name__} (the "
                 "module is unchanged):\n  " + "\n  ".join(problems)
             )
-        for module, extra in extras:  # the modules' own code first: it may raise
-            module.set_extra_state(extra)
         with no_grad():
-            for target, value in copies:
-                target.copy_(value)
+            if extras:
+                _load_with_extra_state(copies, extras)
+            else:
+                for target, value in copies:
+                    target.copy_(value)
         return IncompatibleKeys(missing, unexpected)
 
     def _unexpected_keys(self, state_dict, walk: dict) -> list:
@@ -872,31 +894,58 @@ class Module:
         return sorted({key for key in keys if not key[0].isdigit()})
 
     def __getstate__(self):
-        # Neither the weak reference (it must point at the copy) nor the latest output
-        # (a whole tape) travel with copy.deepcopy or pickle.
+        # Neither the weak reference (it must point at the copy) nor `_not_copied` (the
+        # latest output: a whole tape) travel with copy.deepcopy or pickle.
         state = self.__dict__.copy()
         state.pop("_weakref", None)
-        state.pop("_peers", None)
-        state["_last_output"] = None
+        for name in self._not_copied:
+            if name in state:
+                state[name] = None
         return state
 
     def __copy__(self):
         """copy.copy, as torch's: a new module that shares this one's registries (parameters,
         buffers, submodules) and hook tables, so that registering, replacing or deleting one
-        on either shows on both; its plain attributes (``training`` too) are its own."""
+        on either shows on both; its plain attributes (``training`` too) are its own, and one
+        of them wins over a value of that name registered through another copy. (torch's
+        Sequential and ModuleList take a registry of their own on ``del`` and ``pop``, so
+        that later changes stop showing in the other; tapegrad's stay tied.)"""
+        if _COPIES not in self.__dict__:
+            self.__dict__[_COPIES] = _ShallowCopies(self)
         new = type(self).__new__(type(self))
-        new.__setstate__(self.__getstate__())
-        live = [ref for ref in self.__dict__.get("_peers", [self._weakref]) if ref() is not None]
-        live.append(new._weakref)
-        for module in (ref() for ref in live):
-            if module is not None:
-                module.__dict__["_peers"] = live
+        new.__setstate__(self.__getstate__())  # (which joins it to this one's copies)
         return new
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self.__dict__["_weakref"] = weakref.ref(self)
         self.__dict__["_plain_call"] = type(self).__call__ is Module.__call__
+        copies = self.__dict__.get(_COPIES)
+        if copies is not None:
+            copies.join(self)
+
+
+class _ShallowCopies:
+    """The modules that share registries through copy.copy (weakly held): one object in
+    each one's __dict__. Deep-copied or pickled with them, it starts empty and each copy
+    joins it in __setstate__, so that copies of both stay tied to each other as torch's
+    (copy.deepcopy([m, copy.copy(m)]) shares one registry between the two new modules)."""
+
+    def __init__(self, *modules: Module):
+        self._refs = [weakref.ref(m) for m in modules]
+
+    def join(self, module: Module) -> None:
+        self._refs = [ref for ref in self._refs if ref() is not None]
+        self._refs.append(weakref.ref(module))
+
+    def modules(self) -> list:
+        return [m for m in (ref() for ref in self._refs) if m is not None]
+
+    def __deepcopy__(self, memo):
+        return _ShallowCopies()
+
+    def __reduce__(self):
+        return _ShallowCopies, ()
 
 
 _EXTRA_STATE = "_extra_state"  # torch's key for what get_extra_state returns
@@ -905,6 +954,26 @@ _EXTRA_STATE = "_extra_state"  # torch's key for what get_extra_state returns
 def _overrides(module: Module, method: str) -> bool:
     """Does `module`'s class define its own `method` (torch's test for the extra-state hooks)?"""
     return getattr(type(module), method) is not getattr(Module, method)
+
+
+def _load_with_extra_state(copies: list, extras: list) -> None:
+    """Copy the tensors and call each module's set_extra_state in torch's order (a module's
+    tensors, then its extra state: it may read or fix them); if one raises, every tensor
+    gets its old values back. `extras`: [(copies done before it, module, its state)]."""
+    saved = [(target, target.clone()) for target, _ in copies]
+    done = 0
+    try:
+        for upto, module, state in extras:
+            for target, value in copies[done:upto]:
+                target.copy_(value)
+            done = upto
+            module.set_extra_state(state)
+        for target, value in copies[done:]:
+            target.copy_(value)
+    except BaseException:
+        for target, old in saved:
+            target.copy_(old)
+        raise
 
 
 def _local_state(module: Module):
