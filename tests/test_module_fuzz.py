@@ -10,9 +10,13 @@ name reads as, and the same state_dict keys. A refused operation must
 change nothing here (torch sometimes changes part of the module before
 refusing; the comparison stops there).
 
+The same programs also run over shallow copies (copy.copy), which share
+the registries: every copy must read every name as torch's does.
+
 Bounded for CI: TAPEGRAD_FUZZ_EXAMPLES (default 60) examples, no deadline.
 """
 
+import copy
 import os
 
 import torch
@@ -120,6 +124,48 @@ def test_random_attribute_programs_match_torch(program):
             if observe(modules["torch"]) != before["torch"]:
                 return  # torch changed something before refusing: the two part ways here
         assert observe(modules["ours"]) == observe(modules["torch"]), where
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([*OPERATIONS, "copy"]),
+            st.integers(0, 3),
+            st.sampled_from(NAMES),
+            st.sampled_from(KINDS),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=14,
+    )
+)
+def test_random_programs_over_shallow_copies_match_torch(program):
+    # copy.copy shares the registries (as torch's); each name must read, on every copy,
+    # what it reads in torch: the registered value, or a copy's own plain attribute.
+    modules = {key: [lib.Module()] for key, lib in LIBS.items()}
+    for step, (operation, target, name, kind, persistent) in enumerate(program):
+        outcomes, before = {}, {}
+        for key, lib in LIBS.items():
+            family = modules[key]
+            before[key] = [observe(m) for m in family]
+            module = family[target % len(family)]
+            try:
+                if operation == "copy":
+                    family.append(copy.copy(module))
+                else:
+                    run(operation, name, kind, persistent, module, lib)
+                outcomes[key] = None
+            except Exception as error:  # noqa: BLE001 (the type is what is compared)
+                outcomes[key] = type(error)
+        where = f"step {step}: {operation}({name!r}, {kind}) on copy {target}"
+        assert outcomes["ours"] == outcomes["torch"], where
+        if outcomes["ours"] is not None:
+            assert [observe(m) for m in modules["ours"]] == before["ours"], f"{where}: changed"
+            if [observe(m) for m in modules["torch"]] != before["torch"]:
+                return  # torch changed something before refusing: the two part ways here
+        for ours, theirs in zip(modules["ours"], modules["torch"]):
+            assert observe(ours) == observe(theirs), where
 
 
 # --- ModuleList and Sequential edits --------------------------------------------------------

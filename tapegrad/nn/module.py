@@ -188,7 +188,7 @@ class Module:
             if params is None:
                 raise self._before_init_error("parameters")
             self._check_name("parameter", name, params, replacing=True)
-            self._forget(name, keep=params)  # a replaced parameter keeps its place
+            self._forget(name, keep=params, own=True)  # a replaced parameter keeps its place
             self._add(params, name, value)
         elif params is not None and name in params:
             if value is not None:
@@ -203,7 +203,7 @@ class Module:
         elif isinstance(value, Module):
             if "_modules" not in own:
                 raise self._before_init_error("module")
-            self._forget(name, keep=self._modules)
+            self._forget(name, keep=self._modules, own=True)
             self._add(self._modules, name, value)
         elif "_modules" in own and name in self._modules:
             if value is not None:
@@ -309,22 +309,26 @@ class Module:
 
     def _mirroring(self, name: str, old=_MISSING) -> list:
         """The modules whose attribute `name` mirrors this one's registries (`old`: the value
-        registered under `name` until now): this one, and each shallow copy sharing them (see
-        `__copy__`) that has no plain attribute of that name (in torch, one would win)."""
+        registered under `name` until now): this one and each shallow copy sharing them (see
+        `__copy__`), but one that has a plain attribute of that name (in torch, it wins)."""
         copies = self.__dict__.get(_COPIES)
         if copies is None:
-            return [self]
+            return [self]  # (a plain attribute and a registered value meet only in copies)
         registry = self._parameters
-        found = [self]
+        found = []
         for module in copies.modules():
-            if module is not self and module.__dict__.get("_parameters") is registry:
+            if module.__dict__.get("_parameters") is registry:
                 held = module.__dict__.get(name, _MISSING)
                 if held is _MISSING or held is old:
                     found.append(module)
         return found
 
-    def _forget(self, name: str, keep=None) -> None:
-        """Remove `name` from the plain attributes and every registry but `keep`."""
+    def _forget(self, name: str, keep=None, own: bool = False) -> None:
+        """Remove `name` from every registry but `keep`, and the attributes that mirror it;
+        `own`: this module's plain attribute of that name too (torch removes it before it
+        registers a value under that name)."""
+        if own:
+            self.__dict__.pop(name, None)
         old = _MISSING
         for registry in (self._parameters, self._buffers, self._modules):
             if registry is not keep and name in registry:
