@@ -389,7 +389,7 @@ class Tensor:
         new = _rebuilt(type(self), data, self._requires_grad)
         memo[id(self)] = new  # (before the rest: it may hold this tensor)
         new._grad = copy.deepcopy(self._grad, memo)
-        state = _state_of(self)
+        state = self.__getstate__()
         if state is not None:
             new.__setstate__(copy.deepcopy(state, memo))
         return new
@@ -398,11 +398,31 @@ class Tensor:
         """pickle and copy.copy: a leaf with the values (copy.copy shares them) and
         requires_grad, without .grad or tape (torch's Tensor.__reduce_ex__ keeps no grad;
         an op's output comes back as a leaf that requires grad, as in torch)."""
-        return _rebuilt, (type(self), self._data, self._requires_grad), _state_of(self)
+        return _rebuilt, (type(self), self._data, self._requires_grad), self.__getstate__()
+
+    def __getstate__(self):
+        """A subclass's own attributes (its slots and __dict__), for copies and pickles; None
+        for a Tensor. A subclass may define its own, and ``__setstate__``, as for torch's
+        (the values, requires_grad, .grad and tape are not part of it)."""
+        if type(self) is Tensor:
+            return None
+        state = {}
+        for klass in type(self).__mro__:
+            if klass is Tensor or klass is object:
+                continue
+            slots = vars(klass).get("__slots__", ())
+            for name in (slots,) if isinstance(slots, str) else slots:
+                if name in ("__dict__", "__weakref__"):
+                    continue
+                if name.startswith("__") and not name.endswith("__") and klass.__name__.strip("_"):
+                    name = f"_{klass.__name__.lstrip('_')}{name}"  # a private slot: Python's name
+                if hasattr(self, name):
+                    state[name] = getattr(self, name)
+        state.update(getattr(self, "__dict__", {}))
+        return state
 
     def __setstate__(self, state: dict) -> None:
-        """Take back a subclass's own attributes (`_state_of`) in a copy or an unpickled
-        tensor; a subclass may define its own (and ``__getstate__``), as for torch's."""
+        """Take back what `__getstate__` gave, in a copy or an unpickled tensor."""
         for name, value in state.items():
             object.__setattr__(self, name, value)
 
@@ -1011,34 +1031,12 @@ _PLAIN = {Tensor, torch.Tensor, float, int, bool, type(None)}
 
 def _rebuilt(cls, data, requires_grad):
     """A leaf of class `cls` (Tensor or a subclass) holding `data`, as pickle and copy make
-    it (then its ``__setstate__`` takes what `_state_of` kept)."""
+    it (then its ``__setstate__`` takes what its ``__getstate__`` gave)."""
     t = object.__new__(cls)
     t._data = data
     t._requires_grad = requires_grad
     t._grad = t._node = t._tape = t._gathered = None
     return t
-
-
-def _state_of(t: Tensor):
-    """A subclass's own state, as torch's pickling takes it: its ``__getstate__()`` if it
-    defines one, else its own slots and its __dict__ (None when it has none)."""
-    getstate = type(t).__getstate__
-    if getstate is not getattr(object, "__getstate__", None):
-        return getstate(t)
-    state = {}
-    for klass in type(t).__mro__:
-        if klass is Tensor or klass is object:
-            continue
-        slots = vars(klass).get("__slots__", ())
-        for name in (slots,) if isinstance(slots, str) else slots:
-            if name in ("__dict__", "__weakref__"):
-                continue
-            if name.startswith("__") and not name.endswith("__") and klass.__name__.strip("_"):
-                name = f"_{klass.__name__.lstrip('_')}{name}"  # a private slot: Python's name
-            if hasattr(t, name):
-                state[name] = getattr(t, name)
-    state.update(getattr(t, "__dict__", {}))
-    return state or None
 
 
 def _check_same_float(target: torch.Tensor, operand: torch.Tensor, name: str) -> None:

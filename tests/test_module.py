@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import threading
 
 import pytest
 import torch
@@ -751,3 +752,71 @@ def test_to_converts_a_model_holding_a_layer_and_its_shallow_copy_as_torch():
         model.double()
         dtypes[lib] = [t.dtype for t in model.state_dict().values() if t.is_floating_point()]
     assert dtypes[nn] == dtypes[torch.nn] and set(dtypes[nn]) == {torch.float64}
+
+
+def test_shallow_copies_made_in_several_threads_all_follow_the_original():
+    layer = nn.Linear(1, 1)
+    copies: list = []
+
+    def make():
+        copies.extend(copy.copy(layer) for _ in range(300))
+
+    threads = [threading.Thread(target=make) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    layer.weight = nn.Parameter(torch.full((1, 1), 9.0))
+    assert sum(c.weight is not layer.weight for c in copies) == 0
+
+
+def _parameter_as_a_buffer_story(lib, order) -> list:
+    layer, holder = lib.Linear(2, 2), lib.Module()
+    holder.register_buffer("w", layer.weight)  # one tensor: a parameter here, a buffer there
+    model = lib.Sequential(*((holder, layer) if order else (layer, holder)))
+    model.double()
+    return [tuple(layer.weight.shape), layer.weight.dtype, layer.bias.dtype, layer.weight.grad]
+
+
+@pytest.mark.parametrize("order", [0, 1])
+def test_to_converts_a_parameter_that_is_also_a_buffer_as_torch(order):
+    assert _parameter_as_a_buffer_story(nn, order) == _parameter_as_a_buffer_story(torch.nn, order)
+
+
+class _KeepsALock:
+    """A module state idiom: __getstate__ from a copy of __dict__, without the lock."""
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.lock = threading.Lock()
+
+
+class LockedTapegrad(_KeepsALock, nn.Linear):
+    pass
+
+
+class LockedTorch(_KeepsALock, torch.nn.Linear):
+    pass
+
+
+@pytest.mark.parametrize("kind", [LockedTapegrad, LockedTorch])
+def test_a_module_with_its_own_getstate_and_setstate_copies_as_torch(kind):
+    layer = kind(2, 1)
+    layer.lock = threading.Lock()
+    x = tg.ones(3, 2) if kind is LockedTapegrad else torch.ones(3, 2)
+    layer(x)  # keeps its latest output (tapegrad): not copied
+    again = pickle.loads(pickle.dumps(layer))
+    clone = copy.deepcopy(layer)
+    shallow = copy.copy(layer)
+    layer.weight = type(layer.weight)(torch.zeros(1, 2))
+    assert shallow.weight is layer.weight and shallow.lock is not layer.lock
+    assert again.weight is not layer.weight and clone.weight is not layer.weight
+    if kind is LockedTapegrad:
+        with tg.Tape() as tape:
+            clone(x)
+        assert tape[0].module is clone  # its weak reference is its own

@@ -351,3 +351,76 @@ def _migration_story(lib) -> list:
 
 def test_set_extra_state_runs_after_its_modules_tensors_are_loaded_as_torch():
     assert _migration_story(nn) == _migration_story(torch.nn) == [[1.0, 2.0], [-1.0, -2.0]]
+
+
+def _set_extra_state_changes_the_model(lib) -> list:
+    """set_extra_state that converts its module, rebuilds a child, replaces a sibling's
+    parameter: what it leaves is then loaded, as torch walks (a module, then its children)."""
+
+    class Precise(lib.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = lib.Linear(2, 2)
+            self.precision = "float32"
+
+        def get_extra_state(self):
+            return self.precision
+
+        def set_extra_state(self, precision):
+            self.precision = precision
+            self.to(getattr(torch, precision))
+            self.body = lib.Linear(2, 2).to(getattr(torch, precision))  # a fresh child
+
+    class Meddling(lib.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = lib.Parameter(torch.zeros(2))
+
+        def get_extra_state(self):
+            return 0
+
+        def set_extra_state(self, state):
+            root.later.w = lib.Parameter(torch.full((2,), 9.0))
+
+    root = lib.Module()
+    root.net, root.meddling, root.later = Precise(), Meddling(), lib.Module()
+    root.later.w = lib.Parameter(torch.zeros(2))
+    state = {
+        "net.body.weight": torch.full((2, 2), 0.5, dtype=torch.float64),
+        "net.body.bias": torch.zeros(2, dtype=torch.float64),
+        "net._extra_state": "float64",
+        "meddling.w": torch.ones(2),
+        "meddling._extra_state": 0,
+        "later.w": torch.full((2,), 5.0),
+    }
+    root.load_state_dict(state)
+    values = [root.net.body.weight, root.meddling.w, root.later.w]
+    return [(t.dtype, t.data.tolist()) for t in values]
+
+
+def test_set_extra_state_may_change_the_model_before_the_rest_loads_as_torch():
+    ours = _set_extra_state_changes_the_model(nn)
+    assert ours == _set_extra_state_changes_the_model(torch.nn)
+    assert ours[0] == (torch.float64, [[0.5, 0.5], [0.5, 0.5]]) and ours[2][1] == [5.0, 5.0]
+
+
+def test_a_checkpoint_of_another_size_is_refused_before_set_extra_state_could_resize():
+    # torch calls set_extra_state as it walks, so one that rebuilds a child to the saved size
+    # makes the checkpoint fit; tapegrad checks first, unchanged on refusal, and says so.
+    class Resizable(nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.n, self.layer = n, nn.Linear(1, n)
+
+        def get_extra_state(self):
+            return self.n
+
+        def set_extra_state(self, n):
+            if n != self.n:
+                self.n, self.layer = n, nn.Linear(1, n)
+
+    small = Resizable(3)
+    before = small.layer.weight.data.clone()
+    with pytest.raises(RuntimeError, match="must be rebuilt before loading"):
+        small.load_state_dict(Resizable(4).state_dict())
+    assert small.n == 3 and torch.equal(small.layer.weight.data, before)

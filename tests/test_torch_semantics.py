@@ -640,3 +640,38 @@ def test_private_slots_and_self_references_of_a_subclass_survive_copies():
         assert (c.tag, c._Tagged__secret) == ("visible", "private")
     clone = copy.deepcopy(t)
     assert clone.me is clone and clone is not t
+
+
+class _ExtendsTheDefault:
+    """A subclass's __getstate__ built on its base's (super()), and a __setstate__ that
+    runs even when there is nothing to set."""
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state = dict(state) if state else {}
+        state.pop("scratch", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.restored = True
+
+
+class ExtendsTapegrad(_ExtendsTheDefault, tg.Tensor):
+    pass
+
+
+class ExtendsTorch(_ExtendsTheDefault, torch.Tensor):
+    pass
+
+
+def test_a_subclass_getstate_built_on_super_and_its_setstate_run_as_torch():
+    found = {}
+    for kind in (ExtendsTapegrad, ExtendsTorch):
+        t = kind(torch.ones(2)) if kind is ExtendsTapegrad else torch.ones(2).as_subclass(kind)
+        t.tag, t.scratch = "kept", "dropped"
+        bare = kind(torch.ones(1)) if kind is ExtendsTapegrad else torch.ones(1).as_subclass(kind)
+        copies = [copy.copy(t), pickle.loads(pickle.dumps(t)), copy.copy(bare)]
+        found[kind] = [(c.__dict__.get("tag"), hasattr(c, "scratch"), c.restored) for c in copies]
+    assert found[ExtendsTapegrad] == found[ExtendsTorch]
+    assert found[ExtendsTapegrad][0] == ("kept", False, True)

@@ -41,7 +41,10 @@ a change made through either shows in both one's attributes (`Module.__copy__`).
 
 from __future__ import annotations
 
+import copy
+import copyreg
 import itertools
+import threading
 import warnings
 import weakref
 from collections import OrderedDict, namedtuple
@@ -168,7 +171,7 @@ class Module:
         set_(self, "_last_output", None)
         # What the tape nodes recorded in forward point at: a weak reference, as this
         # module keeps its latest output (and so that output's tape) alive.
-        set_(self, "_weakref", weakref.ref(self))
+        set_(self, "_weakref", _ModuleRef(self))
         # Does its class keep Module.__call__? Then a Sequential may run it without the call
         # (see Sequential.forward). An instance attribute: one cheap read per layer and step.
         set_(self, "_plain_call", type(self).__call__ is Module.__call__)
@@ -316,7 +319,7 @@ class Module:
             return [self]  # (a plain attribute and a registered value meet only in copies)
         registry = self._parameters
         found = []
-        for module in copies.modules():
+        for module in {id(m): m for m in (self, *copies.modules())}.values():
             if module.__dict__.get("_parameters") is registry:
                 held = module.__dict__.get(name, _MISSING)
                 if held is _MISSING or held is old:
@@ -684,28 +687,32 @@ class Module:
     def _apply(self, fn) -> Module:
         """Give each parameter, gradient and buffer the values fn(values): all or nothing."""
         modules = list(self.modules())
-        new = {}  # id(tensor) -> fn(its values): every conversion before any change
+        params = {}  # id(parameter) -> fn(its values and .grad): all converted before any change
+        buffers = {}  # id(buffer) -> fn(its values), for buffers that are not also parameters
         for module in modules:
             for p in module._parameters.values():
-                if p is not None and id(p) not in new:
+                if p is not None and id(p) not in params:
                     grad = p._grad
-                    new[id(p)] = (fn(p.data), None if grad is None else fn(grad))
+                    params[id(p)] = (fn(p.data), None if grad is None else fn(grad))
+        for module in modules:
             for b in module._buffers.values():
-                if b is not None and id(b) not in new:
-                    new[id(b)] = fn(_data(b))
+                if b is not None and id(b) not in params and id(b) not in buffers:
+                    buffers[id(b)] = fn(_data(b))
         done = set()  # each registry once: a module and its shallow copies share theirs
         for module in modules:
             for p in module._parameters.values():
                 if p is not None:
-                    p.data, p._grad = new[id(p)]
+                    p.data, p._grad = params[id(p)]
             if id(module._buffers) in done:
                 continue
             done.add(id(module._buffers))
             for name, b in list(module._buffers.items()):
+                if b is None or id(b) in params:  # (a parameter elsewhere: converted as one)
+                    continue
                 if isinstance(b, Tensor):
-                    b.data = new[id(b)]
-                elif b is not None:  # a torch tensor: replaced, as torch does
-                    module._add(module._buffers, name, new[id(b)])
+                    b.data = buffers[id(b)]
+                else:  # a torch tensor: replaced, as torch does
+                    module._add(module._buffers, name, buffers[id(b)])
         return self
 
     def double(self) -> Module:
@@ -775,8 +782,13 @@ class Module:
         under two names is loaded from both keys (the later one wins, as in torch).
         A module whose class overrides `set_extra_state` is handed its
         ``_extra_state`` entry (without one, that key is missing) after its own
-        tensors are loaded, as in torch; if it raises, every tensor gets its old
-        values back (the set_extra_state calls that ran before it stay done).
+        tensors are loaded and before its children's, as in torch (it may change
+        the model: convert it, fix up or replace tensors and children, which are
+        then loaded as they are); if it raises, its own tensors get their old
+        values back and the modules loaded before it stay loaded. The checks
+        above run first, on the model as it is (unlike torch's, which run as it
+        walks): a set_extra_state that would resize the model cannot make a
+        checkpoint of another size fit.
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(
@@ -818,9 +830,9 @@ class Module:
                     )
                     continue
                 copies.append((target, value))
-            if _EXTRA_STATE in own:  # after its tensors, as torch: (copies done before, ...)
+            if _EXTRA_STATE in own:
                 if module_prefix + _EXTRA_STATE in state_dict:
-                    extras.append((len(copies), module, state_dict[module_prefix + _EXTRA_STATE]))
+                    extras.append(module)
                 else:
                     missing.append(module_prefix + _EXTRA_STATE)
         unexpected = self._unexpected_keys(state_dict, walk)
@@ -831,13 +843,19 @@ class Module:
                 + problems
             )
         if problems:
+            hint = ""
+            if extras:  # torch would call them as it walks, and they might resize the model
+                hint = (
+                    "\n  (set_extra_state runs only once these checks pass: a model that "
+                    "set_extra_state would rebuild must be rebuilt before loading)"
+                )
             raise RuntimeError(
                 f"Error(s) in loading state_dict for {type(self).__name__} (the "
-                "module is unchanged):\n  " + "\n  ".join(problems)
+                "module is unchanged):\n  " + "\n  ".join(problems) + hint
             )
         with no_grad():
             if extras:
-                _load_with_extra_state(copies, extras)
+                _load_with_extra_state(self, "", state_dict)
             else:
                 for target, value in copies:
                     target.copy_(value)
@@ -907,6 +925,17 @@ class Module:
                 state[name] = None
         return state
 
+    def __reduce_ex__(self, protocol):
+        """pickle and copy.deepcopy: object's own reduction (the class, then the state from
+        __getstate__), with what `_not_copied` names left out also when a subclass's own
+        __getstate__ keeps it (the idiom ``state = self.__dict__.copy()``)."""
+        state = self.__getstate__()
+        if isinstance(state, dict):
+            gone = [name for name in self._not_copied if state.get(name) is not None]
+            if gone:
+                state = {**state, **dict.fromkeys(gone)}
+        return copyreg.__newobj__, (type(self),), state
+
     def __copy__(self):
         """copy.copy, as torch's: a new module that shares this one's registries (parameters,
         buffers, submodules) and hook tables, so that registering, replacing or deleting one
@@ -917,16 +946,39 @@ class Module:
         if _COPIES not in self.__dict__:
             self.__dict__[_COPIES] = _ShallowCopies(self)
         new = type(self).__new__(type(self))
-        new.__setstate__(self.__getstate__())  # (which joins it to this one's copies)
+        new.__setstate__(self.__getstate__())
+        new._settle()  # (also after a subclass's own __setstate__)
         return new
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self.__dict__["_weakref"] = weakref.ref(self)
-        self.__dict__["_plain_call"] = type(self).__call__ is Module.__call__
-        copies = self.__dict__.get(_COPIES)
+        self._settle()
+
+    def _settle(self) -> None:
+        """After a copy or an unpickling: this module's own weak reference and call flag, and
+        its place among the shallow copies it shares registries with."""
+        own = self.__dict__
+        ref = own.get("_weakref")
+        if ref is None or ref() is not self:
+            own["_weakref"] = _ModuleRef(self)
+        own["_plain_call"] = type(self).__call__ is Module.__call__
+        copies = own.get(_COPIES)
         if copies is not None:
             copies.join(self)
+
+
+class _ModuleRef(weakref.ref):
+    """A module's weak reference to itself (what its tape nodes hold), in its __dict__. A
+    copy or an unpickled module gets one to itself, also through a subclass's own
+    __getstate__ and __setstate__ (``self.__dict__.update(state)``)."""
+
+    __slots__ = ()
+
+    def __reduce__(self):
+        return _ModuleRef, (self(),)
+
+    def __deepcopy__(self, memo):
+        return _ModuleRef(copy.deepcopy(self(), memo))
 
 
 class _ShallowCopies:
@@ -937,13 +989,19 @@ class _ShallowCopies:
 
     def __init__(self, *modules: Module):
         self._refs = [weakref.ref(m) for m in modules]
+        self._lock = threading.Lock()  # (copies may be made in several threads at once)
 
     def join(self, module: Module) -> None:
-        self._refs = [ref for ref in self._refs if ref() is not None]
-        self._refs.append(weakref.ref(module))
+        with self._lock:
+            live = [ref for ref in self._refs if ref() is not None]
+            if all(ref() is not module for ref in live):
+                live.append(weakref.ref(module))
+            self._refs = live
 
     def modules(self) -> list:
-        return [m for m in (ref() for ref in self._refs) if m is not None]
+        with self._lock:
+            refs = list(self._refs)
+        return [m for m in (ref() for ref in refs) if m is not None]
 
     def __deepcopy__(self, memo):
         return _ShallowCopies()
@@ -960,24 +1018,39 @@ def _overrides(module: Module, method: str) -> bool:
     return getattr(type(module), method) is not getattr(Module, method)
 
 
-def _load_with_extra_state(copies: list, extras: list) -> None:
-    """Copy the tensors and call each module's set_extra_state in torch's order (a module's
-    tensors, then its extra state: it may read or fix them); if one raises, every tensor
-    gets its old values back. `extras`: [(copies done before it, module, its state)]."""
-    saved = [(target, target.clone()) for target, _ in copies]
-    done = 0
+def _load_with_extra_state(module: Module, prefix: str, state_dict) -> None:
+    """Load `module` and its descendants in torch's order, once the checks have passed: its
+    own tensors, then its set_extra_state (which may change the module: fix up its
+    tensors, convert it, replace a child), then each child as it is at that moment. If a
+    module's set_extra_state raises, that module's tensors get their old values back; the
+    modules loaded before it stay loaded (each with its own tensors and extra state)."""
+    saved = []
     try:
-        for upto, module, state in extras:
-            for target, value in copies[done:upto]:
-                target.copy_(value)
-            done = upto
-            module.set_extra_state(state)
-        for target, value in copies[done:]:
+        for name, target in _local_state(module):
+            key = prefix + name
+            if key not in state_dict:
+                continue
+            target, value = _data(target), _data(state_dict[key]).detach()
+            if target.dim() == 0 and value.shape == (1,):
+                value = value[0]
+            if value.shape != target.shape:  # an earlier set_extra_state changed it
+                raise RuntimeError(
+                    f"Error(s) in loading state_dict for {type(module).__name__}: {key}: shape "
+                    f"{tuple(value.shape)} in the state dict, {tuple(target.shape)} in the "
+                    "model, after an earlier module's set_extra_state changed the model (the "
+                    "modules before this one are loaded)"
+                )
+            saved.append((target, target.clone()))
             target.copy_(value)
+        if _overrides(module, "set_extra_state") and prefix + _EXTRA_STATE in state_dict:
+            module.set_extra_state(state_dict[prefix + _EXTRA_STATE])
     except BaseException:
         for target, old in saved:
             target.copy_(old)
         raise
+    for name, child in list(module._modules.items()):
+        if child is not None:
+            _load_with_extra_state(child, f"{prefix}{name}.", state_dict)
 
 
 def _local_state(module: Module):

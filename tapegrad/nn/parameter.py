@@ -7,7 +7,7 @@ import copy
 
 import torch
 
-from ..tensor import Tensor, _rebuilt, _state_of
+from ..tensor import Tensor, _rebuilt
 
 
 class Parameter(Tensor):
@@ -35,7 +35,7 @@ class Parameter(Tensor):
         data = self._data.clone(memory_format=torch.preserve_format)
         new = _rebuilt(type(self), data, self._requires_grad)
         memo[id(self)] = new
-        state = _state_of(self)
+        state = self.__getstate__()
         if state is not None:
             new.__setstate__(copy.deepcopy(state, memo))
         return new
