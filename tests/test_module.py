@@ -820,3 +820,31 @@ def test_a_module_with_its_own_getstate_and_setstate_copies_as_torch(kind):
         with tg.Tape() as tape:
             clone(x)
         assert tape[0].module is clone  # its weak reference is its own
+
+
+def _shadowing_story(lib) -> list:
+    """A copy's own plain attribute that is the very object registered (None) through
+    another copy, or that meets a class change: it wins, as in torch."""
+
+    def read(module, name):
+        value = getattr(module, name, "missing")
+        return value if value is None or isinstance(value, str) else type(value).__name__
+
+    layer = lib.Module()
+    other = copy.copy(layer)
+    other.head = None  # the copy's plain attribute
+    layer.add_module("head", None)  # registered through the original: also None
+    seen = [read(other, "head"), read(layer, "head")]
+    layer.head = lib.Linear(1, 1)
+    seen += [read(other, "head"), read(layer, "head")]
+    del layer.head
+    seen += [read(other, "head"), read(layer, "head")]
+    other.x = 5
+    layer.register_buffer("x", torch.ones(1))
+    other.__class__ = type("Renamed", (lib.Module,), {})
+    seen += [read(other, "x"), read(layer, "x")]
+    return seen
+
+
+def test_a_copy_plain_attribute_that_is_the_registered_object_still_wins_as_torch():
+    assert _shadowing_story(nn) == _shadowing_story(torch.nn)

@@ -98,8 +98,22 @@ class RemovableHandle:
         self.remove()
 
 
-_MISSING = object()  # (no value registered under a name)
 _COPIES = "_tapegrad_shallow_copies"  # where a module keeps its _ShallowCopies
+# where a shallow copy keeps the names of its plain attributes that a value registered
+# through another copy does not replace (in torch the attribute wins): {name, ...}
+_SHADOWED = "_tapegrad_shadowed"
+
+
+def _shadows(module, name: str) -> bool:
+    """Does `module` hold a plain attribute `name` that wins over the registered value?"""
+    shadowed = module.__dict__.get(_SHADOWED)
+    return shadowed is not None and name in shadowed
+
+
+def _unshadow(module, name: str) -> None:
+    shadowed = module.__dict__.get(_SHADOWED)
+    if shadowed is not None:
+        shadowed.discard(name)
 
 
 def _on_class(cls: type, name: str) -> bool:
@@ -184,7 +198,8 @@ class Module:
             own["_plain_call"] = value.__call__ is Module.__call__
             for registry in ("_parameters", "_buffers", "_modules"):  # which class names win
                 for key, held in own.get(registry, {}).items():
-                    self._mirror(key, held)
+                    if not _shadows(self, key):
+                        self._mirror(key, held)
             return
         params = own.get("_parameters")
         if isinstance(value, Parameter):
@@ -296,9 +311,16 @@ class Module:
             raise KeyError(f"attribute '{name}' already exists")
 
     def _add(self, registry, name: str, value) -> None:
-        old = registry.get(name, _MISSING)
+        new = name not in registry
         registry[name] = value
-        for module in self._mirroring(name, old):
+        for module in self._family():
+            if _shadows(module, name):
+                continue
+            if new and name in module.__dict__:
+                # a shallow copy's own plain attribute meets a value registered through
+                # another copy: the attribute wins there, as in torch
+                module.__dict__.setdefault(_SHADOWED, set()).add(name)
+                continue
             module._mirror(name, value)
 
     def _mirror(self, name: str, value) -> None:
@@ -310,21 +332,15 @@ class Module:
         else:
             self.__dict__[name] = value
 
-    def _mirroring(self, name: str, old=_MISSING) -> list:
-        """The modules whose attribute `name` mirrors this one's registries (`old`: the value
-        registered under `name` until now): this one and each shallow copy sharing them (see
-        `__copy__`), but one that has a plain attribute of that name (in torch, it wins)."""
+    def _family(self) -> list:
+        """The modules whose attributes mirror this one's registries: this one, and the
+        shallow copies that share them (see `__copy__`)."""
         copies = self.__dict__.get(_COPIES)
         if copies is None:
-            return [self]  # (a plain attribute and a registered value meet only in copies)
+            return [self]
         registry = self._parameters
-        found = []
-        for module in {id(m): m for m in (self, *copies.modules())}.values():
-            if module.__dict__.get("_parameters") is registry:
-                held = module.__dict__.get(name, _MISSING)
-                if held is _MISSING or held is old:
-                    found.append(module)
-        return found
+        found = {id(m): m for m in (self, *copies.modules())}.values()
+        return [m for m in found if m.__dict__.get("_parameters") is registry]
 
     def _forget(self, name: str, keep=None, own: bool = False) -> None:
         """Remove `name` from every registry but `keep`, and the attributes that mirror it;
@@ -332,20 +348,28 @@ class Module:
         registers a value under that name)."""
         if own:
             self.__dict__.pop(name, None)
-        old = _MISSING
+            _unshadow(self, name)
+        removed = False
         for registry in (self._parameters, self._buffers, self._modules):
             if registry is not keep and name in registry:
-                old = registry.pop(name)
+                del registry[name]
+                removed = True
         if keep is not self._buffers:
             self._non_persistent_buffers_set.discard(name)
-        for module in self._mirroring(name, old):
-            module.__dict__.pop(name, None)
+        if removed:
+            for module in self._family():
+                if _shadows(module, name):
+                    _unshadow(module, name)  # its plain attribute shadows nothing now
+                else:
+                    module.__dict__.pop(name, None)
 
     def _replace_children(self, items) -> None:
         """Make `items` ((name, module) pairs) the children, in order (containers renumber so)."""
-        for name, child in self._modules.items():
-            for module in self._mirroring(name, child):
-                module.__dict__.pop(name, None)
+        family = self._family()
+        for name in self._modules:
+            for module in family:
+                if not _shadows(module, name):
+                    module.__dict__.pop(name, None)
         self._modules.clear()
         for name, module in items:
             self._add(self._modules, name, module)
@@ -962,6 +986,8 @@ class Module:
         if ref is None or ref() is not self:
             own["_weakref"] = _ModuleRef(self)
         own["_plain_call"] = type(self).__call__ is Module.__call__
+        if _SHADOWED in own:
+            own[_SHADOWED] = set(own[_SHADOWED])  # (its own, not the original's)
         copies = own.get(_COPIES)
         if copies is not None:
             copies.join(self)
