@@ -27,11 +27,19 @@ class GradcheckError(RuntimeError):
     """A derivative disagrees with finite differences."""
 
 
-def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3) -> bool:
+def gradcheck(
+    fn,
+    *inputs,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    raise_exception: bool = True,
+) -> bool:
     """Return True if the tape's gradients of `fn(*inputs)` match finite differences.
 
     `fn` returns a Tensor or a tuple of Tensors. Raises GradcheckError naming
-    the input, the element, the analytic and the numerical value otherwise.
+    the input, the element, the analytic and the numerical value otherwise
+    (returns False instead with ``raise_exception=False``, as torch's).
     Tensor inputs are copied to float64.
     """
     args = [_as_float64_leaf(a) for a in inputs]
@@ -40,11 +48,24 @@ def gradcheck(fn, *inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 
         raise ValueError(
             "gradcheck: no input requires grad; pass tensors made with requires_grad=True"
         )
-    return _check(fn, args, checked, eps, atol, rtol, "gradcheck", "the tape's gradient", no_grad)
+    try:
+        return _check(
+            fn, args, checked, eps, atol, rtol, "gradcheck", "the tape's gradient", no_grad
+        )
+    except GradcheckError:
+        if raise_exception:
+            raise
+        return False
 
 
 def gradgradcheck(
-    fn, *inputs, grad_outputs=None, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3
+    fn,
+    *inputs,
+    grad_outputs=None,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    raise_exception: bool = True,
 ) -> bool:
     """Return True if the second derivatives of `fn(*inputs)` match finite differences.
 
@@ -52,7 +73,8 @@ def gradgradcheck(
     for an output gradient u (`grad_outputs`, else a seeded random one) and
     checked with `gradcheck` as a function of the inputs and u. On failure
     the GradcheckError names the element, and the derivative tape's node
-    whose own derivative is wrong (found with `check_tape`).
+    whose own derivative is wrong (found with `check_tape`); with
+    ``raise_exception=False`` it returns False instead, as torch's.
     """
     from .sweep import grad
 
@@ -113,6 +135,8 @@ def gradgradcheck(
             enable_grad,
         )
     except GradcheckError as error:
+        if not raise_exception:
+            return False
         culprit = _culprit(first_derivative, all_args)
         raise GradcheckError(f"{error}{culprit}") from None
 

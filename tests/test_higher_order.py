@@ -364,3 +364,5 @@ def test_gradgradcheck_fails_an_op_whose_second_derivative_is_wrong():
     assert tg.gradcheck(Square.apply, x)  # the first derivative is right
     with pytest.raises(tg.GradcheckError, match=r"(?s)second derivative.*SquareBackward is wrong"):
         tg.gradgradcheck(Square.apply, x)
+    assert tg.gradgradcheck(Square.apply, x, raise_exception=False) is False  # torch's keyword
+    assert tg.gradcheck(SquareBackward.apply, leaf([1.0, 0.5]), x, raise_exception=False) is False

@@ -131,3 +131,12 @@ def test_steps_pictures_and_the_page_show_the_same_labels(nodes, tmp_path):
                 or constant.replace("'", "&#x27;") in picture
                 or constant.replace("'", "\\'") in picture
             ), (node.name, constant)
+
+
+def test_the_html_stepper_shows_every_builtin_op(tmp_path):
+    from visualize.html import write_backprop_html
+
+    tape, loss = every_builtin_op_tape()
+    page = write_backprop_html(loss, tmp_path / "every_op.html").read_text()
+    for name in sorted({node.name for node in tape}):
+        assert f"{name}(" in page, name  # in the forward lines and the sweep's steps
