@@ -80,6 +80,11 @@ def test_the_doc_walks_through_the_tape_the_sweep_the_check_and_the_pictures():
         "dL/dx = dL/dy * (1 - y^2)",
     ):
         assert needed in text, needed
+    # issue 12's section: the derivative's own tape, printed and swept again
+    section = text.split("## The derivative of the derivative", 1)[1].split("\n## ", 1)[0]
+    code = "".join(code for language, code, *_ in blocks(section) if language == "python")
+    for needed in ("create_graph=True", "print(tape)", "tg.grad(g.sum()"):  # swept again
+        assert needed in code, needed
 
 
 def update() -> None:
