@@ -80,13 +80,21 @@ def _data(input, name: str) -> torch.Tensor:
 
 
 def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """A tensor of the given size filled with 0 (torch.zeros)."""
+    """A tensor of the given size filled with 0 (torch.zeros).
+
+    Sizes as varargs or one tuple (``()``: 0-d); the default float dtype unless dtype is given.
+    Errors: TypeError for no size or sizes that are not ints, ShapeError (a RuntimeError) for a
+    negative size, DtypeError for requires_grad=True with an integer or bool dtype.
+    """
     size = _size(size, "zeros")
     return _leaf("zeros", lambda: torch.zeros(size, dtype=dtype, device=device), requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """A tensor of the given size filled with 1 (torch.ones)."""
+    """A tensor of the given size filled with 1 (torch.ones).
+
+    Sizes, dtype and errors as `zeros`.
+    """
     size = _size(size, "ones")
     return _leaf("ones", lambda: torch.ones(size, dtype=dtype, device=device), requires_grad)
 
@@ -96,6 +104,10 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = Fal
 
     As in torch the dtype follows the value when not given: an int gives
     int64, a bool gives bool, a float the default float dtype.
+    Errors: TypeError for a size that is not a tuple or list of ints or a
+    fill_value that is not a number, ShapeError (a RuntimeError) for a negative
+    size, DtypeError for requires_grad=True with an integer or bool dtype (an
+    int value without dtype=).
     """
     if not isinstance(size, (tuple, list, torch.Size)):
         raise TypeError(
@@ -109,7 +121,10 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = Fal
 
 
 def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """A tensor of the given size with whatever values its memory held (torch.empty)."""
+    """A tensor of the given size with whatever values its memory held (torch.empty).
+
+    Sizes, dtype and errors as `zeros`.
+    """
     size = _size(size, "empty")
     return _leaf("empty", lambda: torch.empty(size, dtype=dtype, device=device), requires_grad)
 
@@ -118,7 +133,12 @@ def eye(
     n: int, m: int | None = None, *, dtype=None, device=None, requires_grad: bool = False
 ) -> Tensor:
     """The n x m identity matrix: ones on the diagonal, zeros elsewhere (torch.eye; m defaults
-    to n)."""
+    to n).
+
+    Shape (n, m), the default float dtype unless given. Errors, torch's: RuntimeError for a
+    negative n or m, TypeError for one that is not an int; DtypeError for requires_grad=True
+    with an integer or bool dtype.
+    """
     if m is None:
         m = n
     return _leaf("eye", lambda: torch.eye(n, m, dtype=dtype, device=device), requires_grad)
@@ -128,7 +148,11 @@ def eye(
 
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """Uniform random values in [0, 1) (torch.rand); `generator` for reproducible values."""
+    """Uniform random values in [0, 1) (torch.rand); `generator` for reproducible values.
+
+    Sizes and dtype as `zeros`; a floating dtype only (NotImplementedError, a RuntimeError,
+    torch's, for an integer one). Errors otherwise as `zeros`.
+    """
     size = _size(size, "rand")
     return _leaf(
         "rand",
@@ -138,7 +162,12 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = F
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """Standard normal random values (torch.randn); `generator` for reproducible values."""
+    """Standard normal random values (torch.randn); `generator` for reproducible values.
+
+    Mean 0, variance 1. Sizes and dtype as `zeros`; a floating dtype only
+    (NotImplementedError, a RuntimeError, torch's, for an integer one). Errors otherwise as
+    `zeros`.
+    """
     size = _size(size, "randn")
     return _leaf(
         "randn",
@@ -156,7 +185,10 @@ def arange(
     """start, start + step, ... up to (not including) end; ``arange(n)`` is 0 .. n-1 (torch.arange).
 
     As in torch, integer arguments give int64 values, a float argument the
-    default float dtype.
+    default float dtype. Shape (ceil((end - start) / step),).
+    Errors, torch's: RuntimeError for step 0 or a step that leads away from
+    end, TypeError for arguments that are not numbers; DtypeError for
+    requires_grad=True with integer values (give a float or dtype=).
     """
     if end is None:
         start, end = 0, start
@@ -168,7 +200,12 @@ def arange(
 def linspace(
     start, end, steps: int, *, dtype=None, device=None, requires_grad: bool = False
 ) -> Tensor:
-    """`steps` evenly spaced values from start to end, both included (torch.linspace)."""
+    """`steps` evenly spaced values from start to end, both included (torch.linspace).
+
+    Shape (steps,), the default float dtype unless given. Errors, torch's: RuntimeError for
+    steps < 0, TypeError for steps that is not an int; DtypeError for requires_grad=True with
+    an integer dtype.
+    """
     return _leaf(
         "linspace",
         lambda: torch.linspace(start, end, steps, dtype=dtype, device=device),
@@ -187,7 +224,12 @@ def zeros_like(
     requires_grad: bool = False,
     memory_format=torch.preserve_format,
 ) -> Tensor:
-    """Zeros with input's shape, and its dtype and device unless given (torch.zeros_like)."""
+    """Zeros with input's shape, and its dtype and device unless given (torch.zeros_like).
+
+    input: a tapegrad or torch tensor (only its shape, dtype and device are read). Errors: TypeError
+    for an input that is not a tensor, DtypeError for requires_grad=True with an integer or bool
+    dtype.
+    """
     data = _data(input, "zeros_like")
     return _leaf(
         "zeros_like",
@@ -204,7 +246,10 @@ def ones_like(
     requires_grad: bool = False,
     memory_format=torch.preserve_format,
 ) -> Tensor:
-    """Ones with input's shape, and its dtype and device unless given (torch.ones_like)."""
+    """Ones with input's shape, and its dtype and device unless given (torch.ones_like).
+
+    input and errors as `zeros_like`.
+    """
     data = _data(input, "ones_like")
     return _leaf(
         "ones_like",
@@ -222,7 +267,11 @@ def full_like(
     requires_grad: bool = False,
     memory_format=torch.preserve_format,
 ) -> Tensor:
-    """`fill_value` everywhere, with input's shape, dtype and device (torch.full_like)."""
+    """`fill_value` everywhere, with input's shape, dtype and device (torch.full_like).
+
+    The value is converted to that dtype (2.5 in an int64 tensor is 2). input and errors as
+    `zeros_like`.
+    """
     data = _data(input, "full_like")
     return _leaf(
         "full_like",
@@ -241,7 +290,10 @@ def empty_like(
     requires_grad: bool = False,
     memory_format=torch.preserve_format,
 ) -> Tensor:
-    """Uninitialized values with input's shape, dtype and device (torch.empty_like)."""
+    """Uninitialized values with input's shape, dtype and device (torch.empty_like).
+
+    input and errors as `zeros_like`.
+    """
     data = _data(input, "empty_like")
     return _leaf(
         "empty_like",
@@ -259,7 +311,11 @@ def rand_like(
     requires_grad: bool = False,
     memory_format=torch.preserve_format,
 ) -> Tensor:
-    """Uniform random values in [0, 1) with input's shape, dtype and device (torch.rand_like)."""
+    """Uniform random values in [0, 1) with input's shape, dtype and device (torch.rand_like).
+
+    A floating dtype only (NotImplementedError, a RuntimeError, torch's, for an integer
+    one); input and the other errors as `zeros_like`.
+    """
     data = _data(input, "rand_like")
     extra = {} if generator is None else {"generator": generator}  # (older torch lacks it)
     return _leaf(
@@ -280,7 +336,11 @@ def randn_like(
     requires_grad: bool = False,
     memory_format=torch.preserve_format,
 ) -> Tensor:
-    """Standard normal random values with input's shape, dtype and device (torch.randn_like)."""
+    """Standard normal random values with input's shape, dtype and device (torch.randn_like).
+
+    A floating dtype only (NotImplementedError, a RuntimeError, torch's, for an integer
+    one); input and the other errors as `zeros_like`.
+    """
     data = _data(input, "randn_like")
     extra = {} if generator is None else {"generator": generator}
     return _leaf(

@@ -64,6 +64,11 @@ class Tensor:
     __array_priority__ = 1000  # so that numpy defers to our reflected operators
 
     def __init__(self, data, requires_grad: builtins.bool = False):
+        """Wrap `data`, a torch.Tensor (or a Tensor's values), sharing its memory; a leaf.
+
+        Errors: TypeError for data that is not a tensor (use tapegrad.tensor(...) for lists
+        and numbers), DtypeError for requires_grad=True on an integer or bool tensor.
+        """
         if isinstance(data, Tensor):
             data = data._data
         if not isinstance(data, torch.Tensor):
@@ -127,6 +132,8 @@ class Tensor:
 
     @property
     def requires_grad(self) -> builtins.bool:
+        """Does a gradient flow back to this tensor? True for every op's output. Setting it is
+        `requires_grad_` (its rules and errors)."""
         return self._requires_grad
 
     @requires_grad.setter
@@ -135,6 +142,13 @@ class Tensor:
 
     @property
     def grad(self):
+        """dL/d(this tensor) after backward(), shaped like it; None until a sweep gives one.
+
+        A leaf's accumulates over sweeps; an op's output has one only after retain_grad() or
+        backward(keep_grads=True). Setting it (None or a tensor) is for leaves only
+        (RuntimeError on an op's output), and refuses as torch a non-tensor (TypeError), another
+        shape (ShapeError, a RuntimeError), dtype (DtypeError) or device (RuntimeError).
+        """
         node = self._node
         return self._grad if node is None else node.grad
 
@@ -190,6 +204,8 @@ class Tensor:
 
     @property
     def is_leaf(self) -> builtins.bool:
+        """True unless a recorded op made this tensor (as torch: a tensor that needs no
+        gradient is a leaf too)."""
         return self._node is None
 
     @property
@@ -210,30 +226,45 @@ class Tensor:
 
     @property
     def shape(self) -> torch.Size:
+        """The size of each dimension, a torch.Size (``()`` for a 0-d tensor)."""
         return self._data.shape
 
     @property
     def dtype(self) -> torch.dtype:
+        """The element type, a torch.dtype (torch.float32, torch.int64, ...)."""
         return self._data.dtype
 
     @property
     def device(self) -> torch.device:
+        """Where the values live, a torch.device (cpu, cuda:0, ...)."""
         return self._data.device
 
     @property
     def ndim(self) -> builtins.int:
+        """The number of dimensions, len(shape) (0 for a 0-d tensor)."""
         return self._data.dim()
 
     def size(self, dim=None):
+        """The shape, a torch.Size; ``size(dim)``: the size of dimension `dim`, an int.
+
+        Errors, torch's: IndexError for a dim out of range, TypeError for a dim that is not an
+        int.
+        """
         return self._data.size() if dim is None else self._data.size(dim)
 
     def dim(self) -> builtins.int:
+        """The number of dimensions, len(shape) (0 for a 0-d tensor); as `ndim`."""
         return self._data.dim()
 
     def numel(self) -> builtins.int:
+        """The number of elements: the product of the sizes (1 for a 0-d tensor)."""
         return self._data.numel()
 
     def __len__(self):
+        """len(x): the size of the first dimension, shape[0].
+
+        TypeError for a 0-d tensor (as torch), which has no first dimension.
+        """
         if self._data.dim() == 0:
             raise TypeError(
                 "len() of a 0-d tensor: it has no first dimension to count (as in "
@@ -251,16 +282,24 @@ class Tensor:
         return iter(self.unbind(0))
 
     def item(self):
+        """The value of a one-element tensor (of any shape) as a Python number; no gradient.
+
+        RuntimeError (torch's) for a tensor of 0 or several elements.
+        """
         return self._data.item()
 
     def tolist(self):
+        """The values as nested Python lists (one level per dimension; a 0-d tensor gives a
+        number); no gradient."""
         return self._data.tolist()
 
     def numpy(self, *, force: builtins.bool = False):
         """The values as a numpy array sharing memory (a CPU tensor that requires no grad, as in
-        torch).
+        torch): same shape, the matching numpy dtype.
 
         force=True: detach and copy to the CPU first when needed (torch's option).
+        Errors, as torch: RuntimeError for a tensor that requires grad (use
+        ``.detach().numpy()``), TypeError for one that is not on the CPU (use ``.cpu()``).
         """
         if force:
             return self._data.detach().cpu().resolve_conj().resolve_neg().numpy()
@@ -277,15 +316,22 @@ class Tensor:
         return self._data.numpy()
 
     def __float__(self):
+        """float(x): the value of a one-element tensor; ValueError (torch's) for any other."""
         return float(self._data)
 
     def __int__(self):
+        """int(x): the value of a one-element tensor, truncated toward 0; ValueError (torch's)
+        for any other."""
         return int(self._data)
 
     def __index__(self):
+        """operator.index(x), as in ``range(x)`` or ``seq[x]``: a one-element integer tensor's
+        value; TypeError (torch's) for a floating-point tensor or several elements."""
         return self._data.__index__()
 
     def __bool__(self):
+        """bool(x), as in ``if x:``: is the one element nonzero? RuntimeError (torch's) for a
+        tensor of 0 or several elements, whose truth is ambiguous."""
         return bool(self._data)
 
     def detach(self) -> Tensor:
@@ -364,6 +410,8 @@ class Tensor:
         )
 
     def __repr__(self):
+        """torch's ``tensor([...])``, with ``grad_fn=<Op (tape index i)>`` for an op's output,
+        ``requires_grad=True`` for a leaf that needs a gradient."""
         body = repr(self._data)
         if body.startswith("tensor("):
             body = body[len("tensor(") : -1]
@@ -458,31 +506,47 @@ class Tensor:
         )
 
     def float(self) -> Tensor:
+        """``self.to(torch.float32)``: the same shape as float32 (itself if already float32);
+        recorded (`To`), so the gradient flows back converted to this tensor's dtype."""
         return self.to(torch.float32)
 
     def double(self) -> Tensor:
+        """``self.to(torch.float64)``: the same shape as float64 (itself if already float64);
+        recorded (`To`), so the gradient flows back converted to this tensor's dtype."""
         return self.to(torch.float64)
 
     def half(self) -> Tensor:
+        """``self.to(torch.float16)``: the same shape as float16 (itself if already float16);
+        recorded (`To`), so the gradient flows back converted to this tensor's dtype."""
         return self.to(torch.float16)
 
     def long(self) -> Tensor:
-        """int64 values (an integer tensor needs no gradient, as in torch)."""
+        """int64 values, ``self.to(torch.int64)``: the same shape, floats truncated toward 0; no
+        gradient (an integer tensor needs none, as in torch)."""
         return self.to(torch.int64)
 
     def int(self) -> Tensor:
+        """int32 values, ``self.to(torch.int32)``: the same shape, floats truncated toward 0; no
+        gradient (an integer tensor needs none, as in torch)."""
         return self.to(torch.int32)
 
     def bool(self) -> Tensor:
+        """``self.to(torch.bool)``: True where an element is nonzero, the same shape; no
+        gradient."""
         return self.to(torch.bool)
 
     def cpu(self) -> Tensor:
-        """This tensor on the CPU (itself if it already is there)."""
+        """This tensor on the CPU (itself if it already is there): ``self.to("cpu")``, recorded
+        (`To`) so that the gradient goes back to the device it came from."""
         return self.to("cpu")
 
     def cuda(self, device=None, non_blocking: builtins.bool = False) -> Tensor:
-        """This tensor on a CUDA device (itself if it already is there); torch's error without
-        one."""
+        """This tensor on a CUDA device (itself if it already is there): ``self.to("cuda")``, or
+        ``cuda:<device>`` for an int `device`; recorded (`To`).
+
+        Without a usable CUDA device: torch's error type (AssertionError on a CPU-only build,
+        RuntimeError else), with the fix in the message.
+        """
         target = (
             "cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else device
         )
@@ -494,67 +558,131 @@ class Tensor:
         return self.to(target, non_blocking=non_blocking)
 
     # --- arithmetic -------------------------------------------------------
+    # (the operand rule is the module docstring's; the maths and derivatives: ops/arithmetic.py)
     def __add__(self, other):
+        """x + other elementwise (`Add`): shapes broadcast as in torch, and the result has the
+        broadcast shape and torch's result dtype (int with float gives the float).
+
+        Errors: RuntimeError for shapes that do not broadcast, DtypeError for float32 with
+        float64, TypeError for an operand that is neither a tensor nor a number (e.g. a list).
+        """
         return ops.Add.apply(self, as_operand(other))
 
     def __radd__(self, other):
+        """other + x, for a number or an array on the left; as `__add__`."""
         return ops.Add.apply(as_operand(other), self)
 
     def __sub__(self, other):
+        """x - other elementwise (`Sub`); shapes broadcast, result dtype and errors as `__add__`."""
         return ops.Sub.apply(self, as_operand(other))
 
     def __rsub__(self, other):
+        """other - x, for a number or an array on the left; as `__sub__`."""
         return ops.Sub.apply(as_operand(other), self)
 
     def __mul__(self, other):
+        """x * other elementwise (`Mul`); shapes broadcast, result dtype and errors as `__add__`."""
         return ops.Mul.apply(self, as_operand(other))
 
     def __rmul__(self, other):
+        """other * x, for a number or an array on the left; as `__mul__`."""
         return ops.Mul.apply(as_operand(other), self)
 
     def __truediv__(self, other):
+        """x / other elementwise (`Div`), true division: integer tensors give floats, as in
+        torch (x / 0 is inf or NaN, no error); shapes broadcast, errors as `__add__`."""
         return ops.Div.apply(self, as_operand(other))
 
     def __rtruediv__(self, other):
+        """other / x, for a number or an array on the left; as `__truediv__`."""
         return ops.Div.apply(as_operand(other), self)
 
     def __neg__(self):
+        """-x elementwise (`Neg`): the same shape and dtype. RuntimeError (torch's) for a bool
+        tensor: use ~x."""
         return ops.Neg.apply(self)
 
     def __pow__(self, exponent):
+        """x ** exponent elementwise: `Pow` for a number exponent, `PowTensor` for a tensor one
+        (shapes broadcast). Torch's result dtype (an int tensor to a float power gives floats).
+
+        Errors: TypeError for an exponent that is neither a number nor a tensor, DtypeError for
+        float32 with float64, RuntimeError for shapes that do not broadcast or an integer
+        tensor to a negative integer power (torch's).
+        """
         return ops.pow(self, as_operand(exponent))
 
     def __rpow__(self, base):
+        """base ** x, for a number base (``2 ** x``): `PowTensor`; as `__pow__`."""
         return ops.pow(as_operand(base), self)
 
     def __matmul__(self, other):
+        """x @ other, the matrix product (`MatMul`), with torch's rules for the shapes.
+
+        (..., n, k) @ (..., k, m) -> (..., n, m), batch dimensions broadcast; a 1-D operand is
+        a row (on the left) or a column (on the right), its dimension dropped from the result:
+        (k,) @ (k,) -> (), (n, k) @ (k,) -> (n,).
+        Errors: ShapeError (a RuntimeError) for a 0-d operand or inner sizes that differ,
+        RuntimeError for batch dimensions that do not broadcast, DtypeError for float32 with
+        float64.
+        """
         return ops.MatMul.apply(self, as_operand(other))
 
     def __rmatmul__(self, other):
+        """other @ x, for a torch tensor or numpy array on the left; as `__matmul__`."""
         return ops.MatMul.apply(as_operand(other), self)
 
     def add(self, other, *, alpha=1):
+        """x + alpha * other, as torch.add (`Add`, and `Mul` when alpha != 1); also
+        ``tapegrad.add(x, other)``. Shapes, dtypes and errors as `__add__`."""
         return self + (other if alpha == 1 else as_operand(other) * alpha)
 
     def sub(self, other, *, alpha=1):
+        """x - alpha * other, as torch.sub (`Sub`, and `Mul` when alpha != 1); also
+        ``tapegrad.sub(x, other)``. Shapes, dtypes and errors as `__add__`."""
         return self - (other if alpha == 1 else as_operand(other) * alpha)
 
     def mul(self, other):
+        """x * other elementwise (`Mul`), as torch.mul; also ``tapegrad.mul(x, other)``.
+
+        Shapes broadcast; torch's result dtype. Errors: RuntimeError for shapes that do not
+        broadcast, DtypeError for float32 with float64, TypeError for an operand that is neither
+        a tensor nor a number.
+        """
         return self * other
 
     def div(self, other):
+        """x / other elementwise (`Div`), true division (integers give floats), as torch.div; also
+        ``tapegrad.div(x, other)``.
+
+        Shapes broadcast; torch's result dtype. Errors: RuntimeError for shapes that do not
+        broadcast, DtypeError for float32 with float64, TypeError for an operand that is neither
+        a tensor nor a number.
+        """
         return self / other
 
     def neg(self):
+        """-x elementwise (`Neg`), as torch.neg; also ``tapegrad.neg(x)``: the same shape and
+        dtype. RuntimeError (torch's) for a bool tensor."""
         return -self
 
     def pow(self, exponent):
+        """x ** exponent (`Pow`, or `PowTensor` for a tensor exponent), as torch.pow. See
+        `__pow__`; ``tapegrad.pow(base, exponent)`` also takes a number base."""
         return self**exponent
 
     def matmul(self, other):
+        """x @ other (`MatMul`), as torch.matmul; also ``tapegrad.matmul(x, other)``. See
+        `__matmul__` for the shapes and errors."""
         return self @ other
 
     def mm(self, other):
+        """x @ other for two 2-D tensors only, as torch.mm: (n, k) @ (k, m) -> (n, m)
+        (`MatMul`); also ``tapegrad.mm(x, other)``.
+
+        Errors: ShapeError (a RuntimeError) for an operand that is not 2-D (use matmul) or
+        inner sizes that differ, DtypeError for float32 with float64.
+        """
         if self.dim() != 2 or getattr(other, "ndim", 0) != 2:
             raise ShapeError(
                 f"mm takes two 2-D tensors, got shapes {tuple(self.shape)} and "
@@ -563,47 +691,96 @@ class Tensor:
         return self @ other
 
     # --- in place: torch's rules (see _in_place) ----------------------------
+    # Each returns this tensor, its shape and dtype unchanged. Errors common to all: RuntimeError
+    # for a leaf that requires grad while recording (update it under no_grad()), for a view of
+    # a recorded tensor, or for a tensor that needs no gradient but shares its memory while the
+    # value written needs one; RuntimeError (ShapeError when recorded) for a result whose shape
+    # is not this tensor's; DtypeError for float32 with float64.
     def __iadd__(self, other):
+        """x += other: x + other (`Add`) written into x's memory; see `add_`."""
         return self._in_place("add_", ops.Add.apply, other)
 
     def __isub__(self, other):
+        """x -= other: x - other (`Sub`) written into x's memory; see `sub_`."""
         return self._in_place("sub_", ops.Sub.apply, other)
 
     def __imul__(self, other):
+        """x *= other: x * other (`Mul`) written into x's memory; see `mul_`."""
         return self._in_place("mul_", ops.Mul.apply, other)
 
     def __itruediv__(self, other):
+        """x /= other: x / other (`Div`) written into x's memory; see `div_`."""
         return self._in_place("div_", ops.Div.apply, other)
 
     def add_(self, other, *, alpha=1):
+        """x = x + alpha * other, in place (`Add` when recorded): other broadcasts to x's shape.
+
+        Errors: those of in-place ops (see the comment above `__iadd__`); RuntimeError
+        (torch's) when nothing is recorded and the result's dtype can't be stored in x's (a
+        float added to an int tensor).
+        """
         return self._in_place(
             "add_", ops.Add.apply, other if alpha == 1 else as_operand(other) * alpha
         )
 
     def sub_(self, other, *, alpha=1):
+        """x = x - alpha * other, in place (`Sub` when recorded); shapes and errors as
+        `add_`."""
         return self._in_place(
             "sub_", ops.Sub.apply, other if alpha == 1 else as_operand(other) * alpha
         )
 
     def mul_(self, other):
+        """x = x * other, in place (`Mul` when recorded); shapes and errors as `add_`."""
         return self._in_place("mul_", ops.Mul.apply, other)
 
     def div_(self, other):
+        """x = x / other, in place (`Div` when recorded); shapes and errors as `add_` (an
+        integer tensor can't hold the quotient: RuntimeError, torch's)."""
         return self._in_place("div_", ops.Div.apply, other)
 
     def zero_(self):
+        """Every element set to 0, in place (`Fill` when recorded: no gradient reaches the old
+        values). Errors as for any in-place op (see the comment above `__iadd__`)."""
         return self._in_place("fill_", ops.Fill.apply, 0)
 
     def fill_(self, value):
+        """Every element set to `value`, a number or a 0-d tensor, in place (`Fill` when
+        recorded: dL/dvalue is the sum of dL/dx, the old values get none).
+
+        Errors: ShapeError (a RuntimeError) for a value tensor that is not 0-d; those of
+        in-place ops (see the comment above `__iadd__`).
+        """
         return self._in_place("fill_", ops.Fill.apply, value)
 
     def copy_(self, src):
+        """x's values replaced by src's, broadcast to x's shape and converted to x's dtype and
+        device, in place (`CopyInto` when recorded: the gradient goes to src, not the old x).
+
+        Errors: TypeError for a src that is not a tensor (use fill_ for a number), RuntimeError
+        for a src whose shape does not broadcast to x's; those of in-place ops (see the comment
+        above `__iadd__`), except that another float dtype is converted, as in torch.
+        """
         return self._in_place("copy_", ops.CopyInto.apply, src)
 
     def clamp_(self, min=None, max=None):
+        """x = x.clamp(min, max), in place (`Clamp` when recorded); see `clamp`.
+
+        Errors: those of `clamp` (RuntimeError with neither bound) and of in-place ops (see the
+        comment above `__iadd__`).
+        """
         return self._in_place("clamp_", ops.Clamp.apply, min, max)
 
     def __setitem__(self, index, value):
+        """x[index] = value, in place: value (a number or a tensor) broadcast to x[index]'s
+        shape and written there (`SetItem` when recorded: the overwritten positions of x get no
+        gradient, value gets dL/dy[index] summed to its shape). Any index torch takes.
+
+        Errors, torch's: IndexError for an index out of range, too many indices or a float
+        index, TypeError for an index of another type, RuntimeError for a value whose shape
+        does not broadcast to x[index]'s; and those of in-place ops (see the comment above
+        `__iadd__`).
+        """
         index, _ = ops.indexing.plain_index(index)  # torch's own forms, also under no_grad
         return self._in_place("__setitem__", ops.SetItem.apply, index, value)
 
@@ -673,50 +850,100 @@ class Tensor:
         return self
 
     # --- reductions, elementwise, shape ----------------------------------------
+    # (dims as in torch: negative ones count from the end; a 0-d tensor takes dim 0 and -1)
     def sum(self, dim=None, keepdim: builtins.bool = False):
+        """The sum of the elements over `dim` (`Sum`): None or () for all of them, an int or a
+        tuple of ints.
+
+        The reduced dimensions are removed (kept as size 1 with keepdim=True): x.sum() is 0-d.
+        The dtype is x's (int64 for integer and bool tensors, as torch). Errors: IndexError for
+        a dim out of range, RuntimeError for a dim named twice, TypeError for a dim that is
+        not an int.
+        """
         return ops.Sum.apply(self, dim, keepdim)
 
     def mean(self, dim=None, keepdim: builtins.bool = False):
+        """The mean of the elements over `dim` (`Mean`): None or () for all of them, an int or a
+        tuple of ints; NaN over no elements.
+
+        Shapes as `sum`. x must be floating-point (RuntimeError, torch's, for an integer
+        tensor). Errors: IndexError for a dim out of range, RuntimeError for a dim named
+        twice, TypeError for a dim that is not an int.
+        """
         return ops.Mean.apply(self, dim, keepdim)
 
     def exp(self):
+        """e^x elementwise (`Exp`): the same shape; floating-point (an integer tensor gives the
+        default float dtype, as torch). Overflows to inf, no error."""
         return ops.Exp.apply(self)
 
     def log(self):
+        """The natural logarithm elementwise (`Log`): the same shape; floating-point (an integer
+        tensor gives the default float dtype). -inf at 0, NaN below, as torch: no error."""
         return ops.Log.apply(self)
 
     def log1p(self):
+        """log(1 + x) elementwise, accurate for small x (`Log1p`): the same shape and float
+        dtype (an integer tensor gives the default float dtype); -inf at -1, NaN below."""
         return ops.Log1p.apply(self)
 
     def relu(self):
+        """max(x, 0) elementwise (`ReLU`): the same shape and dtype. RuntimeError (torch's) for
+        a bool tensor."""
         return ops.ReLU.apply(self)
 
     def tanh(self):
+        """The hyperbolic tangent elementwise, in (-1, 1) (`Tanh`): the same shape; float (an
+        integer tensor gives the default float dtype)."""
         return ops.Tanh.apply(self)
 
     def sigmoid(self):
+        """1 / (1 + e^-x) elementwise, in (0, 1) (`Sigmoid`): the same shape; float (an integer
+        tensor gives the default float dtype)."""
         return ops.Sigmoid.apply(self)
 
     def clamp(self, min=None, max=None):
+        """min(max(x, min), max) elementwise (`Clamp`); each bound None, a number or a tensor.
+
+        Where min > max every element is max, as in torch. The result has the shape of x and
+        the tensor bounds broadcast together. Errors: RuntimeError (ArgumentError) with
+        neither bound, RuntimeError for bounds whose shapes do not broadcast with x,
+        DtypeError for float32 with float64. Also ``x.clip``.
+        """
         return ops.Clamp.apply(self, as_operand(min), as_operand(max))
 
     clip = clamp
 
     def clamp_min(self, min):
+        """max(x, min) elementwise (`Clamp` with only a lower bound); as `clamp`."""
         return ops.Clamp.apply(self, as_operand(min), None)
 
     def clamp_max(self, max):
+        """min(x, max) elementwise (`Clamp` with only an upper bound); as `clamp`."""
         return ops.Clamp.apply(self, None, as_operand(max))
 
     def reshape(self, *shape):
+        """The same values in another shape (`Reshape`): a view when the strides allow it, else a
+        copy. Sizes as varargs or one tuple; one of them may be -1, computed from the others.
+
+        Errors: ShapeError (a RuntimeError) for a shape that does not hold x's number of
+        elements or has two -1s, TypeError for sizes that are not ints.
+        """
         if len(shape) == 1 and isinstance(shape[0], (tuple, list, torch.Size)):
             shape = tuple(shape[0])
         return ops.Reshape.apply(self, shape)
 
     def transpose(self, dim0: builtins.int, dim1: builtins.int):
+        """Dimensions dim0 and dim1 swapped (`Transpose`, a view): y[..i..j..] = x[..j..i..].
+
+        Errors: IndexError for a dim out of range, TypeError for a dim that is not an int.
+        """
         return ops.Transpose.apply(self, dim0, dim1)
 
     def t(self):
+        """The transpose of a matrix, ``transpose(0, 1)`` (`Transpose`): (n, m) -> (m, n); a
+        tensor of 0 or 1 dimension is returned as it is. ShapeError (a RuntimeError, as torch)
+        for more than 2 dimensions."""
         if self._data.dim() > 2:
             raise ShapeError(
                 f"t() is for tensors of at most 2 dimensions, this one has shape "
@@ -726,6 +953,8 @@ class Tensor:
 
     @property
     def T(self):
+        """x.t(): the transpose of a matrix (`Transpose`); 0-d and 1-D tensors as they are.
+        ShapeError (a RuntimeError) for more than 2 dimensions: use .transpose or .permute."""
         if self._data.dim() > 2:
             raise ShapeError(
                 f".T is for tensors of at most 2 dimensions, this one has shape "
@@ -734,101 +963,221 @@ class Tensor:
         return self.t()
 
     def unsqueeze(self, dim: builtins.int):
+        """A new dimension of size 1 at position `dim` (`Unsqueeze`, a view): (2, 3) with dim=1
+        gives (2, 1, 3); dim may be in [-ndim - 1, ndim].
+
+        Errors: IndexError for a dim out of range, TypeError for a dim that is not an int.
+        """
         return ops.Unsqueeze.apply(self, dim)
 
     def expand(self, *sizes):
+        """x repeated along its size-1 dimensions, and new leading ones, to `sizes` (`Expand`, a
+        view that copies nothing). Sizes as varargs or one tuple; -1 keeps a size.
+
+        Errors: ShapeError (a RuntimeError) for sizes x can't expand to (a size other than 1
+        changed, fewer sizes than dimensions, -1 for a new dimension), TypeError for sizes
+        that are not ints.
+        """
         if len(sizes) == 1 and isinstance(sizes[0], (tuple, list, torch.Size)):
             sizes = tuple(sizes[0])
         return ops.Expand.apply(self, tuple(sizes))
 
     def __getitem__(self, index):
+        """x[index] (`GetItem`), with every index torch takes and torch's result shape.
+
+        Ints, slices, None and ``...`` give a view (an int removes its dimension, None adds
+        one); integer or bool tensors, lists and numpy arrays (advanced indexing) give a copy.
+        Errors, torch's: IndexError for an index out of range, too many indices, a bool mask
+        of the wrong shape or a float index; TypeError for an index of another type.
+        """
         return ops.GetItem.apply(self, index)
 
     # --- elementwise and reductions (the torch surface) -----------------------------
     # (the ops and their maths: ops/unary.py, ops/select.py, ops/reduction.py)
     def abs(self):
+        """|x| elementwise (`Abs`): the same shape and dtype; also ``abs(x)``, ``x.absolute()``.
+        NotImplementedError (a RuntimeError, torch's) for a bool tensor."""
         return ops.Abs.apply(self)
 
     absolute = abs
     __abs__ = abs
 
     def sqrt(self):
+        """The square root elementwise (`Sqrt`): the same shape; float (an integer tensor gives
+        the default float dtype). NaN for x < 0, as torch: no error."""
         return ops.Sqrt.apply(self)
 
     def sin(self):
+        """The sine elementwise, x in radians (`Sin`): the same shape; float (an integer tensor
+        gives the default float dtype)."""
         return ops.Sin.apply(self)
 
     def cos(self):
+        """The cosine elementwise, x in radians (`Cos`): the same shape; float (an integer
+        tensor gives the default float dtype)."""
         return ops.Cos.apply(self)
 
     def sign(self):
+        """-1, 0 or 1 elementwise, as x is negative, zero or positive (`Sign`; 0 for NaN, as
+        torch): the same shape and dtype. Its gradient is zero."""
         return ops.Sign.apply(self)
 
     def maximum(self, other):
+        """The larger of x and other, elementwise (`Maximum`); ties split the gradient evenly.
+
+        other must be a tensor; the shapes broadcast. Errors: TypeError for a number (use
+        clamp_min), RuntimeError for shapes that do not broadcast, DtypeError for float32 with
+        float64.
+        """
         return ops.select.maximum(self, other)
 
     def minimum(self, other):
+        """The smaller of x and other, elementwise (`Minimum`); ties split the gradient evenly.
+
+        As `maximum`: other a tensor (TypeError for a number: use clamp_max), shapes broadcast,
+        DtypeError for float32 with float64.
+        """
         return ops.select.minimum(self, other)
 
     def where(self, condition, other):
-        """torch's x.where(condition, y): x where condition, else y."""
+        """torch's x.where(condition, y): x where condition, else y (`Where`).
+
+        condition is a bool tensor, other a tensor or a number; the three shapes broadcast.
+        Errors: DtypeError (a TypeError and RuntimeError) for a condition that is not bool or
+        for float32 with float64, RuntimeError for shapes that do not broadcast.
+        """
         return ops.Where.apply(as_operand(condition), self, as_operand(other))
 
     def max(self, dim=None, keepdim: builtins.bool = False):
-        """max() -> a 0-d tensor; max(dim, keepdim) -> (values, indices); max(other) -> maximum."""
+        """max() -> a 0-d tensor; max(dim, keepdim) -> (values, indices); max(other) -> maximum.
+
+        max(): `Max`, tied maxima share the gradient; RuntimeError for an empty tensor.
+        max(dim): `MaxDim`, a named tuple of the values and their int64 indices (the dim
+        removed, or kept as size 1 with keepdim); the gradient goes to the index returned.
+        Errors: IndexError for a dim out of range or empty, TypeError for a dim that is not
+        one int (use amax) or keepdim without dim. See `tapegrad.max`.
+        """
         return ops.reduction.max(self, dim, keepdim)
 
     def min(self, dim=None, keepdim: builtins.bool = False):
-        """min() -> a 0-d tensor; min(dim, keepdim) -> (values, indices); min(other) -> minimum."""
+        """min() -> a 0-d tensor; min(dim, keepdim) -> (values, indices); min(other) -> minimum.
+
+        As `max`, with the smallest element (`Min`, `MinDim`) and `minimum`.
+        """
         return ops.reduction.min(self, dim, keepdim)
 
     def amax(self, dim=(), keepdim: builtins.bool = False):
+        """The largest element over `dim` (`Amax`): () or None for all, an int or a tuple of
+        ints; tied maxima share the gradient evenly. Shapes as `sum`, x's dtype.
+
+        Errors: RuntimeError for an empty tensor over all dims, IndexError for a dim out of
+        range or empty, RuntimeError for a dim named twice, TypeError for a dim not an int.
+        """
         return ops.Amax.apply(self, dim, keepdim)
 
     def amin(self, dim=(), keepdim: builtins.bool = False):
+        """The smallest element over `dim` (`Amin`): () or None for all, an int or a tuple of
+        ints; tied minima share the gradient evenly. Shapes and errors as `amax`."""
         return ops.Amin.apply(self, dim, keepdim)
 
     def argmax(self, dim=None, keepdim: builtins.bool = False):
+        """The index of the largest element: int64, no gradient (the first of tied maxima).
+
+        dim=None: the index into the flattened tensor, 0-d (shape (1,) * ndim with keepdim);
+        an int dim: one index per slice, that dim removed (or kept as size 1). Errors:
+        IndexError for a dim out of range, an empty dim, or an empty tensor without dim;
+        TypeError for a dim that is not one int.
+        """
         return ops.reduction.argmax(self, dim, keepdim)
 
     def argmin(self, dim=None, keepdim: builtins.bool = False):
+        """The index of the smallest element: int64, no gradient (the first of tied minima).
+        Shapes and errors as `argmax`."""
         return ops.reduction.argmin(self, dim, keepdim)
 
     def var(self, dim=None, unbiased=None, keepdim: builtins.bool = False, *, correction=None):
+        """The variance over `dim` (`Var`): sum of (x - mean)^2 / (n - correction), n elements
+        per slice; correction=1 (or unbiased=True) by default, correction=0 (unbiased=False)
+        for the population variance. dim and shapes as `sum`.
+
+        Errors: DtypeError for an integer tensor, TypeError for both correction and unbiased,
+        IndexError for a dim out of range. Where n <= correction: inf or NaN (torch warns).
+        """
         return ops.reduction.var(self, dim, unbiased, keepdim, correction=correction)
 
     def std(self, dim=None, unbiased=None, keepdim: builtins.bool = False, *, correction=None):
+        """The standard deviation over `dim` (`Std`): sqrt of `var` with the same arguments,
+        shapes and errors. Its gradient is 0 where the result is 0, as torch's."""
         return ops.reduction.std(self, dim, unbiased, keepdim, correction=correction)
 
     def prod(self, dim=None, keepdim: builtins.bool = False):
+        """The product of the elements over one int `dim`, or of all of them (`Prod`); its
+        gradient is right where elements are 0 too.
+
+        Shapes as `sum`; x's dtype (int64 for integer tensors). Errors: TypeError for a tuple
+        dim (as torch) or keepdim without dim, IndexError for a dim out of range.
+        """
         return ops.reduction.prod(self, dim, keepdim)
 
+    # (the comparisons: elementwise, shapes broadcast, bool results without gradient; see __lt__)
     def lt(self, other):
+        """x < other elementwise, as torch.lt; also ``tapegrad.lt``: a bool tensor of the
+        broadcast shape, no gradient. Errors, torch's: RuntimeError for shapes that do not
+        broadcast, TypeError for an operand that is neither a tensor nor a number."""
         return self < other
 
     def le(self, other):
+        """x <= other elementwise, as torch.le; also ``tapegrad.le``: a bool tensor of the
+        broadcast shape, no gradient. Errors, torch's: RuntimeError for shapes that do not
+        broadcast, TypeError for an operand that is neither a tensor nor a number."""
         return self <= other
 
     def gt(self, other):
+        """x > other elementwise, as torch.gt; also ``tapegrad.gt``: a bool tensor of the
+        broadcast shape, no gradient. Errors, torch's: RuntimeError for shapes that do not
+        broadcast, TypeError for an operand that is neither a tensor nor a number."""
         return self > other
 
     def ge(self, other):
+        """x >= other elementwise, as torch.ge; also ``tapegrad.ge``: a bool tensor of the
+        broadcast shape, no gradient. Errors, torch's: RuntimeError for shapes that do not
+        broadcast, TypeError for an operand that is neither a tensor nor a number."""
         return self >= other
 
     def eq(self, other):
+        """x == other elementwise, as torch.eq; also ``tapegrad.eq``: a bool tensor of the
+        broadcast shape, no gradient. Errors, torch's: RuntimeError for shapes that do not
+        broadcast, TypeError for an operand that is neither a tensor nor a number."""
         return self == other
 
     def ne(self, other):
+        """x != other elementwise, as torch.ne; also ``tapegrad.ne``: a bool tensor of the
+        broadcast shape, no gradient. Errors, torch's: RuntimeError for shapes that do not
+        broadcast, TypeError for an operand that is neither a tensor nor a number."""
         return self != other
 
     # --- softmax, log_softmax, logsumexp -------------------------------------------
     def softmax(self, dim: builtins.int, dtype=None):
+        """exp(x) / sum exp(x) along `dim` (`Softmax`): the same shape, each slice along dim
+        sums to 1. dtype: convert x first (as torch; needed for an integer tensor).
+
+        Errors: IndexError for a dim out of range, TypeError for a dim that is not one int,
+        NotImplementedError (a RuntimeError, torch's) for an integer tensor without dtype.
+        """
         return ops.softmax(self, dim, dtype)
 
     def log_softmax(self, dim: builtins.int, dtype=None):
+        """x - logsumexp(x, dim, keepdim=True), computed stably (`LogSoftmax`): the same shape.
+        dtype, and the errors, as `softmax`."""
         return ops.log_softmax(self, dim, dtype)
 
     def logsumexp(self, dim, keepdim: builtins.bool = False):
+        """log(sum(exp(x))) over `dim` (an int or a tuple of ints), computed stably
+        (`LogSumExp`); shapes as `sum`, float (an integer tensor gives the default float dtype).
+
+        Errors: IndexError for a dim out of range, TypeError for a dim that is not an int or a
+        tuple (None included), RuntimeError for a dim named twice or dim=() (torch's).
+        """
         return ops.logsumexp(self, dim, keepdim)
 
     # --- shape, joins and conversions (the torch surface) ----------------------------
@@ -836,9 +1185,12 @@ class Tensor:
         """The same memory read in another shape (a view, never a copy); ``view(dtype)``
         reinterprets the bits.
 
-        Refuses, as torch (RuntimeError), a shape the strides don't allow
-        (a transposed or sliced tensor): use reshape, which copies then. A
-        view as another dtype has no gradient (torch's isn't differentiable either).
+        Sizes as varargs or one tuple, one of them may be -1 (`View`). Refuses, as torch
+        (RuntimeError: ShapeError), a shape the strides don't allow (a transposed or sliced
+        tensor): use reshape, which copies then; and a shape that does not hold x's number
+        of elements. TypeError for sizes that are not ints or none given. A view as another
+        dtype has no gradient (torch's isn't differentiable either); RuntimeError (torch's)
+        when the last dimension does not fit the new element size.
         """
         if len(shape) == 1 and isinstance(shape[0], torch.dtype):
             if shape[0] == self._data.dtype:
@@ -847,12 +1199,18 @@ class Tensor:
         return ops.View.apply(self, ops.shape.sizes_argument(shape, "view()"))
 
     def view_as(self, other) -> Tensor:
+        """``x.view(other.shape)``: x's memory read in other's shape; see `view` for the
+        errors."""
         return self.view(tuple(other.shape))
 
     def reshape_as(self, other) -> Tensor:
+        """``x.reshape(other.shape)``: x's values in other's shape; see `reshape` for the
+        errors."""
         return self.reshape(tuple(other.shape))
 
     def expand_as(self, other) -> Tensor:
+        """``x.expand(other.shape)``: x repeated to other's shape (a view); see `expand` for
+        the errors."""
         return self.expand(tuple(other.shape))
 
     def flatten(self, start_dim: builtins.int = 0, end_dim: builtins.int = -1) -> Tensor:
@@ -880,16 +1238,30 @@ class Tensor:
         return ops.Reshape.apply(self, shape[:start] + (merged,) + shape[end + 1 :])
 
     def squeeze(self, dim=None) -> Tensor:
-        """Remove dimensions of size 1: all of them, or those among `dim` (an int or a tuple)."""
+        """Remove dimensions of size 1: all of them, or those among `dim` (an int or a tuple).
+
+        (`Squeeze`, a view.) A named dim whose size is not 1 is kept, as in torch: (1, 2, 1)
+        squeezed at 1 stays (1, 2, 1). Errors: IndexError for a dim out of range,
+        RuntimeError for a dim named twice, TypeError for a dim that is not an int.
+        """
         return ops.Squeeze.apply(self, tuple(dim) if isinstance(dim, list) else dim)
 
     def permute(self, *dims) -> Tensor:
-        """Reorder the dimensions: dimension i of the result is dimension dims[i] (a view)."""
+        """Reorder the dimensions: dimension i of the result is dimension dims[i] (a view).
+
+        (`Permute`; dims as varargs or one tuple.) Errors: ShapeError (a RuntimeError) when
+        dims does not name every dimension, RuntimeError for a dim named twice, IndexError for
+        a dim out of range, TypeError for dims that are not ints or none given.
+        """
         return ops.Permute.apply(self, ops.shape.sizes_argument(dims, "permute()"))
 
     def movedim(self, source, destination) -> Tensor:
         """Move dims `source` to positions `destination`, the others keeping their order (a
-        permute)."""
+        permute, `Permute`). Both ints, or both sequences of one length.
+
+        Errors: IndexError for a dim out of range, RuntimeError for a dim named twice or
+        sequences of different lengths, TypeError for an int with a sequence.
+        """
         if isinstance(source, list):
             source = tuple(source)
         if isinstance(destination, list):
@@ -901,13 +1273,19 @@ class Tensor:
     moveaxis = movedim
 
     def swapaxes(self, axis0: builtins.int, axis1: builtins.int) -> Tensor:
+        """``x.transpose(axis0, axis1)`` (numpy's name; also ``swapdims``); see `transpose`."""
         return self.transpose(axis0, axis1)
 
     swapdims = swapaxes
 
     def narrow(self, dim: builtins.int, start: builtins.int, length: builtins.int) -> Tensor:
         """The slice start:start+length along `dim` (a view, recorded like
-        x[:, start:start+length])."""
+        x[:, start:start+length]): that dim's size becomes `length`.
+
+        start may be negative (counting from the end). Errors, as torch: RuntimeError for a
+        0-d tensor or a length that is negative or runs past the end, IndexError for a dim or
+        a start out of range.
+        """
         if self._data.dim() == 0:
             raise RuntimeError(
                 "narrow() cannot be applied to a 0-d tensor (as in torch); reshape it first"
@@ -929,38 +1307,64 @@ class Tensor:
         return self[(slice(None),) * d + (slice(start, start + length),)]
 
     def select(self, dim: builtins.int, index: builtins.int) -> Tensor:
-        """x[.., index, ..] along `dim`: that dimension removed (recorded like x[:, index])."""
+        """x[.., index, ..] along `dim`: that dimension removed (recorded like x[:, index]).
+
+        Errors, as torch: IndexError for a 0-d tensor, or a dim or an index out of range.
+        """
         if self._data.dim() == 0:
             raise IndexError("select() cannot be applied to a 0-d tensor (as in torch)")
         d = ops.shape.normalize_dim(dim, tuple(self.shape), "select()")
         return self[(slice(None),) * d + (index,)]
 
     def split(self, split_size_or_sections, dim: builtins.int = 0) -> tuple:
+        """Pieces along `dim`: of size split_size (the last smaller), or one per listed size.
+
+        A tuple of views, each a recorded slice. Errors, as torch: RuntimeError (ShapeError)
+        for a negative size, a size 0 of a non-empty dim or sizes that don't add up to the
+        dim's size; RuntimeError for a 0-d tensor; IndexError for a dim out of range.
+        """
         return ops.join.split(self, split_size_or_sections, dim)
 
     def chunk(self, chunks: builtins.int, dim: builtins.int = 0) -> tuple:
+        """`chunks` pieces along `dim`, each of ceil(n / chunks) elements there (the last fewer;
+        there may be fewer pieces, as in torch): a tuple of recorded slices.
+
+        Errors, as torch: RuntimeError for chunks < 1 or a 0-d tensor, IndexError for a dim
+        out of range.
+        """
         return ops.join.chunk(self, chunks, dim)
 
     def unbind(self, dim: builtins.int = 0) -> tuple:
+        """The slices x[.., i, ..] along `dim`, each without that dimension: a tuple of
+        recorded slices (as torch.unbind). IndexError for a 0-d tensor or a dim out of
+        range."""
         return ops.join.unbind(self, dim)
 
     def clone(self, *, memory_format=torch.preserve_format) -> Tensor:
-        """A copy in memory of its own, recorded: the gradient passes through to this tensor."""
+        """A copy in memory of its own, recorded (`Clone`): the same shape and dtype; the
+        gradient passes through to this tensor. RuntimeError (torch's) for a memory_format
+        this tensor can't take (channels_last needs 4 dimensions)."""
         return ops.Clone.apply(self, memory_format)
 
     def contiguous(self, memory_format=torch.contiguous_format) -> Tensor:
-        """This tensor if its memory already is contiguous (as torch), else a recorded copy."""
+        """This tensor if its memory already is contiguous (as torch), else a recorded copy
+        (`Contiguous`) with the same shape and values, laid out row-major (or in memory_format:
+        RuntimeError, torch's, for one this tensor can't take)."""
         if self._data.is_contiguous(memory_format=memory_format):
             return self
         return ops.Contiguous.apply(self, memory_format)
 
     def is_floating_point(self) -> builtins.bool:
+        """Is the dtype a floating-point one (float16, bfloat16, float32, float64, ...)?"""
         return self._data.is_floating_point()
 
     def is_contiguous(self, memory_format=torch.contiguous_format) -> builtins.bool:
+        """Are the elements laid out in memory in row-major order, with no gaps (torch's)?"""
         return self._data.is_contiguous(memory_format=memory_format)
 
     def stride(self, dim=None):
+        """The steps in memory, in elements, between neighbours along each dimension (a tuple),
+        or along `dim` (an int; IndexError for a dim out of range, torch's)."""
         return self._data.stride() if dim is None else self._data.stride(dim)
 
     # --- comparisons: plain values, no gradient ---------------------------
@@ -970,40 +1374,60 @@ class Tensor:
         return Tensor._wrap(compare(self._data, other))
 
     def __lt__(self, other):
+        """x < other elementwise: a bool tensor of the broadcast shape, with no gradient.
+
+        other: a tensor or a number; dtypes are compared as torch promotes them (float32 with
+        float64 is allowed here). Errors, torch's: RuntimeError for shapes that do not
+        broadcast, TypeError for another kind of operand (None too: x == None is an error).
+        """
         return self._compare(other, torch.lt)
 
     def __le__(self, other):
+        """x <= other elementwise: a bool tensor, no gradient; shapes and errors as `__lt__`."""
         return self._compare(other, torch.le)
 
     def __gt__(self, other):
+        """x > other elementwise: a bool tensor, no gradient; shapes and errors as `__lt__`."""
         return self._compare(other, torch.gt)
 
     def __ge__(self, other):
+        """x >= other elementwise: a bool tensor, no gradient; shapes and errors as `__lt__`."""
         return self._compare(other, torch.ge)
 
     def __eq__(self, other):
+        """x == other elementwise: a bool tensor, no gradient; shapes and errors as `__lt__`.
+        (Hashing stays by identity.)"""
         return self._compare(other, torch.eq)
 
     def __ne__(self, other):
+        """x != other elementwise: a bool tensor, no gradient; shapes and errors as `__lt__`."""
         return self._compare(other, torch.ne)
 
     # --- logic on bool (or integer) tensors: plain values, no gradient ------------
     def __and__(self, other):
+        """x & other: logical and of bool tensors, bitwise and of integer ones (broadcast), no
+        gradient. NotImplementedError (a RuntimeError, torch's) for floating-point tensors."""
         return self._compare(other, torch.bitwise_and)
 
     __rand__ = __and__
 
     def __or__(self, other):
+        """x | other: logical or of bool tensors, bitwise or of integer ones (broadcast), no
+        gradient. NotImplementedError (a RuntimeError, torch's) for floating-point tensors."""
         return self._compare(other, torch.bitwise_or)
 
     __ror__ = __or__
 
     def __xor__(self, other):
+        """x ^ other: logical xor of bool tensors, bitwise xor of integer ones (broadcast), no
+        gradient. NotImplementedError (a RuntimeError, torch's) for floating-point tensors."""
         return self._compare(other, torch.bitwise_xor)
 
     __rxor__ = __xor__
 
     def __invert__(self):
+        """~x: logical not of a bool tensor, bitwise not of an integer one; no gradient.
+        TypeError (torch's) for a floating-point tensor."""
         return Tensor._wrap(~self._data)
 
 
@@ -1075,7 +1499,12 @@ def tensor(data, requires_grad: bool = False, dtype=None, device=None) -> Tensor
     """Build a Tensor from a number, a (nested) list, a numpy array or a torch tensor.
 
     Like torch.tensor: lists of Python floats become float32, of ints int64;
-    the values are always copied (a tensor given keeps its own memory).
+    the values are always copied (a tensor given keeps its own memory). The
+    shape is the nesting of the lists (a number gives a 0-d tensor).
+    Errors: DataError (a TypeError and ValueError) for ragged lists, DtypeError
+    (a TypeError and RuntimeError) for values the dtype can't hold or whose
+    dtype can't be inferred (None) and for requires_grad=True on an integer
+    or bool tensor, TypeError for data of another kind (a string).
     """
     if isinstance(data, Tensor):
         data = data._data

@@ -19,6 +19,11 @@ class Add(Function):
     """y = a + b
 
     dL/da = dL/dy,   dL/db = dL/dy   (each summed over broadcast dimensions)
+
+    a, b: tensors or numbers, shapes broadcast; y has the broadcast shape and torch's result
+    dtype (a number takes the tensor's; int with float gives the float). Errors: RuntimeError
+    for shapes that do not broadcast, DtypeError for float32 with float64, TypeError for an
+    operand that is neither a tensor nor a number.
     """
 
     check_grad_shapes = False
@@ -43,6 +48,8 @@ class Sub(Function):
     """y = a - b
 
     dL/da = dL/dy,   dL/db = -dL/dy
+
+    Shapes, dtypes and errors as `Add`.
     """
 
     check_grad_shapes = False
@@ -67,6 +74,8 @@ class Mul(Function):
     """y = a * b
 
     dL/da = dL/dy * b,   dL/db = dL/dy * a
+
+    Shapes, dtypes and errors as `Add`.
     """
 
     check_grad_shapes = False
@@ -94,6 +103,9 @@ class Div(Function):
     """y = a / b
 
     dL/da = dL/dy / b,   dL/db = -dL/dy * a / b^2 = -dL/dy * y / b
+
+    True division: integer operands give floats, and b = 0 gives inf or NaN, not an error.
+    Shapes, dtypes and errors otherwise as `Add`.
     """
 
     check_grad_shapes = False
@@ -123,6 +135,8 @@ class Neg(Function):
     """y = -x
 
     dL/dx = -dL/dy
+
+    x: any shape; y: x's shape and dtype. Errors: RuntimeError (torch's) for a bool x.
     """
 
     check_grad_shapes = False
@@ -141,6 +155,10 @@ class Pow(Function):
     """y = x^p, for a number p
 
     dL/dx = dL/dy * p * x^(p-1)
+
+    x: a tensor of any shape; y: x's shape, torch's dtype (an integer x to a float p gives
+    the default float dtype). Errors: RuntimeError (torch's) for an integer x to a negative
+    integer p.
     """
 
     check_grad_shapes = False
@@ -169,6 +187,9 @@ class PowTensor(Function):
     dL/da = dL/dy * b * a^(b-1)   (0 where b = 0, as in torch: y = 1 is flat in a, even at a = 0)
     dL/db = dL/dy * y * log(a)    (0 where a = 0 and b >= 0, as in torch: the limit of a^b log a;
                                    NaN everywhere for a number a < 0, whose log is NaN)
+
+    Shapes broadcast; y has the broadcast shape and torch's result dtype. Errors: DtypeError
+    for float32 with float64, RuntimeError for shapes that do not broadcast.
     """
 
     check_grad_shapes = False
@@ -205,7 +226,13 @@ class PowTensor(Function):
 
 
 def pow(base, exponent):
-    """base ** exponent: `Pow` for a number exponent, `PowTensor` when the exponent is a tensor."""
+    """base ** exponent: `Pow` for a number exponent, `PowTensor` when the exponent is a tensor.
+
+    As torch.pow: base a tensor or a number, exponent a number or a tensor; shapes broadcast,
+    torch's result dtype (an integer tensor to a float power gives floats). Errors: TypeError
+    for a base or exponent of another kind, DtypeError for float32 with float64, RuntimeError
+    for shapes that do not broadcast or an integer tensor to a negative integer power.
+    """
     number = isinstance(exponent, (int, float)) and not isinstance(exponent, bool)
     if not number and not hasattr(exponent, "shape"):
         raise TypeError(

@@ -24,6 +24,10 @@ class SetItem(Function):
     With an advanced index that names a position twice (y[[0, 0]] = v),
     one of the writes wins, but as in torch each element of v still gets
     dL/dy at the position it was written to.
+
+    y: x's shape and dtype. Errors: DtypeError for a v of the other float
+    dtype (float32 into float64 or back); torch's IndexError for an index out
+    of range, RuntimeError for a v that does not broadcast to x[index].
     """
 
     check_grad_shapes = False  # (not fresh_grads: dL/dv can be dL/dy itself, or a view of it)
@@ -70,6 +74,9 @@ class Fill(Function):
 
     dL/dx = 0
     dL/dv = sum of dL/dy
+
+    y: x's shape and dtype (a tensor v is converted to it). Errors: ShapeError (a
+    RuntimeError) for a v that is a tensor of 1 or more dimensions.
     """
 
     check_grad_shapes = False
@@ -99,6 +106,9 @@ class CopyInto(Function):
 
     dL/dx = 0
     dL/dsrc = dL/dy summed to src's shape, in src's dtype
+
+    y: x's shape, dtype and device. Errors: TypeError for a src that is not a tensor (use
+    fill_ for a number), RuntimeError (torch's) for a src that does not broadcast to x.
     """
 
     check_grad_shapes = False  # (not fresh_grads: dL/dv can be dL/dy itself, or a view of it)

@@ -78,6 +78,10 @@ class GetItem(Function):
 
     dL/dx = zeros like x, with dL/dy added at the positions that index picked
     (added, not written: an advanced index may pick one element twice)
+
+    y: torch's result of x[index], x's dtype: a view for a basic index, a copy for an
+    advanced one. Errors, torch's: IndexError for an index out of range, too many indices,
+    a bool mask of the wrong shape or a float index; TypeError for an index of another type.
     """
 
     check_grad_shapes = False
@@ -114,6 +118,9 @@ class GetItemBackward(Function):
        (GetItem's derivative as an op)
 
     dL/dg = dL/dz[index]
+
+    g: the shape of zeros(s)[index]; z: shape s, g's dtype. Errors, torch's: IndexError for
+    an index that does not fit s, RuntimeError for a g of another shape.
     """
 
     check_grad_shapes = False

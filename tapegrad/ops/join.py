@@ -82,6 +82,11 @@ class Cat(Function):
     """y = cat([x_1, ..., x_k], dim)   (the x_i one after another along dim)
 
     dL/dx_i = the slice of dL/dy along dim that x_i filled
+
+    The x_i agree in shape except along dim (1-D empty ones are skipped, as in torch); y's
+    size along dim is the sum of theirs. Errors: ValueError for no tensors, ShapeError (a
+    RuntimeError) for shapes that don't fit or a 0-d x_i, IndexError for a dim out of range,
+    DtypeError for float32 with float64.
     """
 
     check_grad_shapes = False
@@ -124,6 +129,10 @@ class Stack(Function):
     """y = stack([x_1, ..., x_k], dim)   (a new dimension at dim, y[.., i, ..] = x_i)
 
     dL/dx_i = dL/dy[.., i, ..]   (index i of the new dimension)
+
+    The x_i have one shape; y has it with a new dimension of size k at dim, in [-ndim - 1,
+    ndim]. Errors: RuntimeError for no tensors, ShapeError (a RuntimeError) for shapes that
+    differ, IndexError for a dim out of range, DtypeError for float32 with float64.
     """
 
     check_grad_shapes = False

@@ -11,6 +11,12 @@ class MatMul(Function):
     dL/da = dL/dy @ b^T,   dL/db = a^T @ dL/dy
     (transposes swap the last two dimensions; batch dimensions that were
     broadcast are summed back; a 1-D operand is treated as a row or column)
+
+    Shapes, as torch.matmul: (..., n, k) @ (..., k, m) -> (..., n, m), the batch dimensions
+    broadcast; a 1-D a is a row (k,), a 1-D b a column, their dimension dropped from y.
+    Errors: ShapeError (a RuntimeError) for a 0-d operand or inner sizes that differ,
+    RuntimeError for batch dimensions that do not broadcast, DtypeError for float32 with
+    float64.
     """
 
     check_grad_shapes = False

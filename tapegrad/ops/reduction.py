@@ -136,6 +136,11 @@ class Sum(Function):
     """y = sum of x over `dim` (all of x when dim is None)
 
     dL/dx[i] = dL/dy[the output element that x[i] was summed into]
+
+    dim: None or () for all dims, an int or a tuple of ints. y: x's shape without the reduced dims
+    (each kept as size 1 with keepdim), 0-d over all; x's dtype (int64 for an integer or bool x, as
+    torch). Errors: IndexError for a dim out of range, RuntimeError for a dim named twice, TypeError
+    for a dim that is not an int.
     """
 
     check_grad_shapes = False
@@ -154,6 +159,10 @@ class Mean(Function):
     """y = mean of x over `dim` (all of x when dim is None), n = number of elements averaged
 
     dL/dx[i] = dL/dy[the output element x[i] was averaged into] / n
+
+    dim and shapes as `Sum`; x floating-point (RuntimeError, torch's, for an integer x); NaN over no
+    elements. Errors: IndexError for a dim out of range, RuntimeError for a dim named twice,
+    TypeError for a dim that is not an int.
     """
 
     check_grad_shapes = False
@@ -177,6 +186,8 @@ class Max(Function):
 
     dL/dx = dL/dy / k at each of the k elements equal to y, else 0
     (tied maxima share dL/dy evenly, as in torch; if y is NaN, the NaNs share it)
+
+    x: any shape; y: 0-d, x's dtype. Errors: RuntimeError for an empty x (no element to pick).
     """
 
     check_grad_shapes = False
@@ -200,6 +211,8 @@ class Min(Function):
 
     dL/dx = dL/dy / k at each of the k elements equal to y, else 0
     (tied minima share dL/dy evenly, as in torch; if y is NaN, the NaNs share it)
+
+    x: any shape; y: 0-d, x's dtype. Errors: RuntimeError for an empty x (no element to pick).
     """
 
     check_grad_shapes = False
@@ -232,6 +245,10 @@ class TakeAlongDim(Function):
     """y = x at `indices` along `dim`: one element of each slice   (indices: y's shape, dim kept)
 
     dL/dx = dL/dy put back at the picked positions, 0 elsewhere
+
+    indices: int64, x's shape with size 1 along dim (as max(dim, keepdim=True) gives them).
+    y: indices' shape, dim removed unless keepdim; x's dtype. Errors, torch's: RuntimeError
+    for indices of another rank or dtype, or out of range.
     """
 
     check_grad_shapes = False
@@ -257,6 +274,7 @@ class MaxDim(TakeAlongDim):
     dL/dx = dL/dy at the index max returned in each slice (the first of tied maxima), 0 elsewhere
 
     (`TakeAlongDim` at the indices torch.max found, named so that the tape reads max.)
+    y: x's shape without dim (size 1 with keepdim), x's dtype. Errors: see `max`.
     """
 
 
@@ -266,6 +284,7 @@ class MinDim(TakeAlongDim):
     dL/dx = dL/dy at the index min returned in each slice (the first of tied minima), 0 elsewhere
 
     (`TakeAlongDim` at the indices torch.min found, named so that the tape reads min.)
+    y: x's shape without dim (size 1 with keepdim), x's dtype. Errors: see `min`.
     """
 
 
@@ -273,6 +292,9 @@ class PutAlongDim(Function):
     """z = zeros of `shape`, with g put at `indices` along `dim`   (TakeAlongDim's derivative)
 
     dL/dg = dL/dz at indices along dim
+
+    g: indices' shape, dim removed unless keepdim; z: `shape`, g's dtype. Errors, torch's:
+    RuntimeError for indices out of range or of another rank.
     """
 
     check_grad_shapes = False
@@ -334,6 +356,10 @@ class Amax(Function):
     dL/dx = dL/dy / k at each of the k elements equal to the maximum of their slice, else 0
     (tied maxima share dL/dy evenly; computed as torch does, dL/dy / k * mask, so that
     a slice holding a NaN gets NaN)
+
+    dim and shapes as `Sum`; x's dtype. Errors: RuntimeError for an empty x over every dim,
+    IndexError for a dim out of range or empty, RuntimeError for a dim named twice, TypeError
+    for a dim that is not an int.
     """
 
     check_grad_shapes = False
@@ -355,6 +381,10 @@ class Amin(Function):
     dL/dx = dL/dy / k at each of the k elements equal to the minimum of their slice, else 0
     (tied minima share dL/dy evenly; computed as torch does, dL/dy / k * mask, so that
     a slice holding a NaN gets NaN)
+
+    dim and shapes as `Sum`; x's dtype. Errors: RuntimeError for an empty x over every dim,
+    IndexError for a dim out of range or empty, RuntimeError for a dim named twice, TypeError
+    for a dim that is not an int.
     """
 
     check_grad_shapes = False
@@ -390,6 +420,10 @@ class Var(Function):
 
     dL/dx = dL/dy * 2 (x - mean) / (n - correction)
     (if n <= correction over all of x: inf, and NaN where x = mean, as in torch)
+
+    dim and shapes as `Sum`; x floating-point (RuntimeError, torch's, for an integer x: `var`
+    refuses one first, with DtypeError). Errors: IndexError for a dim out of range, RuntimeError for
+    a dim named twice, TypeError for a dim that is not an int.
     """
 
     check_grad_shapes = False
@@ -411,6 +445,8 @@ class Std(Function):
     """y = sqrt(var(x))   (var over `dim` with `correction`, as in `Var`)
 
     dL/dx = dL/dy / (2 y) * 2 (x - mean) / (n - correction)   (0 where y = 0, as in torch)
+
+    dim, shapes, dtypes and errors as `Var`.
     """
 
     check_grad_shapes = False
@@ -457,6 +493,9 @@ class Prod(Function):
 
     dL/dx[i] = dL/dy * (the product of the other elements of x[i]'s slice)
     (= dL/dy * y / x[i] where no element is 0; right with zeros too, as torch's)
+
+    y: x's shape without dim (size 1 with keepdim), 0-d over all; x's dtype (int64 for an
+    integer x). Errors: IndexError for a dim out of range, TypeError (torch's) for a tuple dim.
     """
 
     check_grad_shapes = False  # (not fresh_grads: for a 0-d x, dL/dx is dL/dy itself)
@@ -509,12 +548,22 @@ def _data(input):
 
 def sum(input, dim=None, keepdim=False):
     """The sum of the elements over `dim` (`Sum`): None, an int or a tuple, negatives from the
-    end."""
+    end.
+
+    The reduced dims are removed (kept as size 1 with keepdim); input's dtype (int64 for an integer
+    or bool tensor). Errors: IndexError for a dim out of range, RuntimeError for a dim named twice,
+    TypeError for a dim that is not an int.
+    """
     return Sum.apply(input, dim, keepdim)
 
 
 def mean(input, dim=None, keepdim=False):
-    """The mean of the elements over `dim` (`Mean`); input must be floating-point (as in torch)."""
+    """The mean of the elements over `dim` (`Mean`); input must be floating-point (as in torch).
+
+    dim and shapes as `sum`; NaN over no elements. Errors: RuntimeError (torch's) for an integer
+    tensor; IndexError for a dim out of range, RuntimeError for a dim named twice, TypeError for a
+    dim that is not an int.
+    """
     return Mean.apply(input, dim, keepdim)
 
 
@@ -522,11 +571,14 @@ def max(input, dim=None, keepdim=False):
     """The largest element: ``max(x)`` (0-d), ``max(x, dim)`` -> (values, indices), or
     ``max(x, other)``.
 
-    max(x):              a 0-d tensor; RuntimeError for an empty x.
+    max(x):              a 0-d tensor (`Max`); RuntimeError for an empty x.
     max(x, dim, keepdim) a named tuple ``(values, indices)`` as torch's: the gradient
                          goes to the index returned (the first of tied maxima);
-                         IndexError for a dim out of range or an empty dim.
-    max(x, other)        a tensor other: the elementwise `maximum`.
+                         IndexError for a dim out of range or an empty dim. Both have
+                         x's shape without dim (size 1 with keepdim); indices are int64.
+    max(x, other)        a tensor other: the elementwise `maximum` (shapes broadcast).
+
+    TypeError for a dim that is not one int (use amax for several), or keepdim without dim.
     """
     if isinstance(dim, (Tensor, torch.Tensor)):
         from .select import maximum
@@ -544,7 +596,9 @@ def max(input, dim=None, keepdim=False):
 def min(input, dim=None, keepdim=False):
     """The smallest element: ``min(x)``, ``min(x, dim)`` -> (values, indices), or ``min(x, other)``.
 
-    As `max`, with the smallest element and `minimum`.
+    As `max`, with the smallest element and `minimum`: RuntimeError for an empty x without
+    dim; IndexError for a dim out of range or an empty dim; TypeError for a dim that is not
+    one int, or keepdim without dim.
     """
     if isinstance(dim, (Tensor, torch.Tensor)):
         from .select import minimum
@@ -561,28 +615,35 @@ def min(input, dim=None, keepdim=False):
 
 def amax(input, dim=(), keepdim=False):
     """The largest element over `dim` (an int or a tuple; (): all); ties share the gradient
-    (`Amax`)."""
+    (`Amax`).
+
+    The reduced dims are removed (kept as size 1 with keepdim); input's dtype. Errors:
+    RuntimeError for an empty tensor over every dim, IndexError for a dim out of range or
+    empty, RuntimeError for a dim named twice, TypeError for a dim that is not an int.
+    """
     return Amax.apply(input, dim, keepdim)
 
 
 def amin(input, dim=(), keepdim=False):
     """The smallest element over `dim` (an int or a tuple; (): all); ties share the gradient
-    (`Amin`)."""
+    (`Amin`). Shapes and errors as `amax`."""
     return Amin.apply(input, dim, keepdim)
 
 
 def argmax(input, dim=None, keepdim=False):
     """The index of the largest element (in the flattened tensor for dim=None): int64, untracked.
 
-    Errors as torch: IndexError for a dim out of range, and for an empty
-    tensor without dim or along an empty dim.
+    dim=None: a 0-d index (shape (1,) * ndim with keepdim); an int dim: one index per
+    slice, that dim removed (or kept as size 1). Errors as torch: IndexError for a dim out
+    of range, and for an empty tensor without dim or along an empty dim; TypeError for a
+    dim that is not one int.
     """
     return _arg_extreme("argmax", input, dim, keepdim)
 
 
 def argmin(input, dim=None, keepdim=False):
     """The index of the smallest element (in the flattened tensor for dim=None): int64,
-    untracked."""
+    untracked. Shapes and errors as `argmax`."""
     return _arg_extreme("argmin", input, dim, keepdim)
 
 
@@ -625,8 +686,10 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     correction=1 (the default, or unbiased=True) is the unbiased estimate,
     correction=0 (unbiased=False) the population variance; as torch,
     ``var(x, True)`` reads the bool as unbiased. Where n <= correction the
-    result is inf or NaN, as in torch (which warns). Errors: an integer
-    tensor (TypeError; torch: RuntimeError), a dim out of range (IndexError).
+    result is inf or NaN, as in torch (which warns). dim (None, an int or a
+    tuple) and the shapes as `sum`. Errors: an integer tensor (DtypeError: a
+    TypeError; torch: RuntimeError), both correction and unbiased (TypeError),
+    a dim out of range (IndexError), a dim named twice (RuntimeError).
     """
     if isinstance(dim, bool):
         dim, unbiased = None, dim
@@ -637,7 +700,7 @@ def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """The standard deviation over `dim` (`Std`): sqrt of `var` with the same arguments.
 
     Its derivative is 0 where the standard deviation is 0 (all elements of
-    the slice equal), as torch's.
+    the slice equal), as torch's. Shapes and errors as `var`.
     """
     if isinstance(dim, bool):
         dim, unbiased = None, dim
@@ -645,7 +708,8 @@ def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    """(var, mean) over `dim`, as torch.var_mean."""
+    """(var, mean) over `dim`, as torch.var_mean: two tensors of one shape; see `var` and
+    `mean` for the arguments and errors."""
     return (
         var(input, dim, unbiased, keepdim, correction=correction),
         mean(input, None if isinstance(dim, bool) else dim, keepdim),
@@ -653,7 +717,8 @@ def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 
 def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    """(std, mean) over `dim`, as torch.std_mean."""
+    """(std, mean) over `dim`, as torch.std_mean: two tensors of one shape; see `std` and
+    `mean` for the arguments and errors."""
     return (
         std(input, dim, unbiased, keepdim, correction=correction),
         mean(input, None if isinstance(dim, bool) else dim, keepdim),

@@ -23,6 +23,10 @@ class Where(Function):
 
     dL/da = dL/dy where cond, else 0
     dL/db = dL/dy where not cond, else 0
+
+    y has the broadcast shape of cond, a and b, and torch's result dtype. Errors: DtypeError
+    (a TypeError and RuntimeError) for a cond that is not a bool tensor or for float32 with
+    float64, RuntimeError for shapes that do not broadcast.
     """
 
     check_grad_shapes = False
@@ -80,6 +84,12 @@ class Clamp(Function):
     dL/dx    = dL/dy where low <= x <= high, else 0   (1 at the bounds, as in torch)
     dL/dlow  = dL/dy where x < low and low < high, else 0
     dL/dhigh = dL/dy where x > high or high < low, else 0
+
+    y has the shape of x and the tensor bounds broadcast together (each gradient is summed
+    back over broadcast dimensions), and torch's result dtype (x's, or float for an integer
+    x with a float bound). Errors: RuntimeError (ArgumentError) with neither bound,
+    RuntimeError for bounds whose shapes do not broadcast with x, DtypeError for float32
+    with float64.
     """
 
     check_grad_shapes = False
@@ -139,6 +149,10 @@ class Maximum(Function):
     dL/db = dL/dy where b > a, dL/dy / 2 where a = b, else 0
     (each summed over broadcast dimensions; where a or b is NaN, so is y, and both get
     dL/dy, as in torch)
+
+    a, b: tensors whose shapes broadcast; y has the broadcast shape and torch's result dtype.
+    Errors: TypeError for an operand that is not a tensor, DtypeError for float32 with
+    float64, RuntimeError for shapes that do not broadcast.
     """
 
     check_grad_shapes = False
@@ -165,6 +179,10 @@ class Minimum(Function):
     dL/db = dL/dy where b < a, dL/dy / 2 where a = b, else 0
     (each summed over broadcast dimensions; where a or b is NaN, so is y, and both get
     dL/dy, as in torch)
+
+    a, b: tensors whose shapes broadcast; y has the broadcast shape and torch's result dtype.
+    Errors: TypeError for an operand that is not a tensor, DtypeError for float32 with
+    float64, RuntimeError for shapes that do not broadcast.
     """
 
     check_grad_shapes = False
@@ -225,12 +243,14 @@ clip = clamp
 
 
 def clamp_min(input, min):
-    """max(input, min) elementwise (`Clamp` with only a lower bound)."""
+    """max(input, min) elementwise (`Clamp` with only a lower bound); min a number or a
+    tensor. Shapes, dtypes and errors as `clamp`."""
     return Clamp.apply(input, as_operand(min), None)
 
 
 def clamp_max(input, max):
-    """min(input, max) elementwise (`Clamp` with only an upper bound)."""
+    """min(input, max) elementwise (`Clamp` with only an upper bound); max a number or a
+    tensor. Shapes, dtypes and errors as `clamp`."""
     return Clamp.apply(input, None, as_operand(max))
 
 
@@ -238,11 +258,17 @@ def maximum(input, other):
     """The larger of input and other, elementwise (`Maximum`); ties split the gradient evenly.
 
     Both must be tensors (a number is a TypeError, as in torch: use
-    clamp_min); their shapes broadcast.
+    clamp_min); their shapes broadcast, and the result has the broadcast shape.
+    Errors otherwise: DtypeError for float32 with float64, RuntimeError for shapes
+    that do not broadcast.
     """
     return Maximum.apply(input, as_operand(other))
 
 
 def minimum(input, other):
-    """The smaller of input and other, elementwise (`Minimum`); ties split the gradient evenly."""
+    """The smaller of input and other, elementwise (`Minimum`); ties split the gradient evenly.
+
+    As `maximum`: both tensors (a number is a TypeError: use clamp_max), shapes broadcast;
+    DtypeError for float32 with float64, RuntimeError for shapes that do not broadcast.
+    """
     return Minimum.apply(input, as_operand(other))

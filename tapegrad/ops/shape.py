@@ -88,6 +88,10 @@ class Reshape(Function):
     """y = x.reshape(shape)   (the same values in another shape; a view when it can be)
 
     dL/dx = dL/dy.reshape(x.shape)
+
+    shape: a tuple of ints, one of them may be -1 (computed from the others); y has it, and
+    x's dtype. Errors: ShapeError (a RuntimeError) for a shape that does not hold x's number
+    of elements or has two -1s, TypeError for sizes that are not ints.
     """
 
     check_grad_shapes = False
@@ -112,7 +116,10 @@ class View(Function):
 
     Only a shape that x's strides allow can be a view: a transposed or
     sliced tensor usually can't be flattened without a copy, and view then
-    refuses (RuntimeError, as torch); reshape copies instead.
+    refuses (ShapeError, a RuntimeError as torch's); reshape copies instead.
+    shape as `Reshape` (one size may be -1), with its errors: ShapeError for a
+    shape that does not hold x's number of elements, TypeError for sizes that
+    are not ints.
     """
 
     check_grad_shapes = False
@@ -144,6 +151,9 @@ class Unsqueeze(Function):
     """y = x.unsqueeze(dim)   (a new dimension of size 1 at `dim`)
 
     dL/dx = dL/dy.reshape(x.shape)
+
+    y: x's shape with a 1 inserted at position dim, in [-ndim - 1, ndim] (a view). Errors:
+    IndexError for a dim out of range, TypeError for a dim that is not an int.
     """
 
     check_grad_shapes = False
@@ -164,7 +174,10 @@ class Squeeze(Function):
 
     dL/dx = dL/dy.reshape(x.shape)
 
-    A named dimension whose size is not 1 is kept, as in torch.
+    A named dimension whose size is not 1 is kept, as in torch. y is a view.
+    dim: None, an int or a tuple of ints. Errors: IndexError for a dim out of
+    range, RuntimeError for a dim named twice, TypeError for a dim that is not
+    an int.
     """
 
     check_grad_shapes = False
@@ -189,6 +202,9 @@ class Transpose(Function):
     """y = x.transpose(d0, d1)   (swap two dimensions)
 
     dL/dx = dL/dy.transpose(d0, d1)
+
+    y: x's shape with sizes d0 and d1 swapped (a view). Errors: IndexError for a dim out of
+    range, TypeError for a dim that is not an int.
     """
 
     check_grad_shapes = False
@@ -207,6 +223,10 @@ class Permute(Function):
     """y = x.permute(dims)   (dimension i of y is dimension dims[i] of x; a view)
 
     dL/dx = dL/dy.permute(inverse of dims)   (dimension dims[i] of dL/dx is dimension i of dL/dy)
+
+    y: (x.shape[dims[0]], x.shape[dims[1]], ...). Errors: ShapeError (a RuntimeError) when
+    dims does not name as many dims as x has, RuntimeError for a dim named twice, IndexError
+    for a dim out of range.
     """
 
     check_grad_shapes = False
@@ -264,7 +284,10 @@ class Expand(Function):
 
     dL/dx = dL/dy summed over the repeated and added dimensions
 
-    A size of -1 keeps that dimension as it is.
+    A size of -1 keeps that dimension as it is. y has shape `sizes`, x's
+    dtype; it copies nothing (a view). Errors: ShapeError (a RuntimeError) for
+    sizes x can't expand to (a size other than 1 changed, fewer sizes than x
+    has dimensions, -1 for a new one), TypeError for sizes that are not ints.
     """
 
     check_grad_shapes = False
@@ -294,6 +317,9 @@ class Clone(Function):
     """y = a copy of x, in memory of its own
 
     dL/dx = dL/dy
+
+    y: x's shape, dtype and device; memory_format as torch's clone (preserved by default).
+    Errors: RuntimeError (torch's) for a memory_format x can't take (channels_last needs 4-D).
     """
 
     check_grad_shapes = False
@@ -311,6 +337,9 @@ class Contiguous(Function):
     """y = x copied into contiguous memory   (x.contiguous() records it only when x is not already)
 
     dL/dx = dL/dy
+
+    y: x's shape, dtype and device, always a copy (row-major, or the memory_format given).
+    Errors: RuntimeError (torch's) for a memory_format x can't take (channels_last needs 4-D).
     """
 
     check_grad_shapes = False
@@ -332,6 +361,9 @@ class To(Function):
     """y = x.to(dtype / device)
 
     dL/dx = dL/dy.to(x's dtype and device)
+
+    y: x's shape, in the dtype and on the device given (each None: x's). Errors: torch's,
+    for a device that can't be used; `Tensor.to` checks its arguments first (TypeError).
     """
 
     check_grad_shapes = False
@@ -468,40 +500,51 @@ def check_device_available(device: torch.device | None, call: str = "", probe=No
 
 
 def reshape(input, shape):
-    """torch.reshape: ``input.reshape(shape)``."""
+    """torch.reshape: ``input.reshape(shape)``, shape a tuple; see `Reshape` for the shapes and
+    errors."""
     return input.reshape(shape)
 
 
 def flatten(input, start_dim: int = 0, end_dim: int = -1):
-    """torch.flatten: ``input.flatten(start_dim, end_dim)``."""
+    """torch.flatten: ``input.flatten(start_dim, end_dim)``, dims start_dim..end_dim merged into
+    one. Errors: IndexError for a dim out of range, RuntimeError if start_dim comes after
+    end_dim."""
     return input.flatten(start_dim, end_dim)
 
 
 def squeeze(input, dim=None):
-    """torch.squeeze: ``input.squeeze(dim)``."""
+    """torch.squeeze: ``input.squeeze(dim)``, the size-1 dims (all, or those in dim) removed;
+    see `Squeeze` for the errors."""
     return input.squeeze(dim)
 
 
 def unsqueeze(input, dim: int):
-    """torch.unsqueeze: ``input.unsqueeze(dim)``."""
+    """torch.unsqueeze: ``input.unsqueeze(dim)``, a size-1 dim inserted at dim; see
+    `Unsqueeze` for the errors."""
     return input.unsqueeze(dim)
 
 
 def permute(input, dims):
-    """torch.permute: ``input.permute(dims)``."""
+    """torch.permute: ``input.permute(dims)``, dim i of the result is dim dims[i] of input;
+    see `Permute` for the errors."""
     return input.permute(dims)
 
 
 def transpose(input, dim0: int, dim1: int):
-    """torch.transpose: ``input.transpose(dim0, dim1)``."""
+    """torch.transpose: ``input.transpose(dim0, dim1)``, two dims swapped; see `Transpose` for
+    the errors."""
     return input.transpose(dim0, dim1)
 
 
 def movedim(input, source, destination):
-    """torch.movedim: ``input.movedim(source, destination)``."""
+    """torch.movedim: ``input.movedim(source, destination)``, dims source moved to positions
+    destination (a permute). Errors: IndexError for a dim out of range, RuntimeError for a
+    dim named twice or sequences of different lengths, TypeError for an int with a
+    sequence."""
     return input.movedim(source, destination)
 
 
 def clone(input, *, memory_format=torch.preserve_format):
-    """torch.clone: ``input.clone()``."""
+    """torch.clone: ``input.clone()``, a recorded copy (`Clone`) with input's shape and
+    dtype."""
     return input.clone(memory_format=memory_format)

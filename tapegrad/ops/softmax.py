@@ -30,6 +30,9 @@ class Softmax(Function):
     """y = exp(x) / (sum over dim of exp(x))   (each slice along dim sums to 1)
 
     dL/dx = y * (dL/dy - sum over dim of dL/dy * y)
+
+    x: any shape, floating-point; dim: one int. y: x's shape and dtype. Errors, torch's:
+    IndexError for a dim out of range, NotImplementedError (a RuntimeError) for an integer x.
     """
 
     check_grad_shapes = False
@@ -56,6 +59,9 @@ class SoftmaxBackward(Function):
 
     dL/dg = y * (dL/dz - sum over dim of dL/dz * y)
     dL/dy = dL/dz * (g - s) - g * (sum over dim of dL/dz * y)
+
+    g, y and z: one shape (y's) and floating dtype. Errors: RuntimeError (torch's) for g and
+    y of different shapes.
     """
 
     check_grad_shapes = False
@@ -89,6 +95,9 @@ class LogSoftmax(Function):
     """y = x - log(sum over dim of exp(x))
 
     dL/dx = dL/dy - exp(y) * (sum over dim of dL/dy)
+
+    x: any shape, floating-point; dim: one int. y: x's shape and dtype. Errors, torch's:
+    IndexError for a dim out of range, NotImplementedError (a RuntimeError) for an integer x.
     """
 
     check_grad_shapes = False
@@ -114,6 +123,10 @@ class LogSoftmaxBackward(Function):
 
     dL/dg = dL/dz - sum over dim of dL/dz * exp(y)
     dL/dy = -dL/dz * exp(y) * (sum over dim of g)
+
+    g, y and z: one shape (y's) and floating dtype, as the sweep passes them. aten's kernel
+    does not check that g and y agree: it raises nothing, and reads wrong values, if they
+    don't.
     """
 
     check_grad_shapes = False
@@ -140,6 +153,10 @@ class LogSumExp(Function):
     """y = log(sum over dim of exp(x))   (dim: an int or a tuple; keepdim as in sum)
 
     dL/dx = dL/dy * exp(x - y)   (dL/dy and y spread back over the summed dimensions)
+
+    y: x's shape without the dims of `dim` (each kept as size 1 with keepdim); floating-point
+    (an integer x gives the default float dtype). Errors, torch's: IndexError for a dim out
+    of range, RuntimeError for a dim named twice or an empty tuple.
     """
 
     check_grad_shapes = False
@@ -196,7 +213,12 @@ def _as_dtype(x, dtype):
 
 
 def softmax(input, dim: int, dtype=None):
-    """softmax(x, dim): exp(x) / sum exp(x) along `dim` (`dtype`: convert x first, as torch)."""
+    """softmax(x, dim): exp(x) / sum exp(x) along `dim` (`dtype`: convert x first, as torch).
+
+    `Softmax`; also ``x.softmax(dim)``. input's shape; each slice along dim sums to 1.
+    Errors: IndexError for a dim out of range, TypeError for a dim that is not one int,
+    NotImplementedError (a RuntimeError, torch's) for an integer tensor without dtype.
+    """
     try:
         return Softmax.apply(_as_dtype(input, dtype), dim)
     except (TypeError, IndexError, RuntimeError):
@@ -205,7 +227,10 @@ def softmax(input, dim: int, dtype=None):
 
 
 def log_softmax(input, dim: int, dtype=None):
-    """log_softmax(x, dim): x - logsumexp(x, dim), computed stably (`dtype`: convert x first)."""
+    """log_softmax(x, dim): x - logsumexp(x, dim), computed stably (`dtype`: convert x first).
+
+    `LogSoftmax`; also ``x.log_softmax(dim)``. input's shape; the errors of `softmax`.
+    """
     try:
         return LogSoftmax.apply(_as_dtype(input, dtype), dim)
     except (TypeError, IndexError, RuntimeError):
@@ -214,7 +239,13 @@ def log_softmax(input, dim: int, dtype=None):
 
 
 def logsumexp(input, dim, keepdim: bool = False):
-    """logsumexp(x, dim, keepdim=False): log(sum(exp(x))) over `dim` (an int or a tuple), stably."""
+    """logsumexp(x, dim, keepdim=False): log(sum(exp(x))) over `dim` (an int or a tuple), stably.
+
+    `LogSumExp`; also ``x.logsumexp(dim)``. The dims of `dim` are removed (kept as size 1
+    with keepdim); floating-point (an integer tensor gives the default float dtype). Errors:
+    IndexError for a dim out of range, TypeError for a dim that is not an int or a tuple of
+    ints (None too), RuntimeError (torch's) for a dim named twice or dim=().
+    """
     try:
         return LogSumExp.apply(input, dim, keepdim)
     except (TypeError, IndexError, RuntimeError):

@@ -23,6 +23,9 @@ class Exp(Function):
     """y = exp(x)
 
     dL/dx = dL/dy * y
+
+    x: any shape; y: x's shape, floating-point (an integer x gives the default float dtype, as
+    torch). Errors: TypeError (torch's) for an x that is not a tensor. Overflow gives inf.
     """
 
     check_grad_shapes = False
@@ -44,6 +47,10 @@ class Log(Function):
     """y = log(x)
 
     dL/dx = dL/dy / x
+
+    x: any shape; y: x's shape, floating-point (an integer x gives the default float dtype, as
+    torch). Errors: TypeError (torch's) for an x that is not a tensor.
+    log(0) = -inf and log(x < 0) = NaN, as torch: values, not errors.
     """
 
     check_grad_shapes = False
@@ -64,6 +71,10 @@ class Log1p(Function):
     """y = log(1 + x)   (accurate for small x)
 
     dL/dx = dL/dy / (1 + x)
+
+    x: any shape; y: x's shape, floating-point (an integer x gives the default float dtype, as
+    torch). Errors: TypeError (torch's) for an x that is not a tensor.
+    y = -inf at x = -1 and NaN below, as torch: values, not errors.
     """
 
     check_grad_shapes = False
@@ -84,6 +95,9 @@ class ReLU(Function):
     """y = max(x, 0)
 
     dL/dx = dL/dy where y > 0, else 0
+
+    x: any shape; y: x's shape and dtype. Errors: RuntimeError (torch's) for a bool x,
+    TypeError for an x that is not a tensor.
     """
 
     check_grad_shapes = False
@@ -109,6 +123,9 @@ class ThresholdBackward(Function):
 
     dL/dg = dL/dz where y > t, else 0
     dL/dy = 0   (y only chooses where: the mask is flat in y wherever it is defined)
+
+    g, y and z: one shape (y's: the sweep passes them so) and dtype; t a number. Errors:
+    RuntimeError (torch's) for g and y whose shapes do not broadcast.
     """
 
     check_grad_shapes = False
@@ -140,6 +157,9 @@ class Tanh(Function):
     """y = tanh(x)
 
     dL/dx = dL/dy * (1 - y^2)
+
+    x: any shape; y: x's shape, floating-point (an integer x gives the default float dtype, as
+    torch). Errors: TypeError (torch's) for an x that is not a tensor.
     """
 
     check_grad_shapes = False
@@ -164,6 +184,9 @@ class TanhBackward(Function):
 
     dL/dg = dL/dz * (1 - y^2)
     dL/dy = -2 dL/dz * g * y
+
+    g, y and z: one shape (y's: the sweep passes them so) and floating dtype. Errors:
+    RuntimeError (torch's) for g and y whose shapes do not broadcast.
     """
 
     check_grad_shapes = False
@@ -188,6 +211,9 @@ class Sigmoid(Function):
     """y = 1 / (1 + exp(-x))
 
     dL/dx = dL/dy * y * (1 - y)
+
+    x: any shape; y: x's shape, floating-point (an integer x gives the default float dtype, as
+    torch). Errors: TypeError (torch's) for an x that is not a tensor.
     """
 
     check_grad_shapes = False
@@ -212,6 +238,9 @@ class SigmoidBackward(Function):
 
     dL/dg = dL/dz * y * (1 - y)
     dL/dy = dL/dz * g * (1 - 2y)
+
+    g, y and z: one shape (y's: the sweep passes them so) and floating dtype. Errors:
+    RuntimeError (torch's) for g and y whose shapes do not broadcast.
     """
 
     check_grad_shapes = False
@@ -239,6 +268,9 @@ class Abs(Function):
     """y = |x|
 
     dL/dx = dL/dy * sign(x)   (0 at x = 0, as in torch)
+
+    x: any shape; y: x's shape and dtype. Errors: NotImplementedError (a RuntimeError,
+    torch's) for a bool x, TypeError for an x that is not a tensor.
     """
 
     check_grad_shapes = False
@@ -259,6 +291,9 @@ class Sqrt(Function):
     """y = sqrt(x)
 
     dL/dx = dL/dy / (2 y)   (inf at x = 0, as in torch; NaN for x < 0, where y is NaN)
+
+    x: any shape; y: x's shape, floating-point (an integer x gives the default float dtype, as
+    torch). Errors: TypeError (torch's) for an x that is not a tensor.
     """
 
     check_grad_shapes = False
@@ -280,6 +315,9 @@ class Sin(Function):
     """y = sin(x)
 
     dL/dx = dL/dy * cos(x)
+
+    x: any shape; y: x's shape, floating-point (an integer x gives the default float dtype, as
+    torch). Errors: TypeError (torch's) for an x that is not a tensor.
     """
 
     check_grad_shapes = False
@@ -300,6 +338,9 @@ class Cos(Function):
     """y = cos(x)
 
     dL/dx = -dL/dy * sin(x)
+
+    x: any shape; y: x's shape, floating-point (an integer x gives the default float dtype, as
+    torch). Errors: TypeError (torch's) for an x that is not a tensor.
     """
 
     check_grad_shapes = False
@@ -320,6 +361,9 @@ class Sign(Function):
     """y = sign(x): -1 where x < 0, 0 where x = 0, 1 where x > 0
 
     dL/dx = 0   (y is flat wherever it is defined; torch gives zeros too, not None)
+
+    x: any shape; y: x's shape and dtype (0 where x is NaN, as torch). Errors: TypeError
+    (torch's) for an x that is not a tensor.
     """
 
     check_grad_shapes = False
@@ -338,7 +382,11 @@ class Sign(Function):
 
 
 def abs(input):
-    """|input| elementwise (`Abs`); also ``x.abs()`` and Python's ``abs(x)``."""
+    """|input| elementwise (`Abs`); also ``x.abs()`` and Python's ``abs(x)``.
+
+    input's shape and dtype. Errors, torch's: NotImplementedError (a RuntimeError) for a bool
+    tensor, TypeError for an input that is not a tensor (a number: use Python's abs).
+    """
     return Abs.apply(input)
 
 
@@ -346,50 +394,95 @@ absolute = abs
 
 
 def sqrt(input):
-    """The square root elementwise (`Sqrt`)."""
+    """The square root elementwise, sqrt(input) (`Sqrt`); also ``x.sqrt()``.
+
+    input's shape, floating-point (an integer tensor gives the default float dtype); NaN
+    where input < 0, as torch. Errors: TypeError (torch's) for an input that is not a tensor
+    (a Python number too).
+    """
     return Sqrt.apply(input)
 
 
 def sin(input):
-    """The sine elementwise (`Sin`)."""
+    """The sine elementwise, sin(input), input in radians (`Sin`); also ``x.sin()``.
+
+    input's shape, floating-point (an integer tensor gives the default float dtype).
+    Errors: TypeError (torch's) for an input that is not a tensor (a Python number too).
+    """
     return Sin.apply(input)
 
 
 def cos(input):
-    """The cosine elementwise (`Cos`)."""
+    """The cosine elementwise, cos(input), input in radians (`Cos`); also ``x.cos()``.
+
+    input's shape, floating-point (an integer tensor gives the default float dtype).
+    Errors: TypeError (torch's) for an input that is not a tensor (a Python number too).
+    """
     return Cos.apply(input)
 
 
 def sign(input):
-    """-1, 0 or 1 elementwise (`Sign`); its gradient is zero."""
+    """-1, 0 or 1 elementwise, as input is negative, zero or positive (`Sign`); its gradient
+    is zero. Also ``x.sign()``.
+
+    input's shape and dtype (0 where input is NaN, as torch). Errors: TypeError (torch's)
+    for an input that is not a tensor (a Python number too).
+    """
     return Sign.apply(input)
 
 
 def exp(input):
-    """e^input elementwise (`Exp`)."""
+    """e^input elementwise (`Exp`); also ``x.exp()``.
+
+    input's shape, floating-point (an integer tensor gives the default float dtype);
+    overflow gives inf. Errors: TypeError (torch's) for an input that is not a tensor (a
+    Python number too).
+    """
     return Exp.apply(input)
 
 
 def log(input):
-    """The natural logarithm elementwise (`Log`)."""
+    """The natural logarithm elementwise, log(input) (`Log`); also ``x.log()``.
+
+    input's shape, floating-point (an integer tensor gives the default float dtype); -inf at
+    0 and NaN below, as torch. Errors: TypeError (torch's) for an input that is not a tensor
+    (a Python number too).
+    """
     return Log.apply(input)
 
 
 def log1p(input):
-    """log(1 + input) elementwise, accurate for small input (`Log1p`)."""
+    """log(1 + input) elementwise, accurate for small input (`Log1p`); also ``x.log1p()``.
+
+    input's shape, floating-point (an integer tensor gives the default float dtype); -inf
+    at -1 and NaN below. Errors: TypeError (torch's) for an input that is not a tensor (a
+    Python number too).
+    """
     return Log1p.apply(input)
 
 
 def relu(input):
-    """max(input, 0) elementwise (`ReLU`)."""
+    """max(input, 0) elementwise (`ReLU`); also ``x.relu()``.
+
+    input's shape and dtype. Errors, torch's: RuntimeError for a bool tensor, TypeError for
+    an input that is not a tensor (a Python number too).
+    """
     return ReLU.apply(input)
 
 
 def tanh(input):
-    """The hyperbolic tangent elementwise (`Tanh`)."""
+    """The hyperbolic tangent elementwise, in (-1, 1) (`Tanh`); also ``x.tanh()``.
+
+    input's shape, floating-point (an integer tensor gives the default float dtype).
+    Errors: TypeError (torch's) for an input that is not a tensor (a Python number too).
+    """
     return Tanh.apply(input)
 
 
 def sigmoid(input):
-    """1 / (1 + e^-input) elementwise (`Sigmoid`)."""
+    """1 / (1 + e^-input) elementwise, in (0, 1) (`Sigmoid`); also ``x.sigmoid()``.
+
+    input's shape, floating-point (an integer tensor gives the default float dtype).
+    Errors: TypeError (torch's) for an input that is not a tensor (a Python number too).
+    """
     return Sigmoid.apply(input)
