@@ -798,18 +798,25 @@ class Tensor:
           go stale, as in torch); the tensor then is that node's output.
         """
         operands = tuple(as_operand(o) for o in operands)
-        needs = _state.recording and (
-            self._requires_grad or any(isinstance(o, Tensor) and o._requires_grad for o in operands)
+        needs = (
+            _state.recording
+            and _can_require_grad(self._data)  # (an integer tensor: torch's op, no gradient)
+            and (
+                self._requires_grad
+                or any(isinstance(o, Tensor) and o._requires_grad for o in operands)
+            )
         )
         name = "x[index] = value" if method == "__setitem__" else f"{method}()"
         if not needs:
             raw = [o._data if isinstance(o, Tensor) else o for o in operands]
             for o in raw:
-                if isinstance(o, torch.Tensor) and method != "copy_":  # copy_ converts, as in torch
+                if isinstance(o, torch.Tensor) and method not in ("copy_", "fill_"):  # they convert
                     _check_same_float(self._data, o, name)
             getattr(self._data, method)(*raw)
             return self
         if self._node is None and self._requires_grad:
+            if method == "__setitem__":
+                self._data[operands[0]]  # an index out of range first: IndexError, as torch
             raise RuntimeError(
                 f"{name}: a leaf tensor that requires grad can't be changed in place "
                 "while recording (as in torch): the change would not be on the tape. "
@@ -1378,7 +1385,8 @@ class Tensor:
 
         other: a tensor or a number; dtypes are compared as torch promotes them (float32 with
         float64 is allowed here). Errors, torch's: RuntimeError for shapes that do not
-        broadcast, TypeError for another kind of operand (None too: x == None is an error).
+        broadcast, TypeError for another kind of operand (None too, but ``==``/``!=`` with None
+        give False/True, as torch).
         """
         return self._compare(other, torch.lt)
 
@@ -1396,11 +1404,16 @@ class Tensor:
 
     def __eq__(self, other):
         """x == other elementwise: a bool tensor, no gradient; shapes and errors as `__lt__`.
-        (Hashing stays by identity.)"""
+        (Hashing stays by identity.) ``x == None`` is False, as torch."""
+        if other is None:
+            return False
         return self._compare(other, torch.eq)
 
     def __ne__(self, other):
-        """x != other elementwise: a bool tensor, no gradient; shapes and errors as `__lt__`."""
+        """x != other elementwise: a bool tensor, no gradient; shapes and errors as `__lt__`.
+        ``x != None`` is True, as torch."""
+        if other is None:
+            return True
         return self._compare(other, torch.ne)
 
     # --- logic on bool (or integer) tensors: plain values, no gradient ------------

@@ -675,3 +675,64 @@ def test_a_subclass_getstate_built_on_super_and_its_setstate_run_as_torch():
         found[kind] = [(c.__dict__.get("tag"), hasattr(c, "scratch"), c.restored) for c in copies]
     assert found[ExtendsTapegrad] == found[ExtendsTorch]
     assert found[ExtendsTapegrad][0] == ("kept", False, True)
+
+
+# --- what an audit of the surface's docstrings found ---------------------------------------
+
+
+def _outcome(action):
+    try:
+        result = action()
+    except Exception as error:  # noqa: BLE001 (the type is what is compared)
+        return type(error).__name__
+    data = result.data if isinstance(result, tg.Tensor) else result
+    return data.tolist(), data.dtype, bool(getattr(result, "requires_grad", False))
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda i, w: i.add_(w),
+        lambda i, w: i.mul_(w),
+        lambda i, w: i.copy_(w),
+        lambda i, w: (i.__setitem__(0, w[0]), i)[1],
+        lambda i, w: (i.__setitem__(slice(0, 2), w[:2]), i)[1],
+    ],
+    ids=["add_", "mul_", "copy_", "x[0] = w[0]", "x[:2] = w[:2]"],
+)
+def test_an_integer_tensor_written_in_place_with_a_value_needing_grad_does_as_torch(write):
+    # an integer tensor can't hold a gradient: torch's own op runs (converting, or refusing)
+    found = {}
+    for lib in (tg, torch):
+        i = lib.tensor([1, 2, 3])
+        w = lib.tensor([0.7, 1.5, 2.5], requires_grad=True)
+        found[lib] = _outcome(lambda: write(i, w))
+    assert found[tg] == found[torch]
+
+
+def test_fill_takes_a_zero_d_tensor_of_the_other_float_dtype_recorded_or_not_as_torch():
+    value = torch.tensor(2.5, dtype=torch.float64)
+    plain = tg.ones(2).fill_(value)
+    recorded = (tg.ones(2, requires_grad=True) * 1).fill_(tg.tensor(2.5, dtype=torch.float64))
+    assert plain.tolist() == recorded.tolist() == torch.ones(2).fill_(value).tolist()
+    assert plain.dtype == recorded.dtype == torch.float32
+
+
+def test_comparisons_with_none_and_split_sizes_as_torch():
+    for lib in (tg, torch):
+        x = lib.ones(2)
+        assert (x == None) is False and (x != None) is True  # noqa: E711 (the point)
+        with pytest.raises(TypeError):
+            x < None  # noqa: B015
+        for sizes in (1.5, "a", [1.0, 1.0]):
+            with pytest.raises(TypeError):
+                x.split(sizes)
+
+
+def test_an_index_out_of_range_on_a_leaf_that_requires_grad_is_an_index_error_as_torch():
+    for lib in (tg, torch):
+        x = lib.ones(3, requires_grad=True)
+        with pytest.raises(IndexError):
+            x[5] = 1.0
+        with pytest.raises(RuntimeError):
+            x[1] = 1.0

@@ -9,6 +9,8 @@ contributions, so x's gradient is assembled from all of them.
 
 from __future__ import annotations
 
+import operator
+
 import torch
 
 from ..errors import DtypeError, ShapeError
@@ -220,14 +222,14 @@ def split(tensor, split_size_or_sections, dim: int = 0) -> tuple:
     d = _dim_to_cut(tensor, dim, "split()")
     length = tensor.shape[d]
     if isinstance(split_size_or_sections, (list, tuple, torch.Size)):
-        sizes = [int(s) for s in split_size_or_sections]
+        sizes = [_size(s) for s in split_size_or_sections]
         if any(s < 0 for s in sizes) or sum(sizes) != length:
             raise ShapeError(
                 f"split(): sizes {sizes} must be non-negative and add up to {length}, "
                 f"the size of dim {d} of the tensor of shape {tuple(tensor.shape)}"
             )
     else:
-        size = int(split_size_or_sections)
+        size = _size(split_size_or_sections)
         if size < 0 or (size == 0 and length != 0):
             raise ShapeError(
                 f"split(): split_size must be positive (0 only for an empty dim), got "
@@ -235,6 +237,16 @@ def split(tensor, split_size_or_sections, dim: int = 0) -> tuple:
             )
         sizes = [p.shape[0] for p in torch.split(torch.empty(length, 0), size)] if size else [0]
     return _pieces(tensor, d, sizes)
+
+
+def _size(value) -> int:
+    """A piece's size for split(): an int (or a 0-d integer tensor), else TypeError, as torch."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"split(): sizes must be ints, got {type(value).__name__} ({value!r})"
+        ) from None
 
 
 def chunk(tensor, chunks: int, dim: int = 0) -> tuple:

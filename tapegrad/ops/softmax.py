@@ -182,7 +182,7 @@ class LogSumExp(Function):
 
 def _dims(dim, ndim: int) -> tuple:
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    if not dims:  # torch reads dim=() as every dimension
+    if not dims:  # every dimension (torch 2.13's logsumexp itself refuses dim=(): passed on)
         return tuple(range(ndim))
     return tuple(sorted(d % max(ndim, 1) for d in dims))
 
