@@ -839,21 +839,11 @@ class Module:
                 if key not in state_dict:
                     missing.append(key)
                     continue
-                value = _data(state_dict[key])
-                target = _data(target)
-                if not isinstance(value, torch.Tensor):
-                    problems.append(f"{key}: expected a tensor, got {type(value).__name__}")
-                    continue
-                value = value.detach()  # e.g. torch's state_dict(keep_vars=True)
-                if target.dim() == 0 and value.shape == (1,):
-                    value = value[0]  # torch's allowance for old checkpoints
-                if value.shape != target.shape:
-                    problems.append(
-                        f"{key}: shape {tuple(value.shape)} in the state dict, "
-                        f"{tuple(target.shape)} in the model"
-                    )
-                    continue
-                copies.append((target, value))
+                target, value, problem = _loadable(key, target, state_dict[key])
+                if problem:
+                    problems.append(problem)
+                else:
+                    copies.append((target, value))
             if _EXTRA_STATE in own:
                 if module_prefix + _EXTRA_STATE in state_dict:
                     extras.append(module)
@@ -1044,6 +1034,21 @@ def _overrides(module: Module, method: str) -> bool:
     return getattr(type(module), method) is not getattr(Module, method)
 
 
+def _loadable(key: str, target, value) -> tuple:
+    """(target, value, None): the torch tensors to copy `value` of state dict entry `key`
+    into `target` (a parameter or buffer); (target, None, the problem) if it can't be."""
+    value, target = _data(value), _data(target)
+    if not isinstance(value, torch.Tensor):
+        return target, None, f"{key}: expected a tensor, got {type(value).__name__}"
+    value = value.detach()  # e.g. torch's state_dict(keep_vars=True)
+    if target.dim() == 0 and value.shape == (1,):
+        value = value[0]  # torch's allowance for old checkpoints
+    if value.shape != target.shape:
+        shapes = f"shape {tuple(value.shape)} in the state dict, {tuple(target.shape)} in the model"
+        return target, None, f"{key}: {shapes}"
+    return target, value, None
+
+
 def _load_with_extra_state(module: Module, prefix: str, state_dict) -> None:
     """Load `module` and its descendants in torch's order, once the checks have passed: its
     own tensors, then its set_extra_state (which may change the module: fix up its
@@ -1056,14 +1061,11 @@ def _load_with_extra_state(module: Module, prefix: str, state_dict) -> None:
             key = prefix + name
             if key not in state_dict:
                 continue
-            target, value = _data(target), _data(state_dict[key]).detach()
-            if target.dim() == 0 and value.shape == (1,):
-                value = value[0]
-            if value.shape != target.shape:  # an earlier set_extra_state changed it
+            target, value, problem = _loadable(key, target, state_dict[key])
+            if problem:  # an earlier set_extra_state changed the model
                 raise RuntimeError(
-                    f"Error(s) in loading state_dict for {type(module).__name__}: {key}: shape "
-                    f"{tuple(value.shape)} in the state dict, {tuple(target.shape)} in the "
-                    "model, after an earlier module's set_extra_state changed the model (the "
+                    f"Error(s) in loading state_dict for {type(module).__name__}: {problem}, "
+                    "after an earlier module's set_extra_state changed the model (the "
                     "modules before this one are loaded)"
                 )
             saved.append((target, target.clone()))
