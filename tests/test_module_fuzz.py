@@ -109,21 +109,35 @@ def run(operation: str, name: str, kind: str, persistent: bool, module, lib):
 def test_random_attribute_programs_match_torch(program):
     modules = {key: lib.Module() for key, lib in LIBS.items()}
     for step, (operation, name, kind, persistent) in enumerate(program):
-        outcomes, before = {}, {}
-        for key, lib in LIBS.items():
-            before[key] = observe(modules[key])
-            try:
-                run(operation, name, kind, persistent, modules[key], lib)
-                outcomes[key] = None
-            except Exception as error:  # noqa: BLE001 (the type is what is compared)
-                outcomes[key] = type(error)
         where = f"step {step}: {operation}({name!r}, {kind}, persistent={persistent})"
-        assert outcomes["ours"] == outcomes["torch"], where
-        if outcomes["ours"] is not None:
-            assert observe(modules["ours"]) == before["ours"], f"{where}: refused, yet changed"
-            if observe(modules["torch"]) != before["torch"]:
-                return  # torch changed something before refusing: the two part ways here
-        assert observe(modules["ours"]) == observe(modules["torch"]), where
+        if not same_step(
+            lambda key, lib: run(operation, name, kind, persistent, modules[key], lib),
+            lambda key: [observe(modules[key])],
+            where,
+        ):
+            return
+
+
+def same_step(act, look, where: str) -> bool:
+    """Run act(key, lib) on tapegrad's modules and on torch's, then compare: the same
+    outcome (done, or the same exception type), and the same observations (look(key): one
+    per module). A refusal must change nothing of ours. Returns False where torch changed
+    something before refusing: the two part ways there, and the program stops."""
+    outcomes, before = {}, {}
+    for key, lib in LIBS.items():
+        before[key] = look(key)
+        try:
+            act(key, lib)
+            outcomes[key] = None
+        except Exception as error:  # noqa: BLE001 (the type is what is compared)
+            outcomes[key] = type(error)
+    assert outcomes["ours"] == outcomes["torch"], where
+    if outcomes["ours"] is not None:
+        assert look("ours") == before["ours"], f"{where}: refused, yet changed"
+        if look("torch") != before["torch"]:
+            return False
+    assert look("ours") == look("torch"), where
+    return True
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -145,27 +159,18 @@ def test_random_programs_over_shallow_copies_match_torch(program):
     # what it reads in torch: the registered value, or a copy's own plain attribute.
     modules = {key: [lib.Module()] for key, lib in LIBS.items()}
     for step, (operation, target, name, kind, persistent) in enumerate(program):
-        outcomes, before = {}, {}
-        for key, lib in LIBS.items():
+
+        def act(key, lib):
             family = modules[key]
-            before[key] = [observe(m) for m in family]
             module = family[target % len(family)]
-            try:
-                if operation == "copy":
-                    family.append(copy.copy(module))
-                else:
-                    run(operation, name, kind, persistent, module, lib)
-                outcomes[key] = None
-            except Exception as error:  # noqa: BLE001 (the type is what is compared)
-                outcomes[key] = type(error)
+            if operation == "copy":
+                family.append(copy.copy(module))
+            else:
+                run(operation, name, kind, persistent, module, lib)
+
         where = f"step {step}: {operation}({name!r}, {kind}) on copy {target}"
-        assert outcomes["ours"] == outcomes["torch"], where
-        if outcomes["ours"] is not None:
-            assert [observe(m) for m in modules["ours"]] == before["ours"], f"{where}: changed"
-            if [observe(m) for m in modules["torch"]] != before["torch"]:
-                return  # torch changed something before refusing: the two part ways here
-        for ours, theirs in zip(modules["ours"], modules["torch"]):
-            assert observe(ours) == observe(theirs), where
+        if not same_step(act, lambda key: [observe(m) for m in modules[key]], where):
+            return
 
 
 # --- ModuleList and Sequential edits --------------------------------------------------------
